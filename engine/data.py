@@ -1,0 +1,393 @@
+"""The trajectory dataset contract: validation, npz/HDF5 files and normalization.
+
+A dataset holds ``N`` trajectories sampled on one shared, strictly increasing time grid:
+
+=========  ============================  ==========================================
+field      shape                         meaning
+=========  ============================  ==========================================
+``t``      (T,)                          times, strictly increasing
+``x``      (N, T, *state_shape)          states: a vector, a 1-D field (L,) or
+                                         (C, L), or a multi-channel 2-D field
+                                         (C, H, W)
+``mu``     (N, P)                        parameters, constant along a trajectory
+``f``      (N, T, F)                     forcing sampled on ``t``
+=========  ============================  ==========================================
+
+``P`` and ``F`` may be zero. Optional metadata: ``param_names`` (P strings),
+``forcing_names`` (F strings) and ``system`` (a string).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["Dataset", "load_dataset", "DatasetError", "Normalization"]
+
+_ARRAY_FIELDS = ("t", "x", "mu", "f")
+_NAME_FIELDS = ("param_names", "forcing_names")
+
+
+class DatasetError(ValueError):
+    """A dataset file or array does not meet the contract; the message names the field."""
+
+
+def _as_float_array(name: str, value: object) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # pragma: no cover - numpy rarely fails here
+        raise DatasetError(f"field '{name}': cannot be read as an array ({exc})") from exc
+    if array.dtype.kind not in "fiub":
+        raise DatasetError(f"field '{name}': expected numbers, got dtype {array.dtype}")
+    if array.dtype.kind != "f":
+        array = array.astype(np.float64)
+    return array
+
+
+def _names(kind: str, names: Sequence[str] | None, count: int, prefix: str) -> list[str]:
+    if names is None:
+        return [f"{prefix}{i}" for i in range(count)]
+    names = [str(n) for n in np.asarray(names, dtype=object).reshape(-1).tolist()]
+    if len(names) != count:
+        raise DatasetError(f"field '{kind}': expected {count} names, got {len(names)}")
+    return names
+
+
+@dataclass
+class Dataset:
+    """Trajectories of a parametrized, forced dynamical system (see the module docstring).
+
+    Args:
+        t: (T,) strictly increasing times.
+        x: (N, T, *state_shape) states.
+        mu: (N, P) parameters; ``None`` means P = 0.
+        f: (N, T, F) forcing on ``t``; ``None`` means F = 0.
+        param_names: P names of the parameters (default ``mu0``, ``mu1``, ...).
+        forcing_names: F names of the forcing channels (default ``f0``, ...).
+        system: name of the system that made the data, if any.
+
+    Raises:
+        DatasetError: a field has the wrong shape, holds NaN/inf, or the times are not
+            strictly increasing.
+    """
+
+    t: np.ndarray
+    x: np.ndarray
+    mu: np.ndarray | None = None
+    f: np.ndarray | None = None
+    param_names: Sequence[str] | None = None
+    forcing_names: Sequence[str] | None = None
+    system: str | None = None
+    attrs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.t = _as_float_array("t", self.t)
+        self.x = _as_float_array("x", self.x)
+        if self.t.ndim != 1:
+            raise DatasetError(f"field 't': expected shape (T,), got {self.t.shape}")
+        if self.t.size == 0:
+            raise DatasetError("field 't': is empty, expected at least 2 times")
+        if self.x.ndim < 3:
+            raise DatasetError(
+                f"field 'x': expected shape (N, T, *state_shape) with at least 3 axes, "
+                f"got {self.x.shape}"
+            )
+        n_traj, n_times = self.x.shape[:2]
+        if n_traj == 0 or self.x.size == 0:
+            raise DatasetError(f"field 'x': is empty (shape {self.x.shape})")
+        if n_times != self.t.size:
+            raise DatasetError(
+                f"field 'x': axis 1 has {n_times} times but 't' has {self.t.size}"
+            )
+        if self.t.size < 2:
+            raise DatasetError("field 't': expected at least 2 times")
+        steps = np.diff(self.t)
+        if not np.all(np.isfinite(self.t)):
+            raise DatasetError("field 't': contains NaN or inf")
+        if np.any(steps <= 0):
+            bad = int(np.argmax(steps <= 0))
+            kind = "repeated" if steps[bad] == 0 else "unsorted"
+            raise DatasetError(
+                f"field 't': times must be strictly increasing; {kind} at index {bad + 1} "
+                f"(t[{bad}]={self.t[bad]!r}, t[{bad + 1}]={self.t[bad + 1]!r})"
+            )
+        self.mu = (
+            np.zeros((n_traj, 0)) if self.mu is None else _as_float_array("mu", self.mu)
+        )
+        if self.mu.ndim == 1 and self.mu.shape[0] == n_traj:
+            self.mu = self.mu[:, None]
+        if self.mu.ndim != 2 or self.mu.shape[0] != n_traj:
+            raise DatasetError(
+                f"field 'mu': expected shape (N, P) with N={n_traj}, got {self.mu.shape}"
+            )
+        self.f = (
+            np.zeros((n_traj, n_times, 0)) if self.f is None else _as_float_array("f", self.f)
+        )
+        if self.f.ndim != 3 or self.f.shape[:2] != (n_traj, n_times):
+            raise DatasetError(
+                f"field 'f': expected shape (N, T, F) with N={n_traj}, T={n_times}, "
+                f"got {self.f.shape}"
+            )
+        for name in ("x", "mu", "f"):
+            array = getattr(self, name)
+            if not np.all(np.isfinite(array)):
+                count = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+                raise DatasetError(f"field '{name}': contains {count} NaN or inf values")
+        self.param_names = _names("param_names", self.param_names, self.mu.shape[1], "mu")
+        self.forcing_names = _names("forcing_names", self.forcing_names, self.f.shape[2], "f")
+        self.system = None if self.system in (None, "") else str(self.system)
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def n_trajectories(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def n_times(self) -> int:
+        return int(self.t.size)
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.x.shape[2:])
+
+    @property
+    def n_params(self) -> int:
+        return int(self.mu.shape[1])
+
+    @property
+    def n_forcing(self) -> int:
+        return int(self.f.shape[2])
+
+    def __len__(self) -> int:
+        return self.n_trajectories
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(system={self.system!r}, trajectories={self.n_trajectories}, "
+            f"times={self.n_times} on [{self.t[0]:.4g}, {self.t[-1]:.4g}], "
+            f"state_shape={self.state_shape}, params={self.param_names}, "
+            f"forcing={self.forcing_names})"
+        )
+
+    def subset(self, indices: Sequence[int] | slice) -> "Dataset":
+        """The trajectories at ``indices`` (same time grid and names)."""
+        idx = np.arange(self.n_trajectories)[indices]
+        idx = np.atleast_1d(idx)
+        return Dataset(
+            self.t, self.x[idx], self.mu[idx], self.f[idx], self.param_names,
+            self.forcing_names, self.system, dict(self.attrs),
+        )
+
+    def time_slice(self, start: int, stop: int | None = None) -> "Dataset":
+        """The snapshots ``start:stop`` of every trajectory."""
+        sl = slice(start, stop)
+        return Dataset(
+            self.t[sl], self.x[:, sl], self.mu, self.f[:, sl], self.param_names,
+            self.forcing_names, self.system, dict(self.attrs),
+        )
+
+    def summary(self) -> dict:
+        """A JSON-friendly description: sizes, ranges and names."""
+        return {
+            "system": self.system,
+            "n_trajectories": self.n_trajectories,
+            "n_times": self.n_times,
+            "t_range": [float(self.t[0]), float(self.t[-1])],
+            "state_shape": list(self.state_shape),
+            "x_range": [float(self.x.min()), float(self.x.max())],
+            "param_names": list(self.param_names),
+            "param_ranges": [
+                [float(lo), float(hi)]
+                for lo, hi in zip(self.mu.min(axis=0), self.mu.max(axis=0))
+            ],
+            "forcing_names": list(self.forcing_names),
+        }
+
+    # --------------------------------------------------------------------- io
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the dataset to ``.npz`` or ``.h5``/``.hdf5`` (chosen by the suffix), atomically."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".npz", ".h5", ".hdf5"):
+            raise DatasetError(
+                f"unknown dataset file type '{path.suffix}' for {path}: use .npz, .h5 or .hdf5"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
+        os.close(fd)
+        try:
+            if suffix == ".npz":
+                self._write_npz(tmp)
+            else:
+                self._write_h5(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    def _meta(self) -> dict:
+        return {"system": self.system or "", "attrs": json.dumps(self.attrs)}
+
+    def _write_npz(self, path: str) -> None:
+        with open(path, "wb") as handle:
+            np.savez(
+                handle, t=self.t, x=self.x, mu=self.mu, f=self.f,
+                param_names=np.asarray(self.param_names, dtype=np.str_),
+                forcing_names=np.asarray(self.forcing_names, dtype=np.str_),
+                system=np.asarray(self.system or "", dtype=np.str_),
+                attrs=np.asarray(json.dumps(self.attrs), dtype=np.str_),
+            )
+
+    def _write_h5(self, path: str) -> None:
+        import h5py
+
+        with h5py.File(path, "w") as h5:
+            for name in _ARRAY_FIELDS:
+                h5.create_dataset(name, data=getattr(self, name))
+            for name in _NAME_FIELDS:
+                h5.create_dataset(
+                    name, data=np.asarray(getattr(self, name), dtype=object),
+                    dtype=h5py.string_dtype(),
+                )
+            h5.attrs["system"] = self.system or ""
+            h5.attrs["attrs"] = json.dumps(self.attrs)
+
+
+def _read_npz(path: Path) -> dict:
+    try:
+        # allow_pickle=False: a dataset is never allowed to execute code on load.
+        with np.load(path, allow_pickle=False) as archive:
+            fields = {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
+        raise DatasetError(f"{path}: not a readable .npz dataset ({exc})") from exc
+    for key in ("system", "attrs"):
+        if key in fields:
+            fields[key] = str(fields[key].reshape(-1)[0]) if fields[key].size else ""
+    return fields
+
+
+def _read_h5(path: Path) -> dict:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            fields = {}
+            for key in list(_ARRAY_FIELDS) + list(_NAME_FIELDS):
+                if key in h5:
+                    data = h5[key][()]
+                    if key in _NAME_FIELDS:
+                        data = [d.decode() if isinstance(d, bytes) else str(d) for d in data]
+                    fields[key] = data
+            for key in ("system", "attrs"):
+                if key in h5.attrs:
+                    value = h5.attrs[key]
+                    fields[key] = value.decode() if isinstance(value, bytes) else str(value)
+    except OSError as exc:
+        raise DatasetError(f"{path}: not a readable HDF5 dataset ({exc})") from exc
+    return fields
+
+
+def load_dataset(path: str | os.PathLike) -> Dataset:
+    """Read and validate a dataset from ``.npz`` or ``.h5``/``.hdf5``.
+
+    Raises:
+        DatasetError: unknown file type, missing or corrupt file, missing field, or any
+            violation of the contract (the message names the field).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".npz", ".h5", ".hdf5"):
+        raise DatasetError(
+            f"unknown dataset file type '{path.suffix}' for {path}: use .npz, .h5 or .hdf5"
+        )
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such dataset file")
+    fields = _read_npz(path) if suffix == ".npz" else _read_h5(path)
+    for key in ("t", "x"):
+        if key not in fields:
+            raise DatasetError(f"{path}: missing required field '{key}'")
+    attrs_text = fields.get("attrs") or "{}"
+    try:
+        attrs = json.loads(attrs_text)
+    except json.JSONDecodeError:
+        attrs = {}
+    return Dataset(
+        t=fields["t"], x=fields["x"], mu=fields.get("mu"), f=fields.get("f"),
+        param_names=fields.get("param_names"), forcing_names=fields.get("forcing_names"),
+        system=fields.get("system") or None, attrs=attrs if isinstance(attrs, dict) else {},
+    )
+
+
+@dataclass
+class Normalization:
+    """Affine maps to and from the unit scales the networks see.
+
+    The state uses one mean and std per channel (the first state axis for fields with
+    2+ axes, one scalar for vectors and (L,) fields); parameters and forcing one per
+    component. Times are not rescaled: the latent SDE lives in physical time.
+    """
+
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    mu_mean: np.ndarray
+    mu_std: np.ndarray
+    f_mean: np.ndarray
+    f_std: np.ndarray
+
+    @staticmethod
+    def fit(dataset: Dataset, enabled: bool = True, per_component: bool = False) -> "Normalization":
+        """Statistics of ``dataset``; ``enabled=False`` gives the identity map.
+
+        Args:
+            per_component: one mean/std per state component (for vector states whose
+                components have different units); otherwise per channel.
+        """
+        state_shape = dataset.state_shape
+        x = dataset.x
+        if per_component or len(state_shape) == 1 and state_shape[0] <= 16:
+            shape = state_shape
+            axes = (0, 1)
+        elif len(state_shape) >= 2:
+            shape = (state_shape[0],) + (1,) * (len(state_shape) - 1)
+            axes = (0, 1) + tuple(range(3, x.ndim))
+        else:
+            shape = (1,)
+            axes = tuple(range(x.ndim))
+        if enabled:
+            x_mean = x.mean(axis=axes).reshape(shape)
+            x_std = x.std(axis=axes).reshape(shape)
+            mu_mean, mu_std = dataset.mu.mean(axis=0), dataset.mu.std(axis=0)
+            f_flat = dataset.f.reshape(-1, dataset.n_forcing)
+            f_mean, f_std = f_flat.mean(axis=0), f_flat.std(axis=0)
+        else:
+            x_mean, x_std = np.zeros(shape), np.ones(shape)
+            mu_mean, mu_std = np.zeros(dataset.n_params), np.ones(dataset.n_params)
+            f_mean, f_std = np.zeros(dataset.n_forcing), np.ones(dataset.n_forcing)
+
+        def safe(std: np.ndarray) -> np.ndarray:
+            std = np.asarray(std, dtype=np.float64)
+            return np.where(std > 1e-12, std, 1.0)
+
+        return Normalization(
+            np.asarray(x_mean, np.float64), safe(x_std), np.asarray(mu_mean, np.float64),
+            safe(mu_std), np.asarray(f_mean, np.float64), safe(f_std),
+        )
+
+    def to_dict(self) -> dict:
+        return {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}
+
+    @staticmethod
+    def from_dict(values: dict) -> "Normalization":
+        try:
+            return Normalization(**{k: np.asarray(values[k], np.float64) for k in (
+                "x_mean", "x_std", "mu_mean", "mu_std", "f_mean", "f_std")})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"normalization: malformed entry ({exc})") from exc
