@@ -4,6 +4,14 @@ GUI-free. The public API is re-exported here.
 """
 
 from engine.data import Dataset, DatasetError, load_dataset
+from engine.io import ModelFileError, load_model
+from engine.model import ExtrapolationWarning, NotFittedError, StochasticROM
+from engine.prediction import Prediction
+from engine.progress import RecordingCallback, StopFlag, TqdmCallback
 
-__all__ = ["Dataset", "DatasetError", "load_dataset"]
+__all__ = [
+    "Dataset", "DatasetError", "load_dataset", "StochasticROM", "load_model", "Prediction",
+    "ModelFileError", "NotFittedError", "ExtrapolationWarning", "StopFlag", "TqdmCallback",
+    "RecordingCallback",
+]
 __version__ = "0.1.0"

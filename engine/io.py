@@ -1,0 +1,169 @@
+"""Model directories: ``config.json`` + ``model.safetensors``; loading never unpickles.
+
+``config.json`` holds the format version, the hyperparameters (``get_params()``), the
+state shape, the normalization, parameter/forcing names and trained ranges, training
+metadata and metrics. The weights are a flat safetensors file of the module state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from engine.data import Normalization
+
+__all__ = ["FORMAT_VERSION", "ModelFileError", "save_model", "load_model"]
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class ModelFileError(ValueError):
+    """A model directory is missing, corrupt or from an incompatible version."""
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+def save_model(model, directory: str | os.PathLike, metrics: dict | None = None) -> Path:
+    """Write a fitted model to ``directory`` (created; files replaced atomically)."""
+    model._check_fitted()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {
+        "format_version": FORMAT_VERSION,
+        "kind": "srom.StochasticROM",
+        "params": model.get_params(),
+        "state_shape": list(model.state_shape_),
+        "latent_dim": model.latent_dim_,
+        "architecture": model.architecture_,
+        "n_params": model.n_params_,
+        "n_forcing": model.n_forcing_,
+        "param_names": model.param_names_,
+        "forcing_names": model.forcing_names_,
+        "param_ranges": model.param_ranges_,
+        "t_range": model.t_range_,
+        "dt": model.dt_,
+        "system": model.system_,
+        "normalization": model.normalization_.to_dict(),
+        "training": {k: v for k, v in getattr(model, "training_", {}).items()},
+        "metrics": metrics if metrics is not None else getattr(model, "metrics_", {}),
+    }
+    state = {k: v.detach().cpu().contiguous() for k, v in model.module_.state_dict().items()}
+    for name, payload in ((CONFIG_NAME, None), (WEIGHTS_NAME, state)):
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        os.close(fd)
+        try:
+            if payload is None:
+                Path(tmp).write_text(json.dumps(_jsonable(config), indent=2))
+            else:
+                save_file(payload, tmp, metadata={"format_version": str(FORMAT_VERSION)})
+            os.replace(tmp, directory / name)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return directory
+
+
+def load_model(directory: str | os.PathLike, device: str = "cpu"):
+    """Load a model saved by :func:`save_model`.
+
+    Args:
+        directory: the model directory.
+        device: where to put it (``cpu``, ``cuda`` or ``auto``).
+
+    Raises:
+        ModelFileError: the directory or a file is missing, corrupt, from another format
+            version, or its weights do not match its config.
+    """
+    from engine.model import StochasticROM, resolve_device
+
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    if not directory.is_dir():
+        raise ModelFileError(f"{directory}: no such model directory")
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise ModelFileError(f"{directory}: missing {path.name}")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{config_path}: not valid JSON ({exc})") from exc
+    if not isinstance(config, dict) or config.get("kind") != "srom.StochasticROM":
+        raise ModelFileError(f"{config_path}: not an srom model config")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{config_path}: format version {version!r} is not supported (expected {FORMAT_VERSION})")
+    try:
+        params = dict(config["params"])
+        unknown = set(params) - set(StochasticROM.param_names())
+        if unknown:
+            raise ModelFileError(f"{config_path}: unknown hyperparameters {sorted(unknown)}")
+        model = StochasticROM(**params)
+        model.set_params(device=device)
+        norm = Normalization.from_dict(config["normalization"])
+        model.normalization_ = norm
+        model.state_shape_ = tuple(int(s) for s in config["state_shape"])
+        model.n_params_, model.n_forcing_ = int(config["n_params"]), int(config["n_forcing"])
+        model.param_names_ = list(config["param_names"])
+        model.forcing_names_ = list(config["forcing_names"])
+        model.param_ranges_ = [list(map(float, r)) for r in config["param_ranges"]]
+        model.t_range_ = [float(v) for v in config["t_range"]]
+        model.dt_ = float(config["dt"])
+        model.system_ = config.get("system")
+        model.training_ = config.get("training", {})
+        model.metrics_ = config.get("metrics", {})
+        module = model._build(model.state_shape_, model.n_params_, model.n_forcing_, norm,
+                              model.t_range_[1] - model.t_range_[0])
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{config_path}: malformed or incompatible config ({exc})") from exc
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{weights_path}: not a readable safetensors file ({exc})") from exc
+    try:
+        module.load_state_dict({k: v.to(model.torch_dtype) if v.is_floating_point() else v
+                                for k, v in state.items()}, strict=True)
+    except RuntimeError as exc:
+        raise ModelFileError(f"{weights_path}: weights do not match the config ({exc})") from exc
+    model.module_ = module.to(resolve_device(device)).eval()
+    model._rollout = None
+    return model
+
+
+def copy_model(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Copy a model directory (only its two files)."""
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        shutil.copy2(Path(source) / name, target / name)
+    return target
+
+
+def load_config(directory: str | os.PathLike) -> dict:
+    """The parsed ``config.json`` of a model directory (for listings and cards)."""
+    try:
+        return json.loads((Path(directory) / CONFIG_NAME).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{directory}: cannot read {CONFIG_NAME} ({exc})") from exc
+

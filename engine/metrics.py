@@ -1,0 +1,71 @@
+"""Accuracy and calibration metrics of probabilistic predictions (numpy).
+
+Conventions: ``truth`` is ``(B, T, *S)``; a predictive mean has the same shape; samples
+are ``(B, n, T, *S)`` with the sample axis second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["relative_l2", "rmse", "crps", "interval_coverage", "summarize"]
+
+
+def _flat_state(a: np.ndarray, lead: int) -> np.ndarray:
+    return a.reshape(*a.shape[:lead], -1)
+
+
+def relative_l2(mean: np.ndarray, truth: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Per-step relative error ``‖mean − truth‖₂ / ‖truth‖₂`` over the state, ``(B, T)``."""
+    mean, truth = np.asarray(mean), np.asarray(truth)
+    if mean.shape != truth.shape:
+        raise ValueError(f"relative_l2: shapes differ, mean {mean.shape} vs truth {truth.shape}")
+    diff = np.linalg.norm(_flat_state(mean - truth, 2), axis=-1)
+    norm = np.linalg.norm(_flat_state(truth, 2), axis=-1)
+    return diff / np.maximum(norm, eps)
+
+
+def rmse(mean: np.ndarray, truth: np.ndarray) -> float:
+    """Root mean squared error over every entry."""
+    return float(np.sqrt(np.mean((np.asarray(mean) - np.asarray(truth)) ** 2)))
+
+
+def crps(samples: np.ndarray, truth: np.ndarray) -> float:
+    """Mean continuous ranked probability score of an ensemble, over every entry.
+
+    Uses the sorted-sample form of ``E|X − y| − ½ E|X − X'|`` (exact for the empirical
+    distribution of the n samples), in the units of the state.
+    """
+    samples, truth = np.asarray(samples, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    if samples.shape[:1] + samples.shape[2:] != truth.shape:
+        raise ValueError(f"crps: samples {samples.shape} do not match truth {truth.shape}")
+    n = samples.shape[1]
+    xs = np.sort(samples, axis=1)
+    term1 = np.abs(xs - truth[:, None]).mean(axis=1)
+    # ½ E|X − X'| = (1/n²) Σ_i (2i − n − 1) x_(i)
+    weights = (2 * np.arange(1, n + 1) - n - 1).reshape((1, n) + (1,) * (xs.ndim - 2))
+    term2 = (weights * xs).sum(axis=1) / (n * n)
+    return float(np.mean(term1 - term2))
+
+
+def interval_coverage(samples: np.ndarray, truth: np.ndarray, level: float = 0.9) -> float:
+    """Share of truth entries inside the central ``level`` interval of the samples."""
+    samples, truth = np.asarray(samples), np.asarray(truth)
+    if not 0 < level < 1:
+        raise ValueError(f"interval_coverage: level must be in (0, 1), got {level}")
+    lo = np.quantile(samples, 0.5 - level / 2, axis=1)
+    hi = np.quantile(samples, 0.5 + level / 2, axis=1)
+    return float(np.mean((truth >= lo) & (truth <= hi)))
+
+
+def summarize(mean: np.ndarray, samples: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """The evaluation summary of ``srom evaluate``."""
+    err = relative_l2(mean, truth)
+    return {
+        "rel_l2_mean": float(err.mean()),
+        "rel_l2_std": float(err.std()),
+        "rmse": rmse(mean, truth),
+        "crps": crps(samples, truth),
+        "coverage_50": interval_coverage(samples, truth, 0.5),
+        "coverage_90": interval_coverage(samples, truth, 0.9),
+    }

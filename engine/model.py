@@ -1,0 +1,567 @@
+"""``StochasticROM``: the estimator that ties data, networks, ELBO, training and rollout.
+
+scikit-learn discipline: ``__init__`` stores its arguments verbatim; ``fit`` returns
+``self``; learned state ends in ``_``; ``get_params()`` is exactly the saved config.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from engine.data import Dataset, DatasetError, Normalization
+from engine.drift import Dispersion, build_drift
+from engine.metrics import summarize
+from engine.module import SROMModule
+from engine.networks import build_decoder, build_encoder, choose_architecture
+from engine.posterior import DeepKernel, WindowPosterior
+from engine.prediction import Prediction
+from engine.priors import LogNormalVariance
+from engine.progress import CallbackList, StopFlag, TrainingCallback
+from engine.rollout import METHODS, RolloutEngine
+from engine.train import Trainer, TrainSettings, WindowSampler, read_checkpoint
+
+__all__ = ["StochasticROM", "NotFittedError", "ExtrapolationWarning", "resolve_device"]
+
+
+class NotFittedError(RuntimeError):
+    """The model has not been fitted (or loaded) yet."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """Parameters lie outside the range the model was trained on."""
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; otherwise ``torch.device(device)``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available")
+    return device
+
+
+def _tuple(value) -> tuple:
+    return tuple(value) if value is not None else None
+
+
+class StochasticROM:
+    """A stochastic reduced-order model: probabilistic autoencoder + latent SDE.
+
+    Architecture:
+        latent_dim: d; ``None`` picks the state size for small vectors (identity
+            autoencoder) and 4 otherwise.
+        architecture: ``auto``, ``mlp``, ``conv1d``, ``conv2d`` or ``identity``.
+        n_win: snapshots seen by the encoder (forward-looking window).
+        hidden: widths of the encoder/decoder fully connected layers.
+        conv_channels: channels of the first conv level (doubling per level).
+        periodic: circular padding in the conv layers (periodic domains).
+        encoder_variance: ``constant`` (learned vector) or ``amortized``.
+        drift: ``neural`` (MLP on [z, μ, f]), ``library`` (sparse polynomial) or ``physics``.
+        drift_hidden, activation: the drift MLP.
+        time_features: add cos/sin of 2πt/T_train to the drift input.
+        library_degree, library_include_params, library_prior_scale: the library drift.
+        physics, physics_params: a registered physics drift and its initial parameters.
+        drift_correction: add a neural correction (zero at start) to a structural drift.
+        dispersion_init: initial Ψ (std per latent dimension).
+        dispersion_prior: ``(log_mean, log_std)`` of a log-normal prior on Ψ², or ``None``.
+        decoder_log_var_init, decoder_log_var_prior: the decoder noise variance (normalized
+            units): initial log σ² and the (mean, std) of its Gaussian prior.
+        kernel_hidden, kernel_length_scale, kernel_nugget: the deep kernel.
+        normalize: scale states, μ and f to zero mean and unit std before the networks.
+        dtype: ``float32`` or ``float64``.
+
+    Training:
+        steps, lr, lr_decay_steps (lr × 0.9 every that many steps), window (B),
+        windows_per_step (W), n_samples (R), n_quad (strata per sample), quadrature
+        (``stratified`` — unbiased, default — or ``data``), kl_warmup, kl_transition
+        (β ramps 0 → 1 over that many steps after the warm-up; ``None`` = steps // 3),
+        grad_clip, log_every, checkpoint_every, device (``auto``), cuda_graph, seed.
+
+    Prediction:
+        integrator (``euler`` or ``heun``), substeps (between output times).
+    """
+
+    def __init__(self, latent_dim: int | None = None, architecture: str = "auto", n_win: int = 1,
+                 hidden: tuple[int, ...] = (128, 128), conv_channels: int = 8,
+                 periodic: bool = False, encoder_variance: str = "constant",
+                 drift: str = "neural", drift_hidden: tuple[int, ...] = (128, 128, 128),
+                 activation: str = "silu", time_features: bool = False,
+                 library_degree: int = 3, library_include_params: bool = False,
+                 library_prior_scale: float = 1.0, physics: str | None = None,
+                 physics_params: dict | None = None, drift_correction: bool = False,
+                 dispersion_init: float = 0.1,
+                 dispersion_prior: tuple[float, float] | None = None,
+                 decoder_log_var_init: float = -4.0,
+                 decoder_log_var_prior: tuple[float, float] = (-4.0, 1.0),
+                 kernel_hidden: tuple[int, ...] = (32, 32), kernel_length_scale: float = 0.1,
+                 kernel_nugget: float = 1e-2, normalize: bool = True, dtype: str = "float32",
+                 steps: int = 2000, lr: float = 1e-3, lr_decay_steps: int = 1000,
+                 window: int = 64, windows_per_step: int = 4, n_samples: int = 1,
+                 n_quad: int = 32, quadrature: str = "stratified", kl_warmup: int = 0,
+                 kl_transition: int | None = None, grad_clip: float = 10.0,
+                 log_every: int = 50, checkpoint_every: int = 0, device: str = "auto",
+                 cuda_graph: bool = True, seed: int = 0, integrator: str = "euler",
+                 substeps: int = 1):
+        self.latent_dim = latent_dim
+        self.architecture = architecture
+        self.n_win = n_win
+        self.hidden = hidden
+        self.conv_channels = conv_channels
+        self.periodic = periodic
+        self.encoder_variance = encoder_variance
+        self.drift = drift
+        self.drift_hidden = drift_hidden
+        self.activation = activation
+        self.time_features = time_features
+        self.library_degree = library_degree
+        self.library_include_params = library_include_params
+        self.library_prior_scale = library_prior_scale
+        self.physics = physics
+        self.physics_params = physics_params
+        self.drift_correction = drift_correction
+        self.dispersion_init = dispersion_init
+        self.dispersion_prior = dispersion_prior
+        self.decoder_log_var_init = decoder_log_var_init
+        self.decoder_log_var_prior = decoder_log_var_prior
+        self.kernel_hidden = kernel_hidden
+        self.kernel_length_scale = kernel_length_scale
+        self.kernel_nugget = kernel_nugget
+        self.normalize = normalize
+        self.dtype = dtype
+        self.steps = steps
+        self.lr = lr
+        self.lr_decay_steps = lr_decay_steps
+        self.window = window
+        self.windows_per_step = windows_per_step
+        self.n_samples = n_samples
+        self.n_quad = n_quad
+        self.quadrature = quadrature
+        self.kl_warmup = kl_warmup
+        self.kl_transition = kl_transition
+        self.grad_clip = grad_clip
+        self.log_every = log_every
+        self.checkpoint_every = checkpoint_every
+        self.device = device
+        self.cuda_graph = cuda_graph
+        self.seed = seed
+        self.integrator = integrator
+        self.substeps = substeps
+
+    # ------------------------------------------------------------ parameters
+    @classmethod
+    def param_names(cls) -> list[str]:
+        import inspect
+
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyperparameters, JSON-friendly (tuples as lists); what ``save`` writes."""
+        out = {}
+        for name in self.param_names():
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def set_params(self, **params) -> "StochasticROM":
+        valid = set(self.param_names())
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"unknown parameter '{key}' for StochasticROM")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = StochasticROM().get_params()
+        changed = {k: v for k, v in self.get_params().items() if v != defaults[k]}
+        return "StochasticROM(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
+
+    def _check_params(self) -> None:
+        if self.quadrature not in ("stratified", "data"):
+            raise ValueError(f"quadrature must be 'stratified' or 'data', got '{self.quadrature}'")
+        if self.integrator not in METHODS:
+            raise ValueError(f"integrator must be one of {METHODS}, got '{self.integrator}'")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got '{self.dtype}'")
+        for name in ("steps", "window", "windows_per_step", "n_samples", "n_quad", "n_win",
+                     "log_every", "substeps", "lr_decay_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.window < 2:
+            raise ValueError(f"window must be at least 2 snapshots, got {self.window}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+    # ------------------------------------------------------------- building
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return torch.float64 if self.dtype == "float64" else torch.float32
+
+    def _resolve_latent_dim(self, state_shape: tuple[int, ...]) -> int:
+        if self.latent_dim is not None:
+            if int(self.latent_dim) < 1:
+                raise ValueError(f"latent_dim must be positive, got {self.latent_dim}")
+            return int(self.latent_dim)
+        size = math.prod(state_shape)
+        return size if (len(state_shape) == 1 and size <= 8) else 4
+
+    def _build(self, state_shape: tuple[int, ...], n_params: int, n_forcing: int,
+               normalization: Normalization, t_span: float) -> SROMModule:
+        d = self._resolve_latent_dim(state_shape)
+        arch = self.architecture
+        if arch == "auto":
+            arch = choose_architecture(state_shape, d)
+        padding = "circular" if self.periodic else "zeros"
+        hidden = tuple(self.hidden)
+        encoder = build_encoder(arch, state_shape, d, self.n_win, hidden, self.activation,
+                                self.conv_channels, padding, self.encoder_variance)
+        decoder = build_decoder(arch, state_shape, d, hidden[::-1], self.activation,
+                                self.conv_channels, padding)
+        lv_mean, lv_std = self.decoder_log_var_prior
+        dec_var = LogNormalVariance(state_shape, self.decoder_log_var_init, 1e-2, lv_mean, lv_std)
+        kernel = DeepKernel(tuple(self.kernel_hidden), self.kernel_length_scale, self.kernel_nugget)
+        units = None
+        if self.drift == "physics":
+            if arch == "identity":
+                size = math.prod(state_shape)
+                units = {
+                    "z_shift": np.broadcast_to(normalization.x_mean, state_shape).reshape(size).tolist(),
+                    "z_scale": np.broadcast_to(normalization.x_std, state_shape).reshape(size).tolist(),
+                }
+            else:
+                units = {}
+            units["mu_shift"] = normalization.mu_mean.tolist()
+            units["mu_scale"] = normalization.mu_std.tolist()
+        drift = build_drift(
+            self.drift, d, n_params, n_forcing, hidden=tuple(self.drift_hidden), act=self.activation,
+            time_period=t_span if self.time_features else None, library_degree=self.library_degree,
+            library_include_params=self.library_include_params,
+            library_prior_scale=self.library_prior_scale, physics=self.physics,
+            physics_params=self.physics_params, correction=self.drift_correction,
+            physics_units=units)
+        dispersion = Dispersion(d, self.dispersion_init,
+                                _tuple(self.dispersion_prior) if self.dispersion_prior else None)
+        module = SROMModule(encoder, decoder, dec_var, WindowPosterior(kernel), drift, dispersion,
+                            state_shape, d)
+        self.architecture_ = arch
+        self.latent_dim_ = d
+        return module.to(self.torch_dtype)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, dataset: Dataset, *, callback: TrainingCallback | None = None,
+            stop_flag: StopFlag | None = None, checkpoint: str | os.PathLike | None = None,
+            resume_from: str | os.PathLike | None = None) -> "StochasticROM":
+        """Train on ``dataset`` by amortized variational inference (no SDE solve).
+
+        Args:
+            dataset: the training trajectories.
+            callback: progress callbacks (start / log / end).
+            stop_flag: set it from another thread to stop after the current step.
+            checkpoint: file to write checkpoints to (every ``checkpoint_every`` steps and
+                at the end); defaults to none.
+            resume_from: a checkpoint to continue from (same data and hyperparameters).
+
+        Returns:
+            self. ``training_`` records status (``completed``, ``stopped``, ``diverged``,
+            ``interrupted``), steps, seconds, device and the loss history.
+        """
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"fit expects an engine.Dataset, got {type(dataset).__name__}")
+        self._check_params()
+        device = resolve_device(self.device)
+        torch.manual_seed(self.seed)
+        if device.type == "cuda":
+            torch.cuda.manual_seed_all(self.seed)
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        resume = None
+        if resume_from is not None:
+            resume = read_checkpoint(resume_from)
+            norm = Normalization.from_dict(resume[1]["normalization"])
+        else:
+            norm = Normalization.fit(dataset, self.normalize)
+        self.normalization_ = norm
+        self.state_shape_ = dataset.state_shape
+        self.n_params_, self.n_forcing_ = dataset.n_params, dataset.n_forcing
+        self.param_names_ = list(dataset.param_names)
+        self.forcing_names_ = list(dataset.forcing_names)
+        self.param_ranges_ = dataset.summary()["param_ranges"]
+        self.t_range_ = [float(dataset.t[0]), float(dataset.t[-1])]
+        self.dt_ = float(np.median(np.diff(dataset.t)))
+        self.system_ = dataset.system
+        t_span = float(dataset.t[-1] - dataset.t[0])
+        self.module_ = self._build(dataset.state_shape, dataset.n_params, dataset.n_forcing,
+                                   norm, t_span).to(device)
+        self._rollout = None
+
+        dtype = self.torch_dtype
+        t = torch.as_tensor(dataset.t, dtype=dtype, device=device)
+        x = torch.as_tensor(self._normalize_x(dataset.x), dtype=dtype, device=device)
+        mu = torch.as_tensor((dataset.mu - norm.mu_mean) / norm.mu_std, dtype=dtype, device=device)
+        f = torch.as_tensor((dataset.f - norm.f_mean) / norm.f_std, dtype=dtype, device=device)
+        sampler = WindowSampler(t, x, mu, f, self.window, self.windows_per_step, self.n_win)
+        settings = TrainSettings(
+            steps=int(self.steps), lr=float(self.lr), lr_decay_steps=int(self.lr_decay_steps),
+            window=sampler.window, windows_per_step=int(self.windows_per_step),
+            n_samples=int(self.n_samples), n_quad=int(self.n_quad), quadrature=self.quadrature,
+            kl_warmup=int(self.kl_warmup),
+            kl_transition=int(self.kl_transition if self.kl_transition is not None else self.steps // 3),
+            grad_clip=float(self.grad_clip or 0.0), log_every=int(self.log_every),
+            checkpoint_every=int(self.checkpoint_every),
+            cuda_graph=bool(self.cuda_graph))
+        n_total = dataset.n_trajectories * dataset.n_times
+        trainer = Trainer(
+            self.module_, sampler, settings, n_total, device,
+            callback=CallbackList([callback]) if callback else None, stop_flag=stop_flag,
+            checkpoint_path=checkpoint,
+            checkpoint_extra={"normalization": norm.to_dict(), "params": self.get_params()})
+        start = 0
+        if resume is not None:
+            start = trainer.load_checkpoint(*resume)
+        result = trainer.run(start)
+        if result.status == "diverged":
+            warnings.warn(result.message, RuntimeWarning, stacklevel=2)
+        self.training_ = {
+            "status": result.status, "message": result.message, "steps": result.step,
+            "seconds": result.seconds, "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "history": result.history, "n_trajectories": dataset.n_trajectories,
+            "n_times": dataset.n_times, "resumed_from_step": start,
+        }
+        self.module_.eval()
+        return self
+
+    # -------------------------------------------------------------- helpers
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise NotFittedError("this StochasticROM is not fitted yet: call fit() or load_model()")
+
+    def _normalize_x(self, x: np.ndarray) -> np.ndarray:
+        n = self.normalization_
+        return (x - n.x_mean) / n.x_std
+
+    def _device(self) -> torch.device:
+        return next(self.module_.parameters()).device
+
+    @property
+    def dispersion_(self) -> np.ndarray:
+        """Ψ, the learned latent dispersion (std per latent dimension, latent units)."""
+        self._check_fitted()
+        return self.module_.dispersion.std().detach().cpu().numpy()
+
+    @property
+    def decoder_std_(self) -> np.ndarray:
+        """Decoder noise std in physical units, state-shaped."""
+        self._check_fitted()
+        var = self.module_.decoder_variance.point().detach().cpu().numpy()
+        return np.sqrt(var) * self.normalization_.x_std
+
+    # -------------------------------------------------------------- encode
+    @torch.no_grad()
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Latent mean and variance of states ``(M, *S)`` (or windows ``(M, n_win, *S)``)."""
+        self._check_fitted()
+        windows = self._windows(np.asarray(x, dtype=np.float64), "x")
+        mean, log_var = self.module_.encode(windows)
+        return mean.cpu().numpy(), torch.exp(log_var).cpu().numpy()
+
+    def _windows(self, x0: np.ndarray, name: str) -> torch.Tensor:
+        shape = tuple(self.state_shape_)
+        if x0.ndim < len(shape) or tuple(x0.shape[x0.ndim - len(shape):]) != shape:
+            raise ValueError(f"{name}: expected shape (B, *{shape}) or {shape}, got {x0.shape}")
+        if not np.all(np.isfinite(x0)):
+            raise ValueError(f"{name}: contains NaN or inf")
+        extra = x0.ndim - len(shape)
+        if extra == 0:
+            x0 = x0[None, None]
+        elif extra == 1:
+            x0 = x0[:, None]
+        elif extra > 2:
+            raise ValueError(f"{name}: expected shape (B, *{shape}), got {x0.shape}")
+        if x0.shape[1] < self.n_win:  # repeat the last available snapshot (edge padding)
+            pad = np.repeat(x0[:, -1:], self.n_win - x0.shape[1], axis=1)
+            x0 = np.concatenate([x0, pad], axis=1)
+        x0 = x0[:, : self.n_win]
+        normalized = self._normalize_x(x0)
+        return torch.as_tensor(normalized, dtype=self.torch_dtype, device=self._device())
+
+    # ------------------------------------------------------------- predict
+    def _prepare_mu(self, mu, n_cases: int) -> np.ndarray:
+        p = self.n_params_
+        if mu is None:
+            if p:
+                raise ValueError(f"mu: this model needs {p} parameters {self.param_names_}")
+            return np.zeros((n_cases, 0))
+        mu = np.asarray(mu, dtype=np.float64)
+        if mu.ndim == 1:
+            mu = np.broadcast_to(mu, (n_cases, mu.shape[0]))
+        if mu.ndim != 2 or mu.shape[1] != p or mu.shape[0] not in (1, n_cases):
+            raise ValueError(f"mu: expected shape ({p},) or ({n_cases}, {p}), got {mu.shape}")
+        if not np.all(np.isfinite(mu)):
+            raise ValueError("mu: contains NaN or inf")
+        mu = np.broadcast_to(mu, (n_cases, p)).copy()
+        for j, (lo, hi) in enumerate(self.param_ranges_):
+            span = hi - lo
+            if np.any(mu[:, j] < lo - 1e-9 * max(abs(span), 1)) or np.any(mu[:, j] > hi + 1e-9 * max(abs(span), 1)):
+                warnings.warn(
+                    f"parameter '{self.param_names_[j]}' = {mu[:, j].min():.4g}..{mu[:, j].max():.4g} "
+                    f"lies outside the trained range [{lo:.4g}, {hi:.4g}]: extrapolating",
+                    ExtrapolationWarning, stacklevel=3)
+        return mu
+
+    def _prepare_f(self, f, t: np.ndarray, n_cases: int) -> np.ndarray:
+        k = self.n_forcing_
+        if f is None:
+            if k:
+                raise ValueError(f"f: this model needs forcing {self.forcing_names_} on t")
+            return np.zeros((n_cases, t.size, 0))
+        if callable(f):
+            f = np.asarray(f(t), dtype=np.float64)
+            if f.ndim == 1:
+                f = f[:, None]
+        f = np.asarray(f, dtype=np.float64)
+        if f.ndim == 2:
+            f = f[None]
+        if f.ndim != 3 or f.shape[1:] != (t.size, k) or f.shape[0] not in (1, n_cases):
+            raise ValueError(f"f: expected shape ({t.size}, {k}) or ({n_cases}, {t.size}, {k}), "
+                             f"got {np.shape(f)}")
+        if not np.all(np.isfinite(f)):
+            raise ValueError("f: contains NaN or inf")
+        return np.broadcast_to(f, (n_cases, t.size, k)).copy()
+
+    @torch.no_grad()
+    def predict(self, x0: np.ndarray, mu=None, t=None, f=None, n_samples: int = 128,
+                seed: int | None = None, return_samples: bool = True,
+                integrator: str | None = None, substeps: int | None = None,
+                decoder_noise: bool = True) -> Prediction:
+        """Encode ``x0``, integrate the latent SDE for many paths and decode.
+
+        Args:
+            x0: ``(B, *S)`` or ``(*S)`` initial states (or ``(B, n_win, *S)`` windows).
+            mu: ``(P,)`` or ``(B, P)`` parameters (warns outside the trained range).
+            t: ``(T,)`` increasing output times starting at the time of ``x0``; default:
+                the training grid.
+            f: forcing on ``t``: ``(T, F)``, ``(B, T, F)`` or a callable ``f(t) -> (T[, F])``.
+            n_samples: sample paths per case.
+            seed: seeds the initial-state and Brownian draws (reproducible).
+            return_samples: keep the decoded sample paths (memory B·n·T·|S|).
+            integrator, substeps: override the model's defaults.
+            decoder_noise: include the decoder's Gaussian noise in samples and std.
+
+        Returns:
+            A :class:`Prediction` in physical units.
+        """
+        self._check_fitted()
+        x0 = np.asarray(x0, dtype=np.float64)
+        windows = self._windows(x0, "x0")
+        n_cases = windows.shape[0]
+        if t is None:
+            t = np.linspace(self.t_range_[0], self.t_range_[1],
+                            int(round((self.t_range_[1] - self.t_range_[0]) / self.dt_)) + 1)
+        t = np.asarray(t, dtype=np.float64)
+        if t.ndim != 1 or t.size < 2:
+            raise ValueError(f"t: expected an increasing 1-D array of at least 2 times, got shape {t.shape}")
+        if not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+            raise ValueError("t: times must be finite and strictly increasing")
+        if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        mu = self._prepare_mu(mu, n_cases)
+        f_phys = self._prepare_f(f, t, n_cases)
+        method = integrator or self.integrator
+        n_sub = int(substeps or self.substeps)
+        if method not in METHODS:
+            raise ValueError(f"integrator must be one of {METHODS}, got '{method}'")
+
+        device, dtype, norm = self._device(), self.torch_dtype, self.normalization_
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
+        n_paths = n_cases * n_samples
+        d = self.latent_dim_
+        mean0, log_var0 = self.module_.encode(windows)
+        eps0 = torch.randn(n_cases, n_samples, d, generator=gen, dtype=dtype).to(device)
+        z0 = (mean0[:, None] + torch.exp(0.5 * log_var0)[:, None] * eps0).reshape(n_paths, d)
+        noise = torch.randn(t.size - 1, n_sub, n_paths, d, generator=gen, dtype=dtype).to(device)
+        mu_t = torch.as_tensor((mu - norm.mu_mean) / norm.mu_std, dtype=dtype, device=device)
+        f_t = torch.as_tensor((f_phys - norm.f_mean) / norm.f_std, dtype=dtype, device=device)
+        mu_paths = mu_t.repeat_interleave(n_samples, 0)
+        f_paths = f_t.repeat_interleave(n_samples, 0)
+        t_t = torch.as_tensor(t, dtype=dtype, device=device)
+        if getattr(self, "_rollout", None) is None:
+            self._rollout = RolloutEngine(self.module_.drift, use_graph=bool(self.cuda_graph))
+        latent = self._rollout(z0, t_t, mu_paths, f_paths, self.module_.dispersion.std(),
+                               noise, method, n_sub)  # (n_paths, T, d)
+
+        decoded = self._decode_paths(latent.reshape(-1, d)).view(n_cases, n_samples, t.size,
+                                                                 *self.state_shape_)
+        dec_var = self.module_.decoder_variance.point() if decoder_noise else None
+        x_mean_n = decoded.mean(1)
+        x_var_n = decoded.var(1, unbiased=False) if n_samples > 1 else torch.zeros_like(x_mean_n)
+        if dec_var is not None:
+            x_var_n = x_var_n + dec_var
+        scale = torch.as_tensor(norm.x_std, dtype=dtype, device=device)
+        shift = torch.as_tensor(norm.x_mean, dtype=dtype, device=device)
+        mean = (x_mean_n * scale + shift).cpu().numpy()
+        std = (x_var_n.sqrt() * scale).cpu().numpy()
+        samples = None
+        if return_samples:
+            if dec_var is not None:
+                obs_noise = torch.randn(decoded.shape, generator=gen, dtype=dtype).to(device)
+                decoded = decoded + dec_var.sqrt() * obs_noise
+            samples = (decoded * scale + shift).cpu().numpy()
+        return Prediction(t=t, mean=mean, std=std, samples=samples,
+                          latent=latent.view(n_cases, n_samples, t.size, d).cpu().numpy(),
+                          mu=mu, f=f_phys)
+
+    def _decode_paths(self, z: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+        parts = [self.module_.decode(z[i:i + chunk]) for i in range(0, z.shape[0], chunk)]
+        return torch.cat(parts, 0)
+
+    # ------------------------------------------------------------ evaluate
+    def evaluate(self, dataset: Dataset, n_samples: int = 128, seed: int = 0,
+                 batch_size: int = 8) -> dict[str, float]:
+        """The papers' protocol: encode each trajectory's first snapshot, predict its whole
+        time grid with its μ and f, and score the predictive mean and samples.
+
+        Returns:
+            ``rel_l2_mean``, ``rel_l2_std``, ``rmse``, ``crps``, ``coverage_50``,
+            ``coverage_90`` and ``n_trajectories``.
+        """
+        self._check_fitted()
+        self._check_compatible(dataset)
+        means, samples = [], []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            for start in range(0, dataset.n_trajectories, batch_size):
+                sl = slice(start, start + batch_size)
+                x0 = dataset.x[sl, : self.n_win] if self.n_win > 1 else dataset.x[sl, 0]
+                pred = self.predict(x0, dataset.mu[sl],
+                                    dataset.t, dataset.f[sl], n_samples=n_samples,
+                                    seed=seed + start)
+                means.append(pred.mean)
+                samples.append(pred.samples)
+        result = summarize(np.concatenate(means), np.concatenate(samples), dataset.x)
+        result["n_trajectories"] = dataset.n_trajectories
+        return result
+
+    def _check_compatible(self, dataset: Dataset) -> None:
+        if dataset.state_shape != tuple(self.state_shape_):
+            raise DatasetError(f"dataset state shape {dataset.state_shape} does not match the "
+                               f"model's {tuple(self.state_shape_)}")
+        if dataset.n_params != self.n_params_ or dataset.n_forcing != self.n_forcing_:
+            raise DatasetError(
+                f"dataset has {dataset.n_params} parameters and {dataset.n_forcing} forcing "
+                f"channels; the model expects {self.n_params_} and {self.n_forcing_}")
+
+    # ------------------------------------------------------------ save/load
+    def save(self, directory: str | os.PathLike, metrics: dict | None = None):
+        """Write ``config.json`` and ``model.safetensors`` to ``directory`` (atomically)."""
+        from engine.io import save_model
+
+        return save_model(self, directory, metrics=metrics)

@@ -1,0 +1,149 @@
+"""The torch module that holds every trainable part and computes the training loss.
+
+Parts: encoder, decoder (+ its log-normal noise variance), the deep-kernel window
+posterior, the drift ψθ and the dispersion Ψ. The loss is the negative ELBO per datum and
+per state dimension (the rom-visde convention):
+
+    loss = −[ ELL / (B·D) − β ( Res / (B·D) + KL / (N_tot·D) ) ]
+
+with ELL the expected log-likelihood of the B snapshots of a window, Res the path-KL
+residual integral over the window, and KL the global variables' KL divergence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from engine.elbo import gaussian_log_likelihood, kl_weight, path_residual, stratified_times
+from engine.posterior import WindowPosterior
+
+__all__ = ["WindowBatch", "SROMModule"]
+
+
+@dataclass
+class WindowBatch:
+    """W windows of B consecutive snapshots, gathered on the device.
+
+    Attributes:
+        t_nodes: ``(W, B)`` snapshot times.
+        x_nodes: ``(W, B, *S)`` normalized states.
+        x_windows: ``(W, B, n_win, *S)`` forward-looking encoder windows.
+        mu: ``(W, P)`` normalized parameters.
+        t_grid: ``(T,)`` the dataset's time grid.
+        f_traj: ``(W, T, F)`` normalized forcing of each window's trajectory.
+    """
+
+    t_nodes: torch.Tensor
+    x_nodes: torch.Tensor
+    x_windows: torch.Tensor
+    mu: torch.Tensor
+    t_grid: torch.Tensor
+    f_traj: torch.Tensor
+
+
+def interpolate_forcing(t_grid: torch.Tensor, f_traj: torch.Tensor,
+                        t_query: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of sampled forcing.
+
+    Args:
+        t_grid: ``(T,)`` sample times.
+        f_traj: ``(W, T, F)`` samples.
+        t_query: ``(W, Q)`` query times (clamped to the grid).
+
+    Returns:
+        ``(W, Q, F)``.
+    """
+    n_t = t_grid.shape[0]
+    tq = t_query.clamp(t_grid[0], t_grid[-1])
+    j = (torch.searchsorted(t_grid, tq.contiguous(), right=True) - 1).clamp(0, n_t - 2)
+    t_lo, t_hi = t_grid[j], t_grid[j + 1]
+    frac = ((tq - t_lo) / (t_hi - t_lo)).unsqueeze(-1)
+    idx = j.unsqueeze(-1).expand(*j.shape, f_traj.shape[-1])
+    f_lo = torch.gather(f_traj, 1, idx)
+    f_hi = torch.gather(f_traj, 1, idx + 1)
+    return f_lo + frac * (f_hi - f_lo)
+
+
+class SROMModule(nn.Module):
+    """All trainable parts of a stochastic ROM (built by :class:`engine.model.StochasticROM`)."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, decoder_variance: nn.Module,
+                 posterior: WindowPosterior, drift: nn.Module, dispersion: nn.Module,
+                 state_shape: tuple[int, ...], latent_dim: int):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+        self.decoder_variance = decoder_variance
+        self.posterior, self.drift, self.dispersion = posterior, drift, dispersion
+        self.state_shape = tuple(state_shape)
+        self.latent_dim = latent_dim
+        self.state_size = math.prod(self.state_shape)
+
+    # ----------------------------------------------------------------- pieces
+    def encode(self, x_windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(M, n_win, *S)`` → latent mean and log-variance, each ``(M, d)``."""
+        return self.encoder(x_windows)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``(M, d)`` → decoded mean ``(M, *S)`` (normalized units)."""
+        return self.decoder(z)
+
+    # ------------------------------------------------------------------- loss
+    def loss_terms(self, batch: WindowBatch, step: torch.Tensor, *, n_samples: int,
+                   n_quad: int, quadrature: str, n_total: int, kl_warmup: int,
+                   kl_transition: int) -> dict[str, torch.Tensor]:
+        """The normalized ELBO terms of one batch (all 0-d tensors; no host sync).
+
+        Returns:
+            ``loss``, ``ell``, ``residual``, ``kl``, ``beta``.
+        """
+        n_win_, n_nodes = batch.t_nodes.shape
+        d, n_state = self.latent_dim, self.state_size
+        flat_windows = batch.x_windows.flatten(0, 1)
+        mean, log_var = self.encode(flat_windows)
+        h_nodes = torch.cat([mean, log_var], -1).view(n_win_, n_nodes, 2 * d)
+        fit = self.posterior.fit_window(batch.t_nodes, h_nodes)
+
+        # --- expected log-likelihood at the B snapshot times, R samples each
+        node_moments = fit.moments(batch.t_nodes)
+        m_nodes, logs_nodes = node_moments[..., :d], node_moments[..., d:]
+        eps = torch.randn(n_samples, n_win_, n_nodes, d, device=m_nodes.device, dtype=m_nodes.dtype)
+        z_nodes = m_nodes + torch.exp(0.5 * logs_nodes) * eps
+        x_hat = self.decode(z_nodes.reshape(-1, d)).view(n_samples, n_win_, n_nodes, *self.state_shape)
+        dec_var = self.decoder_variance.sample()
+        log_lik = gaussian_log_likelihood(batch.x_nodes.unsqueeze(0), x_hat, dec_var,
+                                          len(self.state_shape))
+        ell = log_lik.mean(0).sum(-1).mean() / (n_nodes * n_state)
+
+        # --- path-KL residual by quadrature in time
+        t_first, t_last = batch.t_nodes[:, 0], batch.t_nodes[:, -1]
+        if quadrature == "stratified":
+            t_quad = stratified_times(t_first, t_last, n_quad, n_samples)
+        else:  # "data": the snapshot times, once per sample
+            t_quad = batch.t_nodes.repeat(1, n_samples)
+        moments, rates = fit.moments_and_rates(t_quad)
+        m_q, logs_q = moments[..., :d], moments[..., d:]
+        dm_q, dlogs_q = rates[..., :d], rates[..., d:]
+        var_q = torch.exp(logs_q)
+        z_q = m_q + var_q.sqrt() * torch.randn_like(m_q)
+        n_quad_total = t_quad.shape[1]
+        f_q = interpolate_forcing(batch.t_grid, batch.f_traj, t_quad)
+        mu_q = batch.mu.unsqueeze(1).expand(-1, n_quad_total, -1)
+        n_points = n_win_ * n_quad_total
+        drift = self.drift(z_q.reshape(n_points, d), t_quad.reshape(n_points),
+                           mu_q.reshape(n_points, mu_q.shape[-1]),
+                           f_q.reshape(n_points, f_q.shape[-1])).view_as(z_q)
+        disp_var = self.dispersion.variance(sample=True)
+        r = path_residual(m_q, dm_q, var_q, dlogs_q, z_q, drift, disp_var)
+        integrand = (r * r / disp_var).sum(-1)
+        residual = (0.5 * (t_last - t_first) * integrand.mean(-1)).mean() / (n_nodes * n_state)
+
+        # --- KL of global variables
+        kl = (self.decoder_variance.kl() + self.dispersion.kl() + self.drift.kl()) / (n_total * n_state)
+
+        beta = kl_weight(step, kl_warmup, kl_transition)
+        loss = -(ell - beta * (residual + kl))
+        return {"loss": loss, "ell": ell, "residual": residual, "kl": kl, "beta": beta}

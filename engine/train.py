@@ -1,0 +1,311 @@
+"""The training loop: device-resident data, static shapes, optional CUDA graph, checkpoints.
+
+One step samples W random windows of B consecutive snapshots (from random trajectories),
+computes the negative ELBO, back-propagates and takes an Adam step. Nothing in a step
+reads a value back to the host, so on CUDA the whole step (forward, backward, gradient
+clipping, Adam, learning-rate decay, metric accumulation) is captured once as a CUDA
+graph and replayed. Metrics are accumulated on the device and read every ``log_every``
+steps; that is also where a non-finite loss is detected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from engine.module import SROMModule, WindowBatch
+from engine.progress import NullCallback, StopFlag, TrainingCallback
+
+__all__ = ["TrainSettings", "WindowSampler", "Trainer", "TrainResult", "CheckpointError",
+           "read_checkpoint"]
+
+_TERMS = ("loss", "ell", "residual", "kl", "beta")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt or belongs to another model."""
+
+
+@dataclass
+class TrainSettings:
+    steps: int
+    lr: float
+    lr_decay_steps: int
+    window: int
+    windows_per_step: int
+    n_samples: int
+    n_quad: int
+    quadrature: str
+    kl_warmup: int
+    kl_transition: int
+    grad_clip: float
+    log_every: int
+    checkpoint_every: int
+    cuda_graph: bool
+
+
+@dataclass
+class TrainResult:
+    status: str
+    message: str
+    step: int
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class WindowSampler:
+    """Gathers random windows from device-resident, normalized trajectories.
+
+    Args:
+        t: ``(T,)`` times.
+        x: ``(N, T, *S)`` normalized states.
+        mu: ``(N, P)`` normalized parameters.
+        f: ``(N, T, F)`` normalized forcing.
+        window: B, snapshots per window (clipped to T).
+        windows_per_step: W.
+        n_win: encoder window length (forward-looking, edge-padded at the end).
+    """
+
+    def __init__(self, t, x, mu, f, window: int, windows_per_step: int, n_win: int):
+        self.t, self.x, self.mu, self.f = t, x, mu, f
+        self.n_traj, self.n_times = x.shape[0], x.shape[1]
+        self.window = min(window, self.n_times)
+        self.windows_per_step = windows_per_step
+        device = x.device
+        self.offsets = torch.arange(self.window, device=device)
+        self.win_offsets = torch.arange(n_win, device=device)
+
+    def sample(self) -> WindowBatch:
+        device = self.x.device
+        w = self.windows_per_step
+        traj = torch.randint(0, self.n_traj, (w,), device=device)
+        start = torch.randint(0, self.n_times - self.window + 1, (w,), device=device)
+        idx = start[:, None] + self.offsets  # (W, B)
+        win_idx = (idx[..., None] + self.win_offsets).clamp(max=self.n_times - 1)  # (W, B, n_win)
+        return WindowBatch(
+            t_nodes=self.t[idx],
+            x_nodes=self.x[traj[:, None], idx],
+            x_windows=self.x[traj[:, None, None], win_idx],
+            mu=self.mu[traj],
+            t_grid=self.t,
+            f_traj=self.f[traj],
+        )
+
+
+def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of a checkpoint (safetensors; no unpickling)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as handle:
+            meta = handle.metadata() or {}
+        tensors = load_file(str(path))
+        info = json.loads(meta["srom_checkpoint"])
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable srom checkpoint ({exc})") from exc
+    return tensors, info
+
+
+class Trainer:
+    """Runs the optimisation of a :class:`SROMModule` on a :class:`WindowSampler`."""
+
+    def __init__(self, module: SROMModule, sampler: WindowSampler, settings: TrainSettings,
+                 n_total: int, device: torch.device, callback: TrainingCallback | None = None,
+                 stop_flag: StopFlag | None = None, checkpoint_path: str | os.PathLike | None = None,
+                 checkpoint_extra: dict | None = None):
+        self.module, self.sampler, self.s = module, sampler, settings
+        self.n_total, self.device = n_total, device
+        self.callback = callback or NullCallback()
+        self.stop_flag = stop_flag or StopFlag()
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.checkpoint_extra = checkpoint_extra or {}
+        self.use_graph = bool(settings.cuda_graph and device.type == "cuda")
+        self.params = [p for p in module.parameters() if p.requires_grad]
+        self.gamma = 0.9 ** (1.0 / max(settings.lr_decay_steps, 1))
+        if self.use_graph:
+            self.lr = torch.tensor(settings.lr, device=device)
+            self.optimizer = torch.optim.Adam(self.params, lr=self.lr, capturable=True)
+        else:
+            self.optimizer = torch.optim.Adam(self.params, lr=settings.lr)
+        self.step_tensor = torch.zeros((), dtype=torch.long, device=device)
+        self.accum = torch.zeros(len(_TERMS), device=device)
+        self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+        self.history: list[dict] = []
+        self._graph = None
+
+    # -------------------------------------------------------------- one step
+    def _compute_and_update(self) -> None:
+        s = self.s
+        batch = self.sampler.sample()
+        terms = self.module.loss_terms(
+            batch, self.step_tensor, n_samples=s.n_samples, n_quad=s.n_quad,
+            quadrature=s.quadrature, n_total=self.n_total, kl_warmup=s.kl_warmup,
+            kl_transition=s.kl_transition)
+        terms["loss"].backward()
+        if s.grad_clip and s.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, s.grad_clip, foreach=True)
+        self.optimizer.step()
+        self.step_tensor += 1
+        if self.use_graph:
+            self.lr.copy_(s.lr * torch.pow(torch.tensor(self.gamma, device=self.device),
+                                           self.step_tensor.float()))
+        self.accum += torch.stack([terms[k].detach().float() for k in _TERMS])
+        self.nonfinite |= ~torch.isfinite(terms["loss"].detach())
+
+    def _eager_step(self, step: int) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.s.lr * self.gamma ** step
+        self.optimizer.zero_grad(set_to_none=True)
+        self._compute_and_update()
+
+    def _capture(self) -> int:
+        """Warm up on a side stream (3 real steps), then capture one step as a graph."""
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                self.optimizer.zero_grad(set_to_none=True)
+                self._compute_and_update()
+        torch.cuda.current_stream().wait_stream(stream)
+        self.optimizer.zero_grad(set_to_none=True)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._compute_and_update()
+        self._graph = graph
+        return 3
+
+    # -------------------------------------------------------------- the loop
+    def run(self, start_step: int = 0) -> TrainResult:
+        s = self.s
+        self.step_tensor.fill_(start_step)
+        if self.use_graph:
+            self.lr.fill_(s.lr * self.gamma ** start_step)
+        self.module.train()
+        self.callback.on_start(s.steps, start_step)
+        step, last_log_step = start_step, start_step
+        last_good = self._snapshot()
+        status, message = "completed", f"trained {s.steps} steps"
+        t_start = time.perf_counter()
+        try:
+            while step < s.steps:
+                if self.use_graph:
+                    if self._graph is None:
+                        step += self._capture()
+                    else:
+                        self._graph.replay()
+                        step += 1
+                else:
+                    self._eager_step(step)
+                    step += 1
+                at_log = (step - last_log_step >= s.log_every) or step >= s.steps
+                stop_now = self.stop_flag.is_set()
+                if at_log or stop_now:
+                    ok = self._log(step, step - last_log_step, t_start)
+                    last_log_step = step
+                    if not ok:
+                        self._restore(last_good)
+                        status = "diverged"
+                        message = (f"the loss became non-finite between steps {last_good['step']} "
+                                   f"and {step}; parameters restored to step {last_good['step']}. "
+                                   "Try a lower --lr, a longer KL warm-up or a larger dispersion init.")
+                        step = last_good["step"]
+                        break
+                    last_good = self._snapshot(step)
+                if self.checkpoint_path and s.checkpoint_every and step % s.checkpoint_every == 0:
+                    self.save_checkpoint(self.checkpoint_path, step)
+                if stop_now:
+                    status, message = "stopped", f"stopped at step {step} on request"
+                    break
+        except KeyboardInterrupt:
+            status, message = "interrupted", f"interrupted at step {step}"
+        if self.checkpoint_path and status in ("stopped", "interrupted", "completed"):
+            self.save_checkpoint(self.checkpoint_path, step)
+        self.module.eval()
+        seconds = time.perf_counter() - t_start
+        self.callback.on_end(step, status, message)
+        return TrainResult(status, message, step, self.history, seconds)
+
+    def _log(self, step: int, n_steps: int, t_start: float) -> bool:
+        values = self.accum.detach().cpu().numpy() / max(n_steps, 1)
+        bad = bool(self.nonfinite.item()) or not np.all(np.isfinite(values))
+        self.accum.zero_()
+        metrics = {k: float(v) for k, v in zip(_TERMS, values)}
+        metrics["lr"] = self.s.lr * self.gamma ** step
+        metrics["seconds"] = time.perf_counter() - t_start
+        metrics["step"] = step
+        if not bad:
+            self.history.append(metrics)
+            self.callback.on_log(step, metrics)
+        return not bad
+
+    def _snapshot(self, step: int = None) -> dict:
+        return {"step": int(self.step_tensor.item()) if step is None else step,
+                "state": {k: v.detach().clone() for k, v in self.module.state_dict().items()}}
+
+    def _restore(self, snapshot: dict) -> None:
+        self.module.load_state_dict(snapshot["state"])
+        self.nonfinite.zero_()
+
+    # ---------------------------------------------------------- checkpoints
+    def save_checkpoint(self, path: Path, step: int) -> None:
+        """Model, optimizer and RNG state, written atomically (temp file + rename)."""
+        tensors = {f"model.{k}": v for k, v in self.module.state_dict().items()}
+        opt_state = self.optimizer.state_dict()
+        for pid, state in opt_state["state"].items():
+            for key, value in state.items():
+                tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value)
+        tensors["rng.cpu"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        info = {"step": step, "history": self.history, **self.checkpoint_extra}
+        _atomic_save(tensors, {"srom_checkpoint": json.dumps(info)}, path)
+
+    def load_checkpoint(self, tensors: dict[str, torch.Tensor], info: dict) -> int:
+        model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        try:
+            self.module.load_state_dict(model_state)
+        except RuntimeError as exc:
+            raise CheckpointError(f"checkpoint does not match this model ({exc})") from exc
+        opt_state = self.optimizer.state_dict()
+        for key, value in tensors.items():
+            if not key.startswith("optim."):
+                continue
+            _, pid, name = key.split(".", 2)
+            target = opt_state["state"].setdefault(int(pid), {})
+            if name == "step" and not self.use_graph:
+                target[name] = value.to(torch.float32).cpu()
+            else:
+                target[name] = value.to(self.device)
+        self.optimizer.load_state_dict(opt_state)
+        torch.set_rng_state(tensors["rng.cpu"])
+        if self.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.history = list(info.get("history", []))
+        return int(info["step"])
+
+
+def settings_dict(settings: TrainSettings) -> dict:
+    return asdict(settings)
