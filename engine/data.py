@@ -365,7 +365,7 @@ class Normalization:
             x_mean = x.mean(axis=axes).reshape(shape)
             x_std = x.std(axis=axes).reshape(shape)
             mu_mean, mu_std = dataset.mu.mean(axis=0), dataset.mu.std(axis=0)
-            f_flat = dataset.f.reshape(-1, dataset.n_forcing)
+            f_flat = dataset.f.reshape(dataset.n_trajectories * dataset.n_times, dataset.n_forcing)
             f_mean, f_std = f_flat.mean(axis=0), f_flat.std(axis=0)
         else:
             x_mean, x_std = np.zeros(shape), np.ones(shape)

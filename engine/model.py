@@ -63,6 +63,7 @@ class StochasticROM:
         conv_channels: channels of the first conv level (doubling per level).
         periodic: circular padding in the conv layers (periodic domains).
         encoder_variance: ``constant`` (learned vector) or ``amortized``.
+        encoder_log_var_init: initial log-variance of the encoder (normalized units).
         drift: ``neural`` (MLP on [z, μ, f]), ``library`` (sparse polynomial) or ``physics``.
         drift_hidden, activation: the drift MLP.
         time_features: add cos/sin of 2πt/T_train to the drift input.
@@ -91,6 +92,7 @@ class StochasticROM:
     def __init__(self, latent_dim: int | None = None, architecture: str = "auto", n_win: int = 1,
                  hidden: tuple[int, ...] = (128, 128), conv_channels: int = 8,
                  periodic: bool = False, encoder_variance: str = "constant",
+                 encoder_log_var_init: float = -4.0,
                  drift: str = "neural", drift_hidden: tuple[int, ...] = (128, 128, 128),
                  activation: str = "silu", time_features: bool = False,
                  library_degree: int = 3, library_include_params: bool = False,
@@ -116,6 +118,7 @@ class StochasticROM:
         self.conv_channels = conv_channels
         self.periodic = periodic
         self.encoder_variance = encoder_variance
+        self.encoder_log_var_init = encoder_log_var_init
         self.drift = drift
         self.drift_hidden = drift_hidden
         self.activation = activation
@@ -221,7 +224,8 @@ class StochasticROM:
         padding = "circular" if self.periodic else "zeros"
         hidden = tuple(self.hidden)
         encoder = build_encoder(arch, state_shape, d, self.n_win, hidden, self.activation,
-                                self.conv_channels, padding, self.encoder_variance)
+                                self.conv_channels, padding, self.encoder_variance,
+                                self.encoder_log_var_init)
         decoder = build_decoder(arch, state_shape, d, hidden[::-1], self.activation,
                                 self.conv_channels, padding)
         lv_mean, lv_std = self.decoder_log_var_prior

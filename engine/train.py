@@ -206,7 +206,7 @@ class Trainer:
         self.module.train()
         self.callback.on_start(s.steps, start_step)
         step, last_log_step = start_step, start_step
-        last_good = self._snapshot()
+        last_good = self._snapshot(start_step)
         status, message = "completed", f"trained {s.steps} steps"
         t_start = time.perf_counter()
         try:
@@ -223,7 +223,7 @@ class Trainer:
                 at_log = (step - last_log_step >= s.log_every) or step >= s.steps
                 stop_now = self.stop_flag.is_set()
                 if at_log or stop_now:
-                    ok = self._log(step, step - last_log_step, t_start)
+                    ok, snapshot = self._log(step, step - last_log_step, t_start)
                     last_log_step = step
                     if not ok:
                         self._restore(last_good)
@@ -233,7 +233,7 @@ class Trainer:
                                    "Try a lower --lr, a longer KL warm-up or a larger dispersion init.")
                         step = last_good["step"]
                         break
-                    last_good = self._snapshot(step)
+                    last_good = snapshot
                 if self.checkpoint_path and s.checkpoint_every and step % s.checkpoint_every == 0:
                     self.save_checkpoint(self.checkpoint_path, step)
                 if stop_now:
@@ -248,7 +248,8 @@ class Trainer:
         self.callback.on_end(step, status, message)
         return TrainResult(status, message, step, self.history, seconds)
 
-    def _log(self, step: int, n_steps: int, t_start: float) -> bool:
+    def _log(self, step: int, n_steps: int, t_start: float) -> tuple[bool, dict | None]:
+        """Read the accumulated terms; snapshot the parameters (before any callback runs)."""
         values = self.accum.detach().cpu().numpy() / max(n_steps, 1)
         bad = bool(self.nonfinite.item()) or not np.all(np.isfinite(values))
         self.accum.zero_()
@@ -256,10 +257,12 @@ class Trainer:
         metrics["lr"] = self.s.lr * self.gamma ** step
         metrics["seconds"] = time.perf_counter() - t_start
         metrics["step"] = step
-        if not bad:
-            self.history.append(metrics)
-            self.callback.on_log(step, metrics)
-        return not bad
+        if bad:
+            return False, None
+        snapshot = self._snapshot(step)
+        self.history.append(metrics)
+        self.callback.on_log(step, metrics)
+        return True, snapshot
 
     def _snapshot(self, step: int = None) -> dict:
         return {"step": int(self.step_tensor.item()) if step is None else step,

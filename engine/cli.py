@@ -1,0 +1,289 @@
+"""The ``srom`` command: generate data, train, predict, evaluate, demo.
+
+User mistakes print one line ``srom: error: …`` and exit with status 2; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main"]
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class UserError(Exception):
+    """A mistake in the command line or its inputs (printed without traceback)."""
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _parse_sets(items: list[str] | None) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--set expects KEY=VALUE, got '{item}'")
+        key, value = item.split("=", 1)
+        out[key.strip().replace("-", "_")] = _parse_value(value)
+    return out
+
+
+# ------------------------------------------------------------------ train
+_TRAIN_OPTIONS = {
+    "latent_dim": int, "steps": int, "window": int, "windows_per_step": int, "lr": float,
+    "device": str, "seed": int, "n_win": int, "architecture": str, "drift": str,
+    "physics": str, "quadrature": str, "n_quad": int, "n_samples": int,
+    "checkpoint_every": int, "log_every": int, "kl_transition": int, "dtype": str,
+}
+
+
+def cmd_train(args) -> int:
+    from engine import StochasticROM, TqdmCallback, load_dataset
+
+    dataset = load_dataset(args.data)
+    params = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None}
+    if args.periodic:
+        params["periodic"] = True
+    if args.no_cuda_graph:
+        params["cuda_graph"] = False
+    params.update(_parse_sets(args.set))
+    try:
+        model = StochasticROM(**params)
+    except TypeError as exc:
+        raise UserError(f"bad hyperparameter: {exc}") from exc
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "checkpoint.safetensors"
+    print(f"srom: training on {dataset}", file=sys.stderr)
+    model.fit(dataset, callback=TqdmCallback(desc="srom train"), checkpoint=checkpoint,
+              resume_from=args.resume)
+    status = model.training_["status"]
+    metrics = {}
+    if args.val:
+        metrics = model.evaluate(load_dataset(args.val), n_samples=args.val_samples)
+    model.save(out, metrics=metrics or None)
+    print(f"srom: {model.training_['message']} in {model.training_['seconds']:.1f} s on "
+          f"{model.training_['device_name']}; model saved to {out}", file=sys.stderr)
+    if metrics:
+        print(json.dumps(metrics, indent=2))
+    if status == "interrupted":
+        print(f"srom: checkpoint at {checkpoint}; continue with --resume {checkpoint}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if status == "diverged":
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------- predict
+def _forcing_values(spec: str, t: np.ndarray, n_forcing: int) -> np.ndarray:
+    """``family:key=value,...`` (one per channel, separated by ';') → ``(T, F)``."""
+    from engine.forcing import make_forcing
+
+    parts = [p for p in spec.split(";") if p.strip()]
+    if len(parts) != n_forcing:
+        raise UserError(f"--forcing gives {len(parts)} channels, the model has {n_forcing}")
+    columns = []
+    for part in parts:
+        family, _, rest = part.partition(":")
+        kwargs = {}
+        for item in filter(None, rest.split(",")):
+            if "=" not in item:
+                raise UserError(f"--forcing: expected key=value, got '{item}'")
+            key, value = item.split("=", 1)
+            kwargs[key.strip()] = _parse_value(value)
+        columns.append(make_forcing(family.strip(), **kwargs)(t))
+    return np.stack(columns, axis=-1)
+
+
+def cmd_predict(args) -> int:
+    from engine import load_dataset, load_model
+
+    model = load_model(args.model, device=args.device)
+    source = args.data or args.x0_from
+    if source is None:
+        raise UserError("give --data DATA (with --index) or --x0-from DATA")
+    dataset = load_dataset(source)
+    if not 0 <= args.index < dataset.n_trajectories:
+        raise UserError(f"--index {args.index} is outside 0..{dataset.n_trajectories - 1}")
+    t = dataset.t
+    if args.t_end is not None:
+        n = args.n_times or dataset.n_times
+        t = np.linspace(dataset.t[0], args.t_end, n)
+    mu = dataset.mu[args.index] if args.mu is None else np.asarray(args.mu, dtype=float)
+    if args.forcing:
+        f = _forcing_values(args.forcing, t, model.n_forcing_)
+    elif args.data and t is dataset.t:
+        f = dataset.f[args.index]
+    elif model.n_forcing_ == 0:
+        f = None
+    elif t is dataset.t:
+        f = dataset.f[args.index]
+    else:
+        raise UserError("the model needs a forcing on the new time grid: give --forcing")
+    x0 = dataset.x[args.index, : model.n_win] if model.n_win > 1 else dataset.x[args.index, 0]
+    pred = model.predict(x0, mu, t, f, n_samples=args.n_samples, seed=args.seed)
+    path = pred.to_npz(args.out)
+    print(f"srom: wrote {path} (mean, std, quantiles, samples {pred.samples.shape})", file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------- evaluate
+def cmd_evaluate(args) -> int:
+    from engine import load_dataset, load_model
+
+    model = load_model(args.model, device=args.device)
+    dataset = load_dataset(args.data)
+    metrics = model.evaluate(dataset, n_samples=args.n_samples, seed=args.seed)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        width = max(len(k) for k in metrics)
+        for key, value in metrics.items():
+            print(f"{key:<{width}}  {value:.6g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    return 0
+
+
+# --------------------------------------------------------------- generate
+def cmd_generate(args) -> int:
+    from engine import systems
+
+    overrides = _parse_sets(args.set)
+    dataset = systems.generate(args.system, n=args.n, split=args.split, seed=args.seed,
+                               preset=args.preset, **overrides)
+    path = dataset.save(args.out)
+    print(f"srom: wrote {path}: {dataset}", file=sys.stderr)
+    return 0
+
+
+def cmd_systems(args) -> int:
+    from engine import systems
+
+    for name in systems.list_systems():
+        print(name)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from engine.demo import run_demo
+
+    run_demo(Path(args.out), steps=args.steps, device=args.device)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import subprocess
+
+    app = Path(__file__).resolve().parent.parent / "app" / "main.py"
+    if not app.is_file():
+        raise UserError("the dashboard is not installed in this checkout (app/main.py missing)")
+    cmd = [sys.executable, "-m", "panel", "serve", str(app), "--port", str(args.port)]
+    if args.show:
+        cmd.append("--show")
+    return subprocess.call(cmd)
+
+
+# ------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="srom", description="Stochastic reduced-order models: train, predict, evaluate.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model on a dataset file")
+    p.add_argument("data", help="training dataset (.npz or .h5)")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--val", help="validation dataset to evaluate after training")
+    p.add_argument("--val-samples", type=int, default=64)
+    p.add_argument("--resume", help="checkpoint to continue from")
+    p.add_argument("--periodic", action="store_true", help="circular padding (periodic domain)")
+    p.add_argument("--no-cuda-graph", action="store_true")
+    for name, kind in _TRAIN_OPTIONS.items():
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any other hyperparameter (JSON value), e.g. --set hidden=[64,64]")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="predict from a trained model")
+    p.add_argument("model", help="model directory")
+    p.add_argument("--data", help="dataset whose trajectory --index gives x0, μ, f and t")
+    p.add_argument("--x0-from", help="dataset that gives x0 (and defaults for μ, f, t)")
+    p.add_argument("--index", type=int, default=0)
+    p.add_argument("--mu", type=float, nargs="+", help="parameter values")
+    p.add_argument("--forcing", help="e.g. 'sine:amplitude=1,frequency=2' (';' between channels)")
+    p.add_argument("--t-end", type=float, help="predict up to this time")
+    p.add_argument("--n-times", type=int, help="number of output times with --t-end")
+    p.add_argument("--n-samples", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="score a model on test trajectories")
+    p.add_argument("model")
+    p.add_argument("data")
+    p.add_argument("--n-samples", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("generate", help="simulate a built-in system into a dataset file")
+    p.add_argument("system")
+    p.add_argument("--n", type=int, default=8, help="number of trajectories")
+    p.add_argument("--split", default="train", choices=["train", "val", "test"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default=None)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("systems", help="list the built-in systems")
+    p.set_defaults(func=cmd_systems)
+
+    p = sub.add_parser("demo", help="generate data, train and predict a built-in example")
+    p.add_argument("--out", default="srom-demo")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="open the dashboard (panel serve app/main.py)")
+    p.add_argument("--port", type=int, default=5006)
+    p.add_argument("--show", action="store_true")
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.data import DatasetError
+    from engine.io import ModelFileError
+    from engine.train import CheckpointError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.simplefilter("default")
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, DatasetError, ModelFileError, CheckpointError, ValueError,
+            FileNotFoundError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"srom: error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("srom: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

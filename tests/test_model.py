@@ -1,0 +1,167 @@
+"""End-to-end behaviour of StochasticROM on small problems (CPU, seeded)."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from engine import ExtrapolationWarning, NotFittedError, StochasticROM
+from problems import duffing_dataset, ou_dataset
+
+OU_RATE, OU_SIGMA = 1.0, 0.5
+
+
+@pytest.fixture(scope="module")
+def ou_model(ou_train):
+    model = StochasticROM(
+        latent_dim=2, drift="physics", physics="linear", normalize=False, window=64,
+        windows_per_step=8, lr=1e-2, steps=1000, encoder_log_var_init=-8.0,
+        decoder_log_var_init=-9.0, decoder_log_var_prior=(-9.0, 1.0), log_every=100, seed=0)
+    return model.fit(ou_train)
+
+
+@pytest.fixture(scope="module")
+def duffing_model():
+    model = StochasticROM(latent_dim=2, steps=1500, lr=3e-3, windows_per_step=8, window=32,
+                          drift_hidden=(64, 64), decoder_log_var_init=-7.0, log_every=100, seed=0)
+    return model.fit(duffing_dataset(32, seed=0))
+
+
+def test_oracle_recovers_drift_and_diffusion(ou_model):
+    params = ou_model.module_.drift.parameter_values()
+    a = np.asarray(params["A"])
+    assert np.allclose(np.diag(a), -OU_RATE, rtol=0.15), a
+    assert np.all(np.abs(a[~np.eye(2, dtype=bool)]) < 0.15 * OU_RATE)
+    assert np.allclose(ou_model.dispersion_, OU_SIGMA, rtol=0.15), ou_model.dispersion_
+    assert ou_model.training_["status"] == "completed"
+
+
+def test_oracle_predictive_interval_is_calibrated(ou_model):
+    metrics = ou_model.evaluate(ou_dataset(32, seed=1), n_samples=200)
+    assert 0.85 <= metrics["coverage_90"] <= 0.95, metrics
+    assert 0.40 <= metrics["coverage_50"] <= 0.60, metrics
+
+
+def test_forced_oscillator_generalizes_to_new_parameters_and_forcing(duffing_model):
+    metrics = duffing_model.evaluate(duffing_dataset(8, seed=1), n_samples=64)
+    # relative L2 error of the predictive mean, averaged over steps and held-out cases
+    assert metrics["rel_l2_mean"] < 0.35, metrics
+    assert metrics["coverage_90"] > 0.7, metrics
+
+
+def test_prediction_agrees_with_torchsde(duffing_model):
+    torchsde = pytest.importorskip("torchsde")
+    model = duffing_model
+    data = duffing_dataset(1, seed=7)
+    t = data.t[:41]
+    n_paths = 3000
+    pred = model.predict(data.x[0, 0], data.mu[0], t, data.f[0, :41], n_samples=n_paths, seed=1,
+                         return_samples=False, substeps=4)
+    norm = model.normalization_
+    dtype = torch.float32
+    mu = torch.tensor((data.mu[0] - norm.mu_mean) / norm.mu_std, dtype=dtype).expand(n_paths, -1)
+    f_grid = torch.tensor((data.f[0, :41] - norm.f_mean) / norm.f_std, dtype=dtype)
+    t_grid = torch.tensor(t, dtype=dtype)
+    module = model.module_
+
+    class LatentSDE(torch.nn.Module):
+        noise_type, sde_type = "diagonal", "ito"
+
+        def f(self, s, z):
+            j = int(torch.clamp(torch.searchsorted(t_grid, s.reshape(1), right=True) - 1, 0, len(t) - 2))
+            w = (s - t_grid[j]) / (t_grid[j + 1] - t_grid[j])
+            force = (1 - w) * f_grid[j] + w * f_grid[j + 1]
+            return module.drift(z, s.expand(z.shape[0]), mu, force.expand(z.shape[0], -1))
+
+        def g(self, s, z):
+            return module.dispersion.std().expand_as(z)
+
+    mean0, log_var0 = model.encode(data.x[0, :1])
+    gen = torch.Generator().manual_seed(3)
+    z0 = torch.tensor(mean0, dtype=dtype) + torch.tensor(np.sqrt(log_var0), dtype=dtype) * \
+        torch.randn(n_paths, 2, generator=gen)
+    with torch.no_grad():
+        ref = torchsde.sdeint(LatentSDE(), z0, t_grid, method="euler", dt=0.0125).numpy()  # (T, n, d)
+    ours = pred.latent[0].transpose(1, 0, 2)
+    for k in (10, 25, 40):
+        m1, m2 = ours[k].mean(0), ref[k].mean(0)
+        s1, s2 = ours[k].std(0), ref[k].std(0)
+        se_mean = np.sqrt((s1**2 + s2**2) / n_paths)
+        assert np.all(np.abs(m1 - m2) < 5 * se_mean + 1e-3), (k, m1, m2)
+        assert np.all(np.abs(s1 - s2) < 5 * np.sqrt((s1**2 + s2**2) / (2 * n_paths)) + 1e-3), (k, s1, s2)
+
+
+def test_prediction_shapes_quantiles_and_seed(duffing_model):
+    data = duffing_dataset(3, seed=2)
+    pred = duffing_model.predict(data.x[:, 0], data.mu, data.t, data.f, n_samples=16, seed=4)
+    assert pred.mean.shape == (3, data.n_times, 2) and pred.std.shape == pred.mean.shape
+    assert pred.samples.shape == (3, 16, data.n_times, 2)
+    assert pred.latent.shape == (3, 16, data.n_times, 2)
+    q = pred.quantiles([0.05, 0.5, 0.95])
+    assert q.shape == (3, 3, data.n_times, 2) and np.all(q[0] <= q[2])
+    again = duffing_model.predict(data.x[:, 0], data.mu, data.t, data.f, n_samples=16, seed=4)
+    assert np.array_equal(pred.samples, again.samples)
+    single = duffing_model.predict(data.x[0, 0], data.mu[0], data.t, lambda tt: np.sin(tt),
+                                   n_samples=4, seed=1, integrator="heun")
+    assert single.mean.shape == (1, data.n_times, 2)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(x0=np.zeros(3)), "x0: expected shape"),
+    (dict(x0=np.array([np.nan, 0.0])), "x0: contains NaN"),
+    (dict(mu=None), "mu: this model needs 1 parameters"),
+    (dict(mu=[0.1, 0.2]), r"mu: expected shape \(1,\)"),
+    (dict(mu=[np.nan]), "mu: contains NaN"),
+    (dict(t=np.array([0.0, 0.2, 0.1])), "strictly increasing"),
+    (dict(f=None), "f: this model needs forcing"),
+    (dict(f=np.zeros((5, 1))), r"f: expected shape \(11, 1\)"),
+    (dict(n_samples=0), "n_samples must be a positive integer"),
+    (dict(integrator="rk45"), "integrator must be one of"),
+])
+def test_predict_rejects_bad_input(duffing_model, kwargs, match):
+    args = dict(x0=np.zeros(2), mu=[0.3], t=np.linspace(0, 1, 11), f=np.zeros((11, 1)))
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        duffing_model.predict(**args)
+
+
+def test_extrapolation_warns_but_predicts(duffing_model):
+    with pytest.warns(ExtrapolationWarning, match="outside the trained range"):
+        pred = duffing_model.predict(np.zeros(2), [5.0], np.linspace(0, 1, 11), np.zeros((11, 1)),
+                                     n_samples=2)
+    assert np.all(np.isfinite(pred.mean))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        duffing_model.predict(np.zeros(2), [0.3], np.linspace(0, 1, 11), np.zeros((11, 1)), n_samples=2)
+
+
+def test_estimator_discipline():
+    model = StochasticROM(latent_dim=3, hidden=(16, 16))
+    assert model.get_params()["hidden"] == [16, 16] and model.hidden == (16, 16)
+    assert not any(name.endswith("_") for name in vars(model))
+    with pytest.raises(NotFittedError):
+        model.predict(np.zeros(3))
+    with pytest.raises(ValueError, match="unknown parameter"):
+        model.set_params(bogus=1)
+    with pytest.raises(ValueError, match="quadrature"):
+        StochasticROM(quadrature="trapezoid").fit(ou_dataset(2, n_times=20))
+    with pytest.raises(TypeError, match="engine.Dataset"):
+        StochasticROM().fit(np.zeros((2, 3, 4)))
+
+
+@pytest.mark.parametrize("quadrature", ["stratified", "data"])
+def test_fit_on_fields_with_conv_autoencoder(quadrature):
+    from engine import Dataset
+
+    rng = np.random.default_rng(0)
+    x_grid = np.linspace(0, 1, 40)
+    t = np.linspace(0, 1, 30)
+    amp = rng.uniform(0.5, 1.5, 4)
+    x = amp[:, None, None] * np.exp(-t[None, :, None]) * np.sin(np.pi * x_grid)[None, None]
+    data = Dataset(t, x[:, :, None, :], mu=amp[:, None])  # (N, T, 1, 40): a 1-channel 1-D field
+    model = StochasticROM(latent_dim=2, steps=30, window=16, windows_per_step=2,
+                          quadrature=quadrature, log_every=10).fit(data)
+    assert model.architecture_ == "conv1d" and model.training_["status"] == "completed"
+    pred = model.predict(x[:2, 0, None, :], amp[:2, None], t, n_samples=3)
+    assert pred.mean.shape == (2, 30, 1, 40)

@@ -1,0 +1,41 @@
+import pytest
+import torch
+
+from engine.networks import build_decoder, build_encoder, choose_architecture
+
+
+@pytest.mark.parametrize("arch, shape", [
+    ("mlp", (12,)), ("conv1d", (101,)), ("conv1d", (3, 64)), ("conv2d", (2, 33, 47)),
+    ("conv2d", (1, 32, 32)),
+])
+@pytest.mark.parametrize("padding", ["zeros", "circular"])
+def test_encoder_decoder_shapes(arch, shape, padding):
+    if arch == "mlp" and padding == "circular":
+        pytest.skip("no padding in an MLP")
+    enc = build_encoder(arch, shape, 5, 2, (32, 16), "silu", 4, padding)
+    dec = build_decoder(arch, shape, 5, (16, 32), "silu", 4, padding)
+    x = torch.randn(7, 2, *shape)
+    mean, log_var = enc(x)
+    assert mean.shape == (7, 5) and log_var.shape == (7, 5)
+    assert dec(mean).shape == (7, *shape)
+
+
+def test_circular_decoder_is_translation_equivariant_in_its_conv_part():
+    enc = build_encoder("conv1d", (64,), 3, 1, (16,), "relu", 4, "circular")
+    x = torch.randn(2, 1, 64)
+    assert enc(x)[0].shape == (2, 3)
+
+
+def test_identity_and_architecture_choice():
+    enc = build_encoder("identity", (3,), 3, 1, (8,), "silu", 4, "zeros")
+    x = torch.randn(4, 1, 3)
+    assert torch.equal(enc(x)[0], x[:, 0])
+    assert build_decoder("identity", (3,), 3, (8,), "silu", 4, "zeros")(x[:, 0]).shape == (4, 3)
+    with pytest.raises(ValueError, match="latent_dim == state size"):
+        build_encoder("identity", (3,), 2, 1, (8,), "silu", 4, "zeros")
+    assert choose_architecture((3,), 3) == "identity"
+    assert choose_architecture((500,), 4) == "conv1d"
+    assert choose_architecture((20,), 4) == "mlp"
+    assert choose_architecture((2, 8, 8), 4) == "conv2d"
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_encoder("transformer", (3,), 3, 1, (8,), "silu", 4, "zeros")
