@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -272,7 +271,6 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    warnings.simplefilter("default")
     try:
         return int(args.func(args) or 0)
     except (UserError, DatasetError, ModelFileError, CheckpointError, ValueError,

@@ -118,7 +118,6 @@ def load_model(directory: str | os.PathLike, device: str = "cpu"):
         if unknown:
             raise ModelFileError(f"{config_path}: unknown hyperparameters {sorted(unknown)}")
         model = StochasticROM(**params)
-        model.set_params(device=device)
         norm = Normalization.from_dict(config["normalization"])
         model.normalization_ = norm
         model.state_shape_ = tuple(int(s) for s in config["state_shape"])

@@ -234,6 +234,7 @@ class Trainer:
                         step = last_good["step"]
                         break
                     last_good = snapshot
+                stop_now = stop_now or self.stop_flag.is_set()  # a callback may have asked
                 if self.checkpoint_path and s.checkpoint_every and step % s.checkpoint_every == 0:
                     self.save_checkpoint(self.checkpoint_path, step)
                 if stop_now:

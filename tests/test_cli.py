@@ -1,0 +1,84 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engine import load_model
+from engine.cli import main
+from problems import duffing_dataset
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    duffing_dataset(4, n_times=41, seed=0).save(root / "train.npz")
+    duffing_dataset(2, n_times=41, seed=1).save(root / "test.h5")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(files):
+    out = files / "model"
+    code = main(["train", str(files / "train.npz"), "--out", str(out), "--steps", "30",
+                 "--window", "16", "--latent-dim", "2", "--set", "drift_hidden=[16]",
+                 "--set", "log_every=10", "--val", str(files / "test.h5"), "--val-samples", "4"])
+    assert code == 0
+    return out
+
+
+def test_train_writes_a_loadable_model(trained):
+    model = load_model(trained)
+    assert model.training_["steps"] == 30 and model.get_params()["drift_hidden"] == [16]
+    assert "rel_l2_mean" in model.metrics_
+    assert (trained / "checkpoint.safetensors").is_file()
+
+
+def test_resume_continues_to_more_steps(files, trained):
+    out = files / "resumed"
+    code = main(["train", str(files / "train.npz"), "--out", str(out), "--steps", "40",
+                 "--window", "16", "--latent-dim", "2", "--set", "drift_hidden=[16]",
+                 "--set", "log_every=10", "--resume", str(trained / "checkpoint.safetensors")])
+    assert code == 0
+    assert load_model(out).training_["resumed_from_step"] == 30
+
+
+def test_evaluate_json(files, trained, capsys):
+    assert main(["evaluate", str(trained), str(files / "test.h5"), "--n-samples", "8", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"rel_l2_mean", "rel_l2_std", "rmse", "crps", "coverage_90"} <= set(metrics)
+
+
+def test_predict_from_dataset_and_from_new_inputs(files, trained):
+    out = files / "pred.npz"
+    assert main(["predict", str(trained), "--data", str(files / "test.h5"), "--index", "1",
+                 "--n-samples", "5", "--out", str(out)]) == 0
+    with np.load(out) as pred:
+        assert pred["mean"].shape == (1, 41, 2) and pred["samples"].shape == (1, 5, 41, 2)
+        assert pred["quantiles"].shape[0] == 5
+    assert main(["predict", str(trained), "--x0-from", str(files / "test.h5"), "--mu", "0.3",
+                 "--n-samples", "3", "--out", str(out)]) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "missing.npz", "--out", "x"], "no such dataset file"),
+    (["train", "data.csv", "--out", "x"], "unknown dataset file type"),
+    (["evaluate", "no_model_dir", "data.npz"], "no such model directory"),
+    (["train", "{train}", "--out", "{tmp}/m", "--steps", "0"], "steps must be a positive integer"),
+    (["train", "{train}", "--out", "{tmp}/m", "--set", "nonsense=1"], "bad hyperparameter"),
+    (["predict", "{model}", "--data", "{train}", "--index", "99", "--out", "{tmp}/p.npz"], "--index 99"),
+    (["predict", "{model}", "--out", "{tmp}/p.npz"], "give --data"),
+])
+def test_user_errors_print_one_line(files, trained, tmp_path, capsys, argv, message):
+    argv = [a.format(train=files / "train.npz", tmp=tmp_path, model=trained) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("srom: error:")
+
+
+def test_console_script_runs(files):
+    result = subprocess.run([sys.executable, "-m", "engine.cli", "evaluate", "nowhere", "x.npz"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr

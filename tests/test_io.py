@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+
+from engine import ModelFileError, StochasticROM, load_model
+from problems import duffing_dataset
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    return StochasticROM(latent_dim=2, steps=40, window=16, windows_per_step=2,
+                         drift_hidden=(16,), log_every=20).fit(duffing_dataset(4, n_times=41))
+
+
+def test_round_trip_gives_identical_predictions(tmp_path, small_model):
+    small_model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    data = duffing_dataset(2, n_times=41, seed=5)
+    a = small_model.predict(data.x[:, 0], data.mu, data.t, data.f, n_samples=8, seed=11)
+    b = loaded.predict(data.x[:, 0], data.mu, data.t, data.f, n_samples=8, seed=11)
+    assert np.array_equal(a.samples, b.samples) and np.array_equal(a.latent, b.latent)
+    assert loaded.get_params() == small_model.get_params()
+    assert loaded.param_names_ == ["damping"] and loaded.forcing_names_ == ["force"]
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["format_version"] == 1 and config["training"]["status"] == "completed"
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_physics_and_library_drifts_round_trip(tmp_path):
+    from problems import ou_dataset
+
+    data = ou_dataset(2, n_times=30)
+    for kwargs in (dict(drift="physics", physics="linear"), dict(drift="library", library_degree=2),
+                   dict(drift="physics", physics="linear", drift_correction=True,
+                        dispersion_prior=[-2.0, 1.0])):
+        model = StochasticROM(latent_dim=2, steps=5, window=8, log_every=5, **kwargs).fit(data)
+        model.save(tmp_path / "p")
+        loaded = load_model(tmp_path / "p")
+        a = model.predict(data.x[0, 0], n_samples=3, seed=0)
+        b = loaded.predict(data.x[0, 0], n_samples=3, seed=0)
+        assert np.array_equal(a.mean, b.mean), kwargs
+
+
+def corrupt(tmp_path, small_model, edit):
+    small_model.save(tmp_path / "m")
+    edit(tmp_path / "m")
+    return tmp_path / "m"
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda d: (d / "config.json").write_text("{not json"), "not valid JSON"),
+    (lambda d: (d / "config.json").unlink(), "missing config.json"),
+    (lambda d: (d / "model.safetensors").unlink(), "missing model.safetensors"),
+    (lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 64), "not a readable safetensors"),
+    (lambda d: (d / "config.json").write_text(json.dumps({"kind": "other"})), "not an srom model"),
+    (lambda d: (d / "config.json").write_text(
+        (d / "config.json").read_text().replace('"format_version": 1', '"format_version": 99')),
+     "format version 99"),
+    (lambda d: (d / "config.json").write_text(
+        (d / "config.json").read_text().replace('"latent_dim": 2,', '"latent_dim": 3,', 1)),
+     "do not match"),
+    (lambda d: (d / "config.json").write_text(
+        (d / "config.json").read_text().replace('"normalization"', '"normalisation"')),
+     "malformed"),
+])
+def test_corrupt_directories_are_rejected(tmp_path, small_model, edit, match):
+    with pytest.raises(ModelFileError, match=match):
+        load_model(corrupt(tmp_path, small_model, edit))
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(ModelFileError, match="no such model directory"):
+        load_model(tmp_path / "nothing")
+
+
+def test_loading_never_unpickles(tmp_path, small_model):
+    import pickle
+
+    d = corrupt(tmp_path, small_model, lambda d: None)
+    (d / "model.safetensors").write_bytes(pickle.dumps({"evil": 1}))
+    with pytest.raises(ModelFileError):
+        load_model(d)

@@ -1,0 +1,127 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from engine import RecordingCallback, StochasticROM, StopFlag
+from engine.train import CheckpointError, read_checkpoint
+from problems import duffing_dataset
+
+
+def model(**kw):
+    params = dict(latent_dim=2, steps=60, window=16, windows_per_step=2, drift_hidden=(16,),
+                  log_every=10, seed=3)
+    params.update(kw)
+    return StochasticROM(**params)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return duffing_dataset(4, n_times=41)
+
+
+def state(m):
+    return {k: v.clone() for k, v in m.module_.state_dict().items()}
+
+
+class StopAt(RecordingCallback):
+    def __init__(self, flag, step):
+        super().__init__()
+        self.flag, self.step = flag, step
+
+    def on_log(self, step, metrics):
+        super().on_log(step, metrics)
+        if step >= self.step:
+            self.flag.set()
+
+
+def test_training_is_reproducible(data):
+    a, b = state(model().fit(data)), state(model().fit(data))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path, data):
+    full = model().fit(data)
+    flag = StopFlag()
+    ckpt = tmp_path / "ckpt.safetensors"
+    part = model().fit(data, stop_flag=flag, callback=StopAt(flag, 30), checkpoint=ckpt)
+    assert part.training_["status"] == "stopped" and part.training_["steps"] == 30
+    resumed = model().fit(data, resume_from=ckpt)
+    assert resumed.training_["resumed_from_step"] == 30
+    a, b = state(full), state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["loss"] for h in full.training_["history"]] == [h["loss"] for h in resumed.training_["history"]]
+
+
+def test_callbacks_receive_start_logs_and_end(data):
+    rec = RecordingCallback()
+    model(steps=25).fit(data, callback=rec)
+    assert rec.started == (25, 0)
+    assert [s for s, _ in rec.logs] == [10, 20, 25]
+    assert {"loss", "ell", "residual", "kl", "beta", "lr"} <= set(rec.logs[0][1])
+    assert rec.ended[:2] == (25, "completed")
+
+
+class Poison(RecordingCallback):
+    """Corrupts a weight after a log, as a diverging optimizer would."""
+
+    def __init__(self, module_holder, at):
+        super().__init__()
+        self.holder, self.at = module_holder, at
+
+    def on_log(self, step, metrics):
+        super().on_log(step, metrics)
+        if step == self.at:
+            self.good = {k: v.clone() for k, v in self.holder.module_.state_dict().items()}
+            with torch.no_grad():
+                next(self.holder.module_.drift.parameters()).fill_(float("nan"))
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_parameters(data):
+    m = model()
+    poison = Poison(m, 20)
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        m.fit(data, callback=poison)
+    assert m.training_["status"] == "diverged" and m.training_["steps"] == 20
+    now = m.module_.state_dict()
+    assert all(torch.equal(now[k], poison.good[k]) for k in now)
+    assert all(torch.isfinite(v).all() for v in now.values())
+    pred = m.predict(data.x[0, 0], data.mu[0], data.t, data.f[0], n_samples=2)
+    assert np.all(np.isfinite(pred.mean))
+
+
+def test_checkpoints_are_atomic(tmp_path, data, monkeypatch):
+    ckpt = tmp_path / "ckpt.safetensors"
+    model(steps=20, checkpoint_every=10).fit(data, checkpoint=ckpt)
+    tensors, info = read_checkpoint(ckpt)
+    assert info["step"] == 20 and "rng.cpu" in tensors
+    before = ckpt.read_bytes()
+
+    import engine.train as train_module
+
+    def broken_save(tensors, path, metadata=None):
+        with open(path, "wb") as handle:
+            handle.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(train_module, "save_file", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        model(steps=20, checkpoint_every=10).fit(data, checkpoint=ckpt)
+    assert ckpt.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.safetensors"]
+
+
+def test_bad_checkpoint_is_reported(tmp_path, data):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"nonsense")
+    with pytest.raises(CheckpointError, match="not a readable srom checkpoint"):
+        model().fit(data, resume_from=bad)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        model().fit(data, resume_from=tmp_path / "missing.safetensors")
+    ckpt = tmp_path / "c.safetensors"
+    model(steps=10).fit(data, checkpoint=ckpt)
+    with pytest.raises(CheckpointError, match="does not match"):
+        model(drift_hidden=(8,)).fit(data, resume_from=ckpt)
+    assert not any(p.name.startswith(".tmp") for p in tmp_path.iterdir())
+    assert os.path.getsize(ckpt) > 0
