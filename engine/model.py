@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Any, Callable
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ from engine.metrics import summarize
 from engine.module import SROMModule
 from engine.networks import build_decoder, build_encoder, choose_architecture
 from engine.posterior import DeepKernel, WindowPosterior
-from engine.prediction import Prediction
+from engine.prediction import Prediction, sample_quantiles
 from engine.priors import LogNormalVariance
 from engine.progress import CallbackList, StopFlag, TrainingCallback
 from engine.rollout import METHODS, RolloutEngine
@@ -338,6 +338,7 @@ class StochasticROM:
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "history": result.history, "n_trajectories": dataset.n_trajectories,
             "n_times": dataset.n_times, "resumed_from_step": start,
+            "cuda_graph": trainer.use_graph,
         }
         self.module_.eval()
         return self
@@ -444,7 +445,8 @@ class StochasticROM:
     def predict(self, x0: np.ndarray, mu=None, t=None, f=None, n_samples: int = 128,
                 seed: int | None = None, return_samples: bool = True,
                 integrator: str | None = None, substeps: int | None = None,
-                decoder_noise: bool = True) -> Prediction:
+                decoder_noise: bool = True,
+                quantiles: Sequence[float] | None = None) -> Prediction:
         """Encode ``x0``, integrate the latent SDE for many paths and decode.
 
         Args:
@@ -458,6 +460,8 @@ class StochasticROM:
             return_samples: keep the decoded sample paths (memory B·n·T·|S|).
             integrator, substeps: override the model's defaults.
             decoder_noise: include the decoder's Gaussian noise in samples and std.
+            quantiles: levels to compute on the device (fast; no samples need to come
+                back to the host), available as ``Prediction.quantiles(levels)``.
 
         Returns:
             A :class:`Prediction` in physical units.
@@ -484,14 +488,14 @@ class StochasticROM:
             raise ValueError(f"integrator must be one of {METHODS}, got '{method}'")
 
         device, dtype, norm = self._device(), self.torch_dtype, self.normalization_
-        gen = torch.Generator(device="cpu")
+        gen = torch.Generator(device=device)
         gen.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
         n_paths = n_cases * n_samples
         d = self.latent_dim_
         mean0, log_var0 = self.module_.encode(windows)
-        eps0 = torch.randn(n_cases, n_samples, d, generator=gen, dtype=dtype).to(device)
+        eps0 = torch.randn(n_cases, n_samples, d, generator=gen, dtype=dtype, device=device)
         z0 = (mean0[:, None] + torch.exp(0.5 * log_var0)[:, None] * eps0).reshape(n_paths, d)
-        noise = torch.randn(t.size - 1, n_sub, n_paths, d, generator=gen, dtype=dtype).to(device)
+        noise = torch.randn(t.size - 1, n_sub, n_paths, d, generator=gen, dtype=dtype, device=device)
         mu_t = torch.as_tensor((mu - norm.mu_mean) / norm.mu_std, dtype=dtype, device=device)
         f_t = torch.as_tensor((f_phys - norm.f_mean) / norm.f_std, dtype=dtype, device=device)
         mu_paths = mu_t.repeat_interleave(n_samples, 0)
@@ -513,15 +517,20 @@ class StochasticROM:
         shift = torch.as_tensor(norm.x_mean, dtype=dtype, device=device)
         mean = (x_mean_n * scale + shift).cpu().numpy()
         std = (x_var_n.sqrt() * scale).cpu().numpy()
-        samples = None
-        if return_samples:
+        samples, q_values, q_levels = None, None, None
+        if return_samples or quantiles is not None:
             if dec_var is not None:
-                obs_noise = torch.randn(decoded.shape, generator=gen, dtype=dtype).to(device)
+                obs_noise = torch.randn(decoded.shape, generator=gen, dtype=dtype, device=device)
                 decoded = decoded + dec_var.sqrt() * obs_noise
-            samples = (decoded * scale + shift).cpu().numpy()
+            decoded = decoded * scale + shift
+            if quantiles is not None:
+                q_levels = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+                q_values = sample_quantiles(decoded, q_levels, dim=1).cpu().numpy()
+            if return_samples:
+                samples = decoded.cpu().numpy()
         return Prediction(t=t, mean=mean, std=std, samples=samples,
                           latent=latent.view(n_cases, n_samples, t.size, d).cpu().numpy(),
-                          mu=mu, f=f_phys)
+                          mu=mu, f=f_phys, quantile_levels=q_levels, quantile_values=q_values)
 
     def _decode_paths(self, z: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
         parts = [self.module_.decode(z[i:i + chunk]) for i in range(0, z.shape[0], chunk)]

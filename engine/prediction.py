@@ -8,8 +8,24 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
-__all__ = ["Prediction"]
+__all__ = ["Prediction", "sample_quantiles"]
+
+
+def sample_quantiles(samples: torch.Tensor, levels: np.ndarray, dim: int) -> torch.Tensor:
+    """Empirical quantiles (linear interpolation, numpy's default) along ``dim`` by sorting.
+
+    ``torch.quantile`` refuses inputs above 2**24 elements; a sort has no such limit.
+    Returns ``(len(levels), *shape without dim)``.
+    """
+    ordered = torch.sort(samples, dim=dim).values.movedim(dim, 0)
+    n = ordered.shape[0]
+    pos = torch.as_tensor(levels, dtype=samples.dtype, device=samples.device) * (n - 1)
+    lo = pos.floor().long().clamp(0, n - 1)
+    hi = (lo + 1).clamp(max=n - 1)
+    w = (pos - lo.to(pos.dtype)).view(-1, *([1] * (ordered.dim() - 1)))
+    return ordered[lo] * (1 - w) + ordered[hi] * w
 
 
 @dataclass
@@ -34,6 +50,8 @@ class Prediction:
     latent: np.ndarray
     mu: np.ndarray
     f: np.ndarray
+    quantile_levels: np.ndarray | None = None
+    quantile_values: np.ndarray | None = None
 
     @property
     def n_cases(self) -> int:
@@ -49,9 +67,13 @@ class Prediction:
         Raises:
             ValueError: when the prediction was made without samples or a q is outside [0, 1].
         """
-        if self.samples is None:
-            raise ValueError("this prediction has no samples; call predict(..., return_samples=True)")
         qs = np.atleast_1d(np.asarray(qs, dtype=np.float64))
+        if self.quantile_levels is not None and all(np.any(np.isclose(q, self.quantile_levels)) for q in qs):
+            idx = [int(np.argmin(np.abs(self.quantile_levels - q))) for q in qs]
+            return self.quantile_values[idx]
+        if self.samples is None:
+            raise ValueError("this prediction has no samples for these levels; call "
+                             "predict(..., return_samples=True) or predict(..., quantiles=levels)")
         if np.any((qs < 0) | (qs > 1)):
             raise ValueError(f"quantiles must lie in [0, 1], got {qs.tolist()}")
         return np.quantile(self.samples, qs, axis=1).astype(self.mean.dtype)
@@ -68,6 +90,9 @@ class Prediction:
                   "mu": self.mu, "f": self.f}
         if self.samples is not None:
             arrays["samples"] = self.samples
+        if self.samples is not None or self.quantile_levels is not None:
+            if self.samples is None:
+                qs = self.quantile_levels
             arrays["quantile_levels"] = np.asarray(qs)
             arrays["quantiles"] = self.quantiles(qs)
         path.parent.mkdir(parents=True, exist_ok=True)

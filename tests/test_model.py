@@ -165,3 +165,17 @@ def test_fit_on_fields_with_conv_autoencoder(quadrature):
     assert model.architecture_ == "conv1d" and model.training_["status"] == "completed"
     pred = model.predict(x[:2, 0, None, :], amp[:2, None], t, n_samples=3)
     assert pred.mean.shape == (2, 30, 1, 40)
+
+
+def test_device_quantiles_match_numpy(duffing_model):
+    data = duffing_dataset(2, seed=3)
+    levels = [0.05, 0.5, 0.95]
+    pred = duffing_model.predict(data.x[:, 0], data.mu, data.t, data.f, n_samples=32, seed=1,
+                                 quantiles=levels)
+    ref = np.quantile(pred.samples, levels, axis=1)
+    assert np.allclose(pred.quantiles(levels), ref, atol=1e-5)
+    lean = duffing_model.predict(data.x[:, 0], data.mu, data.t, data.f, n_samples=32, seed=1,
+                                 quantiles=levels, return_samples=False)
+    assert lean.samples is None and np.allclose(lean.quantiles([0.95]), ref[2:], atol=1e-5)
+    with pytest.raises(ValueError, match="no samples"):
+        lean.quantiles([0.3])
