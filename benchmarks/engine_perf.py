@@ -46,6 +46,12 @@ def make_model(device: str, graph: bool, steps: int) -> StochasticROM:
                          device=device, cuda_graph=graph, log_every=max(steps, 1), seed=0)
 
 
+def log(message: str) -> None:
+    import sys
+
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
@@ -54,12 +60,14 @@ def sync(device: str) -> None:
 def step_time(data: Dataset, device: str, graph: bool, n_short: int, n_long: int) -> dict:
     """Seconds per step from the difference of two runs (setup and capture cancel out)."""
     times = {}
+    make_model(device, graph, 3).fit(data)  # one-time costs: allocator, cuDNN, kernels
     for n in (n_short, n_long):
         sync(device)
         start = time.perf_counter()
         model = make_model(device, graph, n).fit(data)
         sync(device)
         times[n] = time.perf_counter() - start
+        log(f"fit {n} steps (graph={graph}) on {device}: {times[n]:.2f} s")
     per_step = (times[n_long] - times[n_short]) / (n_long - n_short)
     return {"ms_per_step": 1e3 * per_step, "steps_per_s": 1.0 / per_step,
             "cuda_graph_used": model.training_["cuda_graph"],
@@ -67,14 +75,12 @@ def step_time(data: Dataset, device: str, graph: bool, n_short: int, n_long: int
 
 
 def peak_memory(data: Dataset, device: str, graph: bool) -> float:
+    """Peak memory of the training step (the resident dataset excluded), MB."""
     if device != "cuda":
         return float("nan")
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    make_model(device, graph, 20).fit(data)
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / 2**20
+    model = make_model(device, graph, 20).fit(data)
+    log(f"peak step memory measured for T={data.n_times}")
+    return float(model.training_["peak_step_memory_mb"])
 
 
 def longer(data: Dataset, factor: int) -> Dataset:
@@ -108,6 +114,7 @@ def predict_latency(model: StochasticROM, data: Dataset, n_paths: int, n_steps: 
         samples.append(1e3 * (time.perf_counter() - start))
     assert pred.quantile_values.shape == (len(levels), 1, n_frames, 500)
     samples.sort()
+    log(f"predict {n_paths} paths, {n_frames} frames: p50 {statistics.median(samples):.1f} ms")
     return {"paths": n_paths, "steps": n_steps, "frames": n_frames, "p50_ms": statistics.median(samples),
             "p95_ms": samples[min(len(samples) - 1, int(0.95 * len(samples)))]}
 
@@ -135,8 +142,7 @@ def main() -> None:
         mem10 = peak_memory(longer(data, 10), device, True)
         out["peak_memory_mb"] = {"T": mem1, "2T": mem2, "10T": mem10,
                                  "change_2T_percent": 100 * (mem2 - mem1) / mem1,
-                                 "note": "step memory only: the resident dataset itself is excluded "
-                                         "(allocated before the measurement baseline is not; see code)"}
+                                 "note": "memory of the training step; the resident dataset is excluded"}
     model = make_model(device, True, 10 if quick else 200).fit(data)
     reps = 5 if quick else 30
     out["predict"] = [predict_latency(model, data, n, 300, reps, 101) for n in (64, 256)]

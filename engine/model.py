@@ -339,6 +339,7 @@ class StochasticROM:
             "history": result.history, "n_trajectories": dataset.n_trajectories,
             "n_times": dataset.n_times, "resumed_from_step": start,
             "cuda_graph": trainer.use_graph,
+            "peak_step_memory_mb": result.peak_step_memory_mb,
         }
         self.module_.eval()
         return self

@@ -227,16 +227,39 @@ class _Unflatten(nn.Module):
         return x.reshape(x.shape[0], *self.shape)
 
 
-class _Resize(nn.Module):
-    """Upsample to an exact spatial size (so odd sizes come back exactly)."""
+class _UpsampleConv(nn.Module):
+    """Double the spatial size to exactly ``size``, then convolve (k = 5).
 
-    def __init__(self, size: Sequence[int]):
+    With zero padding this is one stride-2 transposed convolution (the ROM paper's form,
+    half the arithmetic of upsample + conv). With circular padding (periodic domains,
+    which transposed convolutions do not support) it is nearest-neighbour repetition,
+    cropped to ``size``, followed by a circular convolution. Both avoid
+    ``F.interpolate(mode="linear")``, whose CUDA kernel is very slow at these shapes.
+    """
+
+    def __init__(self, c_in: int, c_out: int, size_in: Sequence[int], size: Sequence[int],
+                 padding_mode: str):
         super().__init__()
         self.size = tuple(size)
+        dims = len(self.size)
+        self.transposed = padding_mode == "zeros"
+        if self.transposed:
+            cls = nn.ConvTranspose1d if dims == 1 else nn.ConvTranspose2d
+            extra = tuple(n - (2 * m - 1) for n, m in zip(self.size, size_in))
+            self.conv = cls(c_in, c_out, kernel_size=5, stride=2, padding=2, output_padding=extra)
+        else:
+            cls = nn.Conv1d if dims == 1 else nn.Conv2d
+            self.conv = cls(c_in, c_out, kernel_size=5, padding=2, padding_mode=padding_mode)
+        nn.init.xavier_normal_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mode = "linear" if len(self.size) == 1 else "bilinear"
-        return nn.functional.interpolate(x, size=self.size, mode=mode, align_corners=False)
+        if self.transposed:
+            return self.conv(x)
+        for axis, n in enumerate(self.size):
+            dim = x.dim() - len(self.size) + axis
+            x = x.repeat_interleave(2, dim=dim).narrow(dim, 0, n)
+        return self.conv(x)
 
 
 def build_decoder(architecture: str, state_shape: Sequence[int], latent_dim: int,
@@ -259,7 +282,7 @@ def build_decoder(architecture: str, state_shape: Sequence[int], latent_dim: int
     ]
     for i, width in enumerate(widths):
         c_out = widths[i + 1] if i + 1 < len(widths) else widths[-1]
-        layers += [_Resize(sizes[i + 1]), geo.conv(width, c_out, 1, padding_mode), activation(act)]
+        layers += [_UpsampleConv(width, c_out, sizes[i], sizes[i + 1], padding_mode), activation(act)]
     layers.append(geo.conv(widths[-1], geo.channels, 1, padding_mode))
     for layer in layers:
         if isinstance(layer, nn.Linear):

@@ -74,7 +74,9 @@ def robust_cholesky(matrix: torch.Tensor) -> torch.Tensor:
     n = matrix.shape[-1]
     eye = torch.eye(n, dtype=matrix.dtype, device=matrix.device)
     scale = matrix.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None].detach()
-    jitters = torch.tensor(_JITTERS, dtype=matrix.dtype, device=matrix.device)
+    # built on the device (a host-to-device copy is not allowed during graph capture)
+    rungs = torch.arange(len(_JITTERS), device=matrix.device, dtype=matrix.dtype)
+    jitters = torch.where(rungs > 0, 10.0 ** (2.0 * rungs - 8.0), torch.zeros_like(rungs))
     ladder = matrix.unsqueeze(0) + jitters.view(-1, *([1] * matrix.dim())) * scale * eye
     factors, info = torch.linalg.cholesky_ex(ladder)
     ok = (info == 0) & torch.isfinite(factors).flatten(-2).all(-1)
@@ -110,7 +112,10 @@ class WindowPosterior(nn.Module):
         eye = torch.eye(t_nodes.shape[1], dtype=h_nodes.dtype, device=h_nodes.device)
         gram = self.kernel(w_nodes, w_nodes) + self.kernel.nugget * eye
         chol = robust_cholesky(gram)
-        alpha = torch.cholesky_solve(h_nodes, chol)
+        # two triangular solves (cuBLAS trsm) rather than cholesky_solve, which cannot be
+        # captured in a CUDA graph for batched inputs
+        half_solved = torch.linalg.solve_triangular(chol, h_nodes, upper=False)
+        alpha = torch.linalg.solve_triangular(chol.transpose(-1, -2), half_solved, upper=True)
         return WindowFit(self.kernel, t0, half, centre, w_nodes, alpha)
 
 

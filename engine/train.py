@@ -59,6 +59,7 @@ class TrainResult:
     step: int
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    peak_step_memory_mb: float | None = None
 
 
 class WindowSampler:
@@ -147,6 +148,7 @@ class Trainer:
         self.gamma = 0.9 ** (1.0 / max(settings.lr_decay_steps, 1))
         if self.use_graph:
             self.lr = torch.tensor(settings.lr, device=device)
+            self.gamma_t = torch.tensor(self.gamma, device=device)
             self.optimizer = torch.optim.Adam(self.params, lr=self.lr, capturable=True)
         else:
             self.optimizer = torch.optim.Adam(self.params, lr=settings.lr)
@@ -170,8 +172,7 @@ class Trainer:
         self.optimizer.step()
         self.step_tensor += 1
         if self.use_graph:
-            self.lr.copy_(s.lr * torch.pow(torch.tensor(self.gamma, device=self.device),
-                                           self.step_tensor.float()))
+            self.lr.copy_(s.lr * torch.pow(self.gamma_t, self.step_tensor.float()))
         self.accum += torch.stack([terms[k].detach().float() for k in _TERMS])
         self.nonfinite |= ~torch.isfinite(terms["loss"].detach())
 
@@ -208,6 +209,10 @@ class Trainer:
         step, last_log_step = start_step, start_step
         last_good = self._snapshot(start_step)
         status, message = "completed", f"trained {s.steps} steps"
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            base_memory = torch.cuda.memory_allocated(self.device)
         t_start = time.perf_counter()
         try:
             while step < s.steps:
@@ -246,8 +251,12 @@ class Trainer:
             self.save_checkpoint(self.checkpoint_path, step)
         self.module.eval()
         seconds = time.perf_counter() - t_start
+        peak = None
+        if self.device.type == "cuda":
+            # memory of the training step itself: the resident dataset is in the baseline
+            peak = (torch.cuda.max_memory_allocated(self.device) - base_memory) / 2**20
         self.callback.on_end(step, status, message)
-        return TrainResult(status, message, step, self.history, seconds)
+        return TrainResult(status, message, step, self.history, seconds, peak)
 
     def _log(self, step: int, n_steps: int, t_start: float) -> tuple[bool, dict | None]:
         """Read the accumulated terms; snapshot the parameters (before any callback runs)."""
