@@ -82,3 +82,21 @@ def test_console_script_runs(files):
     result = subprocess.run([sys.executable, "-m", "engine.cli", "evaluate", "nowhere", "x.npz"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_generate_and_systems_commands(tmp_path, capsys):
+    assert main(["systems"]) == 0
+    assert "burgers" in capsys.readouterr().out.split()
+    out = tmp_path / "heat.h5"
+    assert main(["generate", "heat", "--n", "2", "--seed", "1", "--out", str(out)]) == 0
+    from engine import load_dataset
+
+    assert load_dataset(out).system == "heat"
+    assert main(["generate", "no_such_system", "--out", str(out)]) == 2
+    assert "unknown system" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", "20", "--device", "cpu"]) == 0
+    for name in ("train.npz", "test.npz", "prediction.npz", "model/config.json"):
+        assert (tmp_path / "demo" / name).is_file(), name
