@@ -15,3 +15,13 @@ __all__ = [
     "RecordingCallback",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Submodules that need optional-at-import packages (param) load on first use, so the
+    # core engine imports on machines without them.
+    if name in ("systems", "forcing", "metrics"):
+        import importlib
+
+        return importlib.import_module(f"engine.{name}")
+    raise AttributeError(f"module 'engine' has no attribute '{name}'")

@@ -100,3 +100,24 @@ def test_demo_runs_end_to_end(tmp_path):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", "20", "--device", "cpu"]) == 0
     for name in ("train.npz", "test.npz", "prediction.npz", "model/config.json"):
         assert (tmp_path / "demo" / name).is_file(), name
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(files, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "train", str(files / "train.npz"), "--out", str(out),
+         "--steps", "100000", "--window", "16", "--latent-dim", "2", "--set", "log_every=5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not out.exists() and proc.poll() is None:
+        time.sleep(0.2)  # the output folder appears just before training starts
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert (out / "checkpoint.safetensors").is_file() and (out / "config.json").is_file()
+    assert load_model(out).training_["status"] == "interrupted"
