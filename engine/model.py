@@ -74,6 +74,8 @@ class StochasticROM:
         dispersion_prior: ``(log_mean, log_std)`` of a log-normal prior on Ψ², or ``None``.
         decoder_log_var_init, decoder_log_var_prior: the decoder noise variance (normalized
             units): initial log σ² and the (mean, std) of its Gaussian prior.
+        decoder_var_floor: lower bound on the decoder variance (normalized units); keeps
+            noise-free data from collapsing the variances and over-confident predictions.
         kernel_hidden, kernel_length_scale, kernel_nugget: the deep kernel.
         normalize: scale states, μ and f to zero mean and unit std before the networks.
         dtype: ``float32`` or ``float64``.
@@ -102,6 +104,7 @@ class StochasticROM:
                  dispersion_prior: tuple[float, float] | None = None,
                  decoder_log_var_init: float = -4.0,
                  decoder_log_var_prior: tuple[float, float] = (-4.0, 1.0),
+                 decoder_var_floor: float = 0.0,
                  kernel_hidden: tuple[int, ...] = (32, 32), kernel_length_scale: float = 0.1,
                  kernel_nugget: float = 1e-2, normalize: bool = True, dtype: str = "float32",
                  steps: int = 2000, lr: float = 1e-3, lr_decay_steps: int = 1000,
@@ -133,6 +136,7 @@ class StochasticROM:
         self.dispersion_prior = dispersion_prior
         self.decoder_log_var_init = decoder_log_var_init
         self.decoder_log_var_prior = decoder_log_var_prior
+        self.decoder_var_floor = decoder_var_floor
         self.kernel_hidden = kernel_hidden
         self.kernel_length_scale = kernel_length_scale
         self.kernel_nugget = kernel_nugget
@@ -229,7 +233,8 @@ class StochasticROM:
         decoder = build_decoder(arch, state_shape, d, hidden[::-1], self.activation,
                                 self.conv_channels, padding)
         lv_mean, lv_std = self.decoder_log_var_prior
-        dec_var = LogNormalVariance(state_shape, self.decoder_log_var_init, 1e-2, lv_mean, lv_std)
+        dec_var = LogNormalVariance(state_shape, self.decoder_log_var_init, 1e-2, lv_mean, lv_std,
+                                    floor=self.decoder_var_floor)
         kernel = DeepKernel(tuple(self.kernel_hidden), self.kernel_length_scale, self.kernel_nugget)
         units = None
         if self.drift == "physics":

@@ -24,12 +24,14 @@ class LogNormalVariance(nn.Module):
         init_log_std: initial s.
         prior_log_mean: m₀.
         prior_log_std: s₀.
+        floor: a constant added to σ² (a lower bound), for noise-free data.
     """
 
     def __init__(self, shape: Sequence[int], init_log_mean: float = -4.0,
                  init_log_std: float = 1e-2, prior_log_mean: float = -4.0,
-                 prior_log_std: float = 1.0):
+                 prior_log_std: float = 1.0, floor: float = 0.0):
         super().__init__()
+        self.floor = float(floor)
         self.loc = nn.Parameter(torch.full(tuple(shape), float(init_log_mean)))
         self.log_scale = nn.Parameter(torch.full(tuple(shape), math.log(init_log_std)))
         self.prior_log_mean = float(prior_log_mean)
@@ -38,11 +40,11 @@ class LogNormalVariance(nn.Module):
     def sample(self) -> torch.Tensor:
         """One reparametrized draw of σ², same shape as the variable."""
         eps = torch.randn_like(self.loc)
-        return torch.exp(self.loc + torch.exp(self.log_scale) * eps)
+        return torch.exp(self.loc + torch.exp(self.log_scale) * eps) + self.floor
 
     def point(self) -> torch.Tensor:
         """``exp(m)``: the variance used at prediction time."""
-        return torch.exp(self.loc)
+        return torch.exp(self.loc) + self.floor
 
     def kl(self) -> torch.Tensor:
         """KL(q ‖ prior), summed over elements (a scalar)."""
