@@ -1,0 +1,38 @@
+"""Every shipped pretrained model loads, predicts, and meets its card's held-out error on a
+freshly generated test set (new seed, not the training data)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import load_model, systems
+
+ROOT = Path(__file__).resolve().parent.parent / "pretrained"
+MODELS = sorted(p.parent.name for p in ROOT.glob("*/config.json"))
+# tolerance for a small fresh test set against the card's 8–16-trajectory figure
+TOLERANCE = 1.6
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_pretrained_model_meets_its_card(name):
+    directory = ROOT / name
+    record = json.loads((directory / "eval.json").read_text())
+    assert (directory / "card.md").is_file() and (directory / "training_curve.png").is_file()
+    assert (directory / "model.safetensors").stat().st_size < 10 * 2**20
+    model = load_model(directory)
+    preset = record["generate"]["preset"]
+    fresh = systems.generate(record["system"], n=4, split="test", seed=12345, preset=preset)
+    metrics = model.evaluate(fresh, n_samples=32, seed=1)
+    card = record["test"]
+    assert metrics["rmse"] <= TOLERANCE * card["rmse"], (metrics, card)
+    if card["rel_l2_mean"] < 1.0:  # relative error is meaningless where the truth is ~0
+        assert metrics["rel_l2_mean"] <= TOLERANCE * card["rel_l2_mean"], (metrics, card)
+    pred = model.predict(fresh.x[0, 0], fresh.mu[0], fresh.t, fresh.f[0], n_samples=4, seed=0)
+    assert np.all(np.isfinite(pred.mean))
+
+
+def test_all_pretrained_together_stay_small():
+    total = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file())
+    assert total < 60 * 2**20
