@@ -48,3 +48,17 @@ def test_cholesky_ladder_handles_singular_and_nan_free():
     assert torch.allclose(rebuilt, singular, atol=0.1 * singular.diagonal(dim1=-2, dim2=-1).mean())
     spd = torch.eye(6, dtype=torch.float64) * 2
     assert torch.allclose(robust_cholesky(spd), torch.linalg.cholesky(spd))
+
+
+def test_hand_written_tangent_matches_torch_func_jvp():
+    for act in ("tanh", "silu", "relu"):
+        torch.manual_seed(3)
+        kernel = DeepKernel(act=act).double()
+        for p in kernel.warp_net.parameters():  # a non-trivial warp
+            torch.nn.init.normal_(p, std=0.5)
+        t = torch.linspace(0.0, 1.0, 16, dtype=torch.float64).expand(3, 16)
+        fit = WindowPosterior(kernel).fit_window(t, torch.randn(3, 16, 4, dtype=torch.float64))
+        q = torch.rand(3, 7, dtype=torch.float64)
+        values, rates = fit.moments_and_rates(q)
+        ref_values, ref_rates = fit.moments_and_rates_jvp(q)
+        assert torch.allclose(values, ref_values) and torch.allclose(rates, ref_rates), act
