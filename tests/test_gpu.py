@@ -72,3 +72,13 @@ def test_predict_on_cuda_is_reproducible_and_matches_cpu_statistics():
     a = model.predict(data.x[0, 0], data.mu[0], data.t, data.f[0], n_samples=64, seed=5)
     b = model.predict(data.x[0, 0], data.mu[0], data.t, data.f[0], n_samples=64, seed=5)
     assert np.array_equal(a.samples, b.samples)
+
+
+def test_resume_on_cuda(tmp_path):
+    data = duffing_dataset(4, n_times=41)
+    ckpt = tmp_path / "c.safetensors"
+    kw = dict(latent_dim=2, window=16, windows_per_step=2, device="cuda", log_every=10, seed=0)
+    StochasticROM(steps=20, **kw).fit(data, checkpoint=ckpt)
+    for graph in (False, True):
+        model = StochasticROM(steps=40, cuda_graph=graph, **kw).fit(data, resume_from=ckpt)
+        assert model.training_["resumed_from_step"] == 20 and model.training_["status"] == "completed"
