@@ -538,7 +538,9 @@ class StochasticROM:
                           latent=latent.view(n_cases, n_samples, t.size, d).cpu().numpy(),
                           mu=mu, f=f_phys, quantile_levels=q_levels, quantile_values=q_values)
 
-    def _decode_paths(self, z: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+    def _decode_paths(self, z: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        # small chunks keep CPU convolutions in cache (3x faster there); big ones on a GPU
+        chunk = chunk or (65536 if z.is_cuda else 2048)
         parts = [self.module_.decode(z[i:i + chunk]) for i in range(0, z.shape[0], chunk)]
         return torch.cat(parts, 0)
 

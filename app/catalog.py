@@ -1,0 +1,192 @@
+"""The model catalog: find saved models, load them once per process, match their simulator.
+
+GUI-free. A *model directory* is any directory holding ``config.json`` (written by
+``StochasticROM.save``). Two roots are searched:
+
+* ``pretrained/`` at the repository root (shipped models), and
+* the user's models directory: ``$SROM_MODELS_DIR`` if set, else ``~/.srom/models``.
+
+Loaded models are kept in a small process-wide LRU cache keyed by the directory and the
+modification time of its files, so every dashboard session shares one read-only copy and a
+re-trained model is picked up. Prediction calls on a shared model are serialized by a lock
+(the rollout engine caches per-shape state).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from engine.io import CONFIG_NAME, WEIGHTS_NAME, ModelFileError, load_config, load_model
+from engine.model import StochasticROM
+
+__all__ = [
+    "ModelEntry", "pretrained_dir", "user_models_dir", "model_roots", "discover_models",
+    "default_model", "load_cached", "model_lock", "clear_cache", "resolve_system",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV_MODELS_DIR = "SROM_MODELS_DIR"
+#: directories deeper than this below a root are not searched (keeps discovery fast)
+MAX_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One discovered model directory.
+
+    Attributes:
+        path: absolute directory path.
+        label: what the model picker shows, e.g. ``"burgers — pretrained/burgers"``.
+        system: the simulator name recorded in the config (``None`` for custom data).
+        source: ``"pretrained"`` or ``"user"``.
+    """
+
+    path: str
+    label: str
+    system: str | None
+    source: str
+
+
+def pretrained_dir() -> Path:
+    """``<repo>/pretrained``: the shipped models."""
+    return REPO_ROOT / "pretrained"
+
+
+def user_models_dir() -> Path:
+    """``$SROM_MODELS_DIR`` if set, else ``~/.srom/models``."""
+    env = os.environ.get(ENV_MODELS_DIR)
+    return Path(env).expanduser() if env else Path.home() / ".srom" / "models"
+
+
+def model_roots() -> list[tuple[str, Path]]:
+    """The searched roots as ``(source, path)``, pretrained first."""
+    return [("pretrained", pretrained_dir()), ("user", user_models_dir())]
+
+
+def _model_dirs(root: Path) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        depth = len(Path(dirpath).relative_to(root).parts)
+        visible = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = visible if depth < MAX_DEPTH else []
+        if CONFIG_NAME in filenames:
+            found.append(Path(dirpath))
+    return found
+
+
+def discover_models(roots: Sequence[tuple[str, Path]] | None = None) -> list[ModelEntry]:
+    """Every model directory under ``roots`` (default :func:`model_roots`), in root order.
+
+    Directories whose ``config.json`` cannot be read are skipped (a half-written model
+    must not break the dashboard).
+    """
+    entries: list[ModelEntry] = []
+    seen: set[str] = set()
+    for source, root in roots if roots is not None else model_roots():
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for directory in _model_dirs(root):
+            path = str(directory.resolve())
+            if path in seen:
+                continue
+            try:
+                config = load_config(directory)
+            except ModelFileError:
+                continue
+            seen.add(path)
+            system = config.get("system") if isinstance(config, dict) else None
+            where = directory.relative_to(root).as_posix()
+            where = root.name if where == "." else f"{root.name}/{where}"
+            label = f"{system or 'custom data'} — {where}"
+            entries.append(ModelEntry(path=path, label=label, system=system, source=source))
+    return entries
+
+
+def default_model(entries: Sequence[ModelEntry], prefer: str = "burgers") -> ModelEntry | None:
+    """The model shown first: a pretrained ``prefer`` model, else any ``prefer`` model, else
+    the first pretrained one, else the first one; ``None`` when there are none."""
+    for test in (lambda e: e.source == "pretrained" and e.system == prefer,
+                 lambda e: e.system == prefer,
+                 lambda e: e.source == "pretrained",
+                 lambda e: True):
+        for entry in entries:
+            if test(entry):
+                return entry
+    return None
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    return tuple((path / name).stat().st_mtime_ns for name in (CONFIG_NAME, WEIGHTS_NAME))
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, stamp: tuple[int, int]) -> StochasticROM:
+    return load_model(path, device="cpu")
+
+
+_LOCKS: dict[int, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def load_cached(path: str | os.PathLike) -> StochasticROM:
+    """The model in ``path``, loaded once per process (CPU) and shared read-only.
+
+    Raises:
+        ModelFileError: missing or corrupt files (see :func:`engine.load_model`).
+    """
+    directory = Path(path).resolve()
+    try:
+        stamp = _stamp(directory)
+    except OSError as exc:
+        raise ModelFileError(f"{directory}: cannot read the model files ({exc})") from exc
+    return _load(str(directory), stamp)
+
+
+def model_lock(model: StochasticROM) -> threading.Lock:
+    """The lock that serializes ``predict`` calls on a shared model."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(id(model), threading.Lock())
+
+
+def clear_cache() -> None:
+    """Forget every loaded model (tests, or after deleting models)."""
+    _load.cache_clear()
+
+
+def resolve_system(model: StochasticROM):
+    """The simulator a model was trained on, as a configured :class:`engine.systems.System`.
+
+    The saved config records the system's name but not its preset, so the preset is matched
+    by the state shape, μ names and forcing names (preferring one whose default time grid is
+    the model's training grid). Returns ``None`` for custom data or when nothing matches.
+    """
+    from engine.systems import SYSTEMS, get_system
+
+    name = getattr(model, "system_", None)
+    if name not in SYSTEMS:
+        return None
+    candidates = []
+    for preset in SYSTEMS[name].presets:
+        try:
+            system = get_system(name, preset)
+        except ValueError:
+            continue
+        if (tuple(system.state_shape) != tuple(model.state_shape_)
+                or list(system.param_names) != list(model.param_names_)
+                or list(system.forcing_names) != list(model.forcing_names_)):
+            continue
+        grid = system.time_grid()
+        same_grid = (abs(grid[0] - model.t_range_[0]) < 1e-9
+                     and abs(grid[-1] - model.t_range_[1]) < 1e-6
+                     and abs(float(grid[1] - grid[0]) - model.dt_) < 1e-6)
+        candidates.append((not same_grid, preset != "default", system))
+    if not candidates:
+        return None
+    candidates.sort(key=lambda c: (c[0], c[1]))
+    return candidates[0][2]

@@ -1,0 +1,127 @@
+"""Widget builders for the state's inputs: μ sliders with their trained range marked, and
+the forcing family's parameter widgets.
+
+Every function returns *new* widgets (never shared between sessions). Sliders report
+through ``value_throttled`` (on release, or on Enter in the text box) so that a drag
+costs one prediction, not one per pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import panel as pn
+
+from app.state import ForcingField, MuSpec
+
+__all__ = ["MuControl", "range_bar_html", "forcing_widget", "nice_step", "label", "label_of"]
+
+TRAINED_COLOR = "#2ca02c"
+OUTSIDE_COLOR = "#d62728"
+
+
+def label(text: str) -> dict[str, str]:
+    """The keyword that sets a widget's visible label: ``label`` (Panel >= 1.8, where
+    ``name`` is deprecated for this) or ``name`` (older Panel)."""
+    return {"label": text} if "label" in pn.widgets.Widget.param else {"name": text}
+
+
+def label_of(widget) -> str:
+    """A widget's visible label (see :func:`label`)."""
+    return getattr(widget, "label", None) or widget.name
+
+
+def nice_step(lo: float, hi: float, n: int = 200) -> float:
+    """A round step giving about ``n`` slider positions between ``lo`` and ``hi``."""
+    span = abs(hi - lo) or 1.0
+    raw = span / n
+    power = 10 ** math.floor(math.log10(raw))
+    for mult in (1, 2, 5, 10):
+        if raw <= mult * power:
+            return mult * power
+    return 10 * power
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def range_bar_html(trained: tuple[float, float], bounds: tuple[float, float], value: float,
+                   doc: str = "") -> str:
+    """A thin bar: the slider's extent in grey, the trained range in green, the value as a
+    tick (red when outside the trained range); ``doc`` is shown before the range text."""
+    lo, hi = bounds
+    span = (hi - lo) or 1.0
+
+    def pct(v: float) -> float:
+        return 100.0 * min(max((v - lo) / span, 0.0), 1.0)
+
+    a, b, v = pct(trained[0]), pct(trained[1]), pct(value)
+    inside = trained[0] <= value <= trained[1]
+    tick = TRAINED_COLOR if inside else OUTSIDE_COLOR
+    text = ("trained " if inside else "<b>extrapolating</b> — trained ") + \
+        f"[{_fmt(trained[0])}, {_fmt(trained[1])}]"
+    return (
+        '<div style="position:relative;height:6px;background:#e6e6e6;border-radius:3px;'
+        'margin:0 8px">'
+        f'<div style="position:absolute;left:{a:.1f}%;width:{max(b - a, 0.5):.1f}%;height:6px;'
+        f'background:{TRAINED_COLOR};opacity:0.55;border-radius:3px"></div>'
+        f'<div style="position:absolute;left:calc({v:.1f}% - 1px);top:-3px;width:3px;height:12px;'
+        f'background:{tick}"></div></div>'
+        f'<div style="font-size:11px;color:{"#555" if inside else OUTSIDE_COLOR};margin:2px 8px 0">'
+        f'{doc + " · " if doc else ""}{text}</div>')
+
+
+class MuControl:
+    """One μ parameter: an editable slider (bounds widened around the trained range, typed
+    values may go further within physical validity) and its trained-range bar.
+
+    Args:
+        spec: the parameter's :class:`app.state.MuSpec`.
+        value: the starting value.
+        on_change: called with the new value when the user releases the slider or types one.
+    """
+
+    def __init__(self, spec: MuSpec, value: float, on_change: Callable[[float], None]):
+        self.spec = spec
+        unit = "" if spec.unit in ("", "1") else f" [{spec.unit}]"
+        lo, hi = spec.bounds
+        self.slider = pn.widgets.EditableFloatSlider(
+            **label(f"{spec.name}{unit}"), start=lo, end=hi, value=float(value),
+            step=nice_step(lo, hi), format="0.[0000]", sizing_mode="stretch_width")
+        self.bar = pn.pane.HTML(range_bar_html(spec.trained, spec.bounds, value, spec.doc),
+                                sizing_mode="stretch_width", margin=(0, 10, 8, 10))
+        self.slider.param.watch(lambda e: self._show(e.new), "value")
+        self.slider.param.watch(lambda e: on_change(float(e.new)), "value_throttled")
+        self.panel = pn.Column(self.slider, self.bar, sizing_mode="stretch_width", margin=0)
+
+    def _show(self, value: float | None) -> None:
+        if value is not None:
+            self.bar.object = range_bar_html(self.spec.trained, self.spec.bounds, float(value),
+                                             self.spec.doc)
+
+    def set(self, value: float) -> None:
+        """Show ``value`` without reporting it."""
+        self.slider.value = float(value)
+
+
+def forcing_widget(field: ForcingField, value: Any, on_change: Callable[[Any], None]):
+    """The widget of one forcing parameter: a slider for floats, an integer box for ints,
+    a list box for lists (``sum_of_sines``)."""
+    if field.kind == "float":
+        lo, hi = field.bounds or (float(value) - 1.0, float(value) + 1.0)
+        lo, hi = min(lo, float(value)), max(hi, float(value))
+        widget = pn.widgets.EditableFloatSlider(
+            **label(field.name), start=lo, end=hi, value=float(value), step=nice_step(lo, hi, 100),
+            format="0.[000]", sizing_mode="stretch_width")
+        widget.param.watch(lambda e: on_change(float(e.new)), "value_throttled")
+    elif field.kind == "int":
+        widget = pn.widgets.IntInput(**label(field.name), value=int(value), start=0,
+                                     sizing_mode="stretch_width")
+        widget.param.watch(lambda e: on_change(int(e.new)), "value")
+    else:
+        widget = pn.widgets.LiteralInput(**label(f"{field.name} (list)"), value=list(value),
+                                         type=list, sizing_mode="stretch_width")
+        widget.param.watch(lambda e: on_change(list(e.new)), "value")
+    return widget

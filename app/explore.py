@@ -1,0 +1,329 @@
+"""The Explore view: pick a model, move μ and the forcing, watch the prediction and its
+uncertainty update (quantity of interest, space–time maps, latent paths, truth overlay).
+
+A thin ``pn.viewable.Viewer`` over :class:`app.state.ExploreState`: widgets write the state's
+inputs, and a watcher on ``state.result`` pushes the new arrays into the Bokeh figures of
+:mod:`app.plots` (created once per model) under ``pn.io.hold()``. Everything runs on the
+session's thread: the prediction is computed inside the widget callback.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import panel as pn
+import param
+from bokeh.models import Range1d
+
+from app.controls import MuControl, forcing_widget, label
+from app.plots import ErrorPlot, FieldPlot, ForcingPlot, LatentPlot, PhasePlot, QoIPlot
+from app.state import BANDS, ExploreResult, ExploreState, forcing_fields
+
+__all__ = ["ExploreView", "NO_MODEL_HELP"]
+
+NO_MODEL_HELP = """### No trained model found
+
+The dashboard looks for model directories (with a `config.json`) under `pretrained/` in the
+repository and under `~/.srom/models` (or the directory in `$SROM_MODELS_DIR`). Train one,
+for example the Burgers equation (a few minutes on a CPU, seconds on a GPU):
+
+```bash
+srom generate burgers --n 64 --out data/burgers_train.npz
+srom generate burgers --n 8 --split test --out data/burgers_test.npz
+srom train data/burgers_train.npz --val data/burgers_test.npz --steps 3000 \\
+    --out ~/.srom/models/burgers
+```
+
+then reload this page.
+"""
+
+
+def _field_kind(state: ExploreState) -> str:
+    """``vector`` (a few components), ``field1d`` (n points on a line) or ``field2d``."""
+    shape = tuple(state.model.state_shape_)
+    if len(shape) == 1:
+        has_grid = state.system is not None and bool(state.system.grid())
+        return "field1d" if (has_grid or shape[0] > 8) else "vector"
+    return "field2d"
+
+
+def _model_card(state: ExploreState) -> str:
+    """A short Markdown description of the loaded model."""
+    m = state.model
+    metrics = getattr(m, "metrics_", {}) or {}
+    lines = [f"**{m.system_ or 'custom data'}** · state {tuple(m.state_shape_)} · "
+             f"latent d = {m.latent_dim_}",
+             f"trained on t ∈ [{m.t_range_[0]:g}, {m.t_range_[1]:g}], dt = {m.dt_:g}"]
+    if "rel_l2_mean" in metrics:
+        lines.append(f"test relative L2 error {metrics['rel_l2_mean']:.3g}, "
+                     f"90 % coverage {100 * metrics.get('coverage_90', float('nan')):.0f} %")
+    if state.system is None:
+        lines.append("⚠ no matching simulator: predictions need one for the initial state")
+    return "<br>".join(lines)
+
+
+class ExploreView(pn.viewable.Viewer):
+    """Controls (``controls``, for a sidebar) and plots (``main``) of one session."""
+
+    state = param.ClassSelector(class_=ExploreState, doc="The session state it shows.")
+
+    def __init__(self, **params):
+        if "state" not in params:
+            params["state"] = ExploreState()
+        super().__init__(**params)
+        s = self.state
+        self.render_seconds = 0.0
+        self._model_select = pn.widgets.Select(
+            **label("Model"), options={e.label: e.path for e in s.models}, value=s.model_path,
+            sizing_mode="stretch_width")
+        self._model_select.param.watch(lambda e: setattr(s, "model_path", e.new), "value")
+        self._model_info = pn.pane.Markdown("", sizing_mode="stretch_width",
+                                            styles={"font-size": "12px"})
+        self._mu_box = pn.Column(sizing_mode="stretch_width", margin=0)
+        self._family = pn.widgets.Select(**label("Forcing family"), sizing_mode="stretch_width")
+        self._family.param.watch(self._on_family, "value")
+        self._forcing_box = pn.Column(sizing_mode="stretch_width", margin=0)
+        self._n_paths = pn.widgets.IntSlider(**label("Sample paths"), start=8, end=512, step=8,
+                                             value=s.n_paths, sizing_mode="stretch_width")
+        self._n_paths.param.watch(lambda e: setattr(s, "n_paths", int(e.new)), "value_throttled")
+        self._horizon = pn.widgets.EditableFloatSlider(**label("Horizon t_end"), start=0.0, end=1.0,
+                                                       value=1.0, sizing_mode="stretch_width")
+        self._horizon.param.watch(lambda e: setattr(s, "horizon", float(e.new)), "value_throttled")
+        self._seed = pn.widgets.IntInput(**label("Seed"), value=s.seed, start=0,
+                                         sizing_mode="stretch_width")
+        self._seed.param.watch(lambda e: setattr(s, "seed", int(e.new)), "value")
+        self._truth = pn.widgets.Checkbox(**label("Compare with the simulator"), value=s.show_truth)
+        self._truth.param.watch(lambda e: setattr(s, "show_truth", bool(e.new)), "value")
+        self._probe = pn.widgets.IntSlider(**label("Probe"), start=0, end=1, value=0,
+                                           sizing_mode="stretch_width")
+        self._probe.param.watch(lambda e: self._apply_result(("qoi",)), "value")
+        self._phase_i = pn.widgets.Select(**label("Phase x"), width=110)
+        self._phase_j = pn.widgets.Select(**label("Phase y"), width=110)
+        for w in (self._phase_i, self._phase_j):
+            w.param.watch(lambda e: self._apply_result(("latent",)), "value")
+        self._frame = pn.widgets.Player(**label("Frame"), start=0, end=1, value=0, interval=200,
+                                        loop_policy="loop", width=320)
+        self._frame.param.watch(lambda e: self._apply_result(("maps",)), "value")
+        self._warning = pn.pane.Alert("", alert_type="warning", visible=False,
+                                      sizing_mode="stretch_width")
+        self._error = pn.pane.Alert("", alert_type="danger", visible=False,
+                                    sizing_mode="stretch_width")
+        self._status = pn.pane.Markdown("", sizing_mode="stretch_width",
+                                        styles={"font-size": "12px", "color": "#555"})
+        self._plot_box = pn.Column(sizing_mode="stretch_width")
+        self._mu_controls: dict[str, MuControl] = {}
+        self._plots: dict = {}
+        self._t_range = Range1d(0, 1)
+
+        self.controls = pn.Column(
+            self._model_select, self._model_info, "### Parameters μ", self._mu_box,
+            "### Forcing", self._family, self._forcing_box, "### Sampling", self._n_paths,
+            self._horizon, self._seed, self._truth, sizing_mode="stretch_width")
+        self.main = pn.Column(self._error, self._warning, self._status, self._plot_box,
+                              sizing_mode="stretch_width")
+        s.param.watch(lambda e: self._rebuild(), "model")
+        s.param.watch(lambda e: self._apply_result(), "result")
+        s.param.watch(self._show_messages, ["warning", "error"])
+        self._rebuild()
+        self._show_messages()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Row(pn.Column(self.controls, width=330), self.main, sizing_mode="stretch_width")
+
+    # ----------------------------------------------------------- building
+    def _rebuild(self) -> None:
+        """Rebuild the model-specific widgets and figures (on a model switch only)."""
+        s = self.state
+        with pn.io.hold():
+            if s.model is None:
+                self._mu_box[:] = []
+                self._plot_box[:] = [pn.pane.Markdown(NO_MODEL_HELP, sizing_mode="stretch_width")
+                                     if not s.models else pn.pane.Markdown("")]
+                self._model_info.object = ""
+                for w in (self._family, self._n_paths, self._horizon, self._seed, self._truth):
+                    w.disabled = True
+                return
+            for w in (self._family, self._n_paths, self._horizon, self._seed, self._truth):
+                w.disabled = False
+            m = s.model
+            self._model_info.object = _model_card(s)
+            self._mu_controls = {sp.name: MuControl(sp, s.mu.get(sp.name, sp.default),
+                                                    lambda v, n=sp.name: s.set_mu(n, v))
+                                 for sp in s.mu_specs}
+            self._mu_box[:] = [c.panel for c in self._mu_controls.values()] or \
+                [pn.pane.Markdown("*This model has no parameters.*")]
+            self._family.options = list(s.param.forcing_family.objects)
+            self._family.value = s.forcing_family
+            self._family.disabled = not m.forcing_names_
+            self._build_forcing_widgets()
+            t0, t1 = float(m.t_range_[0]), float(m.t_range_[1])
+            span = t1 - t0
+            self._horizon.param.update(start=t0 + span / 10, end=t0 + 3 * span, value=s.horizon,
+                                       step=float(m.dt_))
+            self._build_plots()
+        self._apply_result()
+
+    def _build_forcing_widgets(self) -> None:
+        s = self.state
+        if s.model is None or not s.model.forcing_names_:
+            self._forcing_box[:] = [pn.pane.Markdown("*This model has no forcing.*")]
+            return
+        fields = forcing_fields(s.forcing_family, s.trained_forcing_ranges(s.forcing_family))
+        self._forcing_box[:] = [
+            forcing_widget(f, s.forcing_params.get(f.name, f.default),
+                           lambda v, n=f.name: s.set_forcing_param(n, v)) for f in fields]
+
+    def _on_family(self, event: param.parameterized.Event) -> None:
+        s = self.state
+        if event.new is None or event.new == s.forcing_family:
+            return
+        s.forcing_family = event.new  # resets forcing_params and predicts
+        self._build_forcing_widgets()
+
+    def _build_plots(self) -> None:
+        s, m = self.state, self.state.model
+        kind = _field_kind(s)
+        self._kind = kind
+        x = self._t_range
+        p: dict = {"qoi": QoIPlot(x_range=x)}
+        if m.forcing_names_:
+            unit = ""
+            if s.system is not None and s.system.forcing_specs():
+                unit = s.system.forcing_specs()[0].unit
+            p["forcing"] = ForcingPlot(trained=tuple(m.t_range_), x_range=x, unit=unit)
+        n_state = int(np.prod(m.state_shape_))
+        if kind == "vector":
+            self._probe.param.update(**label("Component"), start=0, end=max(n_state - 1, 1),
+                                     value=0, disabled=n_state == 1)
+        elif kind == "field1d":
+            self._probe.param.update(**label("Probe point (index along x)"), start=0,
+                                     end=n_state - 1, value=n_state // 4, disabled=False)
+            p["mean_map"] = FieldPlot("Mean u(x, t)", x_range=x, name="mean")
+            p["std_map"] = FieldPlot("Std u(x, t)", x_range=x, name="std")
+        else:
+            self._probe.param.update(**label("Probe pixel (flat index)"), start=0, end=n_state - 1,
+                                     value=n_state // 2, disabled=False)
+            p["mean_map"] = FieldPlot("Mean (channel 1)", "x", "y", name="mean")
+            p["std_map"] = FieldPlot("Std (channel 1)", "x", "y", name="std")
+        p["latent"] = LatentPlot(m.latent_dim_, x_range=x)
+        coords = {f"z{k + 1}": k for k in range(m.latent_dim_)}
+        self._phase_i.options, self._phase_j.options = coords, coords
+        self._phase_i.value, self._phase_j.value = 0, min(1, m.latent_dim_ - 1)
+        p["phase"] = PhasePlot()
+        p["error"] = ErrorPlot(x_range=x)
+        self._plots = p
+        pane = lambda plot: pn.pane.Bokeh(plot.figure, sizing_mode="stretch_width")  # noqa: E731
+        rows = [self._probe, pane(p["qoi"])]
+        if "forcing" in p:
+            rows.append(pane(p["forcing"]))
+        # toggle a wrapping Column: a Bokeh pane's own `visible` is synced back from its figure
+        self._error_pane = pn.Column(pane(p["error"]), sizing_mode="stretch_width", margin=0)
+        rows.append(self._error_pane)
+        if "mean_map" in p:
+            if kind == "field2d":
+                rows.append(self._frame)
+            rows.append(pn.Row(pane(p["mean_map"]), pane(p["std_map"]),
+                               sizing_mode="stretch_width"))
+        rows.append(pn.Row(pane(p["latent"]),
+                           pn.Column(pn.Row(self._phase_i, self._phase_j), pane(p["phase"]),
+                                     sizing_mode="stretch_width"),
+                           sizing_mode="stretch_width"))
+        self._plot_box[:] = rows
+
+    # ----------------------------------------------------------- updating
+    def _show_messages(self, *events) -> None:
+        s = self.state
+        with pn.io.hold():
+            self._warning.param.update(object=s.warning.replace("\n", "<br>"),
+                                       visible=bool(s.warning))
+            self._error.param.update(object=f"**Error:** {s.error}", visible=bool(s.error))
+
+    def _apply_result(self, parts: tuple[str, ...] = ("qoi", "maps", "latent")) -> None:
+        """Push the state's result into the existing figures (no figure is re-created).
+
+        Args:
+            parts: what to refresh: ``qoi`` (probe curve, forcing, error), ``maps`` (fields)
+                and ``latent`` (trajectories and phase portrait); a new result refreshes all,
+                a probe, frame or phase-axis change only its own part.
+        """
+        r: ExploreResult | None = self.state.result
+        if r is None or not self._plots or self.state.model is None:
+            return
+        start = time.perf_counter()
+        with pn.io.hold():
+            if "qoi" in parts:
+                self._update_qoi(r)
+            if "maps" in parts:
+                self._update_maps(r)
+            if "latent" in parts:
+                self._update_latent(r)
+            if len(parts) == 3:
+                self._t_range.update(start=float(r.t[0]), end=float(r.t[-1]))
+                self._status.object = self._status_text(r)
+        self.render_seconds = time.perf_counter() - start
+
+    def _update_qoi(self, r: ExploreResult) -> None:
+        p, n_lead = self._plots, r.mean.ndim - 1
+
+        def flat(a: np.ndarray) -> np.ndarray:  # (..., T, *S) -> (..., T, |S|)
+            return a.reshape(*a.shape[: a.ndim - n_lead], -1)
+
+        k = int(min(self._probe.value, flat(r.mean).shape[-1] - 1))
+        bands = [(flat(r.quantile(lo))[:, k], flat(r.quantile(hi))[:, k]) for lo, hi in BANDS]
+        truth = flat(r.truth)[:, k] if r.truth is not None else None
+        p["qoi"].update(r.t, bands, flat(r.mean)[:, k], flat(r.samples)[:, :, k], truth,
+                        title=self._qoi_title(k))
+        if "forcing" in p:
+            p["forcing"].update(r.t, r.forcing[:, 0])
+        self._error_pane.visible = r.truth is not None
+        p["error"].update(r.t, r.rel_error, r.inside_band)
+
+    def _update_maps(self, r: ExploreResult) -> None:
+        p = self._plots
+        if self._kind == "field1d":
+            xs = self._space_coords(r.mean.shape[-1])
+            p["mean_map"].update(r.mean.T, (r.t[0], r.t[-1]), (xs[0], xs[-1]))
+            p["std_map"].update(r.std.T, (r.t[0], r.t[-1]), (xs[0], xs[-1]))
+        elif self._kind == "field2d":
+            self._frame.end = len(r.t) - 1
+            i = min(self._frame.value, len(r.t) - 1)
+            mean = r.mean[i].reshape(-1, *r.mean.shape[-2:])[0]  # first channel
+            std = r.std[i].reshape(-1, *r.std.shape[-2:])[0]
+            ny, nx = mean.shape
+            title = f" at t = {r.t[i]:.3g}"
+            p["mean_map"].update(mean, (0, nx - 1), (0, ny - 1), title="Mean" + title)
+            p["std_map"].update(std, (0, nx - 1), (0, ny - 1), title="Std" + title)
+
+    def _update_latent(self, r: ExploreResult) -> None:
+        lo, hi = r.latent_quantile(0.05), r.latent_quantile(0.95)
+        self._plots["latent"].update(r.t, lo, hi, r.latent_mean)
+        self._plots["phase"].update(r.latent_samples, r.latent_mean,
+                                    int(self._phase_i.value or 0), int(self._phase_j.value or 0))
+
+    def _space_coords(self, n: int) -> np.ndarray:
+        s = self.state
+        if s.system is not None:
+            grid = s.system.grid()
+            if len(grid) == 1:
+                values = np.asarray(next(iter(grid.values())), dtype=np.float64)
+                if values.size == n:
+                    return values
+        return np.arange(n, dtype=np.float64)
+
+    def _qoi_title(self, k: int) -> str:
+        if self._kind == "field1d":
+            x = self._space_coords(int(np.prod(self.state.model.state_shape_)))[k]
+            return f"u at probe x = {x:.3g}: mean, 50/80/95 % bands, sample paths"
+        if self._kind == "vector":
+            return f"State component {k + 1}: mean, 50/80/95 % bands, sample paths"
+        return f"Pixel {k}: mean, 50/80/95 % bands, sample paths"
+
+    def _status_text(self, r: ExploreResult) -> str:
+        text = (f"{self.state.n_paths} paths × {len(r.t)} output times predicted in "
+                f"{1e3 * r.seconds:.0f} ms")
+        if r.truth is not None:
+            text += (f" · simulator {1e3 * r.truth_seconds:.0f} ms · median relative error "
+                     f"{float(np.median(r.rel_error)):.3g} · truth inside the 90 % band: "
+                     f"{100 * r.coverage:.0f} %")
+        return text

@@ -1,0 +1,73 @@
+"""The served entry point: ``panel serve app/main.py`` (or ``srom serve``).
+
+One template per browser session: a header, the Explore controls in the sidebar and two
+tabs, Explore and About. Models are discovered under ``pretrained/`` and ``~/.srom/models``
+(``$SROM_MODELS_DIR``) and shared between sessions (see :mod:`app.catalog`). All resources
+(Bokeh, Panel, the template, KaTeX) are served by the Panel server itself.
+
+Environment:
+    SROM_MODELS_DIR: the user's models directory (default ``~/.srom/models``).
+    SROM_TORCH_THREADS: torch threads of the server process (default 1: the server shares
+        a small CPU with the browser and other sessions).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:  # `panel serve app/main.py` from a plain checkout
+    sys.path.insert(0, str(_ROOT))
+
+import panel as pn  # noqa: E402
+import torch  # noqa: E402
+
+from app.about import about_panel  # noqa: E402
+from app.explore import ExploreView  # noqa: E402
+from app.state import ExploreState  # noqa: E402
+
+__all__ = ["create_app"]
+
+TITLE = "srom — stochastic reduced-order models"
+
+
+def _limit_threads() -> None:
+    threads = int(os.environ.get("SROM_TORCH_THREADS", "1"))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(max(1, threads))
+
+
+def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTemplate:
+    """Build one session's dashboard (call once per session)."""
+    _limit_threads()
+    view = ExploreView(state=state or ExploreState())
+    tabs = pn.Tabs(("Explore", view.main), ("About", about_panel()), dynamic=False,
+                   sizing_mode="stretch_width")
+    # BootstrapTemplate: every resource it needs is bundled with Panel and served locally
+    # (FastListTemplate's design fetches a Google font).
+    template = pn.template.BootstrapTemplate(
+        title=TITLE, sidebar=[view.controls], main=[tabs], sidebar_width=340,
+        header_background="#0b3d91")
+    template.explore_view = view  # for tests and scripts
+    return template
+
+
+pn.extension("katex", sizing_mode="stretch_width", notifications=False)
+
+
+def _serve() -> None:
+    try:
+        app = create_app()
+    except Exception as exc:  # noqa: BLE001 - show the failure instead of a blank page
+        import traceback
+
+        app = pn.Column(pn.pane.Alert(f"**The dashboard failed to start:** {exc}",
+                                      alert_type="danger"),
+                        pn.pane.Markdown(f"```\n{traceback.format_exc()}\n```"))
+    app.servable(title="srom dashboard")
+
+
+if __name__.startswith("bokeh"):
+    _serve()

@@ -1,0 +1,96 @@
+"""Simulator calls of the dashboard, cached: initial states and truth trajectories.
+
+GUI-free. The model needs an initial state x0 for every prediction, and the truth overlay
+needs a full simulator trajectory; both depend only on (system settings, μ, forcing, times,
+seed), so they are kept in a small process-wide LRU cache shared by all sessions. Cached
+arrays are read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Hashable, Sequence
+
+import numpy as np
+
+from engine.forcing import Forcing
+
+__all__ = ["initial_state", "simulate_truth", "clear_cache", "cache_info"]
+
+_MAX_ENTRIES = 64
+_cache: "OrderedDict[Hashable, np.ndarray]" = OrderedDict()
+_lock = threading.Lock()
+_stats = {"hits": 0, "misses": 0}
+
+
+def _system_key(system) -> str:
+    return system.system_name + ":" + json.dumps(system.config(), sort_keys=True)
+
+
+def _key(kind: str, system, mu: np.ndarray, forcings: Sequence[Forcing], t: np.ndarray,
+         seed: int, extra: Any = None) -> Hashable:
+    forcing_json = json.dumps([f.to_dict() for f in forcings], sort_keys=True)
+    return (kind, _system_key(system), np.asarray(mu, np.float64).tobytes(), forcing_json,
+            np.asarray(t, np.float64).tobytes(), int(seed), extra)
+
+
+def _cached(key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            _stats["hits"] += 1
+            return _cache[key]
+    value = np.asarray(compute())
+    value.flags.writeable = False
+    with _lock:
+        _stats["misses"] += 1
+        _cache[key] = value
+        while len(_cache) > _MAX_ENTRIES:
+            _cache.popitem(last=False)
+    return value
+
+
+def initial_state(system, mu: np.ndarray, forcings: Sequence[Forcing], t0: float, dt: float,
+                  n_win: int = 1, seed: int = 0) -> np.ndarray:
+    """The simulator's initial state for ``mu`` and ``forcings``.
+
+    Args:
+        system: an ``engine.systems.System``.
+        mu: ``(P,)`` parameters; forcings: one ``Forcing`` per channel.
+        t0, dt: start time and step of the model's training grid.
+        n_win: snapshots the model's encoder reads.
+        seed: seed of the simulator noise.
+
+    Returns:
+        ``(*S)`` when ``n_win == 1``, else ``(n_win, *S)``.
+    """
+    n = max(2, int(n_win))
+    t = t0 + dt * np.arange(n)
+
+    def compute() -> np.ndarray:
+        x = system.simulate(mu, list(forcings) if forcings else None, t, seed=seed)
+        return x[0] if n_win == 1 else x[:n_win]
+
+    return _cached(_key("x0", system, mu, forcings, t, seed, n_win), compute)
+
+
+def simulate_truth(system, mu: np.ndarray, forcings: Sequence[Forcing], t: np.ndarray,
+                   seed: int = 0) -> np.ndarray:
+    """``(T, *S)`` the simulator trajectory on ``t`` (cached)."""
+    return _cached(_key("truth", system, mu, forcings, t, seed),
+                   lambda: system.simulate(mu, list(forcings) if forcings else None, t, seed=seed))
+
+
+def clear_cache() -> None:
+    """Forget every cached simulation."""
+    with _lock:
+        _cache.clear()
+        _stats.update(hits=0, misses=0)
+
+
+def cache_info() -> dict[str, int]:
+    """``{"hits", "misses", "size"}`` of the simulation cache."""
+    with _lock:
+        return {**_stats, "size": len(_cache)}

@@ -1,0 +1,327 @@
+"""The session state of the dashboard: a GUI-free ``param.Parameterized`` object.
+
+One :class:`ExploreState` per browser session holds what the user chose (model, μ, forcing,
+number of paths, horizon, seed, truth toggle) and what the engine answered (an
+:class:`ExploreResult`, a warning and an error string). Any change of an input re-runs the
+prediction once (changes made together with ``state.param.update(...)`` are batched). The
+views only read the outputs and write the inputs; the same object drives tests and scripts::
+
+    state = ExploreState()              # discovers models, loads the default one, predicts
+    state.set_mu("nu", 0.03)            # → state.result is a new prediction
+    state.show_truth = True             # → state.result.truth, rel. error, coverage
+
+Engine errors never escape: they become ``state.error`` and the last good result stays.
+μ outside the trained range is not an error but ``state.warning`` ("extrapolating").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import param
+
+from app import catalog
+from app.simulate import initial_state, simulate_truth
+from app.specs import ForcingField, MuSpec, forcing_defaults, forcing_fields, mu_specs
+from engine.forcing import FORCING_FAMILIES, Forcing, make_forcing
+from engine.metrics import relative_l2
+from engine.model import ExtrapolationWarning
+
+__all__ = ["QUANTILE_LEVELS", "BANDS", "COVERAGE_BAND", "ExploreResult", "ExploreState",
+           "MuSpec", "ForcingField", "forcing_fields"]
+
+#: quantile levels computed on the device for every prediction
+QUANTILE_LEVELS: tuple[float, ...] = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)
+#: the nested bands drawn, widest first: 95 %, 80 %, 50 %
+BANDS: tuple[tuple[float, float], ...] = ((0.025, 0.975), (0.1, 0.9), (0.25, 0.75))
+#: the band used for the truth coverage figure (90 %)
+COVERAGE_BAND: tuple[float, float] = (0.05, 0.95)
+
+
+@dataclass
+class ExploreResult:
+    """A prediction reduced to what the plots draw (numpy, physical units).
+
+    Attributes:
+        t: ``(T,)`` output times.
+        mean, std: ``(T, *S)`` predictive mean and standard deviation.
+        quantiles: ``(L, T, *S)`` at ``levels`` (``QUANTILE_LEVELS``).
+        samples: ``(k, T, *S)`` a few sample paths.
+        latent_mean: ``(T, d)``; latent_quantiles: ``(L, T, d)``; latent_samples: ``(k, T, d)``.
+        forcing: ``(T, F)`` the forcing used; mu: ``(P,)``.
+        truth: ``(T, *S)`` simulator trajectory or ``None``; rel_error: ``(T,)`` relative L2
+            error of the mean; inside_band: ``(T,)`` share of the state inside the 90 % band;
+            coverage: its mean over time.
+        seconds: wall time of the model call; truth_seconds: of the simulator (0 if cached).
+    """
+
+    t: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    levels: np.ndarray
+    quantiles: np.ndarray
+    samples: np.ndarray
+    latent_mean: np.ndarray
+    latent_quantiles: np.ndarray
+    latent_samples: np.ndarray
+    forcing: np.ndarray
+    mu: np.ndarray
+    seconds: float
+    truth: np.ndarray | None = None
+    rel_error: np.ndarray | None = None
+    inside_band: np.ndarray | None = None
+    coverage: float | None = None
+    truth_seconds: float = 0.0
+
+    def quantile(self, level: float) -> np.ndarray:
+        """``(T, *S)`` the quantile at ``level`` (one of ``levels``)."""
+        idx = int(np.argmin(np.abs(self.levels - level)))
+        if not math.isclose(self.levels[idx], level, abs_tol=1e-9):
+            raise KeyError(f"quantile level {level} was not computed; have {self.levels.tolist()}")
+        return self.quantiles[idx]
+
+    def latent_quantile(self, level: float) -> np.ndarray:
+        """``(T, d)`` the latent quantile at ``level``."""
+        idx = int(np.argmin(np.abs(self.levels - level)))
+        return self.latent_quantiles[idx]
+
+
+class ExploreState(param.Parameterized):
+    """Inputs and outputs of the Explore view of one session (see the module docstring)."""
+
+    # ---------------------------------------------------------------- inputs
+    model_path = param.Selector(default=None, objects=[], allow_None=True, check_on_set=False,
+                                doc="Directory of the selected model.")
+    mu = param.Dict(default={}, doc="μ by parameter name (physical units).")
+    forcing_family = param.Selector(default="none", objects=list(FORCING_FAMILIES),
+                                    doc="Forcing family of the first forcing channel.")
+    forcing_params = param.Dict(default={}, doc="Parameters of the forcing family.")
+    # 48 paths: ~0.1 s per prediction of a Burgers model on one CPU thread (see the report)
+    n_paths = param.Integer(default=48, bounds=(2, 2048), doc="Sample paths of the latent SDE.")
+    horizon = param.Number(default=1.0, doc="Last output time (model time units).")
+    seed = param.Integer(default=0, bounds=(0, 2**31 - 1), doc="Seed of the noise draws.")
+    show_truth = param.Boolean(default=False, doc="Run the simulator and compare.")
+    max_frames = param.Integer(default=101, bounds=(2, 5001),
+                               doc="Most output times; longer horizons are sub-stepped.")
+    n_keep = param.Integer(default=8, bounds=(0, 64), doc="Sample paths kept for plotting.")
+
+    # --------------------------------------------------------------- outputs
+    models = param.List(default=[], doc="Discovered ModelEntry objects.")
+    model = param.Parameter(default=None, doc="The loaded StochasticROM (shared, read-only).")
+    system = param.Parameter(default=None, doc="The matching simulator, or None.")
+    mu_specs = param.List(default=[], doc="MuSpec per parameter of the model.")
+    result = param.ClassSelector(class_=ExploreResult, default=None, allow_None=True)
+    warning = param.String(default="", doc="Non-fatal problems (extrapolation, ...).")
+    error = param.String(default="", doc="The last error; empty when the last update worked.")
+    busy = param.Boolean(default=False)
+
+    _INPUTS = ("mu", "forcing_family", "forcing_params", "n_paths", "horizon", "seed",
+               "show_truth", "max_frames", "n_keep")
+
+    def __init__(self, models: Sequence[catalog.ModelEntry] | None = None, **params: Any):
+        """Args:
+            models: the catalog to offer; default: :func:`app.catalog.discover_models`.
+            params: initial values of the inputs (``model_path`` picks the model; default:
+                :func:`app.catalog.default_model`).
+        """
+        entries = list(catalog.discover_models() if models is None else models)
+        path = params.pop("model_path", None)
+        super().__init__(models=entries, **params)
+        self.param.model_path.objects = [e.path for e in entries]
+        if path is None:
+            first = catalog.default_model(entries)
+            path = first.path if first else None
+        self._loading = False
+        self.param.watch(self._on_inputs, list(self._INPUTS))
+        self.param.watch(self._on_model_path, "model_path")
+        if path is not None:
+            self.model_path = path
+
+    # ------------------------------------------------------------ model
+    def _on_model_path(self, event: param.parameterized.Event) -> None:
+        self.load(event.new)
+
+    def load(self, path: str | None) -> None:
+        """Load the model in ``path`` and reset μ, forcing and horizon to its defaults."""
+        if path is None:
+            return
+        try:
+            model = catalog.load_cached(path)
+            system = catalog.resolve_system(model)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a message
+            self.param.update(error=f"Could not load the model in {path}: {exc}", model=None,
+                              system=None, mu_specs=[], result=None)
+            return
+        specs = mu_specs(model, system)
+        families, family, fparams = forcing_defaults(model, system)
+        self.param.forcing_family.objects = families
+        self._loading = True
+        try:
+            self.param.update(
+                model=model, system=system, mu_specs=specs, mu={s.name: s.default for s in specs},
+                forcing_family=family, forcing_params=fparams, horizon=float(model.t_range_[1]),
+                error="", warning="")
+        finally:
+            self._loading = False
+        self.refresh()
+
+    def trained_forcing_ranges(self, family: str) -> dict:
+        """Training ranges of ``family`` for the first channel (empty if not trained on it)."""
+        if self.system is None or not self.system.forcing_specs():
+            return {}
+        spec = self.system.forcing_specs()[0]
+        return dict(spec.ranges) if spec.default_family == family else {}
+
+    # ---------------------------------------------------------- inputs
+    def set_mu(self, name: str, value: float) -> None:
+        """Set one parameter of μ (triggers a prediction)."""
+        self.mu = {**self.mu, name: float(value)}
+
+    def set_forcing_param(self, name: str, value: Any) -> None:
+        """Set one parameter of the forcing (triggers a prediction)."""
+        self.forcing_params = {**self.forcing_params, name: value}
+
+    def _on_inputs(self, *events: param.parameterized.Event) -> None:
+        if self._loading or self.model is None:
+            return
+        names = {e.name for e in events}
+        if "forcing_family" in names and "forcing_params" not in names:
+            fields = forcing_fields(self.forcing_family,
+                                    self.trained_forcing_ranges(self.forcing_family))
+            self._loading = True
+            try:
+                self.forcing_params = {f.name: f.default for f in fields}
+            finally:
+                self._loading = False
+        self.refresh()
+
+    def forcing(self) -> tuple[Forcing, ...]:
+        """The forcings of every channel: the chosen one first, system defaults after."""
+        model = self.model
+        if model is None or not model.forcing_names_:
+            return ()
+        first = make_forcing(self.forcing_family, **self.forcing_params)
+        rest = self.system.default_forcing()[1:] if self.system is not None else ()
+        if len(rest) != len(model.forcing_names_) - 1:
+            rest = tuple(make_forcing("none") for _ in model.forcing_names_[1:])
+        return (first, *rest)
+
+    def time_grid(self) -> tuple[np.ndarray, int]:
+        """Output times ``(T,)`` from the training start to ``horizon`` (at most
+        ``max_frames``) and the integrator substeps per output interval that keep the
+        training step ``dt``."""
+        model = self.model
+        t0, dt = float(model.t_range_[0]), float(model.dt_)
+        if not math.isfinite(self.horizon) or self.horizon <= t0 + dt / 2:
+            raise ValueError(f"horizon must be after the start time {t0:g} by at least one "
+                             f"step {dt:g}, got {self.horizon:g}")
+        n_steps = max(1, int(round((self.horizon - t0) / dt)))
+        stride = max(1, math.ceil(n_steps / (self.max_frames - 1)))
+        n_out = n_steps // stride + 1
+        return t0 + dt * stride * np.arange(n_out), stride * int(model.substeps)
+
+    def mu_vector(self) -> np.ndarray:
+        """``(P,)`` μ in the model's parameter order."""
+        missing = [n for n in self.model.param_names_ if n not in self.mu]
+        if missing:
+            raise ValueError(f"no value for parameter(s) {missing}")
+        return np.array([float(self.mu[n]) for n in self.model.param_names_], dtype=np.float64)
+
+    # --------------------------------------------------------- compute
+    def refresh(self) -> None:
+        """Predict (and simulate, with ``show_truth``) for the current inputs; never raises."""
+        if self.model is None:
+            return
+        self.busy = True
+        try:
+            result, notes = self.compute()
+        except Exception as exc:  # noqa: BLE001 - the app must survive any engine error
+            self.param.update(error=f"{type(exc).__name__}: {exc}", busy=False)
+            return
+        self.param.update(result=result, warning="\n".join(notes), error="", busy=False)
+
+    def compute(self) -> tuple[ExploreResult, list[str]]:
+        """The prediction for the current inputs and the warnings it raised.
+
+        Raises:
+            ValueError (and any engine error): bad inputs or a failed model call.
+        """
+        model, system = self.model, self.system
+        if model is None:
+            raise ValueError("no model is loaded")
+        if system is None:
+            raise ValueError(f"this model's system ({model.system_!r}) is not a built-in "
+                             "simulator, so the dashboard cannot make its initial state")
+        t, substeps = self.time_grid()
+        mu = system.check_mu(self.mu_vector())[0]
+        forcings = self.forcing()
+        notes: list[str] = []
+        x0 = initial_state(system, mu, forcings, float(t[0]), float(model.dt_), model.n_win,
+                           self.seed)
+        f_values = np.stack([f(t) for f in forcings], axis=-1) if forcings else None
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ExtrapolationWarning)
+            with catalog.model_lock(model):
+                pred = model.predict(x0, mu, t, f_values, n_samples=int(self.n_paths),
+                                     seed=int(self.seed), return_samples=True,
+                                     quantiles=QUANTILE_LEVELS, substeps=substeps)
+        seconds = time.perf_counter() - start
+        notes += [str(w.message) for w in caught if issubclass(w.category, ExtrapolationWarning)]
+        if t[-1] > model.t_range_[1] + 1e-9:
+            lo, hi = model.t_range_
+            notes.append(f"horizon t = {t[-1]:.3g} is beyond the trained time range "
+                         f"[{lo:.3g}, {hi:.3g}]: extrapolating in time")
+        trained_family = forcing_defaults(model, system)[1]
+        if model.forcing_names_ and self.forcing_family != trained_family:
+            notes.append(f"forcing family '{self.forcing_family}' was not seen in training "
+                         f"('{trained_family}'): extrapolating")
+        levels = np.asarray(pred.quantile_levels)
+        k = min(int(self.n_keep), pred.n_paths)
+        result = ExploreResult(
+            t=pred.t, mean=pred.mean[0], std=pred.std[0], levels=levels,
+            quantiles=pred.quantile_values[:, 0], samples=pred.samples[0, :k].copy(),
+            latent_mean=pred.latent[0].mean(0),
+            latent_quantiles=pred.latent_quantiles(levels)[:, 0],
+            latent_samples=pred.latent[0, :k].copy(), forcing=pred.f[0], mu=mu, seconds=seconds)
+        del pred  # the full sample array can be large; keep only the reduced result
+        if self.show_truth:
+            self._add_truth(result, system, forcings)
+        return result, notes
+
+    def _add_truth(self, result: ExploreResult, system, forcings: tuple[Forcing, ...]) -> None:
+        start = time.perf_counter()
+        truth = simulate_truth(system, result.mu, forcings, result.t, self.seed)
+        result.truth_seconds = time.perf_counter() - start
+        result.truth = truth
+        result.rel_error = relative_l2(result.mean[None], truth[None])[0]
+        lo, hi = (result.quantile(q) for q in COVERAGE_BAND)
+        inside = (truth >= lo) & (truth <= hi)
+        result.inside_band = inside.reshape(inside.shape[0], -1).mean(axis=1)
+        result.coverage = float(inside.mean())
+
+    # ------------------------------------------------------------ info
+    def describe(self) -> str:
+        """A one-line summary of the loaded model (for headers and logs)."""
+        m = self.model
+        if m is None:
+            return "no model loaded"
+        system = m.system_ or "custom data"
+        metrics = getattr(m, "metrics_", {}) or {}
+        extra = f", test rel. L2 {metrics['rel_l2_mean']:.3g}" if "rel_l2_mean" in metrics else ""
+        return (f"{system}: state {tuple(m.state_shape_)}, latent d = {m.latent_dim_}, "
+                f"μ = {m.param_names_}, forcing = {m.forcing_names_}, trained on "
+                f"t ∈ [{m.t_range_[0]:g}, {m.t_range_[1]:g}]{extra}")
+
+    def snapshot(self) -> str:
+        """The inputs as JSON (for logs, bug reports and later export)."""
+        return json.dumps({"model_path": self.model_path, "mu": self.mu,
+                           "forcing": {"family": self.forcing_family, **self.forcing_params},
+                           "n_paths": self.n_paths, "horizon": self.horizon, "seed": self.seed,
+                           "show_truth": self.show_truth}, default=float)

@@ -1,0 +1,202 @@
+"""The dashboard's GUI-free session state (app/state.py), catalog and simulator cache.
+
+A tiny Burgers model (small preset, 30 training steps) is trained once per test process and
+shared with the other app tests through :func:`tiny_model_dir`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app import catalog, simulate
+from app.state import BANDS, QUANTILE_LEVELS, ExploreState, forcing_fields
+
+_TRAINED: dict[str, Path] = {}
+_TRAIN_LOCK = threading.Lock()
+
+
+def train_tiny_model(root: Path, system: str = "burgers") -> Path:
+    """Train (once per process and system) a tiny model of ``system``'s small preset under
+    ``root/<system>-tiny``; a few seconds on a CPU."""
+    with _TRAIN_LOCK:
+        if system not in _TRAINED:
+            from engine import StochasticROM
+            from engine.systems import generate
+
+            data = generate(system, n=4 if system == "burgers" else 2, preset="small", seed=0)
+            model = StochasticROM(latent_dim=3, steps=30, window=min(16, data.n_times),
+                                  windows_per_step=2, device="cpu", log_every=10, seed=0)
+            model.fit(data)
+            _TRAINED[system] = model.save(Path(root) / f"{system}-tiny")
+        return _TRAINED[system]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A directory holding one model directory, ``burgers-tiny``."""
+    return train_tiny_model(tmp_path_factory.mktemp("srom-models")).parent
+
+
+@pytest.fixture
+def state(tiny_model_dir) -> ExploreState:
+    entries = catalog.discover_models([("user", tiny_model_dir)])
+    return ExploreState(models=entries, n_paths=16)
+
+
+# ------------------------------------------------------------------ catalog
+def test_discovery_finds_models_and_skips_broken_ones(tiny_model_dir, tmp_path, monkeypatch):
+    broken = tmp_path / "nested" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "config.json").write_text("{not json")
+    monkeypatch.setenv("SROM_MODELS_DIR", str(tmp_path))
+    assert catalog.user_models_dir() == tmp_path
+    assert catalog.discover_models([("user", tmp_path)]) == []
+    entries = catalog.discover_models([("user", tiny_model_dir), ("user", tmp_path),
+                                       ("user", tmp_path / "missing")])
+    assert [e.system for e in entries] == ["burgers"]
+    assert entries[0].label.startswith("burgers — ")
+
+
+def test_default_model_prefers_pretrained_burgers():
+    e = catalog.ModelEntry
+    entries = [e("/a", "a", "heat", "user"), e("/b", "b", "heat", "pretrained"),
+               e("/c", "c", "burgers", "user"), e("/d", "d", "burgers", "pretrained")]
+    assert catalog.default_model(entries).path == "/d"
+    assert catalog.default_model(entries[:3]).path == "/c"
+    assert catalog.default_model(entries[:2]).path == "/b"
+    assert catalog.default_model([]) is None
+
+
+def test_models_are_loaded_once_and_matched_to_their_simulator(tiny_model_dir):
+    path = tiny_model_dir / "burgers-tiny"
+    first, second = catalog.load_cached(path), catalog.load_cached(str(path))
+    assert first is second
+    system = catalog.resolve_system(first)
+    assert system is not None and system.preset == "small"
+    assert system.state_shape == tuple(first.state_shape_)
+
+
+# -------------------------------------------------------------------- state
+def test_state_predicts_on_load_with_bands_and_a_few_paths(state):
+    r = state.result
+    assert state.error == "" and r is not None
+    n_x = state.model.state_shape_[0]
+    assert r.mean.shape == r.std.shape == (r.t.size, n_x)
+    assert r.quantiles.shape == (len(QUANTILE_LEVELS), r.t.size, n_x)
+    assert r.samples.shape == (state.n_keep, r.t.size, n_x)
+    assert r.latent_mean.shape == (r.t.size, 3) and r.latent_samples.shape[0] == state.n_keep
+    for lo, hi in BANDS:  # nested and ordered
+        assert np.all(r.quantile(lo) <= r.quantile(0.5) + 1e-6)
+        assert np.all(r.quantile(0.5) <= r.quantile(hi) + 1e-6)
+    assert np.all(r.quantile(0.025) <= r.quantile(0.1) + 1e-6)
+    lo, hi = state.mu_specs[0].trained
+    assert lo <= state.mu["nu"] <= hi and state.warning == ""
+
+
+def test_changing_mu_updates_the_prediction(state):
+    before = state.result
+    lo, hi = state.mu_specs[0].trained
+    state.set_mu("nu", lo + 0.9 * (hi - lo))
+    after = state.result
+    assert after is not before
+    assert after.mu[0] == pytest.approx(lo + 0.9 * (hi - lo))
+    assert not np.allclose(after.mean, before.mean)
+
+
+def test_mu_outside_the_trained_range_warns_but_predicts(state):
+    lo, hi = state.mu_specs[0].trained
+    state.set_mu("nu", hi + 0.5 * (hi - lo))
+    assert "extrapolating" in state.warning and "nu" in state.warning
+    assert state.error == ""
+    assert state.result.mu[0] == pytest.approx(hi + 0.5 * (hi - lo))
+    state.set_mu("nu", 0.5 * (lo + hi))
+    assert state.warning == ""
+
+
+def test_bad_inputs_become_error_messages_and_the_state_survives(state):
+    good = state.result
+    state.forcing_family = "ramp"
+    assert "not seen in training" in state.warning
+    state.forcing_params = {"start": 1.0, "end": 0.5, "change": 1.0, "offset": 0.0}
+    assert "end must be greater than start" in state.error
+    assert state.result is not good  # the ramp prediction before the bad edit is kept
+    kept = state.result
+    state.set_mu("nu", -1.0)
+    assert "nu" in state.error and state.result is kept
+    state.param.update(forcing_family="sine", mu={"nu": 0.07})
+    assert state.error == "" and state.result is not kept
+
+
+def test_engine_exceptions_are_caught(state, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("device on fire")
+
+    monkeypatch.setattr(state.model, "predict", boom)
+    state.seed = 3
+    assert state.error == "RuntimeError: device on fire"
+    monkeypatch.undo()
+    state.seed = 4
+    assert state.error == ""
+
+
+def test_batched_changes_predict_once(state, monkeypatch):
+    calls = []
+    original = state.compute
+    monkeypatch.setattr(state, "compute", lambda: calls.append(1) or original())
+    state.param.update(n_paths=8, seed=5, mu={"nu": 0.06})
+    assert len(calls) == 1 and state.result.mu[0] == pytest.approx(0.06)
+
+
+def test_truth_overlay_is_cached_and_scored(state):
+    simulate.clear_cache()
+    state.show_truth = True
+    r = state.result
+    assert r.truth.shape == r.mean.shape
+    assert r.rel_error.shape == r.t.shape and np.all(np.isfinite(r.rel_error))
+    assert 0.0 <= r.coverage <= 1.0 and r.inside_band.shape == r.t.shape
+    misses = simulate.cache_info()["misses"]
+    state.n_paths = 8  # same μ and forcing: the simulator is not run again
+    assert simulate.cache_info()["misses"] == misses
+    assert np.array_equal(state.result.truth, r.truth)
+    # a truth for the model's own grid matches the simulator's first state
+    np.testing.assert_allclose(r.truth[0], simulate.initial_state(
+        state.system, r.mu, state.forcing(), float(r.t[0]), state.model.dt_))
+
+
+def test_horizon_and_frames(state):
+    t_end = state.model.t_range_[1]
+    state.param.update(horizon=2 * t_end, max_frames=21)
+    t = state.result.t
+    assert t.size <= 21 and t[-1] == pytest.approx(2 * t_end, rel=0.06)
+    assert "beyond the trained time range" in state.warning
+    state.horizon = -1.0
+    assert "horizon" in state.error
+
+
+def test_forcing_fields_follow_the_trained_ranges():
+    fields = {f.name: f for f in forcing_fields("sine", {"amplitude": (1.0, 2.0), "offset": 0.5})}
+    assert fields["amplitude"].default == pytest.approx(1.5)
+    assert fields["amplitude"].bounds[0] < 1.0 and fields["amplitude"].bounds[1] > 2.0
+    assert fields["offset"].default == 0.5
+    assert fields["phase"].bounds == pytest.approx((0.0, 2 * np.pi))
+    kinds = {f.name: f.kind for f in forcing_fields("smooth_random")}
+    assert kinds["seed"] == "int" and kinds["length_scale"] == "float"
+    assert {f.kind for f in forcing_fields("sum_of_sines")} >= {"list"}
+
+
+def test_missing_models_and_corrupt_files_do_not_raise(tmp_path, tiny_model_dir):
+    empty = ExploreState(models=[])
+    assert empty.model is None and empty.result is None
+    empty.refresh()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text(json.dumps({"kind": "srom.StochasticROM"}))
+    state = ExploreState(models=[], model_path=str(bad))
+    assert "Could not load the model" in state.error and state.model is None
+    state.model_path = str(tiny_model_dir / "burgers-tiny")
+    assert state.error == "" and state.result is not None

@@ -1,0 +1,144 @@
+"""Browser test: serve the dashboard with ``panel serve``, open it in headless Chromium, move
+the μ slider and check that the plot's data change.
+
+Skipped unless Panel, Playwright and a Chromium binary (``/usr/bin/chromium`` or
+``$SROM_CHROMIUM``) are installed; Playwright's own browser download is never used.
+
+Environment:
+    SROM_UI_MODELS_DIR: serve the models in this directory instead of the tiny test model
+        (e.g. a well-trained Burgers model, for a meaningful screenshot).
+    SROM_UPDATE_SCREENSHOTS=1: also write ``assets/screenshots/explore.png`` and
+        ``about.png`` (otherwise screenshots go to the test's temporary directory).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("panel")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from test_app_state import train_tiny_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("SROM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+
+READ_MEAN = """() => {
+  const doc = window.Bokeh && window.Bokeh.documents[0];
+  const model = doc && doc.get_model_by_name('qoi-bands');
+  return model ? Array.from(model.data.mean) : null;
+}"""
+TRUTH_SHOWN = """() => {
+  const model = window.Bokeh.documents[0].get_model_by_name('qoi-bands');
+  return Array.from(model.data.truth).some((v) => Number.isFinite(v));
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    models = os.environ.get("SROM_UI_MODELS_DIR")
+    if not models:
+        models = str(train_tiny_model(tmp_path_factory.mktemp("ui-models")).parent)
+    port = _free_port()
+    env = {**os.environ, "SROM_MODELS_DIR": models, "SROM_TORCH_THREADS": "1"}
+    log = tmp_path_factory.mktemp("ui-log") / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "panel", "serve", str(ROOT / "app" / "main.py"),
+             "--port", str(port), "--address", "127.0.0.1",
+             "--allow-websocket-origin", f"127.0.0.1:{port}"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/main"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"panel serve did not start:\n{log.read_text()}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _screenshot_dir(tmp_path: Path) -> list[Path]:
+    targets = [tmp_path]
+    if os.environ.get("SROM_UPDATE_SCREENSHOTS") == "1":
+        targets.append(ROOT / "assets" / "screenshots")
+    return targets
+
+
+def test_slider_move_updates_the_plot(server, tmp_path):
+    external: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1750})
+            page.on("request", lambda r: external.append(r.url)
+                    if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
+            start = time.perf_counter()
+            page.goto(server)
+            page.wait_for_function(f"({READ_MEAN})() !== null && ({READ_MEAN})().length > 1",
+                                   timeout=60_000)
+            page.wait_for_selector("canvas", timeout=30_000)
+            first_render = time.perf_counter() - start
+            before = page.evaluate(READ_MEAN)
+
+            handle = page.locator(".noUi-handle").first  # the first μ slider (sidebar)
+            box = handle.bounding_box()
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(x, y)
+            page.mouse.down()
+            page.mouse.move(x + 60, y, steps=5)
+            page.mouse.up()
+            moved = time.perf_counter()
+            page.wait_for_function(
+                f"(before) => {{ const now = ({READ_MEAN})(); return now !== null && "
+                "now.some((v, i) => Math.abs(v - before[i]) > 1e-9); }",
+                arg=before, polling="raf", timeout=30_000)
+            update = time.perf_counter() - moved
+
+            page.locator("input[type=checkbox]").first.click()  # "Compare with the simulator"
+            page.wait_for_function(TRUTH_SHOWN, polling="raf", timeout=30_000)
+            page.wait_for_timeout(800)  # let the other figures repaint before the picture
+            targets = _screenshot_dir(tmp_path)
+            for folder in targets:
+                folder.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(targets[0] / "explore.png"))
+            page.locator(".bk-tab", has_text="About").first.click()
+            page.locator(".katex").first.wait_for(state="attached", timeout=10_000)  # KaTeX ran
+            page.screenshot(path=str(targets[0] / "about.png"))
+            for folder in targets[1:]:
+                for name in ("explore.png", "about.png"):
+                    shutil.copyfile(targets[0] / name, folder / name)
+        finally:
+            browser.close()
+    print(f"\nfirst render {first_render:.2f} s, slider release → new plot data {update:.3f} s")
+    assert external == [], f"the page fetched outside resources: {external}"
+    assert (tmp_path / "explore.png").stat().st_size > 10_000
