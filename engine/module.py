@@ -107,9 +107,16 @@ class SROMModule(nn.Module):
         h_nodes = torch.cat([mean, log_var], -1).view(n_win_, n_nodes, 2 * d)
         fit = self.posterior.fit_window(batch.t_nodes, h_nodes)
 
+        # Posterior moments at the snapshot times and at the quadrature times, in one pass.
+        t_first, t_last = batch.t_nodes[:, 0], batch.t_nodes[:, -1]
+        if quadrature == "stratified":
+            t_quad = stratified_times(t_first, t_last, n_quad, n_samples)
+        else:  # "data": the snapshot times, once per sample
+            t_quad = batch.t_nodes.repeat(1, n_samples)
+        moments, rates = fit.moments_and_rates(torch.cat([batch.t_nodes, t_quad], 1))
+
         # --- expected log-likelihood at the B snapshot times, R samples each
-        node_moments = fit.moments(batch.t_nodes)
-        m_nodes, logs_nodes = node_moments[..., :d], node_moments[..., d:]
+        m_nodes, logs_nodes = moments[:, :n_nodes, :d], moments[:, :n_nodes, d:]
         eps = torch.randn(n_samples, n_win_, n_nodes, d, device=m_nodes.device, dtype=m_nodes.dtype)
         z_nodes = m_nodes + torch.exp(0.5 * logs_nodes) * eps
         x_hat = self.decode(z_nodes.reshape(-1, d)).view(n_samples, n_win_, n_nodes, *self.state_shape)
@@ -119,14 +126,8 @@ class SROMModule(nn.Module):
         ell = log_lik.mean(0).sum(-1).mean() / (n_nodes * n_state)
 
         # --- path-KL residual by quadrature in time
-        t_first, t_last = batch.t_nodes[:, 0], batch.t_nodes[:, -1]
-        if quadrature == "stratified":
-            t_quad = stratified_times(t_first, t_last, n_quad, n_samples)
-        else:  # "data": the snapshot times, once per sample
-            t_quad = batch.t_nodes.repeat(1, n_samples)
-        moments, rates = fit.moments_and_rates(t_quad)
-        m_q, logs_q = moments[..., :d], moments[..., d:]
-        dm_q, dlogs_q = rates[..., :d], rates[..., d:]
+        m_q, logs_q = moments[:, n_nodes:, :d], moments[:, n_nodes:, d:]
+        dm_q, dlogs_q = rates[:, n_nodes:, :d], rates[:, n_nodes:, d:]
         var_q = torch.exp(logs_q)
         z_q = m_q + var_q.sqrt() * torch.randn_like(m_q)
         n_quad_total = t_quad.shape[1]
