@@ -62,6 +62,7 @@ def save_model(model, directory: str | os.PathLike, metrics: dict | None = None)
         "t_range": model.t_range_,
         "dt": model.dt_,
         "system": model.system_,
+        "dataset": getattr(model, "dataset_info_", {}),
         "normalization": model.normalization_.to_dict(),
         "training": {k: v for k, v in getattr(model, "training_", {}).items()},
         "metrics": metrics if metrics is not None else getattr(model, "metrics_", {}),
@@ -128,6 +129,7 @@ def load_model(directory: str | os.PathLike, device: str = "cpu"):
         model.t_range_ = [float(v) for v in config["t_range"]]
         model.dt_ = float(config["dt"])
         model.system_ = config.get("system")
+        model.dataset_info_ = config.get("dataset", {})
         model.training_ = config.get("training", {})
         model.metrics_ = config.get("metrics", {})
         module = model._build(model.state_shape_, model.n_params_, model.n_forcing_, norm,

@@ -305,6 +305,10 @@ class StochasticROM:
         self.t_range_ = [float(dataset.t[0]), float(dataset.t[-1])]
         self.dt_ = float(np.median(np.diff(dataset.t)))
         self.system_ = dataset.system
+        # how the data were made (preset, simulator config with forcing family and ranges),
+        # so a dashboard can rebuild the simulator; per-trajectory details are left out
+        self.dataset_info_ = {k: dataset.attrs[k] for k in ("preset", "config", "grid")
+                              if k in dataset.attrs}
         t_span = float(dataset.t[-1] - dataset.t[0])
         self.module_ = self._build(dataset.state_shape, dataset.n_params, dataset.n_forcing,
                                    norm, t_span).to(device)

@@ -81,3 +81,13 @@ def test_loading_never_unpickles(tmp_path, small_model):
     (d / "model.safetensors").write_bytes(pickle.dumps({"evil": 1}))
     with pytest.raises(ModelFileError):
         load_model(d)
+
+
+def test_simulator_settings_are_saved(tmp_path):
+    from engine import systems
+
+    data = systems.generate("oscillator", n=2, seed=0)
+    model = StochasticROM(steps=3, window=8, log_every=3).fit(data)
+    model.save(tmp_path / "o")
+    info = load_model(tmp_path / "o").dataset_info_
+    assert info["preset"] == data.attrs["preset"] and info["config"] == data.attrs["config"]
