@@ -428,7 +428,7 @@ class StochasticROM:
                 warnings.warn(
                     f"parameter '{self.param_names_[j]}' = {mu[:, j].min():.4g}..{mu[:, j].max():.4g} "
                     f"lies outside the trained range [{lo:.4g}, {hi:.4g}]: extrapolating",
-                    ExtrapolationWarning, stacklevel=3)
+                    ExtrapolationWarning, stacklevel=4)
         return mu
 
     def _prepare_f(self, f, t: np.ndarray, n_cases: int) -> np.ndarray:
