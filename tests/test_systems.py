@@ -15,7 +15,7 @@ SYSTEMS = list_systems()
 
 def test_registry_lists_all_systems():
     assert set(SYSTEMS) == {"heat", "burgers", "reaction_diffusion", "lotka_volterra",
-                            "lorenz63", "predprey4", "pendulum_video", "oscillator"}
+                            "lorenz63", "predprey4", "pendulum_video", "oscillator", "cylinder"}
     for name in SYSTEMS:
         system = get_system(name)
         assert {"default", "small"} <= set(type(system).presets)

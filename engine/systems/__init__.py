@@ -13,6 +13,7 @@ from typing import Any
 from engine.data import Dataset
 from engine.systems.base import ForcingSpec, ParamSpec, System, split_rng
 from engine.systems.burgers import BurgersSystem
+from engine.systems.cylinder import CylinderSystem
 from engine.systems.heat import HeatSystem
 from engine.systems.lorenz63 import Lorenz63System, lorenz_rhs
 from engine.systems.lotka_volterra import LotkaVolterraSystem
@@ -31,7 +32,8 @@ __all__ = [
 SYSTEMS: dict[str, type[System]] = {
     cls.system_name: cls
     for cls in (HeatSystem, BurgersSystem, ReactionDiffusionSystem, LotkaVolterraSystem,
-                Lorenz63System, PredPrey4System, PendulumVideoSystem, OscillatorSystem)
+                Lorenz63System, PredPrey4System, PendulumVideoSystem, OscillatorSystem,
+                CylinderSystem)
 }
 
 
