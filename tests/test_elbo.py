@@ -25,7 +25,7 @@ def test_residual_is_zero_when_posterior_is_the_prior_linear_sde():
     psi2 = torch.tensor([0.3, 0.05], dtype=torch.float64)
     t = torch.linspace(0, 2, 50, dtype=torch.float64)[:, None]
     b = torch.sin(3 * t) + 0.5
-    m0, s0 = torch.tensor([1.0, -2.0], dtype=torch.float64), torch.tensor([0.2, 0.01], dtype=torch.float64)
+    s0 = torch.tensor([0.2, 0.01], dtype=torch.float64)
     # closed forms
     s = psi2 / (2 * k) + (s0 - psi2 / (2 * k)) * torch.exp(-2 * k * t)
     s_rate = -2 * k * s + psi2
@@ -35,7 +35,9 @@ def test_residual_is_zero_when_posterior_is_the_prior_linear_sde():
     drift = -k * z + b
     r = path_residual(m, m_rate, s, s_rate / s, z, drift, psi2)
     assert torch.allclose(r, torch.zeros_like(r), atol=1e-12)
-    assert m0.shape == s0.shape  # documents the set-up
+    # and any other drift leaves a residual
+    r_other = path_residual(m, m_rate, s, s_rate / s, z, drift + 0.1, psi2)
+    assert torch.allclose(r_other, torch.full_like(r, -0.1))
 
 
 def test_stratified_quadrature_is_unbiased():
