@@ -90,11 +90,16 @@ class WindowSampler:
         traj = torch.randint(0, self.n_traj, (w,), device=device)
         start = torch.randint(0, self.n_times - self.window + 1, (w,), device=device)
         idx = start[:, None] + self.offsets  # (W, B)
-        win_idx = (idx[..., None] + self.win_offsets).clamp(max=self.n_times - 1)  # (W, B, n_win)
+        x_nodes = self.x[traj[:, None], idx]
+        if self.win_offsets.numel() == 1:  # encoder sees one snapshot: no second gather
+            x_windows = x_nodes.unsqueeze(2)
+        else:
+            win_idx = (idx[..., None] + self.win_offsets).clamp(max=self.n_times - 1)  # (W, B, n_win)
+            x_windows = self.x[traj[:, None, None], win_idx]
         return WindowBatch(
             t_nodes=self.t[idx],
-            x_nodes=self.x[traj[:, None], idx],
-            x_windows=self.x[traj[:, None, None], win_idx],
+            x_nodes=x_nodes,
+            x_windows=x_windows,
             mu=self.mu[traj],
             t_grid=self.t,
             f_traj=self.f[traj],
