@@ -233,9 +233,6 @@ class Dataset:
                 os.unlink(tmp)
         return path
 
-    def _meta(self) -> dict:
-        return {"system": self.system or "", "attrs": json.dumps(self.attrs)}
-
     def _write_npz(self, path: str) -> None:
         with open(path, "wb") as handle:
             np.savez(

@@ -83,6 +83,11 @@ class Forcing:
     def _evaluate(self, t: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _check_scalars(self) -> None:
+        """Coerce every (scalar) parameter to a finite float, naming the one at fault."""
+        for f in fields(self):
+            object.__setattr__(self, f.name, _finite(self.family, f.name, getattr(self, f.name)))
+
     def to_dict(self) -> dict:
         """JSON-safe parameters, with the ``family`` key (lists for tuples)."""
         out: dict[str, Any] = {"family": self.family}
@@ -126,8 +131,7 @@ class Sine(Forcing):
     offset: float = 0.0
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            object.__setattr__(self, f.name, _finite(self.family, f.name, getattr(self, f.name)))
+        self._check_scalars()
         if self.frequency < 0:
             raise ValueError(f"forcing 'sine': frequency must be >= 0, got {self.frequency}")
 
@@ -145,8 +149,7 @@ class Step(Forcing):
     before: float = 0.0
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            object.__setattr__(self, f.name, _finite(self.family, f.name, getattr(self, f.name)))
+        self._check_scalars()
 
     def _evaluate(self, t: np.ndarray) -> np.ndarray:
         return np.where(t < self.time, self.before, self.level).astype(np.float64)
@@ -163,8 +166,7 @@ class Ramp(Forcing):
     offset: float = 0.0
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            object.__setattr__(self, f.name, _finite(self.family, f.name, getattr(self, f.name)))
+        self._check_scalars()
         if not self.end > self.start:
             raise ValueError(
                 f"forcing 'ramp': end must be greater than start, got start={self.start}, "

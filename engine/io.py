@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -150,15 +149,6 @@ def load_model(directory: str | os.PathLike, device: str = "cpu"):
     model.module_ = module.to(resolve_device(device)).eval()
     model._rollout = None
     return model
-
-
-def copy_model(source: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """Copy a model directory (only its two files)."""
-    target = Path(target)
-    target.mkdir(parents=True, exist_ok=True)
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
-        shutil.copy2(Path(source) / name, target / name)
-    return target
 
 
 def load_config(directory: str | os.PathLike) -> dict:

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -325,7 +325,3 @@ class Trainer:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.history = list(info.get("history", []))
         return int(info["step"])
-
-
-def settings_dict(settings: TrainSettings) -> dict:
-    return asdict(settings)
