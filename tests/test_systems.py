@@ -15,7 +15,8 @@ SYSTEMS = list_systems()
 
 def test_registry_lists_all_systems():
     assert set(SYSTEMS) == {"heat", "burgers", "reaction_diffusion", "lotka_volterra",
-                            "lorenz63", "predprey4", "pendulum_video", "oscillator", "cylinder"}
+                            "lorenz63", "predprey4", "pendulum_video", "oscillator", "cylinder",
+                            "kuramoto_sivashinsky", "van_der_pol"}
     for name in SYSTEMS:
         system = get_system(name)
         assert {"default", "small"} <= set(type(system).presets)

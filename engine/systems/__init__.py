@@ -15,25 +15,27 @@ from engine.systems.base import ForcingSpec, ParamSpec, System, split_rng
 from engine.systems.burgers import BurgersSystem
 from engine.systems.cylinder import CylinderSystem
 from engine.systems.heat import HeatSystem
+from engine.systems.kuramoto_sivashinsky import KuramotoSivashinskySystem
 from engine.systems.lorenz63 import Lorenz63System, lorenz_rhs
 from engine.systems.lotka_volterra import LotkaVolterraSystem
 from engine.systems.oscillator import OscillatorSystem
 from engine.systems.pendulum_video import PendulumVideoSystem
 from engine.systems.predprey4 import PredPrey4System
 from engine.systems.reaction_diffusion import ReactionDiffusionSystem
+from engine.systems.van_der_pol import VanDerPolSystem
 
 __all__ = [
     "System", "ParamSpec", "ForcingSpec", "SYSTEMS", "list_systems", "get_system", "generate",
     "split_rng", "lorenz_rhs", "HeatSystem", "BurgersSystem", "ReactionDiffusionSystem",
     "LotkaVolterraSystem", "Lorenz63System", "PredPrey4System", "PendulumVideoSystem",
-    "OscillatorSystem",
+    "OscillatorSystem", "KuramotoSivashinskySystem", "VanDerPolSystem",
 ]
 
 SYSTEMS: dict[str, type[System]] = {
     cls.system_name: cls
     for cls in (HeatSystem, BurgersSystem, ReactionDiffusionSystem, LotkaVolterraSystem,
                 Lorenz63System, PredPrey4System, PendulumVideoSystem, OscillatorSystem,
-                CylinderSystem)
+                CylinderSystem, KuramotoSivashinskySystem, VanDerPolSystem)
 }
 
 

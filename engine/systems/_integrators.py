@@ -76,3 +76,15 @@ def rk4_additive(
             k += 2
         out[:, i + 1] = x
     return out
+
+
+def etdrk4_coefficients(lin: np.ndarray, h: float, m: int = 32) -> tuple[np.ndarray, ...]:
+    """E, E2, Q, f1, f2, f3 of ETDRK4 for a real diagonal linear operator ``lin``."""
+    r = np.exp(1j * np.pi * (np.arange(1, m + 1) - 0.5) / m)
+    lr = h * lin[..., None] + r  # (..., m)
+    e_lr = np.exp(lr)
+    q = h * np.real(np.mean((np.exp(lr / 2) - 1) / lr, axis=-1))
+    f1 = h * np.real(np.mean((-4 - lr + e_lr * (4 - 3 * lr + lr**2)) / lr**3, axis=-1))
+    f2 = h * np.real(np.mean((2 + lr + e_lr * (lr - 2)) / lr**3, axis=-1))
+    f3 = h * np.real(np.mean((-4 - 3 * lr - lr**2 + e_lr * (4 - lr)) / lr**3, axis=-1))
+    return np.exp(h * lin), np.exp(h * lin / 2), q, f1, f2, f3
