@@ -155,6 +155,22 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# -------------------------------------------------------------- calibrate
+def cmd_calibrate(args) -> int:
+    from engine import load_dataset, load_model
+
+    model = load_model(args.model, device=args.device)
+    result = model.calibrate(load_dataset(args.data), level=args.level,
+                             n_samples=args.n_samples, seed=args.seed)
+    model.save(args.model)
+    print(f"srom: uncertainty scale {result['scale']:.4g}: {args.level:.0%} interval coverage "
+          f"{result['coverage_before']:.3f} -> {result['coverage_after']:.3f} on "
+          f"{result['n_trajectories']} trajectories; saved to {args.model}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
 # --------------------------------------------------------------- generate
 def cmd_generate(args) -> int:
     from engine import systems
@@ -237,6 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("calibrate", help="fit the uncertainty scale on validation data")
+    p.add_argument("model", help="model directory (updated in place)")
+    p.add_argument("data", help="held-out validation dataset (not the test set)")
+    p.add_argument("--level", type=float, default=0.9, help="central interval to calibrate")
+    p.add_argument("--n-samples", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("generate", help="simulate a built-in system into a dataset file")
     p.add_argument("system")

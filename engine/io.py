@@ -16,6 +16,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from engine.calibration import validate_scale
 from engine.data import Normalization
 
 __all__ = ["FORMAT_VERSION", "ModelFileError", "save_model", "load_model"]
@@ -64,6 +65,7 @@ def save_model(model, directory: str | os.PathLike, metrics: dict | None = None)
         "dataset": getattr(model, "dataset_info_", {}),
         "normalization": model.normalization_.to_dict(),
         "training": {k: v for k, v in getattr(model, "training_", {}).items()},
+        "calibration": getattr(model, "calibration_", {}),
         "metrics": metrics if metrics is not None else getattr(model, "metrics_", {}),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in model.module_.state_dict().items()}
@@ -131,6 +133,8 @@ def load_model(directory: str | os.PathLike, device: str = "cpu"):
         model.dataset_info_ = config.get("dataset", {})
         model.training_ = config.get("training", {})
         model.metrics_ = config.get("metrics", {})
+        model.calibration_ = dict(config.get("calibration") or {})
+        model.uncertainty_scale_ = validate_scale(model.calibration_.get("scale", 1.0))
         module = model._build(model.state_shape_, model.n_params_, model.n_forcing_, norm,
                               model.t_range_[1] - model.t_range_[0])
     except ModelFileError:

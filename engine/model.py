@@ -310,6 +310,7 @@ class StochasticROM:
         self.dataset_info_ = {k: dataset.attrs[k] for k in ("preset", "config", "grid")
                               if k in dataset.attrs}
         t_span = float(dataset.t[-1] - dataset.t[0])
+        self.uncertainty_scale_, self.calibration_ = 1.0, {}
         self.module_ = self._build(dataset.state_shape, dataset.n_params, dataset.n_forcing,
                                    norm, t_span).to(device)
         self._rollout = None
@@ -370,6 +371,14 @@ class StochasticROM:
         """Ψ, the learned latent dispersion (std per latent dimension, latent units)."""
         self._check_fitted()
         return self.module_.dispersion.std().detach().cpu().numpy()
+
+    @property
+    def drift_parameters_(self) -> dict[str, float | list]:
+        """The learned parameters of a physics drift (physical units), else ``{}``."""
+        self._check_fitted()
+        drift = self.module_.drift
+        drift = getattr(drift, "structural", drift)
+        return drift.parameter_values() if hasattr(drift, "parameter_values") else {}
 
     @property
     def decoder_std_(self) -> np.ndarray:
@@ -504,7 +513,8 @@ class StochasticROM:
         d = self.latent_dim_
         mean0, log_var0 = self.module_.encode(windows)
         eps0 = torch.randn(n_cases, n_samples, d, generator=gen, dtype=dtype, device=device)
-        z0 = (mean0[:, None] + torch.exp(0.5 * log_var0)[:, None] * eps0).reshape(n_paths, d)
+        noise_scale = float(getattr(self, "uncertainty_scale_", 1.0))  # see calibrate()
+        z0 = (mean0[:, None] + noise_scale * torch.exp(0.5 * log_var0)[:, None] * eps0).reshape(n_paths, d)
         noise = torch.randn(t.size - 1, n_sub, n_paths, d, generator=gen, dtype=dtype, device=device)
         mu_t = torch.as_tensor((mu - norm.mu_mean) / norm.mu_std, dtype=dtype, device=device)
         f_t = torch.as_tensor((f_phys - norm.f_mean) / norm.f_std, dtype=dtype, device=device)
@@ -513,12 +523,12 @@ class StochasticROM:
         t_t = torch.as_tensor(t, dtype=dtype, device=device)
         if getattr(self, "_rollout", None) is None:
             self._rollout = RolloutEngine(self.module_.drift, use_graph=bool(self.cuda_graph))
-        latent = self._rollout(z0, t_t, mu_paths, f_paths, self.module_.dispersion.std(),
-                               noise, method, n_sub)  # (n_paths, T, d)
+        latent = self._rollout(z0, t_t, mu_paths, f_paths,
+                               noise_scale * self.module_.dispersion.std(), noise, method, n_sub)  # (n_paths, T, d)
 
         decoded = self._decode_paths(latent.reshape(-1, d)).view(n_cases, n_samples, t.size,
                                                                  *self.state_shape_)
-        dec_var = self.module_.decoder_variance.point() if decoder_noise else None
+        dec_var = self.module_.decoder_variance.point() * noise_scale**2 if decoder_noise else None
         x_mean_n = decoded.mean(1)
         x_var_n = decoded.var(1, unbiased=False) if n_samples > 1 else torch.zeros_like(x_mean_n)
         if dec_var is not None:
@@ -574,6 +584,23 @@ class StochasticROM:
         result = summarize(np.concatenate(means), np.concatenate(samples), dataset.x)
         result["n_trajectories"] = dataset.n_trajectories
         return result
+
+    def calibrate(self, dataset: Dataset, level: float = 0.9, n_samples: int = 64,
+                  seed: int = 0) -> dict[str, float]:
+        """Scale every noise source of predictions so that the central ``level`` interval
+        covers ``level`` of ``dataset`` (held-out validation data, never the test set).
+
+        Sets ``uncertainty_scale_`` (saved with the model) and records the result in
+        ``calibration_``; see :mod:`engine.calibration`.
+        """
+        from engine.calibration import fit_uncertainty_scale
+
+        self._check_fitted()
+        self._check_compatible(dataset)
+        self.uncertainty_scale_ = 1.0
+        self.calibration_ = fit_uncertainty_scale(self, dataset, level=level,
+                                                  n_samples=n_samples, seed=seed)
+        return self.calibration_
 
     def _check_compatible(self, dataset: Dataset) -> None:
         if dataset.state_shape != tuple(self.state_shape_):

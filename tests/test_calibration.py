@@ -1,0 +1,73 @@
+"""Post-hoc calibration of the uncertainty scale (engine.calibration)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from engine import StochasticROM, load_model
+from engine.cli import main as cli_main
+from engine.metrics import interval_coverage
+from problems import duffing_dataset
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    model = StochasticROM(latent_dim=2, steps=60, window=16, windows_per_step=2,
+                          drift_hidden=(16,), log_every=20, seed=0)
+    return model.fit(duffing_dataset(6, n_times=41, seed=0))
+
+
+def _coverage(model, data, level):
+    pred = model.predict(data.x[:, 0], data.mu, data.t, data.f, n_samples=64, seed=0)
+    return interval_coverage(pred.samples, data.x, level)
+
+
+@pytest.mark.parametrize("level", [0.5, 0.9])
+def test_calibration_hits_the_level_on_the_calibration_set(fitted, level):
+    val = duffing_dataset(6, n_times=41, seed=1)
+    result = fitted.calibrate(val, level=level, n_samples=64, seed=0)
+    assert result["coverage_after"] == pytest.approx(level, abs=0.02)
+    assert fitted.uncertainty_scale_ == result["scale"] > 0
+    # the scale widens or narrows the bands in the right direction
+    if result["coverage_before"] < level:
+        assert result["scale"] > 1
+    else:
+        assert result["scale"] < 1
+    # a held-out set lands near the level too (not exactly: different trajectories)
+    assert abs(_coverage(fitted, duffing_dataset(6, n_times=41, seed=2), level) - level) < 0.2
+
+
+def test_scale_changes_spread_not_mean(fitted):
+    data = duffing_dataset(2, n_times=41, seed=3)
+    fitted.uncertainty_scale_ = 1.0
+    a = fitted.predict(data.x[:, 0], data.mu, data.t, data.f, n_samples=256, seed=5)
+    fitted.uncertainty_scale_ = 0.25
+    b = fitted.predict(data.x[:, 0], data.mu, data.t, data.f, n_samples=256, seed=5)
+    fitted.uncertainty_scale_ = 1.0
+    assert np.all(b.std[:, 1:] < a.std[:, 1:])
+    assert np.abs(a.mean - b.mean).max() < 0.5 * np.abs(a.std).max()
+
+
+def test_cli_calibrate_saves_the_scale(tmp_path, fitted):
+    fitted.save(tmp_path / "m")
+    val = duffing_dataset(6, n_times=41, seed=1)
+    val.save(tmp_path / "val.npz")
+    assert cli_main(["calibrate", str(tmp_path / "m"), str(tmp_path / "val.npz"),
+                     "--level", "0.9", "--device", "cpu"]) == 0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["calibration"]["level"] == 0.9
+    loaded = load_model(tmp_path / "m")
+    assert loaded.uncertainty_scale_ == pytest.approx(config["calibration"]["scale"])
+
+
+def test_a_bad_saved_scale_is_a_clear_error(tmp_path, fitted):
+    from engine import ModelFileError
+
+    fitted.save(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    config = json.loads(path.read_text())
+    config["calibration"] = {"scale": -1}
+    path.write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="scale"):
+        load_model(tmp_path / "m")
