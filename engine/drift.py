@@ -89,7 +89,12 @@ class LibraryDrift(nn.Module):
         if self.include_forcing:
             parts.append(f)
         v = torch.cat(parts, dim=-1)
-        return v[:, self.term_index].prod(-1)
+        # one index_select per factor: its backward (index_add) can be captured in a CUDA
+        # graph, unlike advanced indexing's (a sort-based index_put with accumulate)
+        out = v.index_select(1, self.term_index[:, 0])
+        for k in range(1, self.term_index.shape[1]):
+            out = out * v.index_select(1, self.term_index[:, k])
+        return out
 
     def coefficients(self) -> torch.Tensor:
         """A reparametrized sample of W while training, its location otherwise."""

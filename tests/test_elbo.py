@@ -79,3 +79,17 @@ def test_kl_weight_schedule():
     steps = torch.tensor([0, 5, 10, 15, 30])
     assert torch.allclose(kl_weight(steps, 5, 10), torch.tensor([0, 0, 0.5, 1.0, 1.0]))
     assert torch.equal(kl_weight(steps, 10, 0), torch.tensor([0.0, 0, 1, 1, 1]))
+
+
+def test_library_features_are_the_monomials():
+    import torch
+
+    from engine.drift import LibraryDrift
+
+    drift = LibraryDrift(latent_dim=2, n_params=0, n_forcing=1, degree=2)
+    z, f = torch.tensor([[2.0, 3.0]]), torch.tensor([[5.0]])
+    feats = drift.features(z, torch.zeros(1, 0), f)[0]
+    # monomials of [1, z1, z2, f] up to degree 2, in combinations_with_replacement order
+    v = [1.0, 2.0, 3.0, 5.0]
+    expected = [v[i] * v[j] for i in range(4) for j in range(i, 4)]
+    assert feats.tolist() == expected

@@ -82,3 +82,13 @@ def test_resume_on_cuda(tmp_path):
     for graph in (False, True):
         model = StochasticROM(steps=40, cuda_graph=graph, **kw).fit(data, resume_from=ckpt)
         assert model.training_["resumed_from_step"] == 20 and model.training_["status"] == "completed"
+
+
+def test_library_drift_on_a_periodic_conv2d_model_is_captured():
+    """The reaction–diffusion reproduction set-up: library drift + circular conv2d."""
+    from engine.systems import generate
+
+    data = generate("reaction_diffusion", 2, preset="small", seed=0)
+    model = StochasticROM(latent_dim=2, drift="library", periodic=True, window=8, steps=50,
+                          log_every=25, device="cuda", cuda_graph=True, seed=0).fit(data)
+    assert model.training_["cuda_graph"] and model.training_["status"] == "completed"

@@ -144,6 +144,9 @@ def test_burgers_paper_boundary_is_the_integrated_rate():
                                    atol=1e-3)
     assert burgers.spacing == pytest.approx(6 / 63)
     assert get_system("burgers", "paper", grid_spacing="physical", n_x=64).spacing == 1 / 63
+    # the paper's viscosity range, ν ~ U[0.05, 0.10]
+    assert np.all((data.mu >= 0.05) & (data.mu <= 0.10))
+    assert tuple(data.attrs["config"]["ranges"]["nu"]) == (0.05, 0.10)
 
 
 def test_burgers_value_mode_and_integrators_agree():

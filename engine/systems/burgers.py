@@ -52,7 +52,7 @@ class BurgersSystem(System):
             "n_x": 500, "grid_spacing": "paper", "boundary": "rate", "integrator": "rk45",
             "forcing_sampling": "grid", "paper_forcing": True, "ic_amplitude": 5.0,
             "t_end": 3.0, "n_t": 1001, "forcing_family": "sine",
-            "forcing_ranges": {"frequency": (0.8, 1.0)},
+            "forcing_ranges": {"frequency": (0.8, 1.0)}, "ranges": {"nu": (0.05, 0.10)},
         },
         "default": {},
         "small": {"n_x": 64, "t_end": 1.0, "n_t": 51, "ranges": {"nu": (0.05, 0.1)},
