@@ -9,7 +9,9 @@ GUI-free. A *model directory* is any directory holding ``config.json`` (written 
 Loaded models are kept in a small process-wide LRU cache keyed by the directory and the
 modification time of its files, so every dashboard session shares one read-only copy and a
 re-trained model is picked up. Prediction calls on a shared model are serialized by a lock
-(the rollout engine caches per-shape state).
+(the rollout engine caches per-shape state). Whoever adds a model (the Train tab) calls
+:func:`notify_changed`; sessions compare :func:`generation` with the value they last saw and
+re-discover when it moved.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from engine.model import StochasticROM
 __all__ = [
     "ModelEntry", "pretrained_dir", "user_models_dir", "model_roots", "discover_models",
     "default_model", "load_cached", "model_lock", "clear_cache", "resolve_system",
+    "notify_changed", "generation",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -157,6 +160,22 @@ def model_lock(model: StochasticROM) -> threading.Lock:
 def clear_cache() -> None:
     """Forget every loaded model (tests, or after deleting models)."""
     _load.cache_clear()
+
+
+_GENERATION = [0]
+
+
+def notify_changed() -> None:
+    """Record that a model directory was added or removed (any thread)."""
+    with _LOCKS_GUARD:
+        _GENERATION[0] += 1
+
+
+def generation() -> int:
+    """A process-wide counter bumped by :func:`notify_changed`: a session whose last seen
+    value differs should call :func:`discover_models` again."""
+    with _LOCKS_GUARD:
+        return _GENERATION[0]
 
 
 def resolve_system(model: StochasticROM):

@@ -3,24 +3,37 @@ uncertainty update (quantity of interest, space–time maps, latent paths, truth
 
 A thin ``pn.viewable.Viewer`` over :class:`app.state.ExploreState`: widgets write the state's
 inputs, and a watcher on ``state.result`` pushes the new arrays into the Bokeh figures of
-:mod:`app.plots` (created once per model) under ``pn.io.hold()``. Everything runs on the
-session's thread: the prediction is computed inside the widget callback.
+:mod:`app.plots` (created once per model) under ``pn.io.hold()``.
+
+The prediction runs off the session's event loop: the view switches the state to background
+mode, so a slider release only captures the inputs and the state's worker thread predicts
+(coalescing bursts; see :class:`app.background.LatestOnlyWorker`). Results come back through
+:func:`session_dispatcher`, which schedules them on the session's event loop, where the
+figures are updated inside one ``pn.io.hold``; a spinner shows while a prediction is pending.
+Outside a server session (tests, notebooks without a server) results are applied in the
+worker thread; ``state.wait()`` waits for them.
+
+Downloads of the shown prediction (npz, CSV, PNG) are built by :mod:`app.export`.
 """
 
 from __future__ import annotations
 
+import io
 import time
+from typing import Callable
 
 import numpy as np
 import panel as pn
 import param
 from bokeh.models import Range1d
+from panel.io.state import set_curdoc
 
+from app import export
 from app.controls import MuControl, forcing_widget, label
 from app.plots import ErrorPlot, FieldPlot, ForcingPlot, LatentPlot, PhasePlot, QoIPlot
 from app.state import BANDS, ExploreResult, ExploreState, forcing_fields
 
-__all__ = ["ExploreView", "NO_MODEL_HELP"]
+__all__ = ["ExploreView", "NO_MODEL_HELP", "session_dispatcher"]
 
 NO_MODEL_HELP = """### No trained model found
 
@@ -39,13 +52,37 @@ then reload this page.
 """
 
 
+def session_dispatcher(doc=None) -> Callable[[Callable[[], None]], None] | None:
+    """A thread-safe function that runs a callable on the session's event loop, inside
+    ``pn.io.hold`` (one message for all its changes); ``None`` outside a server session.
+
+    Args:
+        doc: the session's Bokeh document (default: the current one, so call this on the
+            session's thread, e.g. while building the view).
+    """
+    doc = doc or pn.state.curdoc
+    if doc is None or doc.session_context is None:
+        return None
+
+    def held(fn: Callable[[], None]) -> None:
+        with pn.io.hold(doc):
+            fn()
+
+    def dispatch(fn: Callable[[], None]) -> None:
+        if doc.session_context is None:
+            return  # the session was closed: nobody to show it to
+        # add_next_tick_callback is the one thread-safe Document method; pn.state.execute
+        # uses it (with Panel's error handling) when the current document is a session's.
+        with set_curdoc(doc):
+            pn.state.execute(lambda: held(fn), schedule=True)
+
+    return dispatch
+
+
 def _field_kind(state: ExploreState) -> str:
     """``vector`` (a few components), ``field1d`` (n points on a line) or ``field2d``."""
-    shape = tuple(state.model.state_shape_)
-    if len(shape) == 1:
-        has_grid = state.system is not None and bool(state.system.grid())
-        return "field1d" if (has_grid or shape[0] > 8) else "vector"
-    return "field2d"
+    has_grid = state.system is not None and bool(state.system.grid())
+    return export.field_kind(state.model.state_shape_, has_grid)
 
 
 def _model_card(state: ExploreState) -> str:
@@ -67,12 +104,16 @@ class ExploreView(pn.viewable.Viewer):
     """Controls (``controls``, for a sidebar) and plots (``main``) of one session."""
 
     state = param.ClassSelector(class_=ExploreState, doc="The session state it shows.")
+    background = param.Boolean(default=True, doc=(
+        "Predict on the state's worker thread (False: inside the widget callback)."))
 
     def __init__(self, **params):
         if "state" not in params:
             params["state"] = ExploreState()
         super().__init__(**params)
         s = self.state
+        s.param.update(background=self.background)
+        s.dispatch = session_dispatcher()
         self.render_seconds = 0.0
         self._model_select = pn.widgets.Select(
             **label("Model"), options={e.label: e.path for e in s.models}, value=s.model_path,
@@ -111,6 +152,21 @@ class ExploreView(pn.viewable.Viewer):
                                     sizing_mode="stretch_width")
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width",
                                         styles={"font-size": "12px", "color": "#555"})
+        self._spinner = pn.indicators.LoadingSpinner(value=s.busy, size=18, width=18,
+                                                     height=18, margin=(8, 4, 0, 8),
+                                                     visible=s.busy)
+        s.param.watch(lambda e: self._spinner.param.update(value=bool(e.new),
+                                                           visible=bool(e.new)), "busy")
+        tips = {"npz": "The prediction's arrays (mean, quantiles, kept sample paths, latent, "
+                       "μ, forcing) and a JSON description",
+                "csv": "The probe's value over time, as plotted: t, mean, std, quantiles",
+                "png": "A picture of the probe's bands and the mean and std maps"}
+        self._downloads = {
+            kind: pn.widgets.FileDownload(
+                callback=getattr(self, f"_{kind}_bytes"), **label(f".{kind}"),
+                filename=f"srom-prediction.{kind}", description=tip, width=64,
+                sizing_mode="fixed", margin=(4, 2))
+            for kind, tip in tips.items()}
         self._plot_box = pn.Column(sizing_mode="stretch_width")
         self._mu_controls: dict[str, MuControl] = {}
         self._plots: dict = {}
@@ -120,8 +176,12 @@ class ExploreView(pn.viewable.Viewer):
             self._model_select, self._model_info, "### Parameters μ", self._mu_box,
             "### Forcing", self._family, self._forcing_box, "### Sampling", self._n_paths,
             self._horizon, self._seed, self._truth, sizing_mode="stretch_width")
-        self.main = pn.Column(self._error, self._warning, self._status, self._plot_box,
-                              sizing_mode="stretch_width")
+        download = pn.pane.Markdown("Download", sizing_mode="fixed", width=64,
+                                    margin=(4, 0, 0, 8), styles={"font-size": "12px"})
+        self.main = pn.Column(self._error, self._warning,
+                              pn.Row(self._status, self._spinner, download,
+                                     *self._downloads.values(), sizing_mode="stretch_width"),
+                              self._plot_box, sizing_mode="stretch_width")
         s.param.watch(lambda e: self._rebuild(), "model")
         s.param.watch(lambda e: self._apply_result(), "result")
         s.param.watch(self._show_messages, ["warning", "error"])
@@ -141,12 +201,17 @@ class ExploreView(pn.viewable.Viewer):
                 self._plot_box[:] = [pn.pane.Markdown(NO_MODEL_HELP, sizing_mode="stretch_width")
                                      if not s.models else pn.pane.Markdown("")]
                 self._model_info.object = ""
-                for w in (self._family, self._n_paths, self._horizon, self._seed, self._truth):
+                for w in (self._family, self._n_paths, self._horizon, self._seed, self._truth,
+                          *self._downloads.values()):
                     w.disabled = True
                 return
-            for w in (self._family, self._n_paths, self._horizon, self._seed, self._truth):
+            for w in (self._family, self._n_paths, self._horizon, self._seed, self._truth,
+                      *self._downloads.values()):
                 w.disabled = False
             m = s.model
+            stem = f"srom-{m.system_ or 'model'}-prediction"
+            for kind, button in self._downloads.items():
+                button.filename = f"{stem}.{kind}"
             self._model_info.object = _model_card(s)
             self._mu_controls = {sp.name: MuControl(sp, s.mu.get(sp.name, sp.default),
                                                     lambda v, n=sp.name: s.set_mu(n, v))
@@ -320,10 +385,45 @@ class ExploreView(pn.viewable.Viewer):
         return f"Pixel {k}: mean, 50/80/95 % bands, sample paths"
 
     def _status_text(self, r: ExploreResult) -> str:
-        text = (f"{self.state.n_paths} paths × {len(r.t)} output times predicted in "
-                f"{1e3 * r.seconds:.0f} ms")
+        n = r.n_paths or self.state.n_paths
+        text = (f"{n} paths × {len(r.t)} output times predicted in {1e3 * r.seconds:.0f} ms")
+        if r.preview:
+            text = f"preview: {text}; refining with {self.state.n_paths} paths …"
         if r.truth is not None:
             text += (f" · simulator {1e3 * r.truth_seconds:.0f} ms · median relative error "
                      f"{float(np.median(r.rel_error)):.3g} · truth inside the 90 % band: "
                      f"{100 * r.coverage:.0f} %")
         return text
+
+    # ---------------------------------------------------------- downloads
+    def probe_index(self) -> int:
+        """The flat state index the probe plot shows."""
+        r = self.state.result
+        size = int(np.prod(r.mean.shape[1:])) if r is not None else 1
+        return int(min(self._probe.value or 0, size - 1))
+
+    def _probe_label(self, k: int) -> str:
+        return self._qoi_title(k).split(":")[0]
+
+    def _export_extra(self) -> dict:
+        k = self.probe_index()
+        return {"probe": k, "probe_label": self._probe_label(k)}
+
+    def _result_or_raise(self) -> ExploreResult:
+        if self.state.result is None:
+            raise ValueError("there is no prediction to download yet")
+        return self.state.result
+
+    def _npz_bytes(self):
+        return io.BytesIO(export.prediction_npz(self._result_or_raise(), self._export_extra()))
+
+    def _csv_bytes(self):
+        k = self.probe_index()
+        return io.BytesIO(export.qoi_csv(self._result_or_raise(), k))
+
+    def _png_bytes(self):
+        r, k = self._result_or_raise(), self.probe_index()
+        space = self._space_coords(r.mean.shape[-1]) if self._kind == "field1d" else None
+        return io.BytesIO(export.prediction_png(
+            r, k, kind=self._kind, frame=self._frame.value, space=space,
+            title=self.state.describe(), probe_label=self._probe_label(k)))

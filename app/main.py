@@ -1,7 +1,7 @@
 """The served entry point: ``panel serve app/main.py`` (or ``srom serve``).
 
-One template per browser session: a header, the Explore controls in the sidebar and two
-tabs, Explore and About. Models are discovered under ``pretrained/`` and ``~/.srom/models``
+One template per browser session: a header, the Explore controls in the sidebar and four
+tabs: Explore, Sensitivity, Train and About. Models are discovered under ``pretrained/`` and ``~/.srom/models``
 (``$SROM_MODELS_DIR``) and shared between sessions (see :mod:`app.catalog`). All resources
 (Bokeh, Panel, the template, KaTeX) are served by the Panel server itself.
 
@@ -26,7 +26,9 @@ import torch  # noqa: E402
 
 from app.about import about_panel  # noqa: E402
 from app.explore import ExploreView  # noqa: E402
+from app.sensitivity_view import SensitivityView  # noqa: E402
 from app.state import ExploreState  # noqa: E402
+from app.training_view import TrainingView  # noqa: E402
 
 __all__ = ["create_app"]
 
@@ -43,7 +45,9 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
     """Build one session's dashboard (call once per session)."""
     _limit_threads()
     view = ExploreView(state=state or ExploreState())
-    tabs = pn.Tabs(("Explore", view.main), ("About", about_panel()), dynamic=False,
+    tabs = pn.Tabs(("Explore", view.main), ("Sensitivity", SensitivityView(view.state)),
+                   ("Train", TrainingView(explore=view)),
+                   ("About", about_panel()), dynamic=False,
                    sizing_mode="stretch_width")
     # BootstrapTemplate: every resource it needs is bundled with Panel and served locally
     # (FastListTemplate's design fetches a Google font).
@@ -54,7 +58,7 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
     return template
 
 
-pn.extension("katex", sizing_mode="stretch_width", notifications=False)
+pn.extension("katex", "filedropper", sizing_mode="stretch_width", notifications=False)
 
 
 def _serve() -> None:

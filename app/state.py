@@ -12,6 +12,13 @@ views only read the outputs and write the inputs; the same object drives tests a
 
 Engine errors never escape: they become ``state.error`` and the last good result stays.
 μ outside the trained range is not an error but ``state.warning`` ("extrapolating").
+
+With ``background=True`` (what the dashboard sets) a change only captures the inputs as a
+:class:`PredictRequest` on the caller's thread; the prediction runs on the state's
+:class:`app.background.LatestOnlyWorker` (one thread per session), bursts are coalesced (only the newest
+request is computed, stale results are dropped) and results are handed back through
+``dispatch``, which the view points at the session's event loop. ``wait()`` blocks until the
+worker is idle (scripts, tests).
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ import json
 import math
 import time
 import warnings
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import param
 
 from app import catalog
+from app.background import LatestOnlyWorker
 from app.simulate import initial_state, simulate_truth
 from app.specs import ForcingField, MuSpec, forcing_defaults, forcing_fields, mu_specs
 from engine.forcing import FORCING_FAMILIES, Forcing, make_forcing
@@ -34,7 +42,8 @@ from engine.metrics import relative_l2
 from engine.model import ExtrapolationWarning
 
 __all__ = ["QUANTILE_LEVELS", "BANDS", "COVERAGE_BAND", "ExploreResult", "ExploreState",
-           "MuSpec", "ForcingField", "forcing_fields"]
+           "PredictRequest", "LatestOnlyWorker", "predict_request", "MuSpec", "ForcingField",
+           "forcing_fields"]
 
 #: quantile levels computed on the device for every prediction
 QUANTILE_LEVELS: tuple[float, ...] = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)
@@ -59,6 +68,9 @@ class ExploreResult:
             error of the mean; inside_band: ``(T,)`` share of the state inside the 90 % band;
             coverage: its mean over time.
         seconds: wall time of the model call; truth_seconds: of the simulator (0 if cached).
+        n_paths: sample paths behind the statistics; preview: a quick low-path result that a
+            full one will replace; inputs: JSON-able description of what was predicted
+            (see :class:`PredictRequest`).
     """
 
     t: np.ndarray
@@ -78,6 +90,9 @@ class ExploreResult:
     inside_band: np.ndarray | None = None
     coverage: float | None = None
     truth_seconds: float = 0.0
+    n_paths: int = 0
+    preview: bool = False
+    inputs: dict = field(default_factory=dict)
 
     def quantile(self, level: float) -> np.ndarray:
         """``(T, *S)`` the quantile at ``level`` (one of ``levels``)."""
@@ -90,6 +105,87 @@ class ExploreResult:
         """``(T, d)`` the latent quantile at ``level``."""
         idx = int(np.argmin(np.abs(self.levels - level)))
         return self.latent_quantiles[idx]
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """One prediction's inputs, captured (and checked) on the session thread so that a worker
+    can run it while the user goes on moving sliders.
+
+    Attributes:
+        model, system: the shared model and its simulator.
+        t: ``(T,)`` output times; substeps: integrator steps per output interval.
+        mu: ``(P,)`` checked parameters; forcings: one ``Forcing`` per channel.
+        n_paths, seed, n_keep, show_truth: sampling settings.
+        notes: warnings known before predicting (time or forcing-family extrapolation).
+        inputs: JSON-able description (model, μ by name, forcings, sampling) for exports.
+    """
+
+    model: Any
+    system: Any
+    t: np.ndarray
+    substeps: int
+    mu: np.ndarray
+    forcings: tuple[Forcing, ...]
+    n_paths: int
+    seed: int
+    n_keep: int
+    show_truth: bool
+    notes: tuple[str, ...] = ()
+    inputs: dict = field(default_factory=dict)
+
+
+def predict_request(req: PredictRequest, n_paths: int | None = None
+                    ) -> tuple[ExploreResult, list[str]]:
+    """Run ``req`` (simulator initial state, model call, optional truth); thread-safe.
+
+    Args:
+        req: the captured inputs.
+        n_paths: override ``req.n_paths`` (a quick preview).
+
+    Returns:
+        The reduced result and the warnings raised (extrapolation).
+    """
+    model, system, t = req.model, req.system, req.t
+    n = int(n_paths or req.n_paths)
+    x0 = initial_state(system, req.mu, req.forcings, float(t[0]), float(model.dt_), model.n_win,
+                       req.seed)
+    f_values = np.stack([f(t) for f in req.forcings], axis=-1) if req.forcings else None
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExtrapolationWarning)
+        with catalog.model_lock(model):
+            pred = model.predict(x0, req.mu, t, f_values, n_samples=n, seed=req.seed,
+                                 return_samples=True, quantiles=QUANTILE_LEVELS,
+                                 substeps=req.substeps)
+    seconds = time.perf_counter() - start
+    notes = [str(w.message) for w in caught if issubclass(w.category, ExtrapolationWarning)]
+    levels = np.asarray(pred.quantile_levels)
+    k = min(int(req.n_keep), pred.n_paths)
+    result = ExploreResult(
+        t=pred.t, mean=pred.mean[0], std=pred.std[0], levels=levels,
+        quantiles=pred.quantile_values[:, 0], samples=pred.samples[0, :k].copy(),
+        latent_mean=pred.latent[0].mean(0),
+        latent_quantiles=pred.latent_quantiles(levels)[:, 0],
+        latent_samples=pred.latent[0, :k].copy(), forcing=pred.f[0], mu=req.mu,
+        seconds=seconds, n_paths=n, preview=n < req.n_paths,
+        inputs={**req.inputs, "n_paths": n})
+    del pred  # the full sample array can be large; keep only the reduced result
+    if req.show_truth:
+        _add_truth(result, req)
+    return result, notes + list(req.notes)
+
+
+def _add_truth(result: ExploreResult, req: PredictRequest) -> None:
+    start = time.perf_counter()
+    truth = simulate_truth(req.system, result.mu, req.forcings, result.t, req.seed)
+    result.truth_seconds = time.perf_counter() - start
+    result.truth = truth
+    result.rel_error = relative_l2(result.mean[None], truth[None])[0]
+    lo, hi = (result.quantile(q) for q in COVERAGE_BAND)
+    inside = (truth >= lo) & (truth <= hi)
+    result.inside_band = inside.reshape(inside.shape[0], -1).mean(axis=1)
+    result.coverage = float(inside.mean())
 
 
 class ExploreState(param.Parameterized):
@@ -119,7 +215,15 @@ class ExploreState(param.Parameterized):
     result = param.ClassSelector(class_=ExploreResult, default=None, allow_None=True)
     warning = param.String(default="", doc="Non-fatal problems (extrapolation, ...).")
     error = param.String(default="", doc="The last error; empty when the last update worked.")
-    busy = param.Boolean(default=False)
+    busy = param.Boolean(default=False, doc="A prediction for the newest inputs is pending.")
+
+    # ------------------------------------------------------------ execution
+    background = param.Boolean(default=False, doc=(
+        "Predict on the state's worker thread (the dashboard); False predicts inside the "
+        "change (scripts, tests)."))
+    preview_paths = param.Integer(default=16, bounds=(0, None), doc=(
+        "In the background, first show a preview with this many paths when n_paths is at "
+        "least four times as many (0: never)."))
 
     _INPUTS = ("mu", "forcing_family", "forcing_params", "n_paths", "horizon", "seed",
                "show_truth", "max_frames", "n_keep")
@@ -138,6 +242,7 @@ class ExploreState(param.Parameterized):
             first = catalog.default_model(entries)
             path = first.path if first else None
         self._loading = False
+        self.worker = LatestOnlyWorker(name="srom-explore")
         self.param.watch(self._on_inputs, list(self._INPUTS))
         self.param.watch(self._on_model_path, "model_path")
         if path is not None:
@@ -155,6 +260,7 @@ class ExploreState(param.Parameterized):
             model = catalog.load_cached(path)
             system = catalog.resolve_system(model)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message
+            self.worker.cancel()  # a prediction of the previous model must not land now
             self.param.update(error=f"Could not load the model in {path}: {exc}", model=None,
                               system=None, mu_specs=[], result=None)
             return
@@ -166,7 +272,7 @@ class ExploreState(param.Parameterized):
             self.param.update(
                 model=model, system=system, mu_specs=specs, mu={s.name: s.default for s in specs},
                 forcing_family=family, forcing_params=fparams, horizon=float(model.t_range_[1]),
-                error="", warning="")
+                result=None, error="", warning="")
         finally:
             self._loading = False
         self.refresh()
@@ -235,22 +341,72 @@ class ExploreState(param.Parameterized):
 
     # --------------------------------------------------------- compute
     def refresh(self) -> None:
-        """Predict (and simulate, with ``show_truth``) for the current inputs; never raises."""
+        """Predict (and simulate, with ``show_truth``) for the current inputs; never raises.
+
+        In the background only the request is made here: bad inputs become ``error`` at once,
+        and the result arrives later through the worker (see the module docstring).
+        """
         if self.model is None:
             return
-        self.busy = True
+        if not self.background:
+            self.busy = True
+            try:
+                result, notes = self.compute()
+            except Exception as exc:  # noqa: BLE001 - the app must survive any engine error
+                self.param.update(error=f"{type(exc).__name__}: {exc}", busy=False)
+                return
+            self.param.update(result=result, warning="\n".join(notes), error="", busy=False)
+            return
         try:
-            result, notes = self.compute()
-        except Exception as exc:  # noqa: BLE001 - the app must survive any engine error
+            req = self.request()
+        except Exception as exc:  # noqa: BLE001
+            self.worker.cancel()  # an older prediction still running must not land after this
             self.param.update(error=f"{type(exc).__name__}: {exc}", busy=False)
             return
-        self.param.update(result=result, warning="\n".join(notes), error="", busy=False)
+        self.busy = True
+        self.worker.submit(lambda generation: self._work(req, generation))
 
-    def compute(self) -> tuple[ExploreResult, list[str]]:
-        """The prediction for the current inputs and the warnings it raised.
+    def _work(self, req: PredictRequest, generation: int) -> None:
+        """The worker's job: an optional quick preview, then the full prediction."""
+        worker = self.worker
+        preview = int(self.preview_paths)
+        try:
+            if 0 < preview and 4 * preview <= req.n_paths:
+                quick = predict_request(req, n_paths=preview)
+                worker.deliver(generation, lambda: self._apply(quick, final=False))
+                if not worker.current(generation):
+                    return  # a newer request waits: skip the refinement
+            outcome = predict_request(req)
+        except Exception as exc:  # noqa: BLE001
+            message = f"{type(exc).__name__}: {exc}"
+            worker.deliver(generation, lambda: self.param.update(error=message, busy=False))
+            return
+        worker.deliver(generation, lambda: self._apply(outcome, final=True))
+
+    def _apply(self, outcome: tuple[ExploreResult, list[str]], final: bool) -> None:
+        result, notes = outcome
+        self.param.update(result=result, warning="\n".join(notes), error="", busy=not final)
+
+    @property
+    def dispatch(self) -> Callable[[Callable[[], None]], None] | None:
+        """Where background results are applied: a function that runs a callable on the
+        session's thread (set by the view), or ``None`` to apply them in the worker thread."""
+        return self.worker.dispatch
+
+    @dispatch.setter
+    def dispatch(self, value: Callable[[Callable[[], None]], None] | None) -> None:
+        self.worker.dispatch = value
+
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Block until the background worker is idle (its results are dispatched by then);
+        ``False`` on timeout."""
+        return self.worker.wait(timeout)
+
+    def request(self) -> PredictRequest:
+        """Capture and check the current inputs.
 
         Raises:
-            ValueError (and any engine error): bad inputs or a failed model call.
+            ValueError: bad inputs (no model or simulator, horizon, μ, forcing).
         """
         model, system = self.model, self.system
         if model is None:
@@ -262,18 +418,6 @@ class ExploreState(param.Parameterized):
         mu = system.check_mu(self.mu_vector())[0]
         forcings = self.forcing()
         notes: list[str] = []
-        x0 = initial_state(system, mu, forcings, float(t[0]), float(model.dt_), model.n_win,
-                           self.seed)
-        f_values = np.stack([f(t) for f in forcings], axis=-1) if forcings else None
-        start = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ExtrapolationWarning)
-            with catalog.model_lock(model):
-                pred = model.predict(x0, mu, t, f_values, n_samples=int(self.n_paths),
-                                     seed=int(self.seed), return_samples=True,
-                                     quantiles=QUANTILE_LEVELS, substeps=substeps)
-        seconds = time.perf_counter() - start
-        notes += [str(w.message) for w in caught if issubclass(w.category, ExtrapolationWarning)]
         if t[-1] > model.t_range_[1] + 1e-9:
             lo, hi = model.t_range_
             notes.append(f"horizon t = {t[-1]:.3g} is beyond the trained time range "
@@ -282,29 +426,23 @@ class ExploreState(param.Parameterized):
         if model.forcing_names_ and self.forcing_family != trained_family:
             notes.append(f"forcing family '{self.forcing_family}' was not seen in training "
                          f"('{trained_family}'): extrapolating")
-        levels = np.asarray(pred.quantile_levels)
-        k = min(int(self.n_keep), pred.n_paths)
-        result = ExploreResult(
-            t=pred.t, mean=pred.mean[0], std=pred.std[0], levels=levels,
-            quantiles=pred.quantile_values[:, 0], samples=pred.samples[0, :k].copy(),
-            latent_mean=pred.latent[0].mean(0),
-            latent_quantiles=pred.latent_quantiles(levels)[:, 0],
-            latent_samples=pred.latent[0, :k].copy(), forcing=pred.f[0], mu=mu, seconds=seconds)
-        del pred  # the full sample array can be large; keep only the reduced result
-        if self.show_truth:
-            self._add_truth(result, system, forcings)
-        return result, notes
+        inputs = {"model_path": self.model_path, "system": model.system_,
+                  "mu": {n: float(v) for n, v in zip(model.param_names_, mu)},
+                  "forcing": {n: f.to_dict() for n, f in zip(model.forcing_names_, forcings)},
+                  "n_paths": int(self.n_paths), "seed": int(self.seed),
+                  "horizon": float(t[-1]), "substeps": int(substeps)}
+        return PredictRequest(model=model, system=system, t=t, substeps=substeps, mu=mu,
+                              forcings=forcings, n_paths=int(self.n_paths), seed=int(self.seed),
+                              n_keep=int(self.n_keep), show_truth=bool(self.show_truth),
+                              notes=tuple(notes), inputs=inputs)
 
-    def _add_truth(self, result: ExploreResult, system, forcings: tuple[Forcing, ...]) -> None:
-        start = time.perf_counter()
-        truth = simulate_truth(system, result.mu, forcings, result.t, self.seed)
-        result.truth_seconds = time.perf_counter() - start
-        result.truth = truth
-        result.rel_error = relative_l2(result.mean[None], truth[None])[0]
-        lo, hi = (result.quantile(q) for q in COVERAGE_BAND)
-        inside = (truth >= lo) & (truth <= hi)
-        result.inside_band = inside.reshape(inside.shape[0], -1).mean(axis=1)
-        result.coverage = float(inside.mean())
+    def compute(self) -> tuple[ExploreResult, list[str]]:
+        """The prediction for the current inputs and the warnings it raised (synchronously).
+
+        Raises:
+            ValueError (and any engine error): bad inputs or a failed model call.
+        """
+        return predict_request(self.request())
 
     # ------------------------------------------------------------ info
     def describe(self) -> str:

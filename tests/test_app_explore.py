@@ -22,11 +22,20 @@ def view(tiny_model_dir) -> ExploreView:  # noqa: F811
     return ExploreView(state=ExploreState(models=entries, n_paths=16))
 
 
-def _release(slider, value) -> None:
-    """What a browser does when a slider is let go: value, then value_throttled."""
+def _release(slider, value, view: ExploreView | None = None) -> None:
+    """What a browser does when a slider is let go: value, then value_throttled; with
+    ``view``, wait until its background prediction has landed."""
     slider.value = value
     with param.edit_constant(slider):
         slider.value_throttled = value
+    if view is not None:
+        _settle(view)
+
+
+def _settle(view: ExploreView) -> None:
+    """Wait for the view's background prediction (applied in the worker without a server)."""
+    assert view.state.wait(60), "the background prediction did not finish"
+    assert not view.state.busy and not view._spinner.value
 
 
 def test_view_builds_a_bokeh_root(view):
@@ -44,7 +53,7 @@ def test_slider_release_pushes_new_data_into_the_same_figures(view):
     before_mean = np.array(source.data["mean"])
     before_map = np.array(mean_map.source.data["image"][0])
     lo, hi = view.state.mu_specs[0].trained
-    _release(view._mu_controls["nu"].slider, lo + 0.95 * (hi - lo))
+    _release(view._mu_controls["nu"].slider, lo + 0.95 * (hi - lo), view)
     assert view.state.mu["nu"] == pytest.approx(lo + 0.95 * (hi - lo))
     assert view._plots["qoi"].figure is figure and view._plots["qoi"].source is source
     assert not np.allclose(source.data["mean"], before_mean)
@@ -55,24 +64,26 @@ def test_slider_release_pushes_new_data_into_the_same_figures(view):
 def test_extrapolation_shows_a_warning_banner(view):
     lo, hi = view.state.mu_specs[0].trained
     control = view._mu_controls["nu"]
-    _release(control.slider, hi + 0.4 * (hi - lo))
+    _release(control.slider, hi + 0.4 * (hi - lo), view)
     assert view._warning.visible and "extrapolating" in view._warning.object
     assert "extrapolating" in control.bar.object
-    _release(control.slider, 0.5 * (lo + hi))
+    _release(control.slider, 0.5 * (lo + hi), view)
     assert not view._warning.visible
 
 
 def test_bad_input_shows_an_error_and_the_view_keeps_working(view):
     pn.panel(view).get_root()
     view._family.value = "ramp"
+    _settle(view)
     names = [label_of(w) for w in view._forcing_box]
     assert names == ["start", "end", "change", "offset"]
     end = view._forcing_box[1]
-    _release(end, -0.5)  # end before start: the forcing is invalid
+    _release(end, -0.5, view)  # end before start: the forcing is invalid
     assert view._error.visible and "end must be greater than start" in view._error.object
-    _release(end, 0.8)
+    _release(end, 0.8, view)
     assert not view._error.visible
     view._truth.value = True
+    _settle(view)
     assert view._error_pane.visible and "inside the 90 % band" in view._status.object
     assert not np.all(np.isnan(view._plots["qoi"].source.data["truth"]))
 
@@ -100,7 +111,8 @@ def test_the_app_template_has_explore_and_about_tabs(tiny_model_dir):  # noqa: F
     entries = catalog.discover_models([("user", tiny_model_dir)])
     template = create_app(ExploreState(models=entries, n_paths=8))
     tabs = template.main[0]
-    assert [name for name in tabs._names] == ["Explore", "About"]
+    names = list(tabs._names)
+    assert names[0] == "Explore" and names[-1] == "About" and "Sensitivity" in names
     assert template.explore_view.state.result is not None
 
 
@@ -122,3 +134,32 @@ def test_vector_and_2d_states_get_their_own_plots(system, kind, tmp_path_factory
         assert not np.allclose(view._plots["mean_map"].source.data["image"][0], image)
     else:
         assert "mean_map" not in view._plots
+
+
+def test_the_spinner_shows_while_a_prediction_is_pending(view):
+    delivered = []
+    view.state.dispatch = delivered.append  # a stand-in for the session's event loop
+    before = view.state.result
+    view._seed.value = 7
+    assert view._spinner.value and view.state.busy
+    assert view.state.wait(60) and view.state.result is before  # computed, not yet applied
+    for apply in delivered:
+        apply()
+    assert view.state.result is not before and not view._spinner.value
+
+
+def test_download_buttons_send_the_shown_prediction(view):
+    import base64
+    import io
+    import json
+
+    view._probe.value = 5
+    npz = view._downloads["npz"]
+    assert npz.filename == "srom-burgers-prediction.npz"
+    npz._clicks += 1  # what a click in the browser does
+    data = np.load(io.BytesIO(base64.b64decode(npz.data.split(",", 1)[1])), allow_pickle=False)
+    np.testing.assert_allclose(data["mean"], view.state.result.mean)
+    assert json.loads(str(data["description"]))["probe"] == 5
+    table = np.genfromtxt(view._csv_bytes(), delimiter=",", names=True)
+    np.testing.assert_allclose(table["mean"], view.state.result.mean[:, 5], rtol=1e-6)
+    assert view._png_bytes().getvalue()[:4] == b"\x89PNG"

@@ -200,3 +200,62 @@ def test_missing_models_and_corrupt_files_do_not_raise(tmp_path, tiny_model_dir)
     assert "Could not load the model" in state.error and state.model is None
     state.model_path = str(tiny_model_dir / "burgers-tiny")
     assert state.error == "" and state.result is not None
+
+
+# --------------------------------------------------------------- background
+def test_background_computes_and_applies_only_the_newest_request(state, monkeypatch):
+    import app.state as state_module
+
+    original, computed = state_module.predict_request, []
+    started, release = threading.Event(), threading.Event()
+
+    def slow(req, n_paths=None):
+        computed.append(round(float(req.mu[0]), 6))
+        if len(computed) == 1:
+            started.set()
+            assert release.wait(30)
+        return original(req, n_paths)
+
+    monkeypatch.setattr(state_module, "predict_request", slow)
+    delivered, results = [], []
+    state.param.update(background=True, preview_paths=0)
+    state.dispatch = delivered.append  # a stand-in for the session's event loop
+    state.param.watch(lambda e: results.append(e.new), "result")
+    state.set_mu("nu", 0.06)
+    assert started.wait(30) and state.busy
+    state.set_mu("nu", 0.07)  # waits behind the running one ...
+    state.set_mu("nu", 0.08)  # ... and is replaced: a burst costs two predictions, not three
+    release.set()
+    assert state.wait(60)
+    assert computed == [0.06, 0.08]
+    assert len(delivered) == 2 and results == [] and state.busy  # nothing lands off-thread
+    for apply in delivered:
+        apply()
+    assert len(results) == 1 and results[0].mu[0] == pytest.approx(0.08)  # 0.06 was stale
+    assert not state.busy and state.error == "" and results[0].n_paths == state.n_paths
+
+
+def test_background_preview_then_refinement(state):
+    seen = []
+    state.param.update(background=True, preview_paths=4)
+    state.param.watch(lambda e: seen.append((e.new.n_paths, e.new.preview, state.busy)), "result")
+    state.n_paths = 24  # applied in the worker thread (no dispatch): wait for it
+    assert state.wait(60)
+    assert seen == [(4, True, True), (24, False, False)]
+    state.n_paths = 12  # fewer than 4 × 4 paths: no preview
+    assert state.wait(60) and seen[-1] == (12, False, False) and len(seen) == 3
+
+
+def test_background_bad_input_fails_at_once_and_drops_older_results(state):
+    delivered = []
+    state.param.update(background=True, preview_paths=0)
+    state.dispatch = delivered.append
+    good = state.result
+    state.set_mu("nu", 0.09)
+    assert state.busy
+    state.set_mu("nu", -1.0)  # checked on the caller's thread: no worker round trip
+    assert "nu" in state.error and not state.busy
+    assert state.wait(60)
+    for apply in delivered:
+        apply()
+    assert state.result is good and "nu" in state.error

@@ -24,17 +24,13 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("panel")
-sync_api = pytest.importorskip("playwright.sync_api")
+from browser import CHROMIUM, CHROMIUM_ARGS, playwright_sync_api  # noqa: E402
+
+sync_api = playwright_sync_api()
 
 from test_app_state import train_tiny_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("SROM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
 
 READ_MEAN = """() => {
   const doc = window.Bokeh && window.Bokeh.documents[0];
@@ -44,6 +40,18 @@ READ_MEAN = """() => {
 TRUTH_SHOWN = """() => {
   const model = window.Bokeh.documents[0].get_model_by_name('qoi-bands');
   return Array.from(model.data.truth).some((v) => Number.isFinite(v));
+}"""
+
+
+SWEEP_DRAWN = """() => {
+  const doc = window.Bokeh.documents[0];
+  const source = doc.get_model_by_name('sweep-bands');
+  const fig = doc.get_model_by_name('sweep-figure');
+  if (!source || source.data.x.length === 0 || !fig) return null;
+  const view = window.Bokeh.index.find_one(fig);
+  const box = view && view.el.getBoundingClientRect();
+  return {points: source.data.x.length, width: box ? box.width : 0,
+          height: box ? box.height : 0};
 }"""
 
 
@@ -72,7 +80,10 @@ def server(tmp_path_factory):
         deadline = time.monotonic() + 60
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                # a static file: asking for the app itself would start a session per try,
+                # and slow tries pile up on a loaded machine
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/static/js/bokeh.min.js",
+                                       timeout=5)
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
@@ -142,3 +153,38 @@ def test_slider_move_updates_the_plot(server, tmp_path):
     print(f"\nfirst render {first_render:.2f} s, slider release → new plot data {update:.3f} s")
     assert external == [], f"the page fetched outside resources: {external}"
     assert (tmp_path / "explore.png").stat().st_size > 10_000
+
+
+def test_sensitivity_sweep_draws_and_the_npz_downloads(server, tmp_path):
+    import numpy as np
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1400},
+                                    accept_downloads=True)
+            page.goto(server)
+            page.wait_for_function(f"({READ_MEAN})() !== null && ({READ_MEAN})().length > 1",
+                                   timeout=60_000)
+            with page.expect_download(timeout=30_000) as download:
+                page.get_by_role("button", name=".npz").click()
+            target = tmp_path / download.value.suggested_filename
+            download.value.save_as(target)
+            data = np.load(target, allow_pickle=False)
+            assert {"t", "mean", "quantiles", "samples", "latent_mean", "mu",
+                    "description"} <= set(data.files)
+            assert data["quantiles"].shape == (7, *data["mean"].shape)
+
+            page.locator(".bk-tab", has_text="Sensitivity").first.click()
+            start = time.perf_counter()
+            page.get_by_role("button", name="Run sweep").click()
+            page.wait_for_function(f"({SWEEP_DRAWN})() !== null", timeout=60_000)
+            seconds = time.perf_counter() - start
+            drawn = page.evaluate(SWEEP_DRAWN)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(tmp_path / "sensitivity.png"))
+        finally:
+            browser.close()
+    print(f"\nsweep of 9 points: click → drawn {seconds:.2f} s")
+    assert target.name.endswith(".npz") and drawn["points"] == 9
+    assert drawn["width"] > 300 and drawn["height"] > 200

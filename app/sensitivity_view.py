@@ -1,0 +1,236 @@
+"""The Sensitivity tab: sweep one input (or a grid of two) and rank the inputs by effect.
+
+A thin ``pn.viewable.Viewer`` over :class:`app.sensitivity.SensitivityState`: widgets write its
+inputs; "Run sweep" and "Rank inputs" start a run on the state's worker thread (a spinner and a
+progress bar show while it runs) and the results are pushed into figures that already exist
+(:class:`app.plots.SweepPlot`, two :class:`app.plots.FieldPlot` maps and
+:class:`app.plots.TornadoPlot`) on the session's thread, through
+:func:`app.explore.session_dispatcher`. The nominal inputs are the Explore tab's current μ,
+forcing, horizon and seed at the time of the run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+import param
+
+from app.controls import label
+from app.explore import session_dispatcher
+from app.export import field_kind
+from app.plots import FieldPlot, SweepPlot, TornadoPlot
+from app.sensitivity import STATISTICS, SensitivityState, SweepInput
+from app.state import ExploreState
+
+__all__ = ["SensitivityView"]
+
+HELP = """Sweep an input across its **trained range**, the others held at the Explore tab's
+current values (μ, forcing, horizon, seed). The statistic is computed for every sample path;
+the plot shows its mean and its 50 % and 90 % bands over the paths. A second input makes a
+grid (maps of the statistic's mean and std). **Rank inputs** sets each input to the two ends
+of its range and sorts them by the swing of the statistic."""
+
+
+class SensitivityView(pn.viewable.Viewer):
+    """Controls and plots of the Sensitivity tab of one session."""
+
+    state = param.ClassSelector(class_=SensitivityState, doc="The tab's state.")
+
+    def __init__(self, explore: ExploreState | None = None, **params):
+        if "state" not in params:
+            params["state"] = SensitivityState(explore or ExploreState())
+        super().__init__(**params)
+        s = self.state
+        s.param.update(background=True)
+        s.dispatch = session_dispatcher()
+        self._kind = "vector"
+        w = {"sizing_mode": "stretch_width"}
+        self._input = pn.widgets.Select(**label("Input"), **w)
+        self._input.param.watch(lambda e: setattr(s, "parameter", e.new), "value")
+        self._input2 = pn.widgets.Select(**label("Second input (a grid)"), **w)
+        self._input2.param.watch(lambda e: self._on_input2(e.new), "value")
+        self._statistic = pn.widgets.Select(
+            **label("Statistic"), options={v: k for k, v in STATISTICS.items()},
+            value=s.statistic, **w)
+        self._statistic.param.watch(lambda e: self._on_statistic(e.new), "value")
+        self._probe = pn.widgets.IntSlider(**label("Probe"), start=0, end=1, value=0, **w)
+        self._probe.param.watch(lambda e: self._on_probe(e.new), "value_throttled")
+        self._time = pn.widgets.FloatSlider(**label("Time of the statistic"), start=0.0,
+                                            end=1.0, value=1.0, **w)
+        self._time.param.watch(lambda e: setattr(s, "stat_time", float(e.new)),
+                               "value_throttled")
+        self._points = pn.widgets.IntSlider(**label("Points of the sweep"), start=3, end=25,
+                                            value=s.n_points, **w)
+        self._points.param.watch(lambda e: setattr(s, "n_points", int(e.new)), "value")
+        self._grid_points = pn.widgets.IntSlider(**label("Points per grid axis"), start=3,
+                                                 end=15, value=s.n_grid, visible=False, **w)
+        self._grid_points.param.watch(lambda e: setattr(s, "n_grid", int(e.new)), "value")
+        self._paths = pn.widgets.IntSlider(**label("Sample paths per point"), start=8, end=256,
+                                           step=8, value=s.n_paths, **w)
+        self._paths.param.watch(lambda e: setattr(s, "n_paths", int(e.new)), "value")
+        primary = ({"color": "primary"} if "color" in pn.widgets.Button.param
+                   else {"button_type": "primary"})  # `button_type` is deprecated in Panel 1.9
+        self._run = pn.widgets.Button(**label("Run sweep"), **primary, **w)
+        self._run.on_click(lambda e: s.run("sweep"))
+        self._rank = pn.widgets.Button(**label("Rank inputs"), **w)
+        self._rank.on_click(lambda e: s.run("tornado"))
+        self._spinner = pn.indicators.LoadingSpinner(value=False, size=18, width=18, height=18,
+                                                     margin=(8, 4, 0, 8), visible=False)
+        self._progress = pn.indicators.Progress(value=0, max=100, width=200, margin=(12, 8),
+                                                visible=False)
+        self._nominal = pn.pane.Markdown("", styles={"font-size": "12px", "color": "#555"}, **w)
+        self._error = pn.pane.Alert("", alert_type="danger", visible=False, **w)
+        self._status = pn.pane.Markdown("", styles={"font-size": "12px", "color": "#555"}, **w)
+
+        self.sweep_plot = SweepPlot()
+        self.mean_map = FieldPlot("Mean of the statistic", "input 1", "input 2", name="sens-mean")
+        self.std_map = FieldPlot("Std of the statistic", "input 1", "input 2", name="sens-std")
+        self.tornado_plot = TornadoPlot()
+        pane = lambda fig: pn.pane.Bokeh(fig, **w)  # noqa: E731
+        # visibility is toggled on wrapping Columns (a Bokeh pane's `visible` follows its figure)
+        self._sweep_box = pn.Column(pane(self.sweep_plot.figure), margin=0, **w)
+        self._grid_box = pn.Column(pn.Row(pane(self.mean_map.figure), pane(self.std_map.figure),
+                                          **w), margin=0, visible=False, **w)
+        self._tornado_box = pn.Column(pane(self.tornado_plot.figure), margin=0, **w)
+
+        self.controls = pn.Column(
+            pn.pane.Markdown(HELP, styles={"font-size": "13px"}, **w), self._input, self._input2,
+            self._statistic, self._probe, self._time, self._points, self._grid_points,
+            self._paths, pn.Row(self._run, self._rank, **w),
+            pn.Row(self._spinner, self._progress, **w), self._nominal, width=340)
+        self.main = pn.Column(self._error, self._status, self._sweep_box, self._grid_box,
+                              self._tornado_box, **w)
+
+        s.param.watch(lambda e: self._rebuild(), "reset_event")  # a model or family switch
+        s.param.watch(lambda e: self._show_sweep(), "sweep")
+        s.param.watch(lambda e: self._show_grid(), "grid")
+        s.param.watch(lambda e: self._show_tornado(), "tornado")
+        s.param.watch(self._show_progress, ["busy", "progress", "error"])
+        s.explore.param.watch(lambda e: self._show_nominal(),
+                              ["mu", "forcing_params", "forcing_family", "horizon", "seed"])
+        s.explore.param.watch(lambda e: self._update_time_slider(), ["horizon", "max_frames"])
+        self._rebuild()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Row(self.controls, self.main, sizing_mode="stretch_width")
+
+    # ----------------------------------------------------------- building
+    def _inputs(self) -> dict[str, SweepInput]:
+        return {i.key: i for i in self.state.inputs()}
+
+    def _rebuild(self) -> None:
+        """Offer the current model's inputs, probe and times (after a model switch)."""
+        s, ex = self.state, self.state.explore
+        inputs = self._inputs()
+        with pn.io.hold():
+            has_inputs = bool(inputs) and ex.model is not None
+            for widget in (self._input, self._input2, self._run, self._rank, self._probe,
+                           self._time):
+                widget.disabled = not has_inputs
+            options = {i.label: k for k, i in inputs.items()}
+            self._input.param.update(options=options, value=s.parameter)
+            # "" stands for None: a Select shows a None value as an empty box
+            self._input2.param.update(options={"— none (a 1-D sweep)": "", **options},
+                                      value=s.parameter2 or "")
+            self._grid_points.visible = s.parameter2 is not None
+            if ex.model is not None:
+                size = int(np.prod(ex.model.state_shape_))
+                has_grid = ex.system is not None and bool(ex.system.grid())
+                self._kind = field_kind(ex.model.state_shape_, has_grid)
+                name = {"vector": "Component", "field1d": "Probe point (index along x)",
+                        "field2d": "Probe pixel (flat index)"}[self._kind]
+                self._probe.param.update(**label(name), start=0, end=max(size - 1, 1),
+                                         value=s.probe)
+                s.probe_label = self._probe_label(s.probe)
+                self._update_time_slider()
+            self._show_nominal()
+            self._show_sweep()
+            self._show_grid()
+            self._show_tornado()
+            self._status.object = ("" if has_inputs else
+                                   "*This model has no input with a trained range to sweep.*")
+
+    def _update_time_slider(self) -> None:
+        ex = self.state.explore
+        if ex.model is None:
+            return
+        try:
+            t, _ = ex.time_grid()
+        except ValueError:
+            return
+        step = float(t[1] - t[0])
+        value = self.state.stat_time
+        value = float(t[-1]) if value is None else float(np.clip(value, t[0], t[-1]))
+        self._time.param.update(start=float(t[0]), end=float(t[-1]), step=step, value=value)
+
+    def _probe_label(self, k: int) -> str:
+        ex = self.state.explore
+        if self._kind == "field1d" and ex.system is not None:
+            grid = ex.system.grid()
+            if len(grid) == 1:
+                xs = np.asarray(next(iter(grid.values())), dtype=np.float64)
+                if xs.size > k:
+                    return f"u(x = {xs[k]:.3g})"
+        if self._kind == "vector":
+            return f"x{k + 1}"
+        return f"x[{k}]"
+
+    # ---------------------------------------------------------- callbacks
+    def _on_input2(self, key: str | None) -> None:
+        self.state.parameter2 = key or None
+        self._grid_points.visible = bool(key)
+
+    def _on_statistic(self, key: str) -> None:
+        self.state.statistic = key
+        self._time.disabled = key not in ("probe", "energy")
+        self._probe.disabled = key == "energy"
+
+    def _on_probe(self, k: int) -> None:
+        self.state.param.update(probe=int(k), probe_label=self._probe_label(int(k)))
+
+    # ----------------------------------------------------------- results
+    def _show_nominal(self) -> None:
+        inputs = self._inputs().values()
+        text = ", ".join(f"{i.name} = {i.nominal:.4g}" for i in inputs)
+        self._nominal.object = f"Nominal (from Explore): {text}" if text else ""
+
+    def _show_progress(self, *events) -> None:
+        s = self.state
+        with pn.io.hold():
+            self._spinner.param.update(value=s.busy, visible=s.busy)
+            self._progress.param.update(value=int(round(100 * s.progress)), visible=s.busy)
+            self._error.param.update(object=f"**Error:** {s.error}", visible=bool(s.error))
+
+    def _show_sweep(self) -> None:
+        r = self.state.sweep
+        self._sweep_box.visible = self.state.grid is None
+        if r is None:
+            return
+        self.sweep_plot.update(r.values, r.mean, (r.quantile(0.05), r.quantile(0.95)),
+                               (r.quantile(0.25), r.quantile(0.75)), nominal=r.input.nominal,
+                               trained=r.input.trained, x_label=r.input.label, y_label=r.label,
+                               title=f"{r.label} against {r.input.label}")
+        self._status.object = (f"{len(r.values)} points × {r.stats.shape[1]} paths in "
+                               f"{r.seconds:.2f} s")
+
+    def _show_grid(self) -> None:
+        g = self.state.grid
+        self._grid_box.visible = g is not None
+        self._sweep_box.visible = g is None
+        if g is None:
+            return
+        (a, b), (va, vb) = g.inputs, g.values
+        for plot, values, name in ((self.mean_map, g.mean, "Mean"), (self.std_map, g.std, "Std")):
+            plot.update(values.T, (va[0], va[-1]), (vb[0], vb[-1]), title=f"{name} of {g.label}")
+            plot.figure.xaxis.axis_label, plot.figure.yaxis.axis_label = a.label, b.label
+        self._status.object = (f"{va.size} × {vb.size} grid × {g.stats.shape[-1]} paths in "
+                               f"{g.seconds:.2f} s")
+
+    def _show_tornado(self) -> None:
+        r = self.state.tornado
+        self._tornado_box.visible = r is not None
+        if r is None:
+            return
+        self.tornado_plot.update([i.label for i in r.inputs], r.low, r.high, r.nominal,
+                                 [i.trained[0] for i in r.inputs],
+                                 [i.trained[1] for i in r.inputs], x_label=r.label)

@@ -1,0 +1,318 @@
+"""The Train tab's session state: a GUI-free ``param.Parameterized`` object.
+
+One :class:`TrainingState` per browser session holds the training settings (simulator or
+uploaded data, data size, latent dimension, steps, device) and what the shared
+:class:`app.worker.TrainingWorker` reported (status, progress, ETA, ELBO history, the latest
+validation prediction, the trained model). The worker thread never writes these params: it
+fills the job's outbox, and :meth:`TrainingState.poll` — called on the session's thread by
+the view's periodic callback, or by a test — moves the news into the params (see
+:mod:`app.training_job` for what a job does)::
+
+    state = TrainingState(system="oscillator", steps=300)
+    state.start()                       # queued → preparing → running
+    while state.active: state.poll(); time.sleep(0.2)
+    state.save("my-oscillator")         # into $SROM_MODELS_DIR; the catalog is notified
+
+Failures never escape: bad settings, bad names, failed or diverged trainings become
+``error`` (or ``warning``) and the session keeps working.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import param
+
+from app import catalog
+from app.training_job import ACTIVE, JobSpec, TrainingJob, ValidationCurve
+from app.upload import Upload, UploadError, read_upload
+from app.worker import TrainingWorker, get_worker
+
+__all__ = ["TrainingState", "check_model_name", "ordinal", "device_options", "MODEL_NAME_RULE"]
+
+#: a safe directory name: starts with a letter or digit; letters, digits, ``._-``; ≤ 64
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MODEL_NAME_RULE = ("1–64 characters: letters, digits, '.', '_' or '-', starting with a letter "
+                   "or digit")
+
+
+def check_model_name(name: str) -> str:
+    """``name`` stripped, if it is a safe directory name for a model.
+
+    Raises:
+        ValueError: empty, too long, a path, hidden, or with other characters.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("give the model a name")
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"'{name}' is not a valid model name: {MODEL_NAME_RULE}")
+    return name
+
+
+def ordinal(k: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``, ``22nd``, ..."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def device_options() -> list[str]:
+    """``auto`` (CUDA when present, else CPU), ``cpu``, and ``cuda`` when there is a GPU."""
+    import torch
+
+    return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _systems() -> list[str]:
+    from engine.systems import list_systems
+
+    return list_systems()
+
+
+def _presets(system: str) -> list[str]:
+    from engine.systems import SYSTEMS
+
+    return list(SYSTEMS[system].presets) if system in SYSTEMS else ["default"]
+
+
+class TrainingState(param.Parameterized):
+    """Inputs and outputs of the Train tab of one session (see the module docstring)."""
+
+    # ---------------------------------------------------------------- inputs
+    source = param.Selector(default="simulator",
+                            objects={"Simulator": "simulator", "Uploaded file": "upload"},
+                            label="Training data", doc="Generate data or use the uploaded file.")
+    system = param.Selector(default="oscillator", objects=["oscillator"], label="System",
+                            doc="A built-in simulator (engine.systems).")
+    preset = param.Selector(default="small", objects=["small"], label="Preset",
+                            doc="The simulator's preset ('small' trains in seconds).")
+    n_trajectories = param.Integer(default=16, bounds=(1, 100_000), label="Trajectories",
+                                   doc="Training trajectories (generated, or the first ones "
+                                       "of the uploaded file).")
+    seed = param.Integer(default=0, bounds=(0, 2**31 - 1), label="Seed",
+                         doc="Seed of the data and of the training.")
+    latent_dim = param.Integer(default=3, bounds=(1, 64), label="Latent dimension d")
+    steps = param.Integer(default=1000, bounds=(1, 10_000_000), label="Training steps")
+    device = param.Selector(default="auto", objects=["auto", "cpu"], label="Device",
+                            doc="auto: the GPU when there is one, else the CPU.")
+    validate_every = param.Integer(default=5, bounds=(1, 10_000), label="Validate every (logs)",
+                                   doc="Predict the held-out trajectory every N progress "
+                                       "reports.")
+    model_name = param.String(default="", label="Model name")
+    options = param.Dict(default={}, doc="Further engine.StochasticROM hyperparameters "
+                                         "(advanced; not shown in the dashboard).")
+
+    # --------------------------------------------------------------- outputs
+    status = param.String(default="idle", doc="idle, queued, preparing, running, completed, "
+                                              "stopped, diverged, failed or cancelled.")
+    message = param.String(default="", doc="What is happening, in words.")
+    error = param.String(default="", doc="The last error; empty when there is none.")
+    warning = param.String(default="", doc="Non-fatal problems (NaN stop, failed preview).")
+    queue_position = param.Integer(default=None, allow_None=True,
+                                   doc="k when k-th in line, 0 when running, None otherwise.")
+    step = param.Integer(default=0)
+    total_steps = param.Integer(default=0)
+    elapsed = param.Number(default=0.0, doc="Seconds of training so far.")
+    eta = param.Number(default=None, allow_None=True, doc="Seconds left, estimated.")
+    history = param.List(default=[], doc="Metrics dicts of every progress report, in order.")
+    validation = param.ClassSelector(class_=ValidationCurve, default=None, allow_None=True)
+    model = param.Parameter(default=None, doc="The trained model (kept after Stop).")
+    metrics = param.Dict(default={}, doc="Scores on the held-out data after training.")
+    saved_path = param.String(default="", doc="Where the model was last saved.")
+    upload = param.ClassSelector(class_=Upload, default=None, allow_None=True,
+                                 doc="The accepted uploaded dataset.")
+    upload_error = param.String(default="", doc="Why the last upload was refused.")
+
+    def __init__(self, worker: TrainingWorker | None = None, owner: str = "", **params: Any):
+        """Args:
+            worker: where jobs run; default the process-wide :func:`app.worker.get_worker`.
+            owner: a label for the jobs of this session (logs).
+            params: initial values of the inputs.
+        """
+        super().__init__(**params)
+        self.worker = worker or get_worker()
+        self.owner = owner
+        self.job: TrainingJob | None = None
+        systems = _systems()
+        self.param.system.objects = systems
+        if self.system not in systems:
+            self.system = systems[0]
+        self.param.device.objects = device_options()
+        self._on_system()
+        self.param.watch(lambda e: self._on_system(), "system")
+
+    def _on_system(self) -> None:
+        presets = _presets(self.system)
+        self.param.preset.objects = presets
+        if self.preset not in presets:
+            self.preset = "small" if "small" in presets else presets[0]
+
+    # ------------------------------------------------------------ queries
+    @property
+    def active(self) -> bool:
+        """A job of this session is queued, preparing data or training."""
+        return self.status in ACTIVE
+
+    @property
+    def can_save(self) -> bool:
+        """A trained model is there and no training of this session is under way."""
+        return self.model is not None and not self.active
+
+    # ------------------------------------------------------------ actions
+    def spec(self) -> JobSpec:
+        """The job the current inputs describe.
+
+        Raises:
+            ValueError: the uploaded file is chosen but there is none.
+        """
+        upload = self.upload if self.source == "upload" else None
+        if self.source == "upload" and upload is None:
+            raise ValueError("no uploaded dataset: upload an .npz or HDF5 file first, or "
+                             "choose the simulator")
+        return JobSpec(system=self.system, preset=self.preset,
+                       n_trajectories=int(self.n_trajectories), seed=int(self.seed),
+                       dataset=upload.dataset if upload else None,
+                       dataset_name=upload.name if upload else "",
+                       latent_dim=int(self.latent_dim), steps=int(self.steps),
+                       device=self.device, validate_every=int(self.validate_every),
+                       options=dict(self.options))
+
+    def start(self) -> bool:
+        """Queue a training with the current inputs; ``False`` (and ``error``) if refused."""
+        if self.active:
+            self.error = "a training of this session is already queued or running: stop it first"
+            return False
+        try:
+            spec = self.spec()
+            job = self.worker.submit(spec, owner=self.owner)
+        except Exception as exc:  # noqa: BLE001 - every refusal becomes a message
+            self.error = str(exc)
+            return False
+        self.job = job
+        self.param.update(status="queued", message=f"queued: {spec.describe()}", error="",
+                          warning="", step=0, total_steps=int(spec.steps), elapsed=0.0,
+                          eta=None, history=[], validation=None, model=None, metrics={},
+                          saved_path="", queue_position=self.worker.position(job))
+        self.poll()
+        return True
+
+    def stop(self) -> None:
+        """Cancel the queued job, or ask the running one to stop (the model is kept)."""
+        if self.job is None or not self.active:
+            return
+        self.worker.cancel(self.job)
+        if self.status != "queued":
+            self.message = "stopping after the current step…"
+        self.poll()
+
+    def close(self) -> None:
+        """The session is gone: cancel its queued job or stop its running one."""
+        if self.job is not None and self.job.active:
+            self.worker.cancel(self.job)
+
+    def poll(self) -> bool:
+        """Apply the worker's news (call on the session's thread); ``True`` if any."""
+        job = self.job
+        if job is None:
+            return False
+        events = job.drain()
+        changes: dict[str, Any] = {}
+        new_logs: list[dict] = []
+        for event in events:
+            data = event.data
+            if event.kind == "status":
+                changes.update(status=data["status"], message=data["message"],
+                               queue_position=0)
+            elif event.kind == "start":
+                changes.update(status="running", total_steps=data["total"], queue_position=0,
+                               message=f"training {job.spec.describe()}")
+            elif event.kind == "log":
+                new_logs.append(data["metrics"])
+            elif event.kind == "validation":
+                changes["validation"] = data["curve"]
+            elif event.kind == "warning":
+                changes["warning"] = data["message"]
+            elif event.kind == "end":
+                changes.update(self._ended(job, data))
+        if new_logs:
+            changes.update(self._progress(new_logs[-1]), history=self.history + new_logs)
+        if job.status == "queued" and "status" not in changes:
+            position = self.worker.position(job)
+            if position:  # 0: the worker has just taken it
+                changes.update(queue_position=position,
+                               message=f"queued: {ordinal(position)} in line")
+        if changes:
+            self.param.update(**changes)
+        return bool(events) or bool(changes)
+
+    def _progress(self, metrics: dict) -> dict:
+        step = int(metrics.get("step", self.step))
+        seconds = float(metrics.get("seconds", 0.0))
+        total = max(int(self.total_steps), 1)
+        eta = seconds / step * (total - step) if step > 0 else None
+        return {"step": step, "elapsed": seconds, "eta": eta}
+
+    def _ended(self, job: TrainingJob, data: dict) -> dict:
+        status, message = data["status"], data["message"]
+        out: dict[str, Any] = {"status": status, "queue_position": None, "eta": None}
+        if job.model is not None:
+            out.update(model=job.model, metrics=dict(job.metrics), step=int(data["step"]))
+        if status == "completed":
+            out["message"] = f"completed: {message}"
+        elif status == "stopped":
+            kept = " — the model trained so far is kept" if job.model is not None else ""
+            out["message"] = f"{message}{kept}"
+        elif status == "cancelled":
+            out["message"] = "cancelled before it started"
+        elif status == "diverged":
+            out.update(message="diverged", warning=message)
+        else:
+            out.update(message="training failed", error=message)
+        return out
+
+    # --------------------------------------------------------------- save
+    def save(self, name: str | None = None) -> bool:
+        """Save the trained model as ``<user models dir>/<name>``; the catalog is notified
+        so that every session's model picker lists it. ``False`` (and ``error``) on failure:
+        no model, a training under way, an unsafe or taken name, or a write error."""
+        try:
+            name = check_model_name(self.model_name if name is None else name)
+            if self.active:
+                raise ValueError("wait until the training has ended (or stop it) to save")
+            if self.model is None:
+                raise ValueError("there is no trained model to save: train one first")
+            root = catalog.user_models_dir()
+            target = root / name
+            if target.exists():
+                raise ValueError(f"a model named '{name}' already exists in {root}: choose "
+                                 "another name")
+            self.model.save(target, metrics=dict(self.metrics))
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.error = f"Could not save the model: {exc}"
+            return False
+        catalog.notify_changed()
+        self.param.update(saved_path=str(target), model_name=name, error="",
+                          message=f"saved as {target} — pick it in the Explore tab")
+        return True
+
+    # ------------------------------------------------------------- upload
+    def add_upload(self, name: str, data: bytes) -> bool:
+        """Validate an uploaded file; on success it becomes the chosen training data.
+        ``False`` (and ``upload_error``) when refused; a previous good upload stays."""
+        start = time.perf_counter()
+        try:
+            upload = read_upload(name, data)
+        except UploadError as exc:
+            self.upload_error = str(exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 - never let a file break the session
+            self.upload_error = f"{name}: could not be read ({type(exc).__name__}: {exc})"
+            return False
+        n = upload.dataset.n_trajectories
+        self.param.update(upload=upload, upload_error="", source="upload",
+                          n_trajectories=max(1, n - 1) if n > 1 else 1)
+        self.message = (f"{upload.name} read in {time.perf_counter() - start:.2f} s; it is "
+                        "now the training data")
+        return True

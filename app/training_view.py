@@ -1,0 +1,254 @@
+"""The Train tab: choose data and settings, start a training, watch it live, stop it, save.
+
+A thin ``pn.viewable.Viewer`` over :class:`app.training.TrainingState`. Widgets are built
+from the state's params. The training itself runs on the process-wide worker thread
+(:mod:`app.worker`), which never touches this view: a periodic callback of the session
+(every ``poll_ms``) drains the job's news into the state on the session's thread, and
+watchers push them into the existing widgets and Bokeh sources under ``pn.io.hold()``. The
+same callback notices models saved by any session (:func:`app.catalog.generation`) and
+refreshes the Explore tab's model picker. When the session closes, the callback stops and
+the session's queued job is cancelled (a running one is stopped).
+"""
+
+from __future__ import annotations
+
+import panel as pn
+import param
+
+from app import catalog
+from app.controls import label
+from app.plots import QoIPlot
+from app.training import MODEL_NAME_RULE, TrainingState
+from app.training_plots import TrainingCurves
+from app.upload import SUFFIXES, max_upload_mb
+
+#: the keyword that colours a button: ``color`` (Panel >= 1.9) or ``button_type``
+_COLOR = "color" if "color" in pn.widgets.Button.param else "button_type"
+
+__all__ = ["TrainingView", "format_duration"]
+
+
+def format_duration(seconds: float) -> str:
+    """``"8 s"``, ``"3 min 05 s"`` or ``"1 h 02 min"``."""
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _refresh_explore_models(explore) -> None:
+    """Offer the models on disk now in the Explore tab's picker (session thread)."""
+    entries = catalog.discover_models()
+    state = explore.state
+    state.param.model_path.objects = [e.path for e in entries]
+    state.models = entries
+    # ExploreView builds its picker once and has no public hook to refresh it
+    picker = getattr(explore, "_model_select", None)
+    if picker is not None:
+        picker.options = {e.label: e.path for e in entries}
+
+
+class TrainingView(pn.viewable.Viewer):
+    """Settings (``controls``) and live progress (``main``) of one session's trainings.
+
+    Args:
+        state: the session's :class:`TrainingState` (default: a new one on the shared worker).
+        explore: the session's ``ExploreView``, whose model picker learns of saved models.
+        poll_ms: period of the session's polling callback (served sessions only).
+    """
+
+    state = param.ClassSelector(class_=TrainingState, doc="The session state it shows.")
+
+    def __init__(self, explore=None, poll_ms: int = 400, **params):
+        if "state" not in params:
+            params["state"] = TrainingState()
+        super().__init__(**params)
+        s = self.state
+        self.explore = explore
+        self._catalog_seen = catalog.generation()
+        self._n_drawn = 0
+        w = dict(sizing_mode="stretch_width")
+        self._source = pn.widgets.RadioButtonGroup.from_param(s.param.source, **w)
+        self._system = pn.widgets.Select.from_param(s.param.system, **w)
+        self._preset = pn.widgets.Select.from_param(s.param.preset, **w)
+        self._n = pn.widgets.IntInput.from_param(s.param.n_trajectories, **w)
+        self._seed = pn.widgets.IntInput.from_param(s.param.seed, **w)
+        self._latent = pn.widgets.IntInput.from_param(s.param.latent_dim, **w)
+        self._steps = pn.widgets.IntInput.from_param(s.param.steps, **w)
+        self._device = pn.widgets.Select.from_param(s.param.device, **w)
+        self._validate = pn.widgets.IntInput.from_param(s.param.validate_every, **w)
+        limit = max_upload_mb()
+        # FileDropper sends the file in chunks: an upload is not bound by the websocket's
+        # message size limit (FileInput would be, 20 MB by default)
+        self._dropper = pn.widgets.FileDropper(multiple=False, max_file_size=f"{limit}MB",
+                                               layout="compact", **w)
+        self._dropper.param.watch(self._on_upload, "value")
+        self._upload_info = pn.pane.Alert("", alert_type="success", visible=False, **w)
+        self._upload_error = pn.pane.Alert("", alert_type="danger", visible=False, **w)
+        self._start = pn.widgets.Button(**label("Start"), **{_COLOR: "primary"}, **w)
+        self._stop = pn.widgets.Button(**label("Stop"), **{_COLOR: "danger"}, disabled=True, **w)
+        self._start.on_click(lambda e: s.start())
+        self._stop.on_click(lambda e: s.stop())
+        self._name = pn.widgets.TextInput.from_param(s.param.model_name,
+                                                     placeholder="e.g. my-oscillator", **w)
+        self._save = pn.widgets.Button(**label("Save model"), **{_COLOR: "success"},
+                                       disabled=True, **w)
+        self._save.on_click(lambda e: s.save())
+        self._status = pn.pane.Markdown("", **w)
+        self._progress = pn.indicators.Progress(value=0, max=1, active=False, bar_color="primary",
+                                                css_classes=["srom-train-progress"], **w)
+        self._error = pn.pane.Alert("", alert_type="danger", visible=False, **w)
+        self._warning = pn.pane.Alert("", alert_type="warning", visible=False, **w)
+        self.curves = TrainingCurves()
+        self.validation_plot = QoIPlot("Validation prediction (held-out trajectory)",
+                                       height=300, name="val")
+
+        self._system_box = pn.Column(self._system, self._preset, self._seed, margin=0, **w)
+        self.controls = pn.Column(
+            "### Data", self._source, self._system_box, self._n,
+            pn.pane.Markdown(f"**Bring your own data**: an .npz or HDF5 dataset "
+                             f"({', '.join(SUFFIXES)}, at most {limit} MB; see the README's "
+                             "data format)", styles={"font-size": "12px"}, **w),
+            self._dropper, self._upload_error, self._upload_info,
+            "### Model and training", self._latent, self._steps, self._device, self._validate,
+            pn.Row(self._start, self._stop, **w),
+            "### Save", self._name,
+            pn.pane.Markdown(MODEL_NAME_RULE, styles={"font-size": "11px", "color": "#555"}, **w),
+            self._save, **w)
+        pane = lambda fig: pn.pane.Bokeh(fig, **w)  # noqa: E731
+        self.main = pn.Column(
+            self._status, self._progress, self._error, self._warning,
+            pn.Row(*(pane(f) for f in self.curves.figures), **w),
+            pane(self.validation_plot.figure), **w)
+
+        s.param.watch(lambda *e: self._show_status(),
+                      ["status", "message", "step", "total_steps", "eta", "elapsed",
+                       "queue_position", "metrics"])
+        s.param.watch(self._show_history, "history")
+        s.param.watch(lambda *e: self._show_validation(), "validation")
+        s.param.watch(lambda *e: self._show_messages(), ["error", "warning"])
+        s.param.watch(lambda *e: self._show_upload(), ["upload", "upload_error"])
+        s.param.watch(lambda *e: self._sync_enabled(), ["status", "model", "source"])
+        self.curves.append(s.history)  # a state that has trained already
+        self._n_drawn = len(s.history)
+        self._show_validation()
+        self._show_status()
+        self._show_messages()
+        self._show_upload()
+        self._sync_enabled()
+
+        self._periodic = None
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:  # served: poll and clean up
+            self._periodic = pn.state.add_periodic_callback(self.poll, period=poll_ms)
+            pn.state.on_session_destroyed(self._on_session_destroyed)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Row(pn.Column(self.controls, width=330), self.main,
+                      sizing_mode="stretch_width")
+
+    # ----------------------------------------------------------- polling
+    def poll(self) -> None:
+        """Apply the worker's news and refresh the model picker if the catalog changed
+        (the periodic callback; tests call it directly)."""
+        try:
+            with pn.io.hold():
+                self.state.poll()
+                seen = catalog.generation()
+                if seen != self._catalog_seen and self.explore is not None:
+                    self._catalog_seen = seen
+                    _refresh_explore_models(self.explore)
+        except Exception as exc:  # noqa: BLE001 - a periodic callback must not die
+            self.state.error = f"{type(exc).__name__}: {exc}"
+
+    def _on_session_destroyed(self, session_context) -> None:
+        if self._periodic is not None:
+            try:
+                self._periodic.stop()
+            except Exception:  # noqa: BLE001 - the document may already be gone
+                pass
+        self.state.close()
+
+    # ----------------------------------------------------------- showing
+    def _show_status(self) -> None:
+        s = self.state
+        parts = [f"**{s.status}**"]
+        if s.status not in ("idle", "queued", "preparing", "cancelled") and s.total_steps:
+            parts.append(f"step {s.step} / {s.total_steps}")
+            if s.elapsed:
+                parts.append(f"{format_duration(s.elapsed)} elapsed")
+            if s.status == "running" and s.eta is not None:
+                parts.append(f"ETA {format_duration(s.eta)}")
+        text = " · ".join(parts)
+        if s.message:
+            text += f"<br>{s.message}"
+        if s.metrics and not s.active:
+            m = s.metrics
+            text += (f"<br>held-out: relative L2 error {m.get('rel_l2_mean', float('nan')):.3g}"
+                     f", 90 % band coverage {100 * m.get('coverage_90', float('nan')):.0f} %")
+        self._status.object = text
+        if s.status in ("queued", "preparing"):
+            self._progress.param.update(value=-1, active=True)
+        else:
+            total = max(int(s.total_steps), 1)
+            value = min(int(s.step), total)
+            bar = self._progress
+            bar.active = False
+            if total >= bar.max:  # value is bounded by max: keep them consistent throughout
+                bar.max, bar.value = total, value
+            else:
+                bar.value, bar.max = value, total
+
+    def _show_history(self, event: param.parameterized.Event) -> None:
+        history = event.new
+        if len(history) < self._n_drawn or not history:  # a new training
+            self.curves.reset()
+            self._n_drawn = 0
+        self.curves.append(history[self._n_drawn:])
+        self._n_drawn = len(history)
+
+    def _show_validation(self) -> None:
+        c = self.state.validation
+        if c is None:
+            return
+        self.validation_plot.update(
+            c.t, c.bands, c.mean, c.samples, c.truth,
+            title=f"Validation at step {c.step}: {c.label}, {c.source} "
+                  f"(relative L2 error {c.rel_l2:.3g})")
+
+    def _show_messages(self) -> None:
+        s = self.state
+        self._error.param.update(object=f"**Error:** {s.error}", visible=bool(s.error))
+        self._warning.param.update(object=s.warning, visible=bool(s.warning))
+
+    def _show_upload(self) -> None:
+        s = self.state
+        self._upload_error.param.update(object=f"**Upload refused:** {s.upload_error}",
+                                        visible=bool(s.upload_error))
+        self._upload_info.param.update(
+            object=s.upload.summary_markdown() if s.upload else "",
+            visible=s.upload is not None and not s.upload_error)
+
+    def _sync_enabled(self) -> None:
+        s = self.state
+        busy = s.active
+        self._start.disabled = busy
+        self._stop.disabled = not busy
+        self._save.disabled = not s.can_save
+        for widget in (self._source, self._system, self._preset, self._n, self._seed,
+                       self._latent, self._steps, self._device, self._validate):
+            widget.disabled = busy
+        self._system_box.visible = s.source == "simulator"
+
+    # ------------------------------------------------------------ upload
+    def _on_upload(self, event: param.parameterized.Event) -> None:
+        files = dict(event.new or {})
+        if not files:
+            return
+        for name, data in files.items():
+            if isinstance(data, str):  # FileDropper decodes text/* types
+                data = data.encode("utf-8")
+            self.state.add_upload(name, data)
+        self._dropper.value = {}  # the dataset is kept in the state; drop the raw bytes

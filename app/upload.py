@@ -1,0 +1,130 @@
+"""Datasets brought by the user: check an uploaded file and describe it.
+
+GUI-free. The bytes of an upload are written to a private temporary file (the user's file
+name is never used as a path) and read by :func:`engine.data.load_dataset`, which validates
+the dataset contract and never unpickles anything (``allow_pickle=False``; HDF5 has no
+pickles). Every problem becomes an :class:`UploadError` whose message names the file and
+the reason, ready to show::
+
+    try:
+        upload = read_upload("train.npz", data)
+    except UploadError as exc:
+        show(str(exc))
+    upload.dataset, upload.summary_markdown()
+
+Environment:
+    SROM_MAX_UPLOAD_MB: the largest accepted upload in megabytes (default 200).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.data import Dataset, DatasetError, load_dataset
+
+__all__ = ["UploadError", "Upload", "read_upload", "max_upload_mb", "SUFFIXES"]
+
+SUFFIXES = (".npz", ".h5", ".hdf5")
+ENV_MAX_MB = "SROM_MAX_UPLOAD_MB"
+DEFAULT_MAX_MB = 200
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with files / an empty zip
+
+
+class UploadError(ValueError):
+    """An uploaded file is refused; the message says why (for the user)."""
+
+
+def max_upload_mb() -> int:
+    """``$SROM_MAX_UPLOAD_MB`` if set (a positive integer), else 200."""
+    try:
+        value = int(os.environ.get(ENV_MAX_MB, DEFAULT_MAX_MB))
+    except ValueError:
+        return DEFAULT_MAX_MB
+    return value if value > 0 else DEFAULT_MAX_MB
+
+
+@dataclass
+class Upload:
+    """An accepted upload: the file name as sent, its size and the validated dataset."""
+
+    name: str
+    size: int
+    dataset: Dataset
+
+    def summary_markdown(self) -> str:
+        """Sizes, times, μ names (with ranges) and forcing channels, as Markdown."""
+        d = self.dataset
+        dt = np.diff(d.t)
+        grid = (f"uniform step {dt[0]:.4g}" if np.allclose(dt, dt[0], rtol=1e-6)
+                else f"steps {dt.min():.3g}–{dt.max():.3g}")
+        ranges = d.summary()["param_ranges"]
+        mu = ", ".join(f"{n} ∈ [{lo:.4g}, {hi:.4g}]" for n, (lo, hi) in
+                       zip(d.param_names, ranges)) or "none"
+        return "<br>".join([
+            f"**{self.name}** accepted ({self.size / 1e6:.3g} MB)"
+            + (f" · system *{d.system}*" if d.system else ""),
+            (f"x: shape {tuple(d.x.shape)} — {d.n_trajectories} trajectories × "
+             f"{d.n_times} times × state {d.state_shape}"),
+            f"t ∈ [{d.t[0]:.4g}, {d.t[-1]:.4g}], {grid}",
+            f"μ: {mu}",
+            f"forcing channels: {', '.join(d.forcing_names) or 'none'}",
+        ])
+
+
+def _display_name(name: str) -> str:
+    # what the browser sent, reduced to a base name and a printable length
+    base = Path(str(name).replace("\\", "/")).name or "upload"
+    return "".join(c if c.isprintable() else "?" for c in base)[:120]
+
+
+def read_upload(name: str, data: bytes, max_mb: int | None = None) -> Upload:
+    """Validate the bytes of an uploaded ``.npz`` or HDF5 dataset.
+
+    Args:
+        name: the file name sent by the browser (only its suffix is used).
+        data: the file's content.
+        max_mb: the size limit in megabytes; default :func:`max_upload_mb`.
+
+    Raises:
+        UploadError: wrong type or size, not an archive of the announced kind, pickled
+            content, or a dataset that breaks the contract (the message says which field).
+    """
+    shown = _display_name(name)
+    suffix = Path(shown).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise UploadError(f"{shown}: unsupported file type '{suffix or '(none)'}'; "
+                          f"upload an .npz or HDF5 (.h5, .hdf5) dataset")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise UploadError(f"{shown}: the upload did not arrive as binary data")
+    data = bytes(data)
+    limit = max_upload_mb() if max_mb is None else int(max_mb)
+    if len(data) > limit * 1_000_000:
+        raise UploadError(f"{shown}: {len(data) / 1e6:.1f} MB is over the {limit} MB limit")
+    if not data:
+        raise UploadError(f"{shown}: the file is empty")
+    if suffix == ".npz" and not data.startswith(_ZIP_MAGIC):
+        # numpy would answer "contains pickled data ... allow_pickle" for any non-zip file
+        raise UploadError(f"{shown}: not an .npz archive (an .npz file is a zip of .npy "
+                          "arrays, as written by numpy.savez)")
+    with tempfile.TemporaryDirectory(prefix="srom-upload-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(data)
+        try:
+            dataset = load_dataset(path)
+        except DatasetError as exc:
+            text = str(exc).replace(str(path), shown)
+            if not text.startswith(shown):  # a contract violation names the field only
+                text = f"{shown}: {text}"
+            if "allow_pickle" in text or "pickled" in text:
+                text = (f"{shown}: holds pickled Python objects (object arrays); "
+                        "they are never loaded — save plain numeric and string arrays")
+            raise UploadError(text) from None
+        except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
+            raise UploadError(f"{shown}: could not be read ({type(exc).__name__}: {exc})"
+                              .replace(str(path), shown)) from None
+    return Upload(name=shown, size=len(data), dataset=dataset)

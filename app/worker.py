@@ -1,0 +1,145 @@
+"""The training worker: one thread per server process runs the dashboard's trainings, one
+at a time, in the order they were asked for.
+
+GUI-free. A session submits a :class:`app.training_job.JobSpec` and gets a
+:class:`app.training_job.TrainingJob`; the worker thread runs it (:func:`run_job`), which
+reports through the job's outbox that only the owning session drains::
+
+    worker = get_worker()                 # the process-wide worker
+    job = worker.submit(JobSpec(system="oscillator", steps=300))
+    worker.position(job)                  # 0 running, k >= 1 k-th in line, None otherwise
+    job.stop()                            # or worker.cancel(job): also drops a queued job
+    for event in job.drain(): ...         # status / start / log / validation / end
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+from app.training_job import JobSpec, TrainingJob, run_job
+
+__all__ = ["TrainingWorker", "get_worker"]
+
+
+class TrainingWorker:
+    """Runs submitted jobs one at a time, first in first out, on one daemon thread.
+
+    Args:
+        runner: ``runner(job)`` does the work and must end with ``job.finish(...)``;
+            default :func:`run_job` (tests may pass a stand-in).
+    """
+
+    def __init__(self, runner: Callable[[TrainingJob], None] | None = None):
+        self._runner = runner or run_job
+        self._cond = threading.Condition()
+        self._pending: deque[TrainingJob] = deque()
+        self._current: TrainingJob | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def submit(self, spec: JobSpec, owner: str = "") -> TrainingJob:
+        """Queue a job (the thread starts on the first submission)."""
+        job = TrainingJob(spec, owner)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the training worker is shut down")
+            self._pending.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="srom-training",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+        return job
+
+    def position(self, job: TrainingJob) -> int | None:
+        """0 when ``job`` runs, k when it is k-th in line, ``None`` when it is not here."""
+        with self._cond:
+            if job is self._current:
+                return 0
+            for k, other in enumerate(self._pending, start=1):
+                if other is job:
+                    return k
+        return None
+
+    def queue_length(self) -> int:
+        """Jobs waiting (not counting the running one)."""
+        with self._cond:
+            return len(self._pending)
+
+    @property
+    def current(self) -> TrainingJob | None:
+        """The running job, if any."""
+        return self._current
+
+    def cancel(self, job: TrainingJob) -> None:
+        """Drop ``job`` from the queue (status ``cancelled``), or stop it if it runs."""
+        with self._cond:
+            if job in self._pending:
+                self._pending.remove(job)
+                job.finish("cancelled", "cancelled before it started")
+                return
+        if job.active:
+            job.stop()
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until no job runs or waits (tests); ``False`` on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending or self._current is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel the queue, stop the running job and end the thread (tests)."""
+        with self._cond:
+            self._closed = True
+            pending, self._pending = list(self._pending), deque()
+            current = self._current
+            self._cond.notify_all()
+        for job in pending:
+            job.finish("cancelled", "the training worker shut down")
+        if current is not None:
+            current.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                job = self._current = self._pending.popleft()
+            try:
+                self._runner(job)
+            except BaseException as exc:  # noqa: BLE001 - the worker must outlive any job
+                job.finish("failed", f"{type(exc).__name__}: {exc}")
+            finally:
+                if job.active:  # a runner that forgot to finish
+                    job.finish("failed", "the training ended without a result")
+                with self._cond:
+                    self._current = None
+                    self._cond.notify_all()
+
+
+_WORKER: TrainingWorker | None = None
+_WORKER_LOCK = threading.Lock()
+
+
+def get_worker() -> TrainingWorker:
+    """The process-wide worker shared by every dashboard session."""
+    global _WORKER
+    with _WORKER_LOCK:
+        if _WORKER is None:
+            _WORKER = TrainingWorker()
+        return _WORKER
+
+
+# ------------------------------------------------------------------ the work itself

@@ -1,0 +1,281 @@
+"""The Train tab without a server: the shared worker and its queue (app/worker.py), the
+jobs (app/training_job.py), the session state (app/training.py), uploads (app/upload.py)
+and the view's wiring (app/training_view.py). Trainings are tiny (oscillator, small preset,
+small networks)."""
+
+from __future__ import annotations
+
+import ast
+import io
+import pickle
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app import catalog
+from app.training import TrainingState, check_model_name, ordinal
+from app.training_job import JobSpec, auto_log_every, qoi_index
+from app.upload import UploadError, read_upload
+from app.worker import TrainingWorker
+from engine.model import ExtrapolationWarning
+
+#: small networks: a step costs a few milliseconds on one CPU thread
+FAST = {"hidden": (16, 16), "drift_hidden": (16, 16), "kernel_hidden": (8, 8), "n_quad": 4,
+        "windows_per_step": 2, "window": 16}
+TINY = dict(system="oscillator", preset="small", n_trajectories=3, latent_dim=2, device="cpu",
+            options=FAST)
+
+
+def _wait(state: TrainingState, until, timeout: float = 30.0) -> None:
+    """Poll like the view's periodic callback until ``until()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, f"timed out; status {state.status}: {state.message}"
+        time.sleep(0.02)
+        state.poll()
+
+
+@pytest.fixture(scope="module")
+def worker():
+    w = TrainingWorker()
+    yield w
+    w.shutdown()
+
+
+@pytest.fixture(scope="module")
+def trained(worker) -> TrainingState:
+    """A session state that trained a tiny oscillator model for 30 steps."""
+    state = TrainingState(worker=worker, steps=30, validate_every=10, **TINY)
+    assert state.start()
+    _wait(state, lambda: not state.active)
+    return state
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("SROM_MODELS_DIR", str(tmp_path / "models"))
+    return tmp_path / "models"
+
+
+def _npz(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _dataset_bytes(n: int = 3) -> bytes:
+    from engine.systems import generate
+
+    d = generate("oscillator", n=n, preset="small", seed=1)
+    return _npz(t=d.t, x=d.x, mu=d.mu, f=d.f, param_names=np.asarray(d.param_names),
+                forcing_names=np.asarray(d.forcing_names), system=np.asarray(d.system))
+
+
+# ------------------------------------------------------------------ training
+def test_a_tiny_training_runs_to_completion(trained):
+    s = trained
+    assert s.status == "completed" and s.error == "" and s.warning == ""
+    assert s.step == s.total_steps == 30 and s.queue_position is None
+    assert len(s.history) == 30 // auto_log_every(30)
+    assert [m["step"] for m in s.history] == sorted(m["step"] for m in s.history)
+    assert {"loss", "ell", "residual", "kl", "beta", "seconds"} <= set(s.history[-1])
+    assert all(np.isfinite(m["loss"]) for m in s.history)
+    v = s.validation
+    assert v is not None and v.step == 30 and v.source == "held-out test trajectory"
+    assert v.mean.shape == v.truth.shape == v.t.shape and len(v.bands) == 3
+    assert np.all(v.bands[0][0] <= v.bands[2][0] + 1e-9)  # the 95 % band holds the 50 % one
+    assert np.isfinite(v.rel_l2) and {"rel_l2_mean", "coverage_90"} <= set(s.metrics)
+    assert s.model.training_["status"] == "completed" and s.can_save
+
+
+def test_stop_ends_early_and_keeps_a_usable_model(worker, models_dir):
+    state = TrainingState(worker=worker, steps=100_000, **TINY)
+    state.start()
+    _wait(state, lambda: state.status == "running")
+    state.stop()
+    _wait(state, lambda: not state.active)
+    assert state.status == "stopped" and "the model trained so far is kept" in state.message
+    m = state.model
+    assert m is not None and 0 < m.training_["steps"] < 100_000
+    mu = [0.5 * (lo + hi) for lo, hi in m.param_ranges_]
+    pred = m.predict(np.zeros(2), mu, np.linspace(0, 1, 11), np.zeros((11, 1)), n_samples=4,
+                     seed=0)
+    assert np.all(np.isfinite(pred.mean))
+    assert state.save("stopped-early") and (models_dir / "stopped-early" / "config.json").is_file()
+
+
+def test_two_more_sessions_are_told_their_place_in_the_queue():
+    def hold_until_stopped(job):  # a stand-in for a long training
+        job.status = "running"
+        job.emit("start", total=10, start=0)
+        deadline = time.monotonic() + 10
+        while not job.stop_flag.is_set() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        job.finish("stopped", "stopped at step 0 on request")
+
+    worker = TrainingWorker(runner=hold_until_stopped)
+    a, b, c = (TrainingState(worker=worker, owner=o, **TINY) for o in "abc")
+    try:
+        a.start()
+        _wait(a, lambda: a.status == "running")
+        b.start()
+        c.start()
+        assert (b.queue_position, b.message) == (1, "queued: 1st in line")
+        assert (c.queue_position, c.message) == (2, "queued: 2nd in line")
+        assert b.error == "" and not a.start() and "already" in a.error  # one job a session
+        b.stop()  # a queued job is cancelled at once
+        assert b.status == "cancelled" and worker.position(b.job) is None
+        c.poll()
+        assert (c.queue_position, c.message) == (1, "queued: 1st in line")
+        pytest.importorskip("panel")  # the view's clean-up when its session closes
+        from app.training_view import TrainingView
+
+        TrainingView(state=c)._on_session_destroyed(None)
+        _wait(c, lambda: c.status == "cancelled")
+        a.close()  # a running job is stopped
+        _wait(a, lambda: not a.active)
+        assert a.status == "stopped" and worker.wait_idle(5)
+    finally:
+        worker.shutdown()
+    assert ordinal(3) == "3rd" and ordinal(11) == "11th" and ordinal(22) == "22nd"
+
+
+@pytest.mark.filterwarnings("ignore:the loss became non-finite:RuntimeWarning")
+def test_failures_and_nan_stops_become_messages(worker):
+    state = TrainingState(worker=worker, source="upload", **TINY)
+    assert not state.start() and "no uploaded dataset" in state.error
+    state.param.update(source="simulator", steps=10, options={**FAST, "window": 1})
+    assert state.start()
+    _wait(state, lambda: not state.active)
+    assert state.status == "failed" and "window must be at least 2" in state.error
+    state.param.update(options={**FAST, "lr": 1e6})  # the loss turns NaN at once
+    state.start()
+    _wait(state, lambda: not state.active)
+    assert state.status == "diverged" and "NaN" in state.warning and state.error == ""
+    # the parameters of the last finite step are kept (none when it diverged at once)
+    assert state.model is None or state.model.training_["steps"] < 10
+    fresh = TrainingState(worker=worker, **TINY)
+    assert not fresh.save("nothing") and "no trained model" in fresh.error
+
+
+# ---------------------------------------------------------------------- save
+def test_save_under_a_safe_name_lists_the_model_in_the_catalog(trained, models_dir):
+    before = catalog.generation()
+    for bad in ("", "../evil", "a/b", ".hidden", "x" * 65, "spaces are bad", "é"):
+        assert not trained.save(bad) and "Could not save" in trained.error
+    assert not models_dir.exists() and catalog.generation() == before
+    assert trained.save(" osc-tiny ")
+    assert trained.error == "" and catalog.generation() == before + 1
+    entries = catalog.discover_models([("user", catalog.user_models_dir())])
+    assert [(e.system, Path(e.path).name) for e in entries] == [("oscillator", "osc-tiny")]
+    loaded = catalog.load_cached(entries[0].path)
+    assert loaded.metrics_["rel_l2_mean"] == pytest.approx(trained.metrics["rel_l2_mean"])
+    assert not trained.save("osc-tiny") and "already exists" in trained.error
+    assert check_model_name("v1.2_b-3") == "v1.2_b-3"
+
+
+def test_the_view_shows_progress_and_refreshes_the_explore_picker(trained, models_dir):
+    pn = pytest.importorskip("panel")
+    from app.training_view import TrainingView, format_duration
+
+    class Explore:  # the parts of ExploreView the Train tab refreshes
+        def __init__(self):
+            from app.state import ExploreState
+
+            self.state = ExploreState(models=[])
+            self._model_select = pn.widgets.Select(options={})
+
+    explore = Explore()
+    view = TrainingView(explore=explore, state=trained)
+    pn.panel(view).get_root()
+    assert len(view.curves) == len(trained.history)
+    assert view._progress.value == view._progress.max == 30
+    assert "completed" in view._status.object and not view._save.disabled
+    assert len(view.validation_plot.source.data["t"]) == trained.validation.t.size
+    view._name.value = "from-the-view"
+    view._save.clicks += 1
+    view.poll()
+    assert any(p.endswith("from-the-view") for p in explore._model_select.options.values())
+    assert explore.state.models[-1].path.endswith("from-the-view")
+    view._dropper.value = {"broken.npz": b"not an archive"}
+    assert view._upload_error.visible and "not an .npz archive" in view._upload_error.object
+    assert format_duration(75) == "1 min 15 s"
+
+
+# -------------------------------------------------------------------- upload
+def test_upload_accepts_a_valid_npz_and_trains_on_it(worker):
+    data = _dataset_bytes(3)
+    upload = read_upload("mine.npz", data)
+    assert upload.dataset.n_trajectories == 3 and upload.dataset.state_shape == (2,)
+    text = upload.summary_markdown()
+    assert "3 trajectories" in text and "delta" in text and "forcing channels: f" in text
+    state = TrainingState(worker=worker, steps=4, validate_every=1, **TINY)
+    assert state.add_upload("mine.npz", data)
+    assert state.source == "upload" and state.n_trajectories == 2 and state.upload_error == ""
+    with warnings.catch_warnings(record=True) as caught:  # filters are process-wide
+        warnings.simplefilter("always")
+        assert state.start()
+        _wait(state, lambda: not state.active)
+    assert state.status == "completed", state.error
+    assert state.validation.source.startswith("last trajectory of the file")
+    m = state.model
+    assert m.training_["n_trajectories"] == 2
+    # the held-out μ lies outside the trained range, yet the worker's previews warn nobody
+    # (a warning raised on the worker's thread would land in a session's prediction)
+    held_out = upload.dataset.mu[-1]
+    assert any(not lo <= v <= hi for v, (lo, hi) in zip(held_out, m.param_ranges_))
+    assert not [w for w in caught if issubclass(w.category, ExtrapolationWarning)]
+
+
+@pytest.mark.parametrize("name, data, reason", [
+    ("broken.npz", b"\x00garbage", "not an .npz archive"),
+    ("pickle.npz", pickle.dumps({"x": 1}), "not an .npz archive"),
+    ("objects.npz", _npz(t=np.arange(3.0), x=np.array([{"a": 1}] * 3, dtype=object)),
+     "pickled Python objects"),
+    ("no_x.npz", _npz(t=np.arange(3.0)), "missing required field 'x'"),
+    ("bad_t.npz", _npz(t=np.array([0.0, 2.0, 1.0]), x=np.zeros((1, 3, 2))), "field 't'"),
+    ("broken.h5", b"not hdf5", "not a readable HDF5"),
+    ("data.csv", b"1,2", "unsupported file type"),
+    ("empty.npz", b"", "empty"),
+], ids=lambda v: v if isinstance(v, str) and "." in v else "")
+def test_upload_rejects_bad_files_with_a_reason(name, data, reason):
+    with pytest.raises(UploadError, match=reason) as info:
+        read_upload(name, data)
+    assert "/tmp" not in str(info.value) and name in str(info.value)
+
+
+def test_upload_limits_and_a_refused_file_keeps_the_last_good_one(worker, monkeypatch):
+    good = _dataset_bytes(2)
+    with pytest.raises(UploadError, match="over the 0 MB limit"):
+        read_upload("big.npz", good, max_mb=0)
+    state = TrainingState(worker=worker, **TINY)
+    assert state.add_upload("good.npz", good) and state.upload.name == "good.npz"
+    monkeypatch.setenv("SROM_MAX_UPLOAD_MB", "0")  # not positive: the default applies
+    assert not state.add_upload("../../etc/evil.npz", b"PK\x03\x04junk")
+    assert state.upload.name == "good.npz" and "evil.npz" in state.upload_error
+    assert "../" not in state.upload_error
+
+
+# ---------------------------------------------------------------------- misc
+def test_gui_free_modules_import_no_gui_library():
+    root = Path(__file__).resolve().parents[1] / "app"
+    for name in ("worker.py", "training_job.py", "training.py", "upload.py"):
+        tree = ast.parse((root / name).read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                    if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & {"panel", "bokeh", "holoviews"}, name
+
+
+def test_qoi_index_and_log_spacing():
+    assert qoi_index((2,)) == (0, "state component 1")
+    assert qoi_index((64,))[0] == 16 and qoi_index((2, 40))[0] == 10
+    assert qoi_index((2, 8, 10))[0] == 4 * 10 + 5
+    assert auto_log_every(30) == 1 and auto_log_every(10_000) == 50
+    assert JobSpec().describe().startswith("oscillator (small)")
+    assert threading.current_thread() is threading.main_thread()

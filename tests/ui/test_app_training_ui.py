@@ -1,0 +1,144 @@
+"""Browser test of the Train tab: serve the dashboard with ``panel serve`` (a temporary, empty
+``SROM_MODELS_DIR``), open it in headless Chromium, start a training, watch the progress bar
+advance, stop it, upload a malformed file and see it refused, then save the model and find
+it in the Explore tab's model picker.
+
+Skipped unless Panel, Playwright and a Chromium binary (``/usr/bin/chromium`` or
+``$SROM_CHROMIUM``) are installed — except with ``SROM_REQUIRE_UI=1``, where a missing piece
+fails the test instead. Playwright's own browser download is never used.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+from browser import CHROMIUM, CHROMIUM_ARGS, playwright_sync_api  # noqa: E402
+
+sync_api = playwright_sync_api()
+
+CURVE_POINTS = """() => { const m = window.Bokeh.documents[0].get_model_by_name('train-curves');
+  return m ? m.data.step.length : -1; }"""
+
+PICKER_HAS = """(name) => { const doc = window.Bokeh.documents[0];
+  const models = doc.all_models ? [...doc.all_models] : [...doc._all_models.values()];
+  return models.some((m) => Array.isArray(m.options)
+                            && JSON.stringify(m.options).includes(name)); }"""
+
+
+def _progress(page) -> tuple[float, float]:
+    """The Train tab's progress bar as (value, max); Playwright's CSS pierces shadow roots."""
+    return tuple(page.locator("progress.srom-train-progress").first.evaluate(
+        "(e) => [e.value, e.max]"))
+
+
+def _wait_until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    models = tmp_path_factory.mktemp("train-ui-models")
+    port = _free_port()
+    env = {**os.environ, "SROM_MODELS_DIR": str(models), "SROM_TORCH_THREADS": "1"}
+    log = tmp_path_factory.mktemp("train-ui-log") / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "panel", "serve", str(ROOT / "app" / "main.py"),
+             "--port", str(port), "--address", "127.0.0.1",
+             "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                # /liveness answers without building a session (``/`` would build one)
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"panel serve did not start:\n{log.read_text()}")
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}/main", models, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=2)  # a test server: no need to wait for a graceful exit
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_train_stop_upload_and_save(server, tmp_path):
+    url, models, log = server
+    external: list[str] = []
+    timings = {}
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            page.on("request", lambda r: external.append(r.url)
+                    if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
+            page.goto(url)
+            page.locator(".bk-tab", has_text="Train").first.click(timeout=60_000)
+            start = page.locator("button", has_text="Start").first
+            start.wait_for(timeout=30_000)
+            start.click()
+            t0 = time.perf_counter()
+
+            # the bar moves: a first value, then a larger one, and the curves fill
+            first = _wait_until(lambda: _progress(page)[0], 30, "a first progress value")
+            timings["start → progress"] = time.perf_counter() - t0
+            _wait_until(lambda: _progress(page)[0] > first, 30, "the bar to advance")
+            assert page.evaluate(CURVE_POINTS) > 0
+
+            page.locator("button", has_text="Stop").first.click()
+            page.get_by_text("stopped at step").first.wait_for(timeout=20_000)
+            value, total = _progress(page)
+            assert 0 < value < total
+            timings["start → stopped"] = time.perf_counter() - t0
+            page.screenshot(path=str(tmp_path / "train.png"))
+
+            # a malformed upload is refused with its reason; the session keeps working
+            page.locator("input[type=file]").first.set_input_files(files=[{
+                "name": "broken.npz", "mimeType": "application/octet-stream",
+                "buffer": b"this is not an npz archive"}])
+            page.get_by_text("Upload refused").first.wait_for(timeout=20_000)
+            assert page.get_by_text("not an .npz archive").count() > 0
+
+            name = page.get_by_placeholder("e.g. my-oscillator").first
+            name.fill("ui-model")  # no Enter: the click on Save commits the text first
+            page.locator("button", has_text="Save model").first.click()
+            page.get_by_text("saved as").first.wait_for(timeout=20_000)
+            # the Explore tab's picker learns of the new model from the periodic callback
+            page.wait_for_function(PICKER_HAS, arg="ui-model", polling=200, timeout=10_000)
+            page.screenshot(path=str(tmp_path / "train-saved.png"))
+        finally:
+            browser.close()
+    print(f"\n{timings}")
+    assert (models / "ui-model" / "config.json").is_file()
+    assert external == [], f"the page fetched outside resources: {external}"
+    errors = [line for line in log.read_text().splitlines()
+              if any(f"app/{m}.py" in line for m in ("training", "training_view", "worker",
+                                                     "training_job", "upload", "training_plots"))]
+    assert errors == [], log.read_text()[-3000:]
