@@ -16,7 +16,7 @@ import torch
 
 from engine.data import Dataset, DatasetError, Normalization
 from engine.drift import Dispersion, build_drift
-from engine.metrics import summarize
+from engine.metrics import MetricAccumulator
 from engine.module import SROMModule
 from engine.networks import build_decoder, build_encoder, choose_architecture
 from engine.posterior import DeepKernel, WindowPosterior
@@ -570,7 +570,7 @@ class StochasticROM:
         """
         self._check_fitted()
         self._check_compatible(dataset)
-        means, samples = [], []
+        scores = MetricAccumulator()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExtrapolationWarning)
             for start in range(0, dataset.n_trajectories, batch_size):
@@ -579,9 +579,8 @@ class StochasticROM:
                 pred = self.predict(x0, dataset.mu[sl],
                                     dataset.t, dataset.f[sl], n_samples=n_samples,
                                     seed=seed + start)
-                means.append(pred.mean)
-                samples.append(pred.samples)
-        result = summarize(np.concatenate(means), np.concatenate(samples), dataset.x)
+                scores.update(pred.mean, pred.samples, dataset.x[sl])
+        result = scores.result()
         result["n_trajectories"] = dataset.n_trajectories
         return result
 

@@ -47,3 +47,19 @@ def test_summarize_keys():
     samples = truth[:, None] + 0.1 * rng.normal(size=(2, 50, 5, 3))
     out = summarize(samples.mean(1), samples, truth)
     assert set(out) == {"rel_l2_mean", "rel_l2_std", "rmse", "crps", "coverage_50", "coverage_90"}
+
+
+def test_accumulator_over_batches_equals_summarize():
+    from engine.metrics import MetricAccumulator, summarize
+
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=(5, 7, 3, 2))
+    samples = truth[:, None] + rng.normal(scale=0.8, size=(5, 33, 7, 3, 2))
+    mean = samples.mean(1)
+    acc = MetricAccumulator()
+    for sl in (slice(0, 2), slice(2, 5)):
+        acc.update(mean[sl], samples[sl].astype(np.float32), truth[sl])
+    expected, got = summarize(mean, samples, truth), acc.result()
+    assert set(got) == set(expected)
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
