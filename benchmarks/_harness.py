@@ -1,0 +1,362 @@
+"""Shared pieces of the competitor benchmarks: problems, model set-up, counting, evaluation.
+
+Every neural competitor trains the *same* :class:`engine.StochasticROM` modules (encoder,
+decoder + its noise variance, drift, dispersion), built from the same hyperparameters and
+seed, on the same normalized data, with Adam at the same learning rate and in the same
+precision (fp32, TF32 matmuls on CUDA). Only the training algorithm differs. All of them
+are scored by one protocol (:func:`evaluate`): encode the first snapshot of each test
+trajectory, integrate the latent equation over the whole horizon with the trajectory's μ
+and forcing by fixed-step Euler–Maruyama (step ≤ ``EVAL_DT``), decode, and take the
+relative L2 error of the predictive mean per time step (``engine.metrics.relative_l2``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+try:
+    import engine  # noqa: F401
+except ImportError:  # run from a checkout without `pip install -e .`
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine import Dataset, StochasticROM
+from engine.data import Normalization
+from engine.metrics import relative_l2
+from engine.model import resolve_device
+from engine.rollout import RolloutEngine
+
+__all__ = [
+    "EVAL_DT", "Problem", "PROBLEMS", "load_problem", "model_params", "prepare_model",
+    "DeviceData", "CountingDrift", "install_counter", "evaluate", "Clock", "log",
+]
+
+EVAL_DT = 0.01  # largest Euler–Maruyama step of the common prediction protocol
+CACHE = Path(os.environ.get("SROM_BENCH_CACHE", Path.home() / ".cache" / "srom-bench"))
+
+
+def log(message: str) -> None:
+    import sys
+
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------ problems
+@dataclass(frozen=True)
+class Problem:
+    """A benchmark problem: a system preset, split sizes, the model's hyperparameters.
+
+    Attributes:
+        system, preset: arguments of ``engine.systems.generate``.
+        n_train, n_val, n_test: trajectories per split.
+        params: StochasticROM hyperparameters shared by every neural method.
+        target: the relative L2 error whose time-to-reach is reported.
+    """
+
+    system: str
+    preset: str
+    n_train: int
+    n_val: int
+    n_test: int
+    params: dict
+    target: float
+
+
+_BURGERS_PAPER = dict(latent_dim=4, window=64, windows_per_step=2, n_quad=32, lr=1e-3)
+_BURGERS_SMALL = dict(latent_dim=4, window=16, windows_per_step=2, n_quad=16, lr=3e-3,
+                      hidden=(64, 64), drift_hidden=(64, 64), conv_channels=4)
+_LV = dict(latent_dim=2, window=32, windows_per_step=4, n_quad=32, lr=1e-3, drift_hidden=(64, 64))
+
+PROBLEMS: dict[tuple[str, str], Problem] = {
+    # the ROM paper's forced Burgers set-up (100/10/10 × 1001 snapshots × 500 points)
+    ("burgers", "paper"): Problem("burgers", "paper", 100, 10, 10, _BURGERS_PAPER, 0.08),
+    ("burgers", "small"): Problem("burgers", "small", 16, 4, 4, _BURGERS_SMALL, 0.08),
+    # parametric stochastic Lotka–Volterra, μ = α, no forcing, identity autoencoder
+    ("lotka_volterra", "paper"): Problem("lotka_volterra", "default", 100, 10, 10, _LV, 0.05),
+    ("lotka_volterra", "small"): Problem("lotka_volterra", "small", 16, 4, 4, _LV, 0.05),
+}
+
+
+def load_problem(system: str, size: str, seed: int = 0) -> tuple[Problem, Dataset, Dataset, Dataset]:
+    """The problem and its train / val / test datasets (cached as ``.npz`` under CACHE)."""
+    if (system, size) not in PROBLEMS:
+        raise ValueError(f"no problem for system={system!r} size={size!r}; "
+                         f"known: {sorted(PROBLEMS)}")
+    from engine.data import load_dataset
+    from engine.systems import generate
+
+    prob = PROBLEMS[(system, size)]
+    out = []
+    for split, n in (("train", prob.n_train), ("val", prob.n_val), ("test", prob.n_test)):
+        path = CACHE / f"{system}_{prob.preset}_{split}_{n}_s{seed}.npz"
+        if path.is_file():
+            out.append(load_dataset(path))
+            continue
+        start = time.perf_counter()
+        data = generate(system, n=n, split=split, seed=seed, preset=prob.preset)
+        log(f"generated {system}/{prob.preset} {split} ({n}) in {time.perf_counter() - start:.1f} s")
+        try:
+            CACHE.mkdir(parents=True, exist_ok=True)
+            data.save(path)
+        except OSError:  # a read-only home: just regenerate next time
+            pass
+        out.append(data)
+    return (prob, *out)
+
+
+def model_params(prob: Problem, device: str, seed: int, **overrides) -> dict:
+    """StochasticROM hyperparameters for ``prob`` (shared by every neural method)."""
+    params = dict(prob.params, device=device, seed=seed)
+    params.update(overrides)
+    return params
+
+
+def prepare_model(params: dict, train: Dataset) -> StochasticROM:
+    """A StochasticROM whose modules are built (and initialised) exactly as ``fit`` would,
+    but not trained: the starting point of the solver-based competitors.
+
+    This mirrors the head of ``StochasticROM.fit`` (an engine hook such as
+    ``StochasticROM.build(dataset)`` would make it unnecessary).
+    """
+    model = StochasticROM(**params)
+    model._check_params()
+    device = resolve_device(model.device)
+    torch.manual_seed(model.seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed_all(model.seed)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    norm = Normalization.fit(train, model.normalize)
+    model.normalization_ = norm
+    model.state_shape_ = train.state_shape
+    model.n_params_, model.n_forcing_ = train.n_params, train.n_forcing
+    model.param_names_ = list(train.param_names)
+    model.forcing_names_ = list(train.forcing_names)
+    model.param_ranges_ = train.summary()["param_ranges"]
+    model.t_range_ = [float(train.t[0]), float(train.t[-1])]
+    model.dt_ = float(np.median(np.diff(train.t)))
+    model.system_ = train.system
+    model.dataset_info_ = {}
+    t_span = float(train.t[-1] - train.t[0])
+    model.module_ = model._build(train.state_shape, train.n_params, train.n_forcing, norm,
+                                 t_span).to(device)
+    model._rollout = None
+    return model
+
+
+@dataclass
+class DeviceData:
+    """A dataset normalized with the model's statistics, resident on its device.
+
+    Attributes: ``t (T,)``, ``x (N, T, *S)``, ``mu (N, P)``, ``f (N, T, F)``.
+    """
+
+    t: torch.Tensor
+    x: torch.Tensor
+    mu: torch.Tensor
+    f: torch.Tensor
+
+    @staticmethod
+    def of(model: StochasticROM, data: Dataset) -> "DeviceData":
+        norm, dtype = model.normalization_, model.torch_dtype
+        device = next(model.module_.parameters()).device
+
+        def tensor(a):
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+        return DeviceData(tensor(data.t), tensor((data.x - norm.x_mean) / norm.x_std),
+                          tensor((data.mu - norm.mu_mean) / norm.mu_std),
+                          tensor((data.f - norm.f_mean) / norm.f_std))
+
+
+# ------------------------------------------------------------------ drift counter
+class CountingDrift(nn.Module):
+    """Wraps a drift and counts its evaluations while ``enabled``.
+
+    ``calls`` counts batched evaluations (one solver stage on all paths is one call);
+    ``rows`` counts single (z, t) evaluations (the batch rows of every call). Calls made
+    by a CUDA-graph replay bypass Python and are not seen: graph-captured methods report
+    their per-step counts times the number of steps instead.
+    """
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+        self.rows = 0
+        self.enabled = True
+
+    def forward(self, z, t, mu, f):
+        if self.enabled:
+            self.calls += 1
+            self.rows += int(z.shape[0])
+        return self.inner(z, t, mu, f)
+
+    def kl(self) -> torch.Tensor:
+        return self.inner.kl()
+
+    def reset(self) -> None:
+        self.calls = self.rows = 0
+
+
+def install_counter(model: StochasticROM) -> CountingDrift:
+    """Replace ``model.module_.drift`` by a counting wrapper (idempotent)."""
+    drift = model.module_.drift
+    if not isinstance(drift, CountingDrift):
+        drift = CountingDrift(drift)
+        model.module_.drift = drift
+    return drift
+
+
+# ---------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate(model: StochasticROM, data: Dataset, n_paths: int = 32, stochastic: bool = True,
+             seed: int = 0, batch_size: int = 16) -> dict:
+    """Relative L2 error of the predictive mean on ``data`` (the papers' protocol).
+
+    Encodes the first snapshot(s) of each trajectory, integrates the latent equation on
+    the data grid with ``ceil(dt / EVAL_DT)`` Euler–Maruyama substeps per interval (the
+    same for every method), decodes and averages the paths. Stochastic methods sample z0
+    from the encoder and use ``n_paths`` Brownian paths with the learned Ψ; deterministic
+    ones (latent ODEs) integrate one path from the encoder mean without noise.
+
+    Returns:
+        ``rel_l2_mean``, ``rel_l2_std`` (over trajectories × time steps) and ``finite``.
+    """
+    module = model.module_
+    was_training = module.training
+    module.eval()
+    counter = module.drift if isinstance(module.drift, CountingDrift) else None
+    if counter is not None:
+        counter.enabled = False
+    try:
+        device, dtype, norm = next(module.parameters()).device, model.torch_dtype, model.normalization_
+        if getattr(model, "_bench_rollout", None) is None:
+            model._bench_rollout = RolloutEngine(module.drift, use_graph=bool(model.cuda_graph))
+        t = data.t
+        substeps = max(1, int(math.ceil(float(np.max(np.diff(t))) / EVAL_DT - 1e-4)))
+        gen = torch.Generator(device=device)
+        gen.manual_seed(seed)
+        n = n_paths if stochastic else 1
+        d = model.latent_dim_
+        t_t = torch.as_tensor(t, dtype=dtype, device=device)
+        disp = module.dispersion.std()
+        errors = []
+        for start in range(0, data.n_trajectories, batch_size):
+            sl = slice(start, start + batch_size)
+            x0 = data.x[sl, : model.n_win] if model.n_win > 1 else data.x[sl, 0]
+            windows = model._windows(np.asarray(x0, dtype=np.float64), "x0")
+            cases = windows.shape[0]
+            mean0, log_var0 = module.encode(windows)
+            if stochastic:
+                eps = torch.randn(cases, n, d, generator=gen, dtype=dtype, device=device)
+                z0 = (mean0[:, None] + torch.exp(0.5 * log_var0)[:, None] * eps).reshape(-1, d)
+                noise = torch.randn(t.size - 1, substeps, cases * n, d, generator=gen,
+                                    dtype=dtype, device=device)
+            else:
+                z0 = mean0
+                noise = torch.zeros(t.size - 1, substeps, cases, d, dtype=dtype, device=device)
+            mu = torch.as_tensor((data.mu[sl] - norm.mu_mean) / norm.mu_std, dtype=dtype,
+                                 device=device).repeat_interleave(n, 0)
+            f = torch.as_tensor((data.f[sl] - norm.f_mean) / norm.f_std, dtype=dtype,
+                                device=device).repeat_interleave(n, 0)
+            latent = model._bench_rollout(z0, t_t, mu, f, disp, noise, "euler", substeps)
+            decoded = model._decode_paths(latent.reshape(-1, d))
+            decoded = decoded.view(cases, n, t.size, *model.state_shape_).mean(1)
+            scale = torch.as_tensor(norm.x_std, dtype=dtype, device=device)
+            shift = torch.as_tensor(norm.x_mean, dtype=dtype, device=device)
+            mean = (decoded * scale + shift).cpu().numpy().astype(np.float64)
+            mean = np.where(np.isfinite(mean), mean, np.inf)
+            errors.append(relative_l2(mean, data.x[sl]))
+        err = np.concatenate(errors)
+        finite = bool(np.all(np.isfinite(err)))
+        return {"rel_l2_mean": float(err.mean()) if finite else float("inf"),
+                "rel_l2_std": float(err.std()) if finite else float("nan"),
+                "finite": finite}
+    finally:
+        if counter is not None:
+            counter.enabled = True
+        module.train(was_training)
+
+
+# --------------------------------------------------------------------------- clock
+class Clock:
+    """Training wall-clock with pauses for evaluation, and training-only peak memory.
+
+    ``elapsed()`` synchronises the device and returns the seconds spent outside
+    ``pause()`` blocks since ``start()``. ``peak_mb`` is the largest memory allocated
+    while training, above what was allocated at ``start()`` (the resident data).
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        self.paused = 0.0
+        self.t0 = None
+        self.base = 0
+        self.peak_mb = float("nan")
+
+    def sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+
+    def start(self) -> None:
+        self.sync()
+        if self.cuda:
+            self.base = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.peak_mb = 0.0
+        self.t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        self.sync()
+        return time.perf_counter() - self.t0 - self.paused
+
+    def _read_peak(self) -> None:
+        if self.cuda:
+            peak = (torch.cuda.max_memory_allocated(self.device) - self.base) / 2**20
+            self.peak_mb = max(self.peak_mb, peak)
+
+    def pause(self):
+        clock = self
+
+        class _Pause:
+            def __enter__(self):
+                clock.sync()
+                clock._read_peak()
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                clock.sync()
+                clock.paused += time.perf_counter() - self.t
+                if clock.cuda:
+                    torch.cuda.reset_peak_memory_stats(clock.device)
+
+        return _Pause()
+
+    def finish(self) -> None:
+        self.sync()
+        self._read_peak()
+
+
+def checkpoint_times(budgets: list[float], n_log: int = 8) -> list[float]:
+    """Evaluation times: 0, ``n_log`` log-spaced times up to the largest budget, the budgets."""
+    top = max(budgets)
+    times = set(float(b) for b in budgets)
+    times.update(float(v) for v in np.geomspace(top / 100, top, n_log))
+    return [0.0] + sorted(times)
+
+
+def fingerprint(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]

@@ -1,0 +1,455 @@
+"""Competitor training benchmark: test error against training wall-clock, side by side.
+
+Every neural method trains the same StochasticROM modules (encoder, decoder, drift on
+[z, μ, f(t)], dispersion; same latent size, initial weights, Adam learning rate, fp32/TF32)
+on the same data; only the training algorithm differs (see ``_solvers.py``):
+
+- ``ours``: ``StochasticROM.fit`` (amortized reparametrization, no solver; CUDA graph);
+- ``em_graph``: Euler–Maruyama in the loop, plain torch, whole step as one CUDA graph;
+- ``torchsde_euler``, ``torchsde_adjoint``: torchsde latent SDE (direct / adjoint);
+- ``odeint_dopri5``, ``odeint_dopri5_1e-3``, ``odeint_adjoint``: torchdiffeq latent ODEs;
+
+plus classical ROMs fitted on the CPU (``pod_sindy``, ``pod_opinf``, ``pod_dmdc``; see
+``_classical.py``; skipped with a message when their packages are missing).
+
+Each (method, seed) trains for the largest of ``--budgets`` seconds of training wall-clock;
+the timer is paused while the model is evaluated at log-spaced checkpoints and at each
+budget (test relative L2 error of the predictive mean, ``_harness.evaluate``). The
+schedules (ours: KL ramp and lr decay; the others: lr decay) are set from the step rate
+measured at the start, so that they fit the largest budget. Drift evaluations are counted
+by a wrapper around the drift; peak GPU memory is that of training alone.
+
+Usage:
+    python benchmarks/competitors.py --device cuda --system burgers --methods ours,em_graph \\
+        --budgets 10,40,100 --seeds 0
+    python benchmarks/competitors.py --device cpu --size small   # the CPU-sized run
+
+Results are merged into ``benchmarks/results/competitors_<device>_<system>.json`` (runs of
+the same method and seed are replaced; ``--fresh`` starts over), and the markdown table
+and the error-vs-wall-clock plot are regenerated from the merged file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# _harness first: it puts the repository on sys.path when srom is not installed
+from _harness import (Clock, DeviceData, checkpoint_times, evaluate, fingerprint,
+                      install_counter, load_problem, log, model_params, prepare_model)
+from engine import StochasticROM, StopFlag
+from engine.progress import NullCallback
+
+import _classical
+import _solvers
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NEURAL = ["ours", *_solvers.METHODS]
+CLASSICAL = list(_classical.CLASSICAL)
+LABELS = {"ours": "ours: StochasticROM.fit (amortized, no solve)",
+          **{k: v["label"] for k, v in _solvers.METHODS.items()},
+          **{k: v["label"] for k, v in _classical.CLASSICAL.items()}}
+
+
+# ---------------------------------------------------------------------- one run
+class _Checkpoints:
+    """Evaluates at the nominal times as training passes them (timer paused)."""
+
+    def __init__(self, clock: Clock, times: list[float], evaluate_fn):
+        self.clock, self.pending, self.evaluate_fn = clock, list(times), evaluate_fn
+        self.records: list[dict] = []
+        self.top = max(times)
+
+    def due(self, elapsed: float) -> bool:
+        return bool(self.pending) and elapsed >= self.pending[0]
+
+    def record(self, elapsed: float, step: int, loss: float | None, drift: tuple[int, int]) -> None:
+        with self.clock.pause():
+            result = self.evaluate_fn()
+        while self.pending and elapsed >= self.pending[0]:
+            self.records.append({"nominal_s": self.pending.pop(0), "time_s": elapsed, "step": step,
+                                 "loss": loss, "drift_calls": drift[0], "drift_rows": drift[1],
+                                 **result})
+
+
+class _OursCallback(NullCallback):
+    def __init__(self, model: StochasticROM, clock: Clock, marks: _Checkpoints,
+                 stop: StopFlag, rows_per_step: int):
+        self.model, self.clock, self.marks, self.stop = model, clock, marks, stop
+        self.rows_per_step = rows_per_step
+        self.last_step = 0
+
+    def on_start(self, total_steps: int, start_step: int) -> None:
+        self.counter = install_counter(self.model)  # the module exists once fit starts
+        self.clock.start()
+        self.marks.record(0.0, 0, None, (0, 0))  # the untrained model
+
+    def on_log(self, step: int, metrics: dict) -> None:
+        elapsed = self.clock.elapsed()
+        self.last_step = step
+        if self.marks.due(elapsed) or elapsed >= self.marks.top:
+            self.marks.record(elapsed, step, metrics["loss"], (step, step * self.rows_per_step))
+        if elapsed >= self.marks.top:
+            self.stop.set()
+
+
+def run_ours(prob, train, test, args, seed: int, device: str) -> dict:
+    params = model_params(prob, device, seed)
+    pilot_steps = 200 if device == "cuda" else 10
+    pilot = StochasticROM(**params, steps=pilot_steps, log_every=pilot_steps).fit(train)
+    rate = pilot_steps / max(pilot.training_["seconds"], 1e-9)
+    top = max(args.budgets)
+    expected = max(int(rate * top), 30)
+    log_every = 25 if device == "cuda" else 5
+    model = StochasticROM(**params, steps=4 * expected, kl_transition=max(expected // 3, 1),
+                          lr_decay_steps=max(1000, expected // 10), log_every=log_every)
+    rows_per_step = model.windows_per_step * model.n_samples * (
+        model.n_quad if model.quadrature == "stratified" else model.window)
+    clock = Clock(torch.device(device))
+    marks = _Checkpoints(clock, checkpoint_times(args.budgets, args.n_checkpoints),
+                         lambda: evaluate(model, test, args.eval_paths, True, seed))
+    stop = StopFlag()
+    callback = _OursCallback(model, clock, marks, stop, rows_per_step)
+    model.fit(train, callback=callback, stop_flag=stop)
+    clock.finish()
+    steps = model.training_["steps"]
+    elapsed = marks.records[-1]["time_s"] if marks.records else float("nan")
+    counted = callback.counter.calls if not model.training_["cuda_graph"] else None
+    status = model.training_["status"]
+    return {"status": "budget" if status == "stopped" else status, "steps": steps, "train_s": elapsed,
+            "ms_per_step": 1e3 * elapsed / max(steps, 1), "drift_calls_per_step": 1,
+            "drift_rows_per_step": rows_per_step, "drift_calls_counted": counted,
+            "cuda_graph": model.training_["cuda_graph"], "peak_mb": clock.peak_mb,
+            "schedule": {"steps_expected": expected, "kl_transition": model.kl_transition,
+                         "lr_decay_steps": model.lr_decay_steps, "pilot_steps_per_s": rate},
+            "checkpoints": marks.records, "stochastic": True}
+
+
+def run_solver(method: str, prob, train, test, args, seed: int, device: str) -> dict:
+    model = prepare_model(model_params(prob, device, seed), train)
+    trainer = _solvers.SolverTrainer(model, DeviceData.of(model, train), method,
+                                     traj_per_step=args.traj_per_step, solver_dt=args.solver_dt)
+    clock = Clock(torch.device(device))
+    marks = _Checkpoints(clock, checkpoint_times(args.budgets, args.n_checkpoints),
+                         lambda: evaluate(model, test, args.eval_paths, trainer.stochastic, seed))
+    top = max(args.budgets)
+    status, last_read, decay_set = "budget", 0, False
+    clock.start()
+    marks.record(0.0, 0, None, (0, 0))  # the untrained model
+    while True:
+        trainer.step()
+        elapsed = clock.elapsed()
+        if not decay_set and trainer.steps >= 4:  # fit the lr decay to the budget
+            expected = int(trainer.steps * top / max(elapsed, 1e-9))
+            trainer.gamma = 0.9 ** (1.0 / max(1000, expected // 10))
+            if trainer.use_graph:
+                trainer.gamma_t.fill_(trainer.gamma)
+            decay_set = True
+        if marks.due(elapsed) or elapsed >= top:
+            loss, ok = trainer.read_loss(trainer.steps - last_read)
+            last_read = trainer.steps
+            marks.record(elapsed, trainer.steps, loss, trainer.drift_counts())
+            if not ok:
+                status = "diverged"
+                break
+        if elapsed >= top:
+            break
+    clock.finish()
+    calls, rows = trainer.drift_counts()
+    steps = trainer.steps
+    return {"status": status, "steps": steps, "train_s": elapsed,
+            "ms_per_step": 1e3 * elapsed / max(steps, 1),
+            "drift_calls_per_step": calls / max(steps, 1), "drift_rows_per_step": rows / max(steps, 1),
+            "cuda_graph": trainer.use_graph, "peak_mb": clock.peak_mb,
+            "solver_dt": trainer.solver_dt, "traj_per_step": trainer.batch,
+            "checkpoints": marks.records, "stochastic": trainer.stochastic}
+
+
+# ---------------------------------------------------------------------- report
+def _clean(obj):
+    """JSON-safe: non-finite floats become null (read back as inf errors / no value)."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _err(checkpoint: dict) -> float:
+    v = checkpoint.get("rel_l2_mean")
+    return float("inf") if v is None else float(v)
+
+
+def at_time(checkpoints: list[dict], budget: float) -> dict:
+    """The last evaluation within ``budget`` s of training (2 % slack for the step or log
+    interval that crosses it); a step that ends later does not count."""
+    inside = [c for c in checkpoints if c["time_s"] <= 1.02 * budget]
+    return inside[-1] if inside else checkpoints[0]
+
+
+def _fmt(v, digits=3):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{v:.{digits}g}"
+
+
+def summarize(result: dict) -> list[dict]:
+    """Per method: means over seeds of the run figures and the error at each budget."""
+    rows = []
+    budgets = result["settings"]["budgets"]
+    target = result["target"]
+    for method in [m for m in NEURAL if any(r["method"] == m for r in result["runs"])]:
+        runs = [r for r in result["runs"] if r["method"] == method]
+        at_budget = {}
+        for b in budgets:
+            vals = [_err(at_time(r["checkpoints"], b)) for r in runs if r["checkpoints"]]
+            at_budget[b] = (float(np.mean(vals)), float(np.std(vals))) if vals else None
+        reach = []
+        for r in runs:
+            hit = [c["time_s"] for c in r["checkpoints"] if _err(c) <= target]
+            reach.append(min(hit) if hit else None)
+        hits = [v for v in reach if v is not None]
+        peaks = [r["peak_mb"] for r in runs if r.get("peak_mb") is not None
+                 and math.isfinite(r["peak_mb"])]
+        rows.append({"method": method, "seeds": len(runs),
+                     "steps": float(np.mean([r["steps"] for r in runs])),
+                     "ms_per_step": float(np.mean([r["ms_per_step"] for r in runs])),
+                     "calls": float(np.mean([r["drift_calls_per_step"] for r in runs])),
+                     "rows": float(np.mean([r["drift_rows_per_step"] for r in runs])),
+                     "peak_mb": max(peaks) if peaks else None,
+                     "at_budget": at_budget, "reached": len(hits),
+                     "time_to_target": float(np.median(hits)) if hits else None,
+                     "status": ",".join(sorted({r["status"] for r in runs})),
+                     "graph": any(r["cuda_graph"] for r in runs)})
+    return rows
+
+
+def write_report(result: dict, out: Path) -> None:
+    stem = f"competitors_{result['device']}_{result['system']}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(_clean(result), indent=1, allow_nan=False))
+    budgets = result["settings"]["budgets"]
+    target = result["target"]
+    forcing = ("the stored forcing f(t), interpolated linearly in time, is a drift input "
+               "of every neural method and a control input of the classical ones"
+               if result["problem"]["n_forcing"] else "this system has no forcing f(t)")
+    lines = [f"# Competitors on {result['system']} ({result['size']}): {result['device_name']}, "
+             f"torch {result['torch']}", "",
+             f"Data: {result['problem']['description']}. Shared model: "
+             f"{result['problem']['model']}. Test metric: relative L2 error of the predictive "
+             f"mean (encode x(t0), predict the whole horizon, Euler–Maruyama step ≤ 0.01, "
+             f"{result['settings']['eval_paths']} paths; latent ODEs one noise-free path), "
+             f"mean ± std over seeds, at the last evaluation within each budget (a step that "
+             f"ends after it does not count). Training wall-clock excludes evaluation. "
+             f"Forcing: {forcing}.",
+             "", "| method | steps | ms/step | drift calls/step | drift rows/step | peak train MB | "
+             + " | ".join(f"rel. L2 @ {b:g} s" for b in budgets)
+             + f" | time to ≤ {target:g} (s) | status |",
+             "|---" * (8 + len(budgets)) + "|"]
+    for row in summarize(result):
+        cells = []
+        for b in budgets:
+            v = row["at_budget"][b]
+            cells.append("—" if v is None else f"{_fmt(v[0])} ± {_fmt(v[1], 2)}")
+        ttt = (f"{_fmt(row['time_to_target'])} ({row['reached']}/{row['seeds']})"
+               if row["reached"] else f"not reached (0/{row['seeds']})")
+        name = f"`{row['method']}`" + (" (graph)" if row["graph"] else "")
+        lines.append(f"| {name} | {row['steps']:.0f} | {_fmt(row['ms_per_step'])} | "
+                     f"{_fmt(row['calls'])} | {_fmt(row['rows'])} | {_fmt(row['peak_mb'])} | "
+                     + " | ".join(cells) + f" | {ttt} | {row['status']} |")
+    if result["classical"]:
+        lines += ["", "Classical ROMs (CPU, POD rank = latent size, chosen on the val split; "
+                  "time = all fits of the selection grid):", "",
+                  "| method | config | test rel. L2 | CPU seconds |", "|---|---|---|---|"]
+        for c in sorted(result["classical"], key=lambda c: CLASSICAL.index(c["method"])):
+            if "skipped" in c:
+                lines.append(f"| `{c['method']}` | skipped: {c['skipped']} | — | — |")
+            else:
+                t = c["test"]
+                lines.append(f"| `{c['method']}` | {c['config']} | {_fmt(_err(t))} ± "
+                             f"{_fmt(t['rel_l2_std'], 2)} | {c['seconds']:.1f} |")
+    for e in result.get("errors", []):
+        lines.append(f"\nFailed: `{e['method']}` seed {e['seed']}: {e['error']}")
+    lines += ["", "Methods:", ""] + [f"- `{k}`: {LABELS[k]}" for k in NEURAL + CLASSICAL
+                                      if any(r["method"] == k for r in result["runs"] + result["classical"])]
+    lines += ["", "Drift calls count batched evaluations (one solver stage on all paths is one "
+              "call); rows count single (z, t) evaluations. Graph-captured steps report the "
+              "captured step's counts × steps.",
+              f"Settings: {json.dumps(result['settings'])}"]
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    _plot(result, out / f"{stem}.png")
+
+
+def _plot(result: dict, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is missing: no plot")
+        return
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for method in NEURAL:
+        runs = [r for r in result["runs"] if r["method"] == method]
+        if not runs:
+            continue
+        nominal = sorted({c["nominal_s"] for r in runs for c in r["checkpoints"]})
+        xs, ys = [], []
+        for n in nominal:
+            pts = [c for r in runs for c in r["checkpoints"]
+                   if c["nominal_s"] == n and math.isfinite(_err(c))]
+            if pts and n > 0:  # the untrained model (t = 0) has no place on a log axis
+                xs.append(np.mean([c["time_s"] for c in pts]))
+                ys.append(np.mean([c["rel_l2_mean"] for c in pts]))
+        style = "-o" if method == "ours" else "--."
+        ax.plot(xs, ys, style, label=method, lw=2.2 if method == "ours" else 1.2, ms=4)
+    for c in result["classical"]:
+        if "test" in c and math.isfinite(_err(c["test"])):
+            ax.plot([c["seconds"]], [c["test"]["rel_l2_mean"]], "s", ms=7,
+                    label=f"{c['method']} (CPU fit)")
+    ax.axhline(result["target"], color="k", lw=0.8, ls=":", label=f"target {result['target']:g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training wall-clock (s, evaluation excluded)")
+    ax.set_ylabel("test relative L2 error of the predictive mean")
+    ax.set_title(f"{result['system']} ({result['size']}), {result['device_name']}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------- main
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--system", default="burgers", choices=["burgers", "lotka_volterra"])
+    p.add_argument("--size", default=None, choices=["small", "paper"],
+                   help="problem size (default: paper on cuda, small on cpu)")
+    p.add_argument("--methods", default="all",
+                   help="comma list of " + ", ".join(NEURAL + CLASSICAL) + "; or all / neural / classical")
+    p.add_argument("--budgets", default=None, help="training wall-clock budgets in s "
+                   "(default 10,40 on cuda, 2,6 on cpu)")
+    p.add_argument("--deadline", type=float, default=450.0,
+                   help="skip runs that would end the invocation after this many s")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--n-checkpoints", type=int, default=8, help="log-spaced evaluations")
+    p.add_argument("--eval-paths", type=int, default=32, help="paths of the predictive mean")
+    p.add_argument("--traj-per-step", type=int, default=1, help="solver methods: trajectories per step")
+    p.add_argument("--solver-dt", type=float, default=0.01, help="Euler(-Maruyama) step in training")
+    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads (1 is robust on a shared 2-core machine)")
+    p.add_argument("--fresh", action="store_true", help="do not merge with an existing result file")
+    args = p.parse_args(argv)
+    args.size = args.size or ("paper" if args.device == "cuda" else "small")
+    args.budgets = [float(b) for b in (args.budgets or ("10,40" if args.device == "cuda" else "2,6")).split(",")]
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    groups = {"all": NEURAL + CLASSICAL, "neural": NEURAL, "classical": CLASSICAL}
+    names = []
+    for item in args.methods.split(","):
+        names += groups.get(item, [item])
+    unknown = [n for n in names if n not in NEURAL + CLASSICAL]
+    if unknown:
+        p.error(f"unknown methods {unknown}; choose from {NEURAL + CLASSICAL}")
+    args.methods = list(dict.fromkeys(names))
+    return args
+
+
+def main(argv=None) -> dict:
+    started = time.perf_counter()
+    args = parse_args(argv)
+    device = args.device
+    if device == "cpu":
+        torch.set_num_threads(args.threads)
+    prob, train, val, test = load_problem(args.system, args.size)
+    params = model_params(prob, device, 0)
+    problem = {"description": f"{args.system} preset '{prob.preset}', {train.n_trajectories}/"
+                              f"{val.n_trajectories}/{test.n_trajectories} train/val/test "
+                              f"trajectories × {train.n_times} snapshots × state {train.state_shape}",
+               "n_forcing": train.n_forcing, "n_params": train.n_params,
+               "model": ", ".join(f"{k}={v}" for k, v in prob.params.items())}
+    settings = {"budgets": args.budgets, "eval_paths": args.eval_paths,
+                "traj_per_step": args.traj_per_step, "solver_dt": args.solver_dt,
+                "n_checkpoints": args.n_checkpoints}
+    key = fingerprint([problem, settings, params])
+    out = Path(args.out)
+    path = out / f"competitors_{device}_{args.system}.json"
+    result = None
+    if path.is_file() and not args.fresh:
+        old = json.loads(path.read_text())
+        if old.get("key") == key:
+            result = old
+        else:
+            log(f"{path.name} holds another configuration: starting a fresh file")
+    if result is None:
+        result = {"key": key, "system": args.system, "size": args.size, "device": device,
+                  "device_name": torch.cuda.get_device_name(0) if device == "cuda"
+                  else f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)",
+                  "torch": torch.__version__, "target": prob.target, "problem": problem,
+                  "params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
+                  "settings": settings, "runs": [], "classical": [], "invocations": []}
+    result["invocations"].append({"argv": sys.argv[1:] if argv is None else list(argv),
+                                  "time": time.strftime("%Y-%m-%d %H:%M:%S")})
+    for method in args.methods:
+        if method in CLASSICAL:
+            log(f"{method}: fitting on the CPU")
+            rec = _classical.run_classical(method, train, val, test, prob.params["latent_dim"])
+            if "skipped" in rec:
+                log(f"{method}: skipped ({rec['skipped']})")
+            result["classical"] = [c for c in result["classical"] if c["method"] != method] + [rec]
+            continue
+        if method != "ours" and _solvers.available(method):
+            log(f"{method}: skipped ({_solvers.available(method)})")
+            continue
+        for seed in args.seeds:
+            start = time.perf_counter()
+            needed = max(args.budgets) * 1.1 + 15  # budget, evaluations, set-up
+            if start - started + needed > args.deadline:
+                log(f"{method} seed {seed}: not started, it would end after the "
+                    f"{args.deadline:g} s deadline; run it in another invocation")
+                continue
+            try:
+                if method == "ours":
+                    rec = run_ours(prob, train, test, args, seed, device)
+                else:
+                    rec = run_solver(method, prob, train, test, args, seed, device)
+            except Exception as exc:  # one failing method must not lose the others' results
+                log(f"{method} seed {seed}: failed: {type(exc).__name__}: {exc}")
+                result.setdefault("errors", []).append(
+                    {"method": method, "seed": seed, "error": f"{type(exc).__name__}: {exc}"[:500]})
+                if device == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            rec.update(method=method, seed=seed, label=LABELS[method],
+                       forcing="drift input, stored f(t) interpolated linearly in time"
+                       if train.n_forcing else "none in this system",
+                       wall_s=time.perf_counter() - start)
+            last = rec["checkpoints"][-1] if rec["checkpoints"] else {}
+            log(f"{method} seed {seed}: {rec['steps']} steps in {rec['train_s']:.1f} s "
+                f"({rec['ms_per_step']:.1f} ms/step), rel L2 {last.get('rel_l2_mean', float('nan')):.4f}, "
+                f"wall {rec['wall_s']:.0f} s")
+            result["runs"] = [r for r in result["runs"]
+                              if not (r["method"] == method and r["seed"] == seed)] + [rec]
+            write_report(result, out)  # partial results survive a later crash or timeout
+    write_report(result, out)
+    print((out / f"competitors_{device}_{args.system}.md").read_text())
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The competitor benchmark: each method's training step, the drift counter, the smoke run.
+
+Tiny problems on the CPU (a few trajectories of the small Burgers preset, cut short), so
+the whole file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+from engine import Dataset  # noqa: E402
+
+import _harness  # noqa: E402
+import _solvers  # noqa: E402
+
+pytest.importorskip("torchsde")
+pytest.importorskip("torchdiffeq")
+
+
+def _tiny_forced(n_traj: int = 4, n_times: int = 21, n_x: int = 16, seed: int = 0) -> Dataset:
+    """Travelling bumps whose speed is μ, plus a sine forcing channel that moves them."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 0.4, n_times)
+    x = np.linspace(0.0, 1.0, n_x)
+    speed = rng.uniform(0.5, 1.0, n_traj)
+    f = np.sin(2 * np.pi * rng.uniform(0.5, 1.5, n_traj)[:, None] * t[None])[..., None]
+    centre = 0.2 + speed[:, None] * t[None] + 0.05 * f[..., 0]
+    u = np.exp(-((x[None, None] - centre[..., None]) ** 2) / 0.02)
+    return Dataset(t, u, mu=speed[:, None], f=f, param_names=["speed"], forcing_names=["f"])
+
+
+PARAMS = dict(latent_dim=2, hidden=(16,), drift_hidden=(16,), window=8, windows_per_step=2,
+              n_quad=8, lr=1e-2, device="cpu", seed=0, architecture="mlp")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.set_num_threads(1)
+    return _tiny_forced()
+
+
+@pytest.mark.parametrize("method", list(_solvers.METHODS))
+def test_solver_step_lowers_loss_and_counts_drift(tiny, method):
+    model = _harness.prepare_model(PARAMS, tiny)
+    data = _harness.DeviceData.of(model, tiny)
+    # the whole dataset in every step, so that the loss is comparable across steps
+    trainer = _solvers.SolverTrainer(model, data, method, traj_per_step=4, solver_dt=0.05)
+    torch.manual_seed(1)
+    first = trainer.loss().item()
+    for _ in range(4):
+        trainer.step()
+    assert trainer.steps == 4
+    torch.manual_seed(1)
+    after = trainer.loss().item()
+    assert math.isfinite(first) and after < first, (method, first, after)
+    calls, rows = trainer.drift_counts()
+    assert calls >= 4 and rows == calls * 4  # 4 trajectories per batched call
+    if method == "em_graph":  # fixed steps: 0.4 / 0.05 = 8 drift calls per step (+ the 2 loss calls)
+        assert calls == 4 * 8 + 2 * 8
+
+
+def test_same_initial_modules_as_ours(tiny):
+    from engine import StochasticROM
+
+    # one step at a negligible learning rate: the weights stay those fit() built
+    ours = StochasticROM(**{**PARAMS, "lr": 1e-12}, steps=1).fit(tiny).module_.state_dict()
+    theirs = _harness.prepare_model(PARAMS, tiny).module_.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert torch.allclose(ours[key], theirs[key], atol=1e-8), key
+
+
+def test_ours_counter_matches_rows_per_step(tiny):
+    from engine import StochasticROM
+    from engine.progress import NullCallback
+
+    model = StochasticROM(**PARAMS, steps=5, log_every=5)
+
+    class Install(NullCallback):
+        def on_start(self, total, start):
+            self.counter = _harness.install_counter(model)
+
+    cb = Install()
+    model.fit(tiny, callback=cb)
+    assert cb.counter.calls == 5
+    assert cb.counter.rows == 5 * PARAMS["windows_per_step"] * PARAMS["n_quad"]
+
+
+def test_evaluate_protocol(tiny):
+    model = _harness.prepare_model(PARAMS, tiny)
+    sde = _harness.evaluate(model, tiny, n_paths=4, stochastic=True)
+    ode = _harness.evaluate(model, tiny, n_paths=4, stochastic=False)
+    for r in (sde, ode):
+        assert r["finite"] and 0 < r["rel_l2_mean"] < 10
+
+
+def test_cpu_smoke_run_writes_valid_json(tmp_path, monkeypatch, tiny):
+    import competitors
+
+    monkeypatch.setitem(_harness.PROBLEMS, ("burgers", "small"), _harness.Problem(
+        "burgers", "tiny", 4, 2, 2, {k: v for k, v in PARAMS.items() if k not in ("device", "seed")}, 0.08))
+    monkeypatch.setattr(competitors, "load_problem",
+                        lambda system, size: (_harness.PROBLEMS[("burgers", "small")],
+                                              tiny, _tiny_forced(2, seed=1), _tiny_forced(2, seed=2)))
+    result = competitors.main(["--device", "cpu", "--size", "small", "--methods",
+                               "ours,em_graph,pod_dmdc", "--budgets", "0.2,0.4",
+                               "--eval-paths", "2", "--n-checkpoints", "2", "--out", str(tmp_path),
+                               "--solver-dt", "0.05"])
+    stem = tmp_path / "competitors_cpu_burgers"
+    data = json.loads(stem.with_suffix(".json").read_text())  # strict JSON: no NaN
+    assert {r["method"] for r in data["runs"]} == {"ours", "em_graph"}
+    for run in data["runs"]:
+        assert run["steps"] > 0 and run["checkpoints"]
+        assert [c["nominal_s"] for c in run["checkpoints"]][-1] == 0.4
+        assert run["checkpoints"][0]["step"] == 0  # the untrained model, at t = 0
+        assert run["drift_calls_per_step"] >= 1
+    assert len(data["classical"]) == 1
+    md = stem.with_suffix(".md").read_text()
+    assert "| `ours`" in md and "rel. L2 @ 0.4 s" in md
+    assert result["runs"]
