@@ -8,6 +8,7 @@ is a failure. Playwright's own browser download is never used.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,10 @@ def playwright_sync_api():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
     return sync_api
+
+
+def free_port() -> int:
+    """A TCP port free on localhost now (for a test server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -11,7 +11,6 @@ fails the test instead. Playwright's own browser download is never used.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-from browser import CHROMIUM, CHROMIUM_ARGS, playwright_sync_api  # noqa: E402
+from browser import CHROMIUM, CHROMIUM_ARGS, free_port as _free_port, playwright_sync_api  # noqa: E402
 
 sync_api = playwright_sync_api()
 
@@ -48,12 +47,6 @@ def _wait_until(check, timeout: float, what: str):
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

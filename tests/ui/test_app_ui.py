@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import CHROMIUM, CHROMIUM_ARGS, playwright_sync_api  # noqa: E402
+from browser import CHROMIUM, CHROMIUM_ARGS, free_port as _free_port, playwright_sync_api  # noqa: E402
 
 sync_api = playwright_sync_api()
 
@@ -53,12 +52,6 @@ SWEEP_DRAWN = """() => {
   return {points: source.data.x.length, width: box ? box.width : 0,
           height: box ? box.height : 0};
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
