@@ -190,3 +190,28 @@ def test_srom_generate(name, tmp_path):
                  "--preset", "small", "--out", str(out)]) == 0
     data = load_dataset(out)
     assert data.system == name and data.x.shape[0] == 2 and np.all(np.isfinite(data.x))
+
+
+def test_oscillator_resonance_preset_matches_the_linear_response():
+    """The built-in drive A sin(2πνt) as μ: with β = 0 and no noise, the steady amplitude is
+    A / sqrt((ω0² − ω²)² + (δω)²), largest near ω0 (resonance)."""
+    osc = get_system("oscillator", "resonance", beta=0.0, noise=0.0,
+                     mu_names=["delta", "drive_amplitude", "drive_frequency"])
+    delta, amp, omega0 = 0.1, 0.5, 1.0  # α = 1
+    nus = np.array([0.5, 1.0, 2.0]) * omega0 / (2 * np.pi)
+    mu = np.column_stack([np.full(3, delta), np.full(3, amp), nus])
+    t = np.linspace(0.0, 200.0, 4001)
+    x = osc.simulate_batch(mu, [(make_forcing("none"),)] * 3, t, np.random.default_rng(0))[:, :, 0]
+    tail = x[:, t > 150.0]
+    measured = 0.5 * (tail.max(1) - tail.min(1))
+    w = 2 * np.pi * nus
+    expected = amp / np.sqrt((omega0**2 - w**2) ** 2 + (delta * w) ** 2)
+    np.testing.assert_allclose(measured, expected, rtol=0.03)
+    assert measured[1] > 5 * max(measured[0], measured[2])
+
+
+def test_resonance_presets_put_the_drive_in_mu():
+    for name, first in (("oscillator", ["delta", "beta"]), ("van_der_pol", ["damping", "stiffness"])):
+        data = generate(name, 2, preset="resonance", seed=0)
+        assert data.param_names == [*first, "drive_amplitude", "drive_frequency"]
+        assert np.all(data.f == 0) and np.all(np.isfinite(data.x))

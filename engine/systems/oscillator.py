@@ -19,10 +19,15 @@ from engine.systems.base import System
 __all__ = ["OscillatorSystem", "PlanarOscillator"]
 
 
+DRIVE_UNITS = {"drive_amplitude": "length/time²", "drive_frequency": "1/time"}
+
+
 class PlanarOscillator(System):
     """What the classroom oscillators share: state (x, v), a force channel ``f`` of any family
-    (default a random sine), process noise on the velocity, an initial state, and batched
-    RK4 (:meth:`integrate`) of ``v̇ = acceleration(x, v) + f(t)``."""
+    (default a random sine), a built-in harmonic drive A sin(2π ν t) whose amplitude A and
+    frequency ν can be part of μ (the ``resonance`` preset: sweep ν across the natural
+    frequency to see resonance), process noise on the velocity, an initial state, and batched
+    RK4 (:meth:`integrate`) of ``v̇ = acceleration(x, v) + A sin(2πνt) + f(t)``."""
 
     forcing_channels = (("f", "length/time²", "External force per unit mass f(t)."),)
     presets = {
@@ -30,6 +35,11 @@ class PlanarOscillator(System):
         "deterministic": {"noise": 0.0},
         "small": {"t_end": 5.0, "n_t": 51},
     }
+
+    drive_amplitude = param.Number(0.0, bounds=(0, None), softbounds=(0.2, 1.5),
+                                   doc="Amplitude A of the built-in drive A sin(2πνt).")
+    drive_frequency = param.Number(0.15, bounds=(0, None), softbounds=(0.05, 0.3),
+                                   doc="Frequency ν of the built-in drive (cycles per time).")
 
     noise = param.Number(0.02, bounds=(0, None), doc="Process noise std s on the velocity.")
     x0 = param.NumericTuple((1.0, 0.0), length=2, doc="Initial (position, velocity).")
@@ -44,11 +54,22 @@ class PlanarOscillator(System):
     def state_shape(self) -> tuple[int, ...]:
         return (2,)
 
-    def integrate(self, acceleration, n_cases: int, forcings, t, rng) -> np.ndarray:
-        """RK4 of (ẋ, v̇) = (v, acceleration(x, v) + f) from ``x0``: ``(n_cases, T, 2)``."""
-        def drift(_t, z, f):
+    @classmethod
+    def resonance_preset(cls, mu_names: list[str]) -> dict:
+        """``mu_names`` plus the drive's amplitude and frequency as μ, no other forcing."""
+        return {"mu_names": [*mu_names, "drive_amplitude", "drive_frequency"],
+                "forcing_family": "none", "forcing_ranges": {}}
+
+    def integrate(self, acceleration, n_cases: int, forcings, t, rng,
+                  p: dict[str, np.ndarray]) -> np.ndarray:
+        """RK4 of (ẋ, v̇) = (v, acceleration(x, v) + A sin(2πνt) + f) from ``x0``, with A and ν
+        from ``p`` (:meth:`mu_dict`): ``(n_cases, T, 2)``."""
+        amp, freq = p["drive_amplitude"], p["drive_frequency"]
+
+        def drift(tt, z, f):
             x, v = z[:, 0], z[:, 1]
-            return np.stack([v, acceleration(x, v) + f[:, 0]], axis=1)
+            drive = amp * np.sin(2 * np.pi * freq * tt)
+            return np.stack([v, acceleration(x, v) + drive + f[:, 0]], axis=1)
 
         z0 = np.tile(np.asarray(self.x0, dtype=np.float64), (n_cases, 1))
         return rk4_additive(drift, z0, t, self.max_step, rng, np.array([0.0, self.noise]),
@@ -59,7 +80,9 @@ class OscillatorSystem(PlanarOscillator):
     """Forced Duffing oscillator ẍ + δẋ + αx + βx³ = f(t) (+ noise)."""
 
     system_name = "oscillator"
-    units = {"delta": "1/time", "alpha": "1/time²", "beta": "1/(length² time²)"}
+    units = {"delta": "1/time", "alpha": "1/time²", "beta": "1/(length² time²)", **DRIVE_UNITS}
+    presets = {**PlanarOscillator.presets,
+               "resonance": PlanarOscillator.resonance_preset(["delta", "beta"])}
 
     delta = param.Number(0.3, bounds=(0, None), softbounds=(0.1, 0.5), doc="Damping δ.")
     alpha = param.Number(1.0, softbounds=(0.5, 1.5), doc="Linear stiffness α.")
@@ -71,4 +94,4 @@ class OscillatorSystem(PlanarOscillator):
     def _simulate_batch(self, mu, forcings, t, rng):
         p = self.mu_dict(mu)
         d, a, b = p["delta"], p["alpha"], p["beta"]
-        return self.integrate(lambda x, v: -d * v - a * x - b * x**3, len(mu), forcings, t, rng)
+        return self.integrate(lambda x, v: -d * v - a * x - b * x**3, len(mu), forcings, t, rng, p)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import param
 
-from engine.systems.oscillator import PlanarOscillator
+from engine.systems.oscillator import DRIVE_UNITS, PlanarOscillator
 
 __all__ = ["VanDerPolSystem"]
 
@@ -32,7 +32,9 @@ class VanDerPolSystem(PlanarOscillator):
     """Forced Van der Pol oscillator ẍ − μ_d(1 − x²)ẋ + kx = f(t) (+ noise)."""
 
     system_name = "van_der_pol"
-    units = {"damping": "1/time", "stiffness": "1/time²"}
+    units = {"damping": "1/time", "stiffness": "1/time²", **DRIVE_UNITS}
+    presets = {**PlanarOscillator.presets,
+               "resonance": PlanarOscillator.resonance_preset(["damping", "stiffness"])}
 
     damping = param.Number(1.0, bounds=(0, None), softbounds=(0.1, 2.0),
                            doc="Nonlinear damping μ_d (negative damping for |x| < 1).")
@@ -47,4 +49,4 @@ class VanDerPolSystem(PlanarOscillator):
         if md.max() * self.max_step > 0.5:
             raise ValueError(f"{self.system_name}: damping {md.max():g} is too stiff for RK4 "
                              f"with max_step {self.max_step:g}; need damping * max_step <= 0.5")
-        return self.integrate(lambda x, v: md * (1 - x**2) * v - k * x, len(mu), forcings, t, rng)
+        return self.integrate(lambda x, v: md * (1 - x**2) * v - k * x, len(mu), forcings, t, rng, p)
