@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -25,6 +26,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # One entry per shipped model: data (preset and sizes), training hyperparameters.
+# "calibrate": fit the uncertainty scale on the val split (engine.calibration) before the
+# test split is scored; "eval": the split that is scored ("val" where a time-split preset
+# has no test piece, and then nothing is calibrated on it).
+_BURGERS_PAPER_TRAIN = ["--steps", "40000", "--window", "64", "--windows-per-step", "2",
+                        "--lr", "1e-3", "--kl-transition", "8000",
+                        "--set", "lr_decay_steps=2000"]
+_RD_PAPER_TRAIN = ["--latent-dim", "2", "--drift", "library", "--steps", "20000", "--window", "128",
+                   "--lr", "3e-3", "--kl-transition", "10000", "--periodic",
+                   "--set", "lr_decay_steps=2000", "--set", "library_degree=3"]
 SPECS: dict[str, dict] = {
     "burgers": {
         "title": "Forced viscous Burgers 1-D (physically consistent default preset)",
@@ -41,16 +51,101 @@ SPECS: dict[str, dict] = {
     },
     "burgers_paper": {
         "system": "burgers",
-        "title": "Forced viscous Burgers 1-D, the ROM paper's set-up (reproduction)",
+        "title": "Forced viscous Burgers 1-D, the ROM paper's set-up, d = 4 (reproduction)",
         "generate": {"preset": "paper", "n": {"train": 100, "val": 10, "test": 10}},
-        "train": ["--latent-dim", "4", "--steps", "30000", "--window", "64",
-                  "--windows-per-step", "2", "--lr", "1e-3", "--set", "lr_decay_steps=3000"],
+        "train": ["--latent-dim", "4", *_BURGERS_PAPER_TRAIN],
+    },
+    "burgers_paper_d3": {
+        "system": "burgers",
+        "title": "Forced viscous Burgers 1-D, the ROM paper's set-up, d = 3 (reproduction)",
+        "generate": {"preset": "paper", "n": {"train": 100, "val": 10, "test": 10}},
+        "train": ["--latent-dim", "3", *_BURGERS_PAPER_TRAIN],
+    },
+    "burgers_paper_d5": {
+        "system": "burgers",
+        "title": "Forced viscous Burgers 1-D, the ROM paper's set-up, d = 5 (reproduction)",
+        "generate": {"preset": "paper", "n": {"train": 100, "val": 10, "test": 10}},
+        "train": ["--latent-dim", "5", *_BURGERS_PAPER_TRAIN],
     },
     "heat": {
         "title": "Stochastic heat equation with forcing (Gaussian oracle)",
         "generate": {"preset": None, "n": {"train": 64, "val": 8, "test": 8}},
         "train": ["--latent-dim", "4", "--steps", "10000", "--window", "64",
                   "--windows-per-step", "4", "--lr", "2e-3", "--set", "lr_decay_steps=2000"],
+    },
+    "reaction_diffusion": {
+        "title": "λ–ω reaction–diffusion spiral waves, parametric (β, d) on a 48×48 grid",
+        "generate": {"preset": "parametric", "n": {"train": 64, "val": 8, "test": 8}},
+        "train": ["--latent-dim", "4", "--steps", "15000", "--window", "32",
+                  "--windows-per-step", "4", "--lr", "2e-3", "--periodic",
+                  "--set", "lr_decay_steps=2000"],
+    },
+    "reaction_diffusion_paper": {
+        "system": "reaction_diffusion",
+        "title": "λ–ω reaction–diffusion, the ROM paper's clean set-up, polynomial drift (reproduction)",
+        "generate": {"preset": "paper", "n": {"train": 1, "val": 1, "test": 1}},
+        "train": _RD_PAPER_TRAIN,
+    },
+    "reaction_diffusion_paper_noisy": {
+        "system": "reaction_diffusion",
+        "title": "λ–ω reaction–diffusion, the ROM paper's noisy set-up (σ = 0.01), polynomial drift "
+                 "(reproduction)",
+        "generate": {"preset": "paper_noisy", "n": {"train": 1, "val": 1, "test": 1}},
+        "train": _RD_PAPER_TRAIN,
+    },
+    "lotka_volterra": {
+        "title": "Stochastic Lotka–Volterra with the prey growth rate α as μ",
+        "generate": {"preset": None, "n": {"train": 100, "val": 10, "test": 10}},
+        "train": ["--architecture", "identity", "--steps", "10000", "--window", "32",
+                  "--windows-per-step", "8", "--lr", "3e-3", "--set", "drift_hidden=[64,64,64]",
+                  "--set", "lr_decay_steps=1000", "--set", "decoder_log_var_init=-9"],
+    },
+    "lotka_volterra_paper": {
+        "system": "lotka_volterra",
+        "title": "Stochastic Lotka–Volterra, the amortized-reparametrization paper's set-up "
+                 "(one trajectory, forecast t > 50)",
+        "generate": {"preset": "paper", "n": {"train": 1, "val": 1}},
+        "eval": "val", "calibrate": False,
+        "train": ["--architecture", "identity", "--steps", "3000", "--window", "64",
+                  "--lr", "1e-3", "--set", "drift_hidden=[64,64,64]", "--set", "lr_decay_steps=1000",
+                  "--set", "decoder_log_var_init=-9"],
+    },
+    "lorenz63": {
+        "title": "Lorenz-63 with observation noise and a physics drift (σ, ρ, β learned)",
+        "generate": {"preset": "paper", "n": {"train": 1, "test": 1}},
+        "calibrate": False,
+        "train": ["--architecture", "identity", "--drift", "physics", "--physics", "lorenz63",
+                  "--steps", "5000", "--window", "64", "--windows-per-step", "4", "--lr", "1e-2",
+                  "--set", "lr_decay_steps=1000", "--set", "decoder_log_var_init=-6",
+                  "--set", 'physics_params={"sigma": 5.0, "rho": 15.0, "beta": 1.0}'],
+    },
+    "predprey4": {
+        "title": "4-D competitive predator–prey SDE with the prey growth rates as μ",
+        "generate": {"preset": None, "n": {"train": 100, "val": 10, "test": 10}},
+        "train": ["--architecture", "identity", "--steps", "10000", "--window", "64",
+                  "--windows-per-step", "8", "--lr", "3e-3", "--set", "drift_hidden=[64,64]",
+                  "--set", "lr_decay_steps=1000", "--set", "decoder_log_var_init=-9"],
+    },
+    "kuramoto_sivashinsky": {
+        "title": "Kuramoto–Sivashinsky (chaotic) with the domain length L as μ",
+        "generate": {"preset": None, "n": {"train": 128, "val": 16, "test": 16}},
+        "train": ["--latent-dim", "8", "--steps", "20000", "--window", "64",
+                  "--windows-per-step", "4", "--lr", "2e-3", "--periodic",
+                  "--set", "lr_decay_steps=2000", "--set", "drift_hidden=[128,128,128]"],
+    },
+    "van_der_pol": {
+        "title": "Forced, noisy Van der Pol oscillator (classroom system: limit cycles)",
+        "generate": {"preset": None, "n": {"train": 128, "val": 16, "test": 16}},
+        "train": ["--steps", "10000", "--window", "32", "--windows-per-step", "16", "--lr", "3e-3",
+                  "--set", "drift_hidden=[64,64]", "--set", "decoder_log_var_init=-7",
+                  "--set", "lr_decay_steps=2000"],
+    },
+    "pendulum_video": {
+        "title": "Pendulum video (32×32 binary frames) with the initial angle as μ",
+        "generate": {"preset": None, "n": {"train": 64, "val": 8, "test": 8}},
+        "train": ["--latent-dim", "2", "--n-win", "5", "--steps", "15000", "--window", "64",
+                  "--windows-per-step", "4", "--lr", "1e-3", "--set", "drift_hidden=[64,64]",
+                  "--set", "lr_decay_steps=1500"],
     },
 }
 
@@ -64,28 +159,92 @@ def srom(*args: str) -> str:
     return result.stdout
 
 
-def train(names: list[str], out: Path) -> None:
-    for name in names:
-        spec = SPECS[name]
-        target = out / name
-        with tempfile.TemporaryDirectory() as tmp:
-            files = {}
-            for split, n in spec["generate"]["n"].items():
-                files[split] = Path(tmp) / f"{split}.npz"
-                preset = spec["generate"]["preset"]
-                srom("generate", spec.get("system", name), "--n", str(n), "--split", split, "--seed", "0",
-                     "--out", str(files[split]), *(["--preset", preset] if preset else []))
-            start = time.time()
-            srom("train", str(files["train"]), "--out", str(target), "--val", str(files["val"]),
-                 "--seed", "0", *spec["train"])
-            wall = time.time() - start
-            metrics = json.loads(srom("evaluate", str(target), str(files["test"]), "--json",
-                                      "--n-samples", "128"))
-        (target / "checkpoint.safetensors").unlink(missing_ok=True)
-        record = {"system": spec.get("system", name), "name": name, "test": metrics, "train_wall_seconds": wall,
-                  "generate": spec["generate"], "train_args": spec["train"],
-                  "host": platform.node(), "python": platform.python_version()}
-        (target / "eval.json").write_text(json.dumps(record, indent=2))
+def _datasets(spec: dict, cache: Path, smoke: bool, skip: tuple[str, ...] = ()) -> dict[str, Path]:
+    """Generate (once per run) the splits a spec needs; shared between specs."""
+    system = spec["system_name"]
+    preset = spec["generate"]["preset"]
+    files = {}
+    for split, n in spec["generate"]["n"].items():
+        if split in skip:
+            continue
+        n = min(n, 4) if smoke else n
+        files[split] = cache / f"{system}-{preset or 'default'}-{split}-{n}.npz"
+        if not files[split].is_file():
+            srom("generate", system, "--n", str(n), "--split", split, "--seed", "0",
+                 "--out", str(files[split]), *(["--preset", preset] if preset else []))
+    return files
+
+
+def _trained(target: Path) -> dict | None:
+    """``train_wall.json`` of a completed earlier training in ``target`` (for ``--reuse``)."""
+    config, record = target / "config.json", target / "train_wall.json"
+    if not (config.is_file() and (target / "model.safetensors").is_file()):
+        return None
+    if json.loads(config.read_text()).get("training", {}).get("status") != "completed":
+        return None
+    return json.loads(record.read_text()) if record.is_file() else {"seconds": None}
+
+
+def train(names: list[str], out: Path, smoke: bool = False, reuse: bool = False) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            spec = {**SPECS[name], "system_name": SPECS[name].get("system", name)}
+            target = out / name
+            wall = _trained(target) if reuse else None
+            files = _datasets(spec, Path(tmp), smoke, skip=("train",) if wall is not None else ())
+            jobs = int(os.environ.get("SROM_PRETRAINED_JOBS", "1"))
+            args = [*spec["train"], *(["--steps", "30"] if smoke else [])]
+            eval_split = spec.get("eval", "test")
+            if wall is None:
+                start = time.time()
+                srom("train", str(files["train"]), "--out", str(target),
+                     "--val", str(files.get("val", files[eval_split])),
+                     "--seed", "0", *args)
+                wall = {"seconds": time.time() - start, "concurrent_trainings": jobs}
+                (target / "train_wall.json").write_text(json.dumps(wall))
+            calibration = None
+            saved = json.loads((target / "config.json").read_text()).get("calibration")
+            if reuse and saved and spec.get("calibrate", True):
+                calibration = saved  # calibrated by the earlier run
+            elif spec.get("calibrate", True):
+                calibration = json.loads(srom("calibrate", str(target), str(files["val"]), "--json",
+                                               *(["--n-samples", "8"] if smoke else [])))
+            metrics = json.loads(srom("evaluate", str(target), str(files[eval_split]), "--json",
+                                      "--n-samples", "8" if smoke else "128"))
+            (target / "checkpoint.safetensors").unlink(missing_ok=True)
+            from engine import load_model
+
+            record = {"system": spec["system_name"], "name": name, "test": metrics,
+                      "drift_parameters": load_model(target).drift_parameters_,
+                      "eval_split": eval_split, "calibration": calibration,
+                      "train_wall_seconds": wall["seconds"], "generate": spec["generate"],
+                      "concurrent_trainings": wall.get("concurrent_trainings"),
+                      "train_args": spec["train"], "smoke": smoke,
+                      "host": platform.node(), "python": platform.python_version()}
+            (target / "eval.json").write_text(json.dumps(record, indent=2))
+
+
+def train_parallel(names: list[str], out: Path, jobs: int, smoke: bool, reuse: bool) -> None:
+    """Run ``train`` for each name in its own process, ``jobs`` at a time (logs in
+    ``<out>/logs/<name>.log``); a failing model is reported and the others go on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def run(name: str) -> tuple[str, int, float]:
+        start = time.time()
+        with open(logs / f"{name}.log", "w") as log:
+            env = {**os.environ, "SROM_PRETRAINED_JOBS": str(jobs)}
+            code = subprocess.call([sys.executable, __file__, "train", "--only", name, "--out", str(out),
+                                    *(["--smoke"] if smoke else []), *(["--reuse"] if reuse else [])],
+                                   cwd=ROOT, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        return name, code, time.time() - start
+
+    with ThreadPoolExecutor(jobs) as pool:
+        for name, code, seconds in pool.map(run, names):
+            print(f"{name}: {'ok' if code == 0 else f'FAILED ({code})'} in {seconds:.0f} s", flush=True)
 
 
 def cards(names: list[str], out: Path) -> None:
@@ -132,13 +291,27 @@ def cards(names: list[str], out: Path) -> None:
             f"- latent dimension {config['latent_dim']}, architecture `{config['architecture']}`, "
             f"drift `{params['drift']}`, window {params['window']} × {params['windows_per_step']} per step",
             f"- `srom train` arguments: `{' '.join(record['train_args'])}`",
-            f"- {train['steps']} steps in {train['seconds']:.0f} s of training "
-            f"({record['train_wall_seconds']:.0f} s wall with set-up) on {train['device_name']}"
-            f" ({'CUDA graph' if train.get('cuda_graph') else 'eager'}), status `{train['status']}`",
-            f"- weights: {size_mb:.2f} MB", "",
-            "## Held-out test metrics", "",
-            "Protocol: encode the first snapshot of each test trajectory, predict its whole time "
-            "grid with its μ and forcing (128 paths), score the predictive mean and samples.", "",
+            f"- {train['steps']} steps in {train['seconds']:.0f} s of training"
+            + (f" ({record['train_wall_seconds']:.0f} s wall with set-up)"
+               if record.get("train_wall_seconds") is not None else "")
+            + f" on {train['device_name']} ({'CUDA graph' if train.get('cuda_graph') else 'eager'})"
+            + (f", sharing the GPU with {record['concurrent_trainings'] - 1} other trainings "
+               "(so the time per step is inflated)" if (record.get("concurrent_trainings") or 1) > 1 else "")
+            + f"; status `{train['status']}`",
+            f"- weights: {size_mb:.2f} MB",
+            *([f"- learned physics parameters: " + ", ".join(
+                f"{k} = {v:.4g}" for k, v in record["drift_parameters"].items()
+                if isinstance(v, float))] if record.get("drift_parameters") else []),
+            "",
+            "## Held-out metrics", "",
+            f"Protocol: encode the first snapshot of each `{record.get('eval_split', 'test')}` "
+            "trajectory, predict its whole time grid with its μ and forcing (128 paths), score the "
+            "predictive mean and samples.",
+            (f"Uncertainty calibrated on the validation split before scoring: every noise source "
+             f"scaled by {record['calibration']['scale']:.3g} (90% coverage on validation "
+             f"{record['calibration']['coverage_before']:.3f} → {record['calibration']['coverage_after']:.3f})."
+             if record.get("calibration") else "Uncertainty not recalibrated (no separate "
+             "validation split, or the preset's only held-out piece is the one scored)."), "",
             "| metric | value |", "|---|---|",
             *[f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in test.items()],
             "", "## Known limits", "",
@@ -157,12 +330,24 @@ def main() -> None:
     parser.add_argument("phase", choices=["train", "cards"])
     parser.add_argument("--only", help="comma-separated systems (default: all)")
     parser.add_argument("--out", default=str(ROOT / "pretrained"))
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="train this many models at once (one process each; on one GPU "
+                             "this overlaps data generation and evaluation with training)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep a completed model already in --out; only calibrate and score it")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny data and 30 steps: check every spec runs (not for shipping)")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(SPECS)
     unknown = set(names) - set(SPECS)
     if unknown:
         raise SystemExit(f"unknown systems {sorted(unknown)}; known: {sorted(SPECS)}")
-    (train if args.phase == "train" else cards)(names, Path(args.out))
+    if args.phase == "train" and args.jobs > 1:
+        train_parallel(names, Path(args.out), args.jobs, args.smoke, args.reuse)
+    elif args.phase == "train":
+        train(names, Path(args.out), smoke=args.smoke, reuse=args.reuse)
+    else:
+        cards(names, Path(args.out))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ from engine import load_model, systems
 
 ROOT = Path(__file__).resolve().parent.parent / "pretrained"
 MODELS = sorted(p.parent.name for p in ROOT.glob("*/config.json"))
-# tolerance for a small fresh test set against the card's 8–16-trajectory figure
-TOLERANCE = 1.6
+# tolerance for a small fresh test set against the card's 8–16-trajectory figure; a preset
+# cut in time has a single (fresh) trajectory, whose error varies more
+TOLERANCE, TOLERANCE_ONE_TRAJECTORY = 1.6, 2.5
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -23,12 +24,15 @@ def test_pretrained_model_meets_its_card(name):
     assert (directory / "model.safetensors").stat().st_size < 10 * 2**20
     model = load_model(directory)
     preset = record["generate"]["preset"]
-    fresh = systems.generate(record["system"], n=4, split="test", seed=12345, preset=preset)
+    split = record.get("eval_split", "test")
+    n = min(4, record["generate"]["n"][split])
+    fresh = systems.generate(record["system"], n=n, split=split, seed=12345, preset=preset)
     metrics = model.evaluate(fresh, n_samples=32, seed=1)
     card = record["test"]
-    assert metrics["rmse"] <= TOLERANCE * card["rmse"], (metrics, card)
+    tolerance = TOLERANCE if n > 1 else TOLERANCE_ONE_TRAJECTORY
+    assert metrics["rmse"] <= tolerance * card["rmse"], (metrics, card)
     if card["rel_l2_mean"] < 1.0:  # relative error is meaningless where the truth is ~0
-        assert metrics["rel_l2_mean"] <= TOLERANCE * card["rel_l2_mean"], (metrics, card)
+        assert metrics["rel_l2_mean"] <= tolerance * card["rel_l2_mean"], (metrics, card)
     pred = model.predict(fresh.x[0, 0], fresh.mu[0], fresh.t, fresh.f[0], n_samples=4, seed=0)
     assert np.all(np.isfinite(pred.mean))
 
