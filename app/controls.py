@@ -15,10 +15,37 @@ import panel as pn
 
 from app.state import ForcingField, MuSpec
 
-__all__ = ["MuControl", "range_bar_html", "forcing_widget", "nice_step", "label", "label_of"]
+__all__ = ["MuControl", "range_bar_html", "forcing_widget", "nice_step", "label", "label_of",
+           "BusyLabel"]
 
 TRAINED_COLOR = "#2ca02c"
 OUTSIDE_COLOR = "#d62728"
+
+
+class BusyLabel:
+    """A "computing…" mark of fixed size whose text alone changes.
+
+    A spinner that is shown and hidden (``visible``/CSS classes) makes the browser lay the
+    whole page out again, 0.2–0.5 s per toggle on a 2-core machine (measured by
+    ``benchmarks/ui_speed.py``); changing a fixed-size pane's text costs about 1 ms.
+    """
+
+    HTML = '<span style="color:#0b3d91;font-size:12px;white-space:nowrap">⏳ computing…</span>'
+
+    def __init__(self, busy: bool = False, **params):
+        self.pane = pn.pane.HTML(self.HTML if busy else "", width=100, height=20,
+                                 margin=(10, 4, 0, 8), **params)
+
+    @property
+    def value(self) -> bool:
+        """Whether it shows busy."""
+        return bool(self.pane.object)
+
+    @value.setter
+    def value(self, busy: bool) -> None:
+        text = self.HTML if busy else ""
+        if self.pane.object != text:
+            self.pane.object = text
 
 
 def label(text: str) -> dict[str, str]:

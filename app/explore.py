@@ -29,7 +29,7 @@ from bokeh.models import Range1d
 from panel.io.state import set_curdoc
 
 from app import export
-from app.controls import MuControl, forcing_widget, label
+from app.controls import BusyLabel, MuControl, forcing_widget, label
 from app.plots import ErrorPlot, FieldPlot, ForcingPlot, LatentPlot, PhasePlot, QoIPlot
 from app.state import BANDS, ExploreResult, ExploreState, forcing_fields
 
@@ -93,7 +93,7 @@ def _model_card(state: ExploreState) -> str:
              f"latent d = {m.latent_dim_}",
              f"trained on t ∈ [{m.t_range_[0]:g}, {m.t_range_[1]:g}], dt = {m.dt_:g}"]
     if "rel_l2_mean" in metrics:
-        lines.append(f"test relative L2 error {metrics['rel_l2_mean']:.3g}, "
+        lines.append(f"held-out relative L2 error {metrics['rel_l2_mean']:.3g}, "
                      f"90 % coverage {100 * metrics.get('coverage_90', float('nan')):.0f} %")
     if state.system is None:
         lines.append("⚠ no matching simulator: predictions need one for the initial state")
@@ -152,11 +152,8 @@ class ExploreView(pn.viewable.Viewer):
                                     sizing_mode="stretch_width")
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width",
                                         styles={"font-size": "12px", "color": "#555"})
-        self._spinner = pn.indicators.LoadingSpinner(value=s.busy, size=18, width=18,
-                                                     height=18, margin=(8, 4, 0, 8),
-                                                     visible=s.busy)
-        s.param.watch(lambda e: self._spinner.param.update(value=bool(e.new),
-                                                           visible=bool(e.new)), "busy")
+        self._spinner = BusyLabel(s.busy)
+        s.param.watch(lambda e: setattr(self._spinner, "value", bool(e.new)), "busy")
         tips = {"npz": "The prediction's arrays (mean, quantiles, kept sample paths, latent, "
                        "μ, forcing) and a JSON description",
                 "csv": "The probe's value over time, as plotted: t, mean, std, quantiles",
@@ -179,7 +176,7 @@ class ExploreView(pn.viewable.Viewer):
         download = pn.pane.Markdown("Download", sizing_mode="fixed", width=64,
                                     margin=(4, 0, 0, 8), styles={"font-size": "12px"})
         self.main = pn.Column(self._error, self._warning,
-                              pn.Row(self._status, self._spinner, download,
+                              pn.Row(self._status, self._spinner.pane, download,
                                      *self._downloads.values(), sizing_mode="stretch_width"),
                               self._plot_box, sizing_mode="stretch_width")
         s.param.watch(lambda e: self._rebuild(), "model")

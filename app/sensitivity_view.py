@@ -15,7 +15,7 @@ import numpy as np
 import panel as pn
 import param
 
-from app.controls import label
+from app.controls import BusyLabel, label
 from app.explore import session_dispatcher
 from app.export import field_kind
 from app.plots import FieldPlot, SweepPlot, TornadoPlot
@@ -74,8 +74,7 @@ class SensitivityView(pn.viewable.Viewer):
         self._run.on_click(lambda e: s.run("sweep"))
         self._rank = pn.widgets.Button(**label("Rank inputs"), **w)
         self._rank.on_click(lambda e: s.run("tornado"))
-        self._spinner = pn.indicators.LoadingSpinner(value=False, size=18, width=18, height=18,
-                                                     margin=(8, 4, 0, 8), visible=False)
+        self._spinner = BusyLabel(False)
         self._progress = pn.indicators.Progress(value=0, max=100, width=200, margin=(12, 8),
                                                 visible=False)
         self._nominal = pn.pane.Markdown("", styles={"font-size": "12px", "color": "#555"}, **w)
@@ -97,7 +96,7 @@ class SensitivityView(pn.viewable.Viewer):
             pn.pane.Markdown(HELP, styles={"font-size": "13px"}, **w), self._input, self._input2,
             self._statistic, self._probe, self._time, self._points, self._grid_points,
             self._paths, pn.Row(self._run, self._rank, **w),
-            pn.Row(self._spinner, self._progress, **w), self._nominal, width=340)
+            pn.Row(self._spinner.pane, self._progress, **w), self._nominal, width=340)
         self.main = pn.Column(self._error, self._status, self._sweep_box, self._grid_box,
                               self._tornado_box, **w)
 
@@ -197,7 +196,7 @@ class SensitivityView(pn.viewable.Viewer):
     def _show_progress(self, *events) -> None:
         s = self.state
         with pn.io.hold():
-            self._spinner.param.update(value=s.busy, visible=s.busy)
+            self._spinner.value = s.busy
             self._progress.param.update(value=int(round(100 * s.progress)), visible=s.busy)
             self._error.param.update(object=f"**Error:** {s.error}", visible=bool(s.error))
 

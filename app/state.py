@@ -221,9 +221,9 @@ class ExploreState(param.Parameterized):
     background = param.Boolean(default=False, doc=(
         "Predict on the state's worker thread (the dashboard); False predicts inside the "
         "change (scripts, tests)."))
-    preview_paths = param.Integer(default=16, bounds=(0, None), doc=(
+    preview_paths = param.Integer(default=12, bounds=(0, None), doc=(
         "In the background, first show a preview with this many paths when n_paths is at "
-        "least four times as many (0: never)."))
+        "least three times as many (0: never)."))
 
     _INPUTS = ("mu", "forcing_family", "forcing_params", "n_paths", "horizon", "seed",
                "show_truth", "max_frames", "n_keep")
@@ -371,7 +371,7 @@ class ExploreState(param.Parameterized):
         worker = self.worker
         preview = int(self.preview_paths)
         try:
-            if 0 < preview and 4 * preview <= req.n_paths:
+            if 0 < preview and 3 * preview <= req.n_paths:
                 quick = predict_request(req, n_paths=preview)
                 worker.deliver(generation, lambda: self._apply(quick, final=False))
                 if not worker.current(generation):

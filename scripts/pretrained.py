@@ -175,6 +175,15 @@ def _datasets(spec: dict, cache: Path, smoke: bool, skip: tuple[str, ...] = ()) 
     return files
 
 
+def _store_metrics(target: Path, metrics: dict) -> None:
+    """Keep the held-out scores (after calibration) in config.json, where the dashboard
+    reads them (``metrics_``), instead of the pre-calibration validation scores."""
+    config_path = target / "config.json"
+    config = json.loads(config_path.read_text())
+    config["metrics"] = metrics
+    config_path.write_text(json.dumps(config, indent=2))
+
+
 def _trained(target: Path) -> dict | None:
     """``train_wall.json`` of a completed earlier training in ``target`` (for ``--reuse``)."""
     config, record = target / "config.json", target / "train_wall.json"
@@ -212,6 +221,7 @@ def train(names: list[str], out: Path, smoke: bool = False, reuse: bool = False)
             metrics = json.loads(srom("evaluate", str(target), str(files[eval_split]), "--json",
                                       "--n-samples", "8" if smoke else "128"))
             (target / "checkpoint.safetensors").unlink(missing_ok=True)
+            _store_metrics(target, metrics)
             from engine import load_model
 
             record = {"system": spec["system_name"], "name": name, "test": metrics,

@@ -242,8 +242,8 @@ def test_background_preview_then_refinement(state):
     state.n_paths = 24  # applied in the worker thread (no dispatch): wait for it
     assert state.wait(60)
     assert seen == [(4, True, True), (24, False, False)]
-    state.n_paths = 12  # fewer than 4 × 4 paths: no preview
-    assert state.wait(60) and seen[-1] == (12, False, False) and len(seen) == 3
+    state.n_paths = 11  # fewer than 3 × 4 paths: no preview
+    assert state.wait(60) and seen[-1] == (11, False, False) and len(seen) == 3
 
 
 def test_background_bad_input_fails_at_once_and_drops_older_results(state):

@@ -5,16 +5,15 @@ Skipped unless Panel, Playwright and a Chromium binary (``/usr/bin/chromium`` or
 ``$SROM_CHROMIUM``) are installed; Playwright's own browser download is never used.
 
 Environment:
-    SROM_UI_MODELS_DIR: serve the models in this directory instead of the tiny test model
-        (e.g. a well-trained Burgers model, for a meaningful screenshot).
-    SROM_UPDATE_SCREENSHOTS=1: also write ``assets/screenshots/explore.png`` and
-        ``about.png`` (otherwise screenshots go to the test's temporary directory).
+    SROM_UI_MODELS_DIR: serve the models in this directory instead of the tiny test model.
+
+The screenshots taken here go to the test's temporary directory; the README's pictures are
+made by ``scripts/screenshots.py``.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -91,13 +90,6 @@ def server(tmp_path_factory):
             proc.kill()
 
 
-def _screenshot_dir(tmp_path: Path) -> list[Path]:
-    targets = [tmp_path]
-    if os.environ.get("SROM_UPDATE_SCREENSHOTS") == "1":
-        targets.append(ROOT / "assets" / "screenshots")
-    return targets
-
-
 def test_slider_move_updates_the_plot(server, tmp_path):
     external: list[str] = []
     with sync_api.sync_playwright() as p:
@@ -131,16 +123,10 @@ def test_slider_move_updates_the_plot(server, tmp_path):
             page.locator("input[type=checkbox]").first.click()  # "Compare with the simulator"
             page.wait_for_function(TRUTH_SHOWN, polling="raf", timeout=30_000)
             page.wait_for_timeout(800)  # let the other figures repaint before the picture
-            targets = _screenshot_dir(tmp_path)
-            for folder in targets:
-                folder.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(targets[0] / "explore.png"))
+            page.screenshot(path=str(tmp_path / "explore.png"))
             page.locator(".bk-tab", has_text="About").first.click()
             page.locator(".katex").first.wait_for(state="attached", timeout=10_000)  # KaTeX ran
-            page.screenshot(path=str(targets[0] / "about.png"))
-            for folder in targets[1:]:
-                for name in ("explore.png", "about.png"):
-                    shutil.copyfile(targets[0] / name, folder / name)
+            page.screenshot(path=str(tmp_path / "about.png"))
         finally:
             browser.close()
     print(f"\nfirst render {first_render:.2f} s, slider release → new plot data {update:.3f} s")
