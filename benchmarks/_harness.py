@@ -32,9 +32,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import Dataset, StochasticROM
-from engine.data import Normalization
 from engine.metrics import relative_l2
-from engine.model import resolve_device
 from engine.rollout import RolloutEngine
 
 __all__ = [
@@ -124,35 +122,8 @@ def model_params(prob: Problem, device: str, seed: int, **overrides) -> dict:
 
 def prepare_model(params: dict, train: Dataset) -> StochasticROM:
     """A StochasticROM whose modules are built (and initialised) exactly as ``fit`` would,
-    but not trained: the starting point of the solver-based competitors.
-
-    This mirrors the head of ``StochasticROM.fit`` (an engine hook such as
-    ``StochasticROM.build(dataset)`` would make it unnecessary).
-    """
-    model = StochasticROM(**params)
-    model._check_params()
-    device = resolve_device(model.device)
-    torch.manual_seed(model.seed)
-    if device.type == "cuda":
-        torch.cuda.manual_seed_all(model.seed)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    norm = Normalization.fit(train, model.normalize)
-    model.normalization_ = norm
-    model.state_shape_ = train.state_shape
-    model.n_params_, model.n_forcing_ = train.n_params, train.n_forcing
-    model.param_names_ = list(train.param_names)
-    model.forcing_names_ = list(train.forcing_names)
-    model.param_ranges_ = train.summary()["param_ranges"]
-    model.t_range_ = [float(train.t[0]), float(train.t[-1])]
-    model.dt_ = float(np.median(np.diff(train.t)))
-    model.system_ = train.system
-    model.dataset_info_ = {}
-    t_span = float(train.t[-1] - train.t[0])
-    model.module_ = model._build(train.state_shape, train.n_params, train.n_forcing, norm,
-                                 t_span).to(device)
-    model._rollout = None
-    return model
+    but not trained: the starting point of the solver-based competitors."""
+    return StochasticROM(**params).initialize(train)
 
 
 @dataclass

@@ -264,22 +264,15 @@ class StochasticROM:
         return module.to(self.torch_dtype)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, dataset: Dataset, *, callback: TrainingCallback | None = None,
-            stop_flag: StopFlag | None = None, checkpoint: str | os.PathLike | None = None,
-            resume_from: str | os.PathLike | None = None) -> "StochasticROM":
-        """Train on ``dataset`` by amortized variational inference (no SDE solve).
+    def initialize(self, dataset: Dataset, normalization: Normalization | None = None
+                   ) -> "StochasticROM":
+        """Build and initialize the networks for ``dataset`` exactly as :meth:`fit` starts,
+        without training (seeded by ``seed``; used by ``fit`` and by benchmarks that train
+        the same networks another way).
 
         Args:
-            dataset: the training trajectories.
-            callback: progress callbacks (start / log / end).
-            stop_flag: set it from another thread to stop after the current step.
-            checkpoint: file to write checkpoints to (every ``checkpoint_every`` steps and
-                at the end); defaults to none.
-            resume_from: a checkpoint to continue from (same data and hyperparameters).
-
-        Returns:
-            self. ``training_`` records status (``completed``, ``stopped``, ``diverged``,
-            ``interrupted``), steps, seconds, device and the loss history.
+            dataset: the training trajectories (their shapes, normalization and ranges).
+            normalization: use these statistics instead of fitting them (resuming).
         """
         if not isinstance(dataset, Dataset):
             raise TypeError(f"fit expects an engine.Dataset, got {type(dataset).__name__}")
@@ -290,12 +283,7 @@ class StochasticROM:
             torch.cuda.manual_seed_all(self.seed)
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        resume = None
-        if resume_from is not None:
-            resume = read_checkpoint(resume_from)
-            norm = Normalization.from_dict(resume[1]["normalization"])
-        else:
-            norm = Normalization.fit(dataset, self.normalize)
+        norm = normalization or Normalization.fit(dataset, self.normalize)
         self.normalization_ = norm
         self.state_shape_ = dataset.state_shape
         self.n_params_, self.n_forcing_ = dataset.n_params, dataset.n_forcing
@@ -314,6 +302,29 @@ class StochasticROM:
         self.module_ = self._build(dataset.state_shape, dataset.n_params, dataset.n_forcing,
                                    norm, t_span).to(device)
         self._rollout = None
+        return self
+
+    def fit(self, dataset: Dataset, *, callback: TrainingCallback | None = None,
+            stop_flag: StopFlag | None = None, checkpoint: str | os.PathLike | None = None,
+            resume_from: str | os.PathLike | None = None) -> "StochasticROM":
+        """Train on ``dataset`` by amortized variational inference (no SDE solve).
+
+        Args:
+            dataset: the training trajectories.
+            callback: progress callbacks (start / log / end).
+            stop_flag: set it from another thread to stop after the current step.
+            checkpoint: file to write checkpoints to (every ``checkpoint_every`` steps and
+                at the end); defaults to none.
+            resume_from: a checkpoint to continue from (same data and hyperparameters).
+
+        Returns:
+            self. ``training_`` records status (``completed``, ``stopped``, ``diverged``,
+            ``interrupted``), steps, seconds, device and the loss history.
+        """
+        resume = read_checkpoint(resume_from) if resume_from is not None else None
+        self.initialize(dataset, Normalization.from_dict(resume[1]["normalization"])
+                        if resume is not None else None)
+        device, norm = self._device(), self.normalization_
 
         dtype = self.torch_dtype
         t = torch.as_tensor(dataset.t, dtype=dtype, device=device)
