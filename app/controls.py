@@ -34,7 +34,7 @@ class BusyLabel:
 
     def __init__(self, busy: bool = False, **params):
         self.pane = pn.pane.HTML(self.HTML if busy else "", width=100, height=20,
-                                 margin=(10, 4, 0, 8), **params)
+                                 sizing_mode="fixed", margin=(10, 4, 0, 8), **params)
 
     @property
     def value(self) -> bool:

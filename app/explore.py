@@ -161,7 +161,7 @@ class ExploreView(pn.viewable.Viewer):
         self._downloads = {
             kind: pn.widgets.FileDownload(
                 callback=getattr(self, f"_{kind}_bytes"), **label(f".{kind}"),
-                filename=f"srom-prediction.{kind}", description=tip, width=64,
+                filename=f"srom-prediction.{kind}", description=tip, width=64, height=32,
                 sizing_mode="fixed", margin=(4, 2))
             for kind, tip in tips.items()}
         self._plot_box = pn.Column(sizing_mode="stretch_width")
@@ -173,7 +173,7 @@ class ExploreView(pn.viewable.Viewer):
             self._model_select, self._model_info, "### Parameters μ", self._mu_box,
             "### Forcing", self._family, self._forcing_box, "### Sampling", self._n_paths,
             self._horizon, self._seed, self._truth, sizing_mode="stretch_width")
-        download = pn.pane.Markdown("Download", sizing_mode="fixed", width=64,
+        download = pn.pane.Markdown("Download", sizing_mode="fixed", width=64, height=24,
                                     margin=(4, 0, 0, 8), styles={"font-size": "12px"})
         self.main = pn.Column(self._error, self._warning,
                               pn.Row(self._status, self._spinner.pane, download,

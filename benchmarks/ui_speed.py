@@ -196,6 +196,7 @@ def serve_dashboard(models_dir: str | Path | None = None, log_path: Path | None 
         with open(log_path, "w") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "panel", "serve", str(ROOT / "app" / "main.py"),
+                 "--warm",  # as `srom serve` runs it
                  "--port", str(port), "--address", "127.0.0.1",
                  "--allow-websocket-origin", f"127.0.0.1:{port}"],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -204,7 +204,8 @@ def cmd_serve(args) -> int:
     app = Path(__file__).resolve().parent.parent / "app" / "main.py"
     if not app.is_file():
         raise UserError("the dashboard is not installed in this checkout (app/main.py missing)")
-    cmd = [sys.executable, "-m", "panel", "serve", str(app), "--port", str(args.port)]
+    # --warm runs the app once at start-up, so the first visitor does not wait for the imports
+    cmd = [sys.executable, "-m", "panel", "serve", str(app), "--port", str(args.port), "--warm"]
     if args.show:
         cmd.append("--show")
     return subprocess.call(cmd)
