@@ -15,7 +15,6 @@ reported coverage meaningless.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,24 +30,14 @@ __all__ = ["fit_uncertainty_scale", "validate_scale"]
 def _coverage(model: "StochasticROM", dataset: Dataset, scale: float, level: float,
               n_samples: int, seed: int, batch_size: int) -> float:
     """Share of ``dataset`` inside the central ``level`` interval (quantiles on the device)."""
-    from engine.model import ExtrapolationWarning
-
     model.uncertainty_scale_ = float(scale)
-    inside, total = 0.0, 0
     levels = [0.5 - level / 2, 0.5 + level / 2]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExtrapolationWarning)
-        for start in range(0, dataset.n_trajectories, batch_size):
-            sl = slice(start, start + batch_size)
-            x0 = dataset.x[sl, : model.n_win] if model.n_win > 1 else dataset.x[sl, 0]
-            pred = model.predict(x0, dataset.mu[sl], dataset.t, dataset.f[sl],
-                                 n_samples=n_samples, seed=seed + start, return_samples=False,
-                                 quantiles=levels)
-            lo, hi = pred.quantiles(levels)
-            truth = dataset.x[sl]
-            inside += float(np.count_nonzero((truth >= lo) & (truth <= hi)))
-            total += truth.size
-    return inside / total
+    inside = 0
+    for sl, pred in model.predict_dataset(dataset, n_samples, seed, batch_size,
+                                          return_samples=False, quantiles=levels):
+        lo, hi = pred.quantiles(levels)
+        inside += np.count_nonzero((dataset.x[sl] >= lo) & (dataset.x[sl] <= hi))
+    return inside / dataset.x.size
 
 
 def fit_uncertainty_scale(model: "StochasticROM", dataset: Dataset, level: float = 0.9,

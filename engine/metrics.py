@@ -104,8 +104,10 @@ class MetricAccumulator:
         weights = (2 * torch.arange(1, n + 1, device=device) - n - 1).float().view(1, n, 1)
         term2 = (weights * xs).sum(1) / (n * n)
         self._crps += float((term1 - term2).double().sum())
+        from engine.prediction import sorted_quantiles
+
         for level in self.LEVELS:
-            lo, hi = (_sorted_quantile(xs, q) for q in (0.5 - level / 2, 0.5 + level / 2))
+            lo, hi = sorted_quantiles(xs, np.array([0.5 - level / 2, 0.5 + level / 2]), dim=1)
             self._inside[level] += float(((y[:, 0] >= lo) & (y[:, 0] <= hi)).sum())
         self._count += y[:, 0].numel()
 
@@ -121,11 +123,3 @@ class MetricAccumulator:
             "coverage_90": self._inside[0.9] / self._count,
         }
 
-
-def _sorted_quantile(xs, q: float):
-    """The ``q`` quantile of samples sorted along dim 1 (``np.quantile``'s linear rule)."""
-    pos = q * (xs.shape[1] - 1)
-    lo = int(np.floor(pos))
-    hi = min(lo + 1, xs.shape[1] - 1)
-    frac = pos - lo
-    return xs[:, lo] * (1 - frac) + xs[:, hi] * frac

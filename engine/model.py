@@ -579,21 +579,32 @@ class StochasticROM:
             ``rel_l2_mean``, ``rel_l2_std``, ``rmse``, ``crps``, ``coverage_50``,
             ``coverage_90`` and ``n_trajectories``.
         """
-        self._check_fitted()
-        self._check_compatible(dataset)
         scores = MetricAccumulator()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExtrapolationWarning)
-            for start in range(0, dataset.n_trajectories, batch_size):
-                sl = slice(start, start + batch_size)
-                x0 = dataset.x[sl, : self.n_win] if self.n_win > 1 else dataset.x[sl, 0]
-                pred = self.predict(x0, dataset.mu[sl],
-                                    dataset.t, dataset.f[sl], n_samples=n_samples,
-                                    seed=seed + start)
-                scores.update(pred.mean, pred.samples, dataset.x[sl])
+        for sl, pred in self.predict_dataset(dataset, n_samples, seed, batch_size):
+            scores.update(pred.mean, pred.samples, dataset.x[sl])
         result = scores.result()
         result["n_trajectories"] = dataset.n_trajectories
         return result
+
+    def predict_dataset(self, dataset: Dataset, n_samples: int = 128, seed: int = 0,
+                        batch_size: int = 8, **predict_kwargs):
+        """The papers' protocol, batch by batch: for each slice of ``batch_size``
+        trajectories, predict their whole time grid from their first snapshot(s) with their
+        μ and f (seed ``seed + start``; extrapolation warnings silenced).
+
+        Yields:
+            ``(slice, Prediction)`` pairs.
+        """
+        self._check_fitted()
+        self._check_compatible(dataset)
+        for start in range(0, dataset.n_trajectories, batch_size):
+            sl = slice(start, start + batch_size)
+            x0 = dataset.x[sl, : self.n_win] if self.n_win > 1 else dataset.x[sl, 0]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExtrapolationWarning)
+                pred = self.predict(x0, dataset.mu[sl], dataset.t, dataset.f[sl],
+                                    n_samples=n_samples, seed=seed + start, **predict_kwargs)
+            yield sl, pred
 
     def calibrate(self, dataset: Dataset, level: float = 0.9, n_samples: int = 64,
                   seed: int = 0) -> dict[str, float]:

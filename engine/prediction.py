@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["Prediction", "sample_quantiles"]
+__all__ = ["Prediction", "sample_quantiles", "sorted_quantiles"]
 
 
 def sample_quantiles(samples: torch.Tensor, levels: np.ndarray, dim: int) -> torch.Tensor:
@@ -19,9 +19,14 @@ def sample_quantiles(samples: torch.Tensor, levels: np.ndarray, dim: int) -> tor
     ``torch.quantile`` refuses inputs above 2**24 elements; a sort has no such limit.
     Returns ``(len(levels), *shape without dim)``.
     """
-    ordered = torch.sort(samples, dim=dim).values.movedim(dim, 0)
+    return sorted_quantiles(torch.sort(samples, dim=dim).values, levels, dim)
+
+
+def sorted_quantiles(ordered: torch.Tensor, levels: np.ndarray, dim: int) -> torch.Tensor:
+    """:func:`sample_quantiles` of samples already sorted along ``dim``."""
+    ordered = ordered.movedim(dim, 0)
     n = ordered.shape[0]
-    pos = torch.as_tensor(levels, dtype=samples.dtype, device=samples.device) * (n - 1)
+    pos = torch.as_tensor(levels, dtype=ordered.dtype, device=ordered.device) * (n - 1)
     lo = pos.floor().long().clamp(0, n - 1)
     hi = (lo + 1).clamp(max=n - 1)
     w = (pos - lo.to(pos.dtype)).view(-1, *([1] * (ordered.dim() - 1)))
