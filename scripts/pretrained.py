@@ -32,6 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 _BURGERS_PAPER_TRAIN = ["--steps", "40000", "--window", "64", "--windows-per-step", "2",
                         "--lr", "1e-3", "--kl-transition", "8000",
                         "--set", "lr_decay_steps=2000"]
+_OSCILLATOR_TRAIN = ["--steps", "10000", "--window", "32", "--windows-per-step", "16",
+                     "--lr", "3e-3", "--set", "drift_hidden=[64,64]",
+                     "--set", "decoder_log_var_init=-7", "--set", "lr_decay_steps=2000"]
 _RD_PAPER_TRAIN = ["--latent-dim", "2", "--drift", "library", "--steps", "20000", "--window", "128",
                    "--lr", "3e-3", "--kl-transition", "10000", "--periodic",
                    "--set", "lr_decay_steps=2000", "--set", "library_degree=3"]
@@ -45,27 +48,7 @@ SPECS: dict[str, dict] = {
     "oscillator": {
         "title": "Forced, noisy Duffing oscillator (classroom system)",
         "generate": {"preset": None, "n": {"train": 128, "val": 16, "test": 16}},
-        "train": ["--steps", "10000", "--window", "32", "--windows-per-step", "16", "--lr", "3e-3",
-                  "--set", "drift_hidden=[64,64]", "--set", "decoder_log_var_init=-7",
-                  "--set", "lr_decay_steps=2000"],
-    },
-    "burgers_paper": {
-        "system": "burgers",
-        "title": "Forced viscous Burgers 1-D, the ROM paper's set-up, d = 4 (reproduction)",
-        "generate": {"preset": "paper", "n": {"train": 100, "val": 10, "test": 10}},
-        "train": ["--latent-dim", "4", *_BURGERS_PAPER_TRAIN],
-    },
-    "burgers_paper_d3": {
-        "system": "burgers",
-        "title": "Forced viscous Burgers 1-D, the ROM paper's set-up, d = 3 (reproduction)",
-        "generate": {"preset": "paper", "n": {"train": 100, "val": 10, "test": 10}},
-        "train": ["--latent-dim", "3", *_BURGERS_PAPER_TRAIN],
-    },
-    "burgers_paper_d5": {
-        "system": "burgers",
-        "title": "Forced viscous Burgers 1-D, the ROM paper's set-up, d = 5 (reproduction)",
-        "generate": {"preset": "paper", "n": {"train": 100, "val": 10, "test": 10}},
-        "train": ["--latent-dim", "5", *_BURGERS_PAPER_TRAIN],
+        "train": _OSCILLATOR_TRAIN,
     },
     "heat": {
         "title": "Stochastic heat equation with forcing (Gaussian oracle)",
@@ -136,9 +119,7 @@ SPECS: dict[str, dict] = {
     "van_der_pol": {
         "title": "Forced, noisy Van der Pol oscillator (classroom system: limit cycles)",
         "generate": {"preset": None, "n": {"train": 128, "val": 16, "test": 16}},
-        "train": ["--steps", "10000", "--window", "32", "--windows-per-step", "16", "--lr", "3e-3",
-                  "--set", "drift_hidden=[64,64]", "--set", "decoder_log_var_init=-7",
-                  "--set", "lr_decay_steps=2000"],
+        "train": _OSCILLATOR_TRAIN,
     },
     "pendulum_video": {
         "title": "Pendulum video (32×32 binary frames) with the initial angle as μ",
@@ -148,6 +129,14 @@ SPECS: dict[str, dict] = {
                   "--set", "lr_decay_steps=1500"],
     },
 }
+
+for _d, _name in ((3, "burgers_paper_d3"), (4, "burgers_paper"), (5, "burgers_paper_d5")):
+    SPECS[_name] = {
+        "system": "burgers",
+        "title": f"Forced viscous Burgers 1-D, the ROM paper's set-up, d = {_d} (reproduction)",
+        "generate": {"preset": "paper", "n": {"train": 100, "val": 10, "test": 10}},
+        "train": ["--latent-dim", str(_d), *_BURGERS_PAPER_TRAIN],
+    }
 
 
 def srom(*args: str) -> str:
