@@ -45,12 +45,8 @@ import json
 import os
 import platform
 import re
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +56,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "tests" / "ui"))
 sys.path.insert(0, str(ROOT))
 
-from browser import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+from browser import CHROMIUM, CHROMIUM_ARGS, serve_dashboard  # noqa: E402
 
 __all__ = ["serve_dashboard", "TARGETS", "main"]
 
@@ -175,49 +171,6 @@ SET_PATHS_JS = """(n) => {
   const slider = Array.from(doc.all_models).find((m) => m.title === 'Sample paths');
   slider.value = n; slider.value_throttled = n;
 }"""
-
-
-# ------------------------------------------------------------------------- serving
-@contextlib.contextmanager
-def serve_dashboard(models_dir: str | Path | None = None, log_path: Path | None = None,
-                    timeout: float = 90.0) -> Iterator[str]:
-    """Serve ``app/main.py`` with ``panel serve`` on a free local port; yields the page URL.
-
-    Args:
-        models_dir: the user's models directory (``SROM_MODELS_DIR``); default: an empty
-            temporary one, so only ``pretrained/`` models are offered.
-        log_path: where the server's output goes (default: a temporary file).
-        timeout: seconds to wait for the server to answer.
-    """
-    with tempfile.TemporaryDirectory(prefix="srom-ui-") as tmp:
-        port = free_port()
-        env = {**os.environ, "SROM_MODELS_DIR": str(models_dir or tmp), "SROM_TORCH_THREADS": "1"}
-        log_path = Path(log_path or Path(tmp) / "serve.log")
-        with open(log_path, "w") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "panel", "serve", str(ROOT / "app" / "main.py"),
-                 "--warm",  # as `srom serve` runs it
-                 "--port", str(port), "--address", "127.0.0.1",
-                 "--allow-websocket-origin", f"127.0.0.1:{port}"],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:  # a static file: asking for the app would open a session per try
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/static/js/bokeh.min.js",
-                                           timeout=5)
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"panel serve did not start:\n{log_path.read_text()}")
-                    time.sleep(0.3)
-            yield f"http://127.0.0.1:{port}/main"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def log(message: str) -> None:

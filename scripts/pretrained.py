@@ -298,7 +298,7 @@ def cards(names: list[str], out: Path) -> None:
                "(so the time per step is inflated)" if (record.get("concurrent_trainings") or 1) > 1 else "")
             + f"; status `{train['status']}`",
             f"- weights: {size_mb:.2f} MB",
-            *([f"- learned physics parameters: " + ", ".join(
+            *(["- learned physics parameters: " + ", ".join(
                 f"{k} = {v:.4g}" for k, v in record["drift_parameters"].items()
                 if isinstance(v, float))] if record.get("drift_parameters") else []),
             "",

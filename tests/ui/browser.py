@@ -1,4 +1,5 @@
-"""Shared set-up of the browser tests: Debian's Chromium driven by Playwright.
+"""Shared set-up of the browser tests (and of ``benchmarks/ui_speed.py``): the dashboard
+served by ``panel serve`` on a free port, and Debian's Chromium driven by Playwright.
 
 Without Chromium, Panel or Playwright the browser tests skip with the reason, unless
 ``SROM_REQUIRE_UI=1`` (set by ``.ci/run`` once Chromium is installed), where a missing piece
@@ -7,12 +8,20 @@ is a failure. Playwright's own browser download is never used.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("SROM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -40,3 +49,45 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_dashboard(models_dir: str | Path | None = None, log_path: Path | None = None,
+                    timeout: float = 90.0) -> Iterator[str]:
+    """Serve ``app/main.py`` with ``panel serve`` on a free local port; yields the page URL.
+
+    Args:
+        models_dir: the user's models directory (``SROM_MODELS_DIR``); default: an empty
+            temporary one, so only ``pretrained/`` models are offered.
+        log_path: where the server's output goes (default: a temporary file).
+        timeout: seconds to wait for the server to answer.
+    """
+    with tempfile.TemporaryDirectory(prefix="srom-ui-") as tmp:
+        port = free_port()
+        env = {**os.environ, "SROM_MODELS_DIR": str(models_dir or tmp), "SROM_TORCH_THREADS": "1"}
+        log_path = Path(log_path or Path(tmp) / "serve.log")
+        with open(log_path, "w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "panel", "serve", str(ROOT / "app" / "main.py"),
+                 "--warm",  # as `srom serve` runs it
+                 "--port", str(port), "--address", "127.0.0.1",
+                 "--allow-websocket-origin", f"127.0.0.1:{port}"],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:  # a static file: asking for the app would open a session per try
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/static/js/bokeh.min.js",
+                                           timeout=5)
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"panel serve did not start:\n{log_path.read_text()}")
+                    time.sleep(0.3)
+            yield f"http://127.0.0.1:{port}/main"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -10,17 +10,13 @@ fails the test instead. Playwright's own browser download is never used.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-from browser import CHROMIUM, CHROMIUM_ARGS, free_port as _free_port, playwright_sync_api  # noqa: E402
+from browser import CHROMIUM, CHROMIUM_ARGS, playwright_sync_api, serve_dashboard  # noqa: E402
 
 sync_api = playwright_sync_api()
 
@@ -52,34 +48,9 @@ def _wait_until(check, timeout: float, what: str):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     models = tmp_path_factory.mktemp("train-ui-models")
-    port = _free_port()
-    env = {**os.environ, "SROM_MODELS_DIR": str(models), "SROM_TORCH_THREADS": "1"}
     log = tmp_path_factory.mktemp("train-ui-log") / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "panel", "serve", str(ROOT / "app" / "main.py"),
-             "--port", str(port), "--address", "127.0.0.1",
-             "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                # /liveness answers without building a session (``/`` would build one)
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"panel serve did not start:\n{log.read_text()}")
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}/main", models, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=2)  # a test server: no need to wait for a graceful exit
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serve_dashboard(models, log_path=log) as url:
+        yield url, models, log
 
 
 def test_train_stop_upload_and_save(server, tmp_path):

@@ -14,15 +14,12 @@ made by ``scripts/screenshots.py``.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from browser import CHROMIUM, CHROMIUM_ARGS, free_port as _free_port, playwright_sync_api  # noqa: E402
+from browser import CHROMIUM, CHROMIUM_ARGS, playwright_sync_api, serve_dashboard  # noqa: E402
 
 sync_api = playwright_sync_api()
 
@@ -58,36 +55,9 @@ def server(tmp_path_factory):
     models = os.environ.get("SROM_UI_MODELS_DIR")
     if not models:
         models = str(train_tiny_model(tmp_path_factory.mktemp("ui-models")).parent)
-    port = _free_port()
-    env = {**os.environ, "SROM_MODELS_DIR": models, "SROM_TORCH_THREADS": "1"}
     log = tmp_path_factory.mktemp("ui-log") / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "panel", "serve", str(ROOT / "app" / "main.py"),
-             "--port", str(port), "--address", "127.0.0.1",
-             "--allow-websocket-origin", f"127.0.0.1:{port}"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/main"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                # a static file: asking for the app itself would start a session per try,
-                # and slow tries pile up on a loaded machine
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/static/js/bokeh.min.js",
-                                       timeout=5)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"panel serve did not start:\n{log.read_text()}")
-                time.sleep(0.3)
+    with serve_dashboard(models, log_path=log) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_slider_move_updates_the_plot(server, tmp_path):
