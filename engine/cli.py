@@ -67,7 +67,7 @@ def cmd_train(args) -> int:
     checkpoint = out / "checkpoint.safetensors"
     print(f"srom: training on {dataset}", file=sys.stderr)
     model.fit(dataset, callback=TqdmCallback(desc="srom train"), checkpoint=checkpoint,
-              resume_from=args.resume)
+              resume_from=args.resume, max_seconds=args.max_seconds)
     status = model.training_["status"]
     metrics = {}
     if args.val:
@@ -223,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", help="validation dataset to evaluate after training")
     p.add_argument("--val-samples", type=int, default=64)
     p.add_argument("--resume", help="checkpoint to continue from")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="wall-clock budget: stop (and save) at the first log after it")
     p.add_argument("--periodic", action="store_true", help="circular padding (periodic domain)")
     p.add_argument("--no-cuda-graph", action="store_true")
     for name, kind in _TRAIN_OPTIONS.items():

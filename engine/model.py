@@ -61,6 +61,8 @@ class StochasticROM:
         n_win: snapshots seen by the encoder (forward-looking window).
         hidden: widths of the encoder/decoder fully connected layers.
         conv_channels: channels of the first conv level (doubling per level).
+        conv_levels: stride-2 levels of the conv encoder/decoder (``None``: down to about
+            16 points on the smallest axis; more levels, a smaller flattened layer).
         periodic: circular padding in the conv layers (periodic domains).
         encoder_variance: ``constant`` (learned vector) or ``amortized``.
         encoder_log_var_init: initial log-variance of the encoder (normalized units).
@@ -93,7 +95,8 @@ class StochasticROM:
 
     def __init__(self, latent_dim: int | None = None, architecture: str = "auto", n_win: int = 1,
                  hidden: tuple[int, ...] = (128, 128), conv_channels: int = 8,
-                 periodic: bool = False, encoder_variance: str = "constant",
+                 conv_levels: int | None = None, periodic: bool = False,
+                 encoder_variance: str = "constant",
                  encoder_log_var_init: float = -4.0,
                  drift: str = "neural", drift_hidden: tuple[int, ...] = (128, 128, 128),
                  activation: str = "silu", time_features: bool = False,
@@ -119,6 +122,7 @@ class StochasticROM:
         self.n_win = n_win
         self.hidden = hidden
         self.conv_channels = conv_channels
+        self.conv_levels = conv_levels
         self.periodic = periodic
         self.encoder_variance = encoder_variance
         self.encoder_log_var_init = encoder_log_var_init
@@ -201,6 +205,10 @@ class StochasticROM:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.conv_levels is not None and (not isinstance(self.conv_levels, (int, np.integer))
+                                             or not 1 <= self.conv_levels <= 8):
+            raise ValueError(f"conv_levels must be None or an integer in [1, 8], "
+                             f"got {self.conv_levels!r}")
         if self.window < 2:
             raise ValueError(f"window must be at least 2 snapshots, got {self.window}")
         if not self.lr > 0:
@@ -229,9 +237,9 @@ class StochasticROM:
         hidden = tuple(self.hidden)
         encoder = build_encoder(arch, state_shape, d, self.n_win, hidden, self.activation,
                                 self.conv_channels, padding, self.encoder_variance,
-                                self.encoder_log_var_init)
+                                self.encoder_log_var_init, self.conv_levels)
         decoder = build_decoder(arch, state_shape, d, hidden[::-1], self.activation,
-                                self.conv_channels, padding)
+                                self.conv_channels, padding, self.conv_levels)
         lv_mean, lv_std = self.decoder_log_var_prior
         dec_var = LogNormalVariance(state_shape, self.decoder_log_var_init, 1e-2, lv_mean, lv_std,
                                     floor=self.decoder_var_floor)
@@ -306,7 +314,8 @@ class StochasticROM:
 
     def fit(self, dataset: Dataset, *, callback: TrainingCallback | None = None,
             stop_flag: StopFlag | None = None, checkpoint: str | os.PathLike | None = None,
-            resume_from: str | os.PathLike | None = None) -> "StochasticROM":
+            resume_from: str | os.PathLike | None = None,
+            max_seconds: float | None = None) -> "StochasticROM":
         """Train on ``dataset`` by amortized variational inference (no SDE solve).
 
         Args:
@@ -316,10 +325,12 @@ class StochasticROM:
             checkpoint: file to write checkpoints to (every ``checkpoint_every`` steps and
                 at the end); defaults to none.
             resume_from: a checkpoint to continue from (same data and hyperparameters).
+            max_seconds: a wall-clock budget; training ends (status ``budget``) at the first
+                metric log after it is spent. The schedules still follow ``steps``.
 
         Returns:
-            self. ``training_`` records status (``completed``, ``stopped``, ``diverged``,
-            ``interrupted``), steps, seconds, device and the loss history.
+            self. ``training_`` records status (``completed``, ``stopped``, ``budget``,
+            ``diverged``, ``interrupted``), steps, seconds, device and the loss history.
         """
         resume = read_checkpoint(resume_from) if resume_from is not None else None
         self.initialize(dataset, Normalization.from_dict(resume[1]["normalization"])
@@ -328,7 +339,7 @@ class StochasticROM:
 
         dtype = self.torch_dtype
         t = torch.as_tensor(dataset.t, dtype=dtype, device=device)
-        x = torch.as_tensor(self._normalize_x(dataset.x), dtype=dtype, device=device)
+        x = self._device_states(dataset.x, dtype, device)
         mu = torch.as_tensor((dataset.mu - norm.mu_mean) / norm.mu_std, dtype=dtype, device=device)
         f = torch.as_tensor((dataset.f - norm.f_mean) / norm.f_std, dtype=dtype, device=device)
         sampler = WindowSampler(t, x, mu, f, self.window, self.windows_per_step, self.n_win)
@@ -340,7 +351,8 @@ class StochasticROM:
             kl_transition=int(self.kl_transition if self.kl_transition is not None else self.steps // 3),
             grad_clip=float(self.grad_clip or 0.0), log_every=int(self.log_every),
             checkpoint_every=int(self.checkpoint_every),
-            cuda_graph=bool(self.cuda_graph))
+            cuda_graph=bool(self.cuda_graph),
+            max_seconds=None if max_seconds is None else float(max_seconds))
         n_total = dataset.n_trajectories * dataset.n_times
         trainer = Trainer(
             self.module_, sampler, settings, n_total, device,
@@ -373,6 +385,15 @@ class StochasticROM:
     def _normalize_x(self, x: np.ndarray) -> np.ndarray:
         n = self.normalization_
         return (x - n.x_mean) / n.x_std
+
+    def _device_states(self, x: np.ndarray, dtype: torch.dtype,
+                       device: torch.device) -> torch.Tensor:
+        """``(N, T, *S)`` normalized states on ``device``, one trajectory at a time (no
+        full-size float64 copy on the host: a GPU-sized flow dataset stays affordable)."""
+        out = torch.empty(x.shape, dtype=dtype, device=device)
+        for i in range(x.shape[0]):
+            out[i] = torch.as_tensor(self._normalize_x(x[i]), dtype=dtype)
+        return out
 
     def _device(self) -> torch.device:
         return next(self.module_.parameters()).device
@@ -571,7 +592,7 @@ class StochasticROM:
 
     # ------------------------------------------------------------ evaluate
     def evaluate(self, dataset: Dataset, n_samples: int = 128, seed: int = 0,
-                 batch_size: int = 8) -> dict[str, float]:
+                 batch_size: int | None = None) -> dict[str, float]:
         """The papers' protocol: encode each trajectory's first snapshot, predict its whole
         time grid with its μ and f, and score the predictive mean and samples.
 
@@ -587,16 +608,21 @@ class StochasticROM:
         return result
 
     def predict_dataset(self, dataset: Dataset, n_samples: int = 128, seed: int = 0,
-                        batch_size: int = 8, **predict_kwargs):
+                        batch_size: int | None = None, **predict_kwargs):
         """The papers' protocol, batch by batch: for each slice of ``batch_size``
         trajectories, predict their whole time grid from their first snapshot(s) with their
-        μ and f (seed ``seed + start``; extrapolation warnings silenced).
+        μ and f (seed ``seed + start``; extrapolation warnings silenced). ``None``: as many
+        trajectories as keep the decoded samples of a batch near 512 MiB (at least 1, at
+        most 8), so that large fields (a 3 × 80 × 440 flow) fit in memory.
 
         Yields:
             ``(slice, Prediction)`` pairs.
         """
         self._check_fitted()
         self._check_compatible(dataset)
+        if batch_size is None:
+            per_case = n_samples * dataset.n_times * math.prod(dataset.state_shape) * 4
+            batch_size = int(min(8, max(1, (512 * 2**20) // per_case)))
         for start in range(0, dataset.n_trajectories, batch_size):
             sl = slice(start, start + batch_size)
             x0 = dataset.x[sl, : self.n_win] if self.n_win > 1 else dataset.x[sl, 0]

@@ -172,8 +172,10 @@ class _ZeroFeatures(nn.Module):
 
 def build_encoder(architecture: str, state_shape: Sequence[int], latent_dim: int, n_win: int,
                   hidden: Sequence[int], act: str, base_channels: int, padding_mode: str,
-                  variance: str = "constant", log_var_init: float = -4.0) -> Encoder:
-    """An encoder for ``architecture`` (see the module table)."""
+                  variance: str = "constant", log_var_init: float = -4.0,
+                  conv_levels: int | None = None) -> Encoder:
+    """An encoder for ``architecture`` (see the module table); ``conv_levels`` stride-2
+    layers of the conv stacks (``None``: down to about 16 points on the smallest axis)."""
     state_shape = tuple(state_shape)
     n_state = math.prod(state_shape)
     if architecture == "identity":
@@ -188,7 +190,7 @@ def build_encoder(architecture: str, state_shape: Sequence[int], latent_dim: int
                              activation(act))
         return Encoder(body, latent_dim, variance, log_var_init, hidden[-1])
     if architecture in ("conv1d", "conv2d"):
-        geo = _ConvStack(state_shape, base_channels, None)
+        geo = _ConvStack(state_shape, base_channels, conv_levels)
         if (geo.spatial_dims == 1) != (architecture == "conv1d"):
             raise ValueError(f"architecture '{architecture}' does not fit state shape {state_shape}")
         layers: list[nn.Module] = [_MergeWindow(geo.channels, geo.spatial_dims)]
@@ -264,7 +266,7 @@ class _UpsampleConv(nn.Module):
 
 def build_decoder(architecture: str, state_shape: Sequence[int], latent_dim: int,
                   hidden: Sequence[int], act: str, base_channels: int,
-                  padding_mode: str) -> Decoder:
+                  padding_mode: str, conv_levels: int | None = None) -> Decoder:
     """A decoder mirroring :func:`build_encoder`."""
     state_shape = tuple(state_shape)
     n_state = math.prod(state_shape)
@@ -272,7 +274,7 @@ def build_decoder(architecture: str, state_shape: Sequence[int], latent_dim: int
         return Decoder(None, state_shape)
     if architecture == "mlp":
         return Decoder(mlp(latent_dim, hidden, n_state, act), state_shape)
-    geo = _ConvStack(state_shape, base_channels, None)
+    geo = _ConvStack(state_shape, base_channels, conv_levels)
     widths = geo.widths[::-1]
     sizes = geo.level_sizes[::-1]
     layers: list[nn.Module] = [

@@ -50,6 +50,7 @@ class TrainSettings:
     log_every: int
     checkpoint_every: int
     cuda_graph: bool
+    max_seconds: float | None = None  # wall-clock budget, checked where metrics are logged
 
 
 @dataclass
@@ -247,14 +248,21 @@ class Trainer:
                         break
                     last_good = snapshot
                 stop_now = stop_now or self.stop_flag.is_set()  # a callback may have asked
+                over_budget = (at_log and s.max_seconds is not None and step < s.steps
+                               and time.perf_counter() - t_start >= s.max_seconds)
                 if self.checkpoint_path and s.checkpoint_every and step % s.checkpoint_every == 0:
                     self.save_checkpoint(self.checkpoint_path, step)
                 if stop_now:
                     status, message = "stopped", f"stopped at step {step} on request"
                     break
+                if over_budget:
+                    status = "budget"
+                    message = (f"stopped at step {step} of {s.steps}: the time budget of "
+                               f"{s.max_seconds:g} s was reached")
+                    break
         except KeyboardInterrupt:
             status, message = "interrupted", f"interrupted at step {step}"
-        if self.checkpoint_path and status in ("stopped", "interrupted", "completed"):
+        if self.checkpoint_path and status in ("stopped", "interrupted", "completed", "budget"):
             self.save_checkpoint(self.checkpoint_path, step)
         self.module.eval()
         seconds = time.perf_counter() - t_start

@@ -45,3 +45,13 @@ def test_identity_and_architecture_choice():
     assert choose_architecture((2, 8, 8), 4) == "conv2d"
     with pytest.raises(ValueError, match="unknown architecture"):
         build_encoder("transformer", (3,), 3, 1, (8,), "silu", 4, "zeros")
+
+
+@pytest.mark.parametrize("levels", [1, 3, 5])
+def test_conv_levels_set_the_depth_and_keep_the_shape(levels):
+    shape = (3, 40, 100)
+    enc = build_encoder("conv2d", shape, 4, 1, (16,), "silu", 4, "zeros", conv_levels=levels)
+    dec = build_decoder("conv2d", shape, 4, (16,), "silu", 4, "zeros", conv_levels=levels)
+    strided = [m for m in enc.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+    assert len(strided) == levels
+    assert dec(enc(torch.randn(3, 1, *shape))[0]).shape == (3, *shape)

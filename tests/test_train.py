@@ -125,3 +125,14 @@ def test_bad_checkpoint_is_reported(tmp_path, data):
         model(drift_hidden=(8,)).fit(data, resume_from=ckpt)
     assert not any(p.name.startswith(".tmp") for p in tmp_path.iterdir())
     assert os.path.getsize(ckpt) > 0
+
+
+def test_time_budget_ends_training_at_a_log_and_saves(tmp_path, data):
+    ckpt = tmp_path / "ckpt.safetensors"
+    m = model(steps=10_000).fit(data, max_seconds=0.0, checkpoint=ckpt)
+    assert m.training_["status"] == "budget"
+    assert m.training_["steps"] == 10  # the first log (log_every=10)
+    assert "time budget" in m.training_["message"]
+    assert read_checkpoint(ckpt)[1]["step"] == 10
+    # a budget that is never reached changes nothing
+    assert model(steps=20).fit(data, max_seconds=3600).training_["status"] == "completed"
