@@ -128,3 +128,46 @@ def test_cpu_smoke_run_writes_valid_json(tmp_path, monkeypatch, tiny):
     md = stem.with_suffix(".md").read_text()
     assert "| `ours`" in md and "rel. L2 @ 0.4 s" in md
     assert result["runs"]
+
+
+# ------------------------------------------------------------------ inference latency
+def test_inference_cpu_smoke_run_writes_json_and_skips_with_reasons(tmp_path, monkeypatch):
+    import inference
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # the plot is optional
+    result = inference.main(["--device", "cpu", "--paths", "1,2,4", "--point-s", "0.01",
+                             "--max-call-s", "0", "--agreement-paths", "256",
+                             "--out", str(tmp_path)])
+    path = tmp_path / "inference_cpu.json"
+    data = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert data["steps"] == 300 and data["device"] == "cpu"
+    for variant in inference.VARIANTS:
+        rows = {r["paths"]: r for r in data["rows"] if r["variant"] == variant}
+        assert sorted(rows) == [1, 2, 4]
+        first = rows[1]
+        assert first["status"] == "ok" and 0 < first["p50_ms"] <= first["p95_ms"]
+        assert first["repeats"] >= 3 and len(first["all_ms"]) == first["repeats"]
+        for n in (2, 4):  # a zero cap per call skips every point after the first
+            assert rows[n]["status"] == "skipped" and "cap per call" in rows[n]["reason"]
+    agreement = data["agreement"]
+    assert agreement["paths"] == 256 and agreement["same_z0"] and agreement["agree"]
+    assert data["torchsde_drift_calls"] == 301  # 300 steps + sdeint's shape check
+    md = (tmp_path / "inference_cpu.md").read_text()
+    assert "| 1 |" in md and "skipped" in md and "4 standard errors" in md
+    assert not (tmp_path / "inference_cpu.png").exists()
+    assert result["rows"] == data["rows"]
+
+    monkeypatch.undo()  # matplotlib importable again
+    pytest.importorskip("matplotlib")
+    (tmp_path / "inference_cpu.md").unlink()
+    inference.main(["--replot", str(path)])
+    assert (tmp_path / "inference_cpu.png").stat().st_size > 1000
+    assert (tmp_path / "inference_cpu.md").read_text() == md
+
+
+def test_inference_extrapolation_is_affine_and_never_below_the_last_point():
+    import inference
+
+    assert inference._extrapolate([(4, 2.0)], 16) == 2.0
+    assert inference._extrapolate([(4, 2.0), (16, 5.0)], 64) == pytest.approx(17.0)
+    assert inference._extrapolate([(4, 3.0), (16, 2.0)], 64) == 2.0
