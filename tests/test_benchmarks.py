@@ -104,6 +104,25 @@ def test_evaluate_protocol(tiny):
         assert r["finite"] and 0 < r["rel_l2_mean"] < 10
 
 
+def test_evaluate_records_calibration_of_the_predictive_distribution(tiny, monkeypatch):
+    model = _harness.prepare_model(PARAMS, tiny)
+    for stochastic in (True, False):
+        r = _harness.evaluate(model, tiny, n_paths=8, stochastic=stochastic)
+        assert r["predictive"] == _harness.PREDICTIVE[stochastic]
+        assert 0 <= r["coverage_50"] <= r["coverage_90"] <= 1 and r["crps"] > 0
+    # the latent ODE's spread is the decoder noise alone: none covers (almost) nothing,
+    # a huge one covers (almost) everything and costs CRPS
+    variance = model.module_.decoder_variance
+    base = variance.point().detach()
+    monkeypatch.setattr(variance, "point", lambda: torch.full_like(base, 1e-12))
+    narrow = _harness.evaluate(model, tiny, n_paths=8, stochastic=False)
+    monkeypatch.setattr(variance, "point", lambda: torch.full_like(base, 1e4))
+    wide = _harness.evaluate(model, tiny, n_paths=8, stochastic=False)
+    assert narrow["coverage_90"] < 0.05 and wide["coverage_90"] > 0.9
+    assert wide["crps"] > 10 * narrow["crps"]
+    assert narrow["rel_l2_mean"] == wide["rel_l2_mean"]  # the mean has no decoder noise
+
+
 def test_cpu_smoke_run_writes_valid_json(tmp_path, monkeypatch, tiny):
     import competitors
 
@@ -128,6 +147,20 @@ def test_cpu_smoke_run_writes_valid_json(tmp_path, monkeypatch, tiny):
     md = stem.with_suffix(".md").read_text()
     assert "| `ours`" in md and "rel. L2 @ 0.4 s" in md
     assert result["runs"]
+    for run in data["runs"]:  # calibration recorded at every checkpoint
+        for c in run["checkpoints"]:
+            assert 0 <= c["coverage_50"] <= c["coverage_90"] <= 1 and c["crps"] > 0
+    calibration = md[md.index("Calibration at the final budget (0.4 s)"):]
+    assert "| `em_graph` | latent SDE paths + decoder noise |" in calibration
+    assert "| `pod_dmdc` | not stochastic" in calibration
+    # results recorded before calibration was measured still load and show —
+    for run in data["runs"]:
+        for c in run["checkpoints"]:
+            for key in ("coverage_50", "coverage_90", "crps", "predictive"):
+                del c[key]
+    competitors.write_report(data, tmp_path / "old")
+    old_md = (tmp_path / "old" / "competitors_cpu_burgers.md").read_text()
+    assert "| `ours` | — (recorded before calibration was measured) | — | — | — |" in old_md
 
 
 # ------------------------------------------------------------------ inference latency
