@@ -213,9 +213,12 @@ def make_calls(model, case, n: int):
     return {"ours_latent": ours_latent, "ours_decode": ours_decode, "torchsde": torchsde_call}
 
 
-def measure_point(meter: Meter, call, n_warmup: int, repeats: int) -> dict:
+def measure_point(meter: Meter, call, n_warmup: int, args) -> dict:
+    """Warm up (graph capture, allocator), then time as many repeats as fit ``args.point_s``
+    at the speed of the last warm-up call (between ``min_repeats`` and ``max_repeats``)."""
     for i in range(n_warmup):
-        call(1000 + i)
+        warm_s = meter.time_call(lambda: call(1000 + i))
+    repeats = int(np.clip(args.point_s / max(warm_s, 1e-4), args.min_repeats, args.max_repeats))
     samples, peaks = [], []
     for i in range(repeats):
         meter.sync()
@@ -225,9 +228,9 @@ def measure_point(meter: Meter, call, n_warmup: int, repeats: int) -> dict:
     samples.sort()
     peaks = [p for p in peaks if p is not None]
     p95_index = min(len(samples) - 1, int(math.ceil(0.95 * len(samples))) - 1)
-    return {"status": "ok", "repeats": repeats, "p50_ms": statistics.median(samples),
-            "p95_ms": samples[p95_index], "min_ms": samples[0], "all_ms": samples,
-            "peak_mb": max(peaks) if peaks else None}
+    return {"status": "ok", "repeats": repeats, "warmup": n_warmup,
+            "p50_ms": statistics.median(samples), "p95_ms": samples[p95_index],
+            "min_ms": samples[0], "all_ms": samples, "peak_mb": max(peaks) if peaks else None}
 
 
 def _extrapolate(points: list[tuple[int, float]], n: int) -> float:
@@ -266,11 +269,10 @@ def run_variant(variant: str, model, case, paths: list[int], meter: Meter, args)
             rows.append({**row, "status": "skipped", "reason": reason})
             log(f"{variant} N={n}: skipped: {reason}")
             continue
-        repeats = int(np.clip(args.point_s / max(est_s, 1e-4), args.min_repeats, args.max_repeats))
         n_warmup = 1 if est_s > 0.5 else 2
         start = time.perf_counter()
         try:
-            result = measure_point(meter, make_calls(model, case, n)[variant], n_warmup, repeats)
+            result = measure_point(meter, make_calls(model, case, n)[variant], n_warmup, args)
         except torch.cuda.OutOfMemoryError as exc:  # a real OOM despite the estimate
             torch.cuda.empty_cache()
             reason = f"out of memory: {str(exc).splitlines()[0][:200]}"
@@ -285,7 +287,7 @@ def run_variant(variant: str, model, case, paths: list[int], meter: Meter, args)
         if result["peak_mb"] is not None:
             peaks.append((n, result["peak_mb"]))
         log(f"{variant} N={n}: p50 {result['p50_ms']:.2f} ms, p95 {result['p95_ms']:.2f} ms "
-            f"({repeats} repeats), peak {_fmt(result['peak_mb'])} MB")
+            f"({result['repeats']} repeats), peak {_fmt(result['peak_mb'])} MB")
     if meter.cuda:
         torch.cuda.empty_cache()
     return rows
@@ -449,7 +451,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="comma list of N (default: 1,4,…,65536 on cuda; up to 4096 on cpu)")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--budget-s", type=float, default=None,
-                   help="timed seconds per variant (default 30 on cuda, 40 on cpu)")
+                   help="timed seconds per variant, warm-up included (default 45 on cuda, 40 on cpu)")
     p.add_argument("--max-call-s", type=float, default=None,
                    help="skip N whose one call would exceed this (default 5)")
     p.add_argument("--point-s", type=float, default=None,
@@ -473,7 +475,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
         p.error(f"unknown variants {sorted(unknown)}; choose from {VARIANTS}")
-    args.budget_s = args.budget_s if args.budget_s is not None else (30.0 if cuda else 40.0)
+    args.budget_s = args.budget_s if args.budget_s is not None else (45.0 if cuda else 40.0)
     args.max_call_s = args.max_call_s if args.max_call_s is not None else 5.0
     args.point_s = args.point_s if args.point_s is not None else (1.5 if cuda else 1.0)
     args.agreement_paths = args.agreement_paths or (16384 if cuda else 1024)
