@@ -14,7 +14,8 @@ plus classical ROMs fitted on the CPU (``pod_sindy``, ``pod_opinf``, ``pod_dmdc`
 
 Each (method, seed) trains for the largest of ``--budgets`` seconds of training wall-clock;
 the timer is paused while the model is evaluated at log-spaced checkpoints and at each
-budget (test relative L2 error of the predictive mean, ``_harness.evaluate``). The
+budget (test relative L2 error of the predictive mean, and CRPS and 50 % / 90 % interval
+coverage of the predictive distribution, ``_harness.evaluate``). The
 schedules (ours: KL ramp and lr decay; the others: lr decay) are set from the step rate
 measured at the start, so that they fit the largest budget. Drift evaluations are counted
 by a wrapper around the drift; peak GPU memory is that of training alone.
