@@ -7,7 +7,9 @@ precision (fp32, TF32 matmuls on CUDA). Only the training algorithm differs. All
 are scored by one protocol (:func:`evaluate`): encode the first snapshot of each test
 trajectory, integrate the latent equation over the whole horizon with the trajectory's μ
 and forcing by fixed-step Euler–Maruyama (step ≤ ``EVAL_DT``), decode, and take the
-relative L2 error of the predictive mean per time step (``engine.metrics.relative_l2``).
+relative L2 error of the predictive mean per time step (``engine.metrics.relative_l2``),
+plus the calibration of the predictive distribution (CRPS, 50 % and 90 % interval
+coverage, ``engine.metrics.MetricAccumulator``).
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import Dataset, StochasticROM
-from engine.metrics import relative_l2
+from engine.metrics import MetricAccumulator, relative_l2
 from engine.rollout import RolloutEngine
 
 __all__ = [
     "EVAL_DT", "Problem", "PROBLEMS", "load_problem", "model_params", "prepare_model",
-    "DeviceData", "CountingDrift", "install_counter", "evaluate", "Clock", "log",
+    "DeviceData", "CountingDrift", "install_counter", "evaluate", "PREDICTIVE", "Clock", "log",
 ]
 
 EVAL_DT = 0.01  # largest Euler–Maruyama step of the common prediction protocol
@@ -191,10 +193,14 @@ def install_counter(model: StochasticROM) -> CountingDrift:
 
 
 # ---------------------------------------------------------------------- evaluation
+PREDICTIVE = {True: "latent SDE paths + decoder noise",
+              False: "decoder noise only (one deterministic latent path)"}
+
+
 @torch.no_grad()
 def evaluate(model: StochasticROM, data: Dataset, n_paths: int = 32, stochastic: bool = True,
              seed: int = 0, batch_size: int = 16) -> dict:
-    """Relative L2 error of the predictive mean on ``data`` (the papers' protocol).
+    """Accuracy and calibration on ``data`` (the papers' protocol).
 
     Encodes the first snapshot(s) of each trajectory, integrates the latent equation on
     the data grid with ``ceil(dt / EVAL_DT)`` Euler–Maruyama substeps per interval (the
@@ -202,8 +208,16 @@ def evaluate(model: StochasticROM, data: Dataset, n_paths: int = 32, stochastic:
     from the encoder and use ``n_paths`` Brownian paths with the learned Ψ; deterministic
     ones (latent ODEs) integrate one path from the encoder mean without noise.
 
+    The predictive distribution adds the learned decoder noise N(0, σ²_dec) to every
+    decoded path (as ``StochasticROM.predict`` does): ``n_paths`` samples, one per path for
+    the stochastic methods, all on the one path for the deterministic ones — whose
+    uncertainty is therefore the decoder noise only (``predictive`` says which).
+
     Returns:
-        ``rel_l2_mean``, ``rel_l2_std`` (over trajectories × time steps) and ``finite``.
+        ``rel_l2_mean``, ``rel_l2_std`` (over trajectories × time steps, of the mean of the
+        decoded paths without decoder noise), ``finite``, and ``crps`` (physical units),
+        ``coverage_50``, ``coverage_90`` (shares of the truth inside the central intervals
+        of the samples; ``None`` when the prediction is not finite) and ``predictive``.
     """
     module = model.module_
     was_training = module.training
@@ -219,11 +233,16 @@ def evaluate(model: StochasticROM, data: Dataset, n_paths: int = 32, stochastic:
         substeps = max(1, int(math.ceil(float(np.max(np.diff(t))) / EVAL_DT - 1e-4)))
         gen = torch.Generator(device=device)
         gen.manual_seed(seed)
+        gen_obs = torch.Generator(device=device)  # its own stream: the paths stay as before
+        gen_obs.manual_seed(seed + 1)
         n = n_paths if stochastic else 1
         d = model.latent_dim_
         t_t = torch.as_tensor(t, dtype=dtype, device=device)
         disp = module.dispersion.std()
-        errors = []
+        dec_std = module.decoder_variance.point().sqrt()  # normalized units, state-shaped
+        scale = torch.as_tensor(norm.x_std, dtype=dtype, device=device)
+        shift = torch.as_tensor(norm.x_mean, dtype=dtype, device=device)
+        errors, scores, calibrated = [], MetricAccumulator(), True
         for start in range(0, data.n_trajectories, batch_size):
             sl = slice(start, start + batch_size)
             x0 = data.x[sl, : model.n_win] if model.n_win > 1 else data.x[sl, 0]
@@ -244,17 +263,27 @@ def evaluate(model: StochasticROM, data: Dataset, n_paths: int = 32, stochastic:
                                 device=device).repeat_interleave(n, 0)
             latent = model._bench_rollout(z0, t_t, mu, f, disp, noise, "euler", substeps)
             decoded = model._decode_paths(latent.reshape(-1, d))
-            decoded = decoded.view(cases, n, t.size, *model.state_shape_).mean(1)
-            scale = torch.as_tensor(norm.x_std, dtype=dtype, device=device)
-            shift = torch.as_tensor(norm.x_mean, dtype=dtype, device=device)
-            mean = (decoded * scale + shift).cpu().numpy().astype(np.float64)
+            decoded = decoded.view(cases, n, t.size, *model.state_shape_)
+            mean = (decoded.mean(1) * scale + shift).cpu().numpy().astype(np.float64)
+            finite = bool(np.all(np.isfinite(mean)))
             mean = np.where(np.isfinite(mean), mean, np.inf)
             errors.append(relative_l2(mean, data.x[sl]))
+            calibrated = calibrated and finite
+            if calibrated:
+                paths = decoded.expand(cases, n_paths, *decoded.shape[2:])
+                obs = torch.randn(paths.shape, generator=gen_obs, dtype=dtype, device=device)
+                samples = (paths + dec_std * obs) * scale + shift
+                calibrated = bool(torch.isfinite(samples).all())
+                if calibrated:
+                    scores.update(mean, samples, data.x[sl])
         err = np.concatenate(errors)
         finite = bool(np.all(np.isfinite(err)))
+        calib = scores.result() if calibrated else {}
         return {"rel_l2_mean": float(err.mean()) if finite else float("inf"),
                 "rel_l2_std": float(err.std()) if finite else float("nan"),
-                "finite": finite}
+                "finite": finite,
+                "crps": calib.get("crps"), "coverage_50": calib.get("coverage_50"),
+                "coverage_90": calib.get("coverage_90"), "predictive": PREDICTIVE[bool(stochastic)]}
     finally:
         if counter is not None:
             counter.enabled = True

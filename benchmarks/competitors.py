@@ -14,7 +14,8 @@ plus classical ROMs fitted on the CPU (``pod_sindy``, ``pod_opinf``, ``pod_dmdc`
 
 Each (method, seed) trains for the largest of ``--budgets`` seconds of training wall-clock;
 the timer is paused while the model is evaluated at log-spaced checkpoints and at each
-budget (test relative L2 error of the predictive mean, ``_harness.evaluate``). The
+budget (test relative L2 error of the predictive mean, and CRPS and 50 % / 90 % interval
+coverage of the predictive distribution, ``_harness.evaluate``). The
 schedules (ours: KL ramp and lr decay; the others: lr decay) are set from the step rate
 measured at the start, so that they fit the largest budget. Drift evaluations are counted
 by a wrapper around the drift; peak GPU memory is that of training alone.
@@ -54,6 +55,7 @@ import _solvers
 RESULTS = Path(__file__).resolve().parent / "results"
 NEURAL = ["ours", *_solvers.METHODS]
 CLASSICAL = list(_classical.CLASSICAL)
+CALIBRATION = ("coverage_50", "coverage_90", "crps")
 LABELS = {"ours": "ours: StochasticROM.fit (amortized, no solve)",
           **{k: v["label"] for k, v in _solvers.METHODS.items()},
           **{k: v["label"] for k, v in _classical.CLASSICAL.items()}}
@@ -221,6 +223,12 @@ def summarize(result: dict) -> list[dict]:
             hit = [c["time_s"] for c in r["checkpoints"] if _err(c) <= target]
             reach.append(min(hit) if hit else None)
         hits = [v for v in reach if v is not None]
+        final = [at_time(r["checkpoints"], max(budgets)) for r in runs if r["checkpoints"]]
+        calibration = {}
+        for key in CALIBRATION:  # records made before calibration was measured lack them
+            vals = [c[key] for c in final if c.get(key) is not None]
+            calibration[key] = float(np.mean(vals)) if vals and len(vals) == len(final) else None
+        calibration["predictive"] = next((c["predictive"] for c in final if c.get("predictive")), None)
         peaks = [r["peak_mb"] for r in runs if r.get("peak_mb") is not None
                  and math.isfinite(r["peak_mb"])]
         rows.append({"method": method, "seeds": len(runs),
@@ -231,6 +239,7 @@ def summarize(result: dict) -> list[dict]:
                      "peak_mb": max(peaks) if peaks else None,
                      "at_budget": at_budget, "reached": len(hits),
                      "time_to_target": float(np.median(hits)) if hits else None,
+                     "calibration": calibration,
                      "status": ",".join(sorted({r["status"] for r in runs})),
                      "graph": any(r["cuda_graph"] for r in runs)})
     return rows
@@ -280,6 +289,7 @@ def write_report(result: dict, out: Path) -> None:
                 t = c["test"]
                 lines.append(f"| `{c['method']}` | {c['config']} | {_fmt(_err(t))} ± "
                              f"{_fmt(t['rel_l2_std'], 2)} | {c['seconds']:.1f} |")
+    lines += _calibration_lines(result)
     lines += _target_lines(summarize(result), target)
     for e in result.get("errors", []):
         lines.append(f"\nFailed: `{e['method']}` seed {e['seed']}: {e['error']}")
@@ -291,6 +301,30 @@ def write_report(result: dict, out: Path) -> None:
               f"Settings: {json.dumps(result['settings'])}"]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     _plot(result, out / f"{stem}.png")
+
+
+def _calibration_lines(result: dict) -> list[str]:
+    """The calibration table at the final budget (— where a record lacks the fields)."""
+    top = max(result["settings"]["budgets"])
+    lines = ["", f"Calibration at the final budget ({top:g} s) on the test split: coverage of "
+             f"the central 50 % and 90 % intervals (ideal 0.5 and 0.9) and CRPS (state units, "
+             f"lower is better) of {result['settings']['eval_paths']} samples of the predictive "
+             "distribution per trajectory, time step and grid point, mean over seeds. Every "
+             "neural method's samples add its learned decoder noise to its decoded paths; the "
+             "latent ODEs have one deterministic latent path, so their spread is the decoder "
+             "noise only.", "",
+             "| method | predictive distribution | coverage 50 % | coverage 90 % | CRPS |",
+             "|---|---|---|---|---|"]
+    for row in summarize(result):
+        cal = row["calibration"]
+        source = cal["predictive"] or "— (recorded before calibration was measured)"
+        lines.append(f"| `{row['method']}` | {source} | {_fmt(cal['coverage_50'])} | "
+                     f"{_fmt(cal['coverage_90'])} | {_fmt(cal['crps'])} |")
+    for c in sorted(result["classical"], key=lambda c: CLASSICAL.index(c["method"])):
+        if "skipped" not in c:
+            lines.append(f"| `{c['method']}` | not stochastic (a point prediction, no noise "
+                         "model) | — | — | — |")
+    return lines
 
 
 def _target_lines(rows: list[dict], target: float) -> list[str]:

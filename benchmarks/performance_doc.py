@@ -4,7 +4,8 @@
 
 Reads ``benchmarks/results/``: ``engine_perf_{cuda,cpu}.json`` (training step, memory,
 prediction), ``profile_cuda_before_decoder_fix.txt`` (a torch profile of eager steps),
-``competitors_*.json``, ``cost_independence_cpu.json`` and ``ui_speed_cpu.json``; a missing
+``inference_{cuda,cpu}.json``, ``competitors_*.json``, ``cost_independence_cpu.json`` and
+``ui_speed_cpu.json``; a missing
 file is reported as missing.
 """
 
@@ -94,9 +95,42 @@ def predict_section(cuda: dict | None, cpu: dict | None) -> list[str]:
         lines += ["", f"Target (issue 6): 1024 paths × 300 steps ≤ 10 ms. Measured with "
                   f"{rows[0]['frames']} decoded frames: {rows[0]['p50_ms']:.0f} ms — "
                   + ("met" if rows[0]["p50_ms"] <= 10 else "missed") + "; decoding "
-                  "1024 × 301 fields of 500 points dominates (the rollout alone is not measured "
-                  "separately yet)."]
+                  "1024 × 301 fields of 500 points dominates (the latent rollout alone is timed "
+                  "in the next section)."]
     return lines + [""]
+
+
+def inference_section(cuda: dict | None, cpu: dict | None) -> list[str]:
+    """Latency of predict with and without decoding, against torchsde on the same SDE."""
+    lines = ["## Prediction latency against torchsde", "",
+             "`benchmarks/inference.py`: the pretrained Burgers model (`pretrained/burgers_paper`), "
+             "N paths × 300 Euler–Maruyama steps; `predict_latent` (no decoding), `predict` "
+             "decoding all 301 frames with mean, std and 5 quantiles, and `torchsde.sdeint` "
+             "integrating the same learned latent SDE from the same initial latents. p50 ms "
+             "(skipped: over the run's time or memory cap, see the linked tables).", ""]
+    if cuda is None:
+        lines += ["(inference_cuda.json is missing: run `python benchmarks/inference.py --device cuda`.)", ""]
+    for name, res, stem in (("GPU", cuda, "inference_cuda"), ("CPU", cpu, "inference_cpu")):
+        if res is None:
+            continue
+        lines += [f"{name}: {res['device_name']} ([table and plot](../benchmarks/results/{stem}.md)).", "",
+                  "| N paths | ours, latent only | ours, decoded | torchsde |", "|---|---|---|---|"]
+        for n in sorted({r["paths"] for r in res["rows"]}):
+            cells = []
+            for v in ("ours_latent", "ours_decode", "torchsde"):
+                r = next((r for r in res["rows"] if r["variant"] == v and r["paths"] == n), None)
+                cells.append("—" if r is None else f"{r['p50_ms']:.3g}" if r["status"] == "ok"
+                             else "skipped")
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if cuda is not None:
+        for v, what in (("ours_latent", "latent paths only"), ("ours_decode", "decoding every frame")):
+            r = next((r for r in cuda["rows"] if r["variant"] == v and r["paths"] == 1024), None)
+            if r and r["status"] == "ok":
+                lines.append(f"Target (issue 6), 1024 paths × 300 steps ≤ 10 ms, {what}: "
+                             f"{r['p50_ms']:.1f} ms — {'met' if r['p50_ms'] <= 10 else 'missed'}.")
+        lines.append("")
+    return lines
 
 
 def links_section() -> list[str]:
@@ -129,6 +163,7 @@ def main() -> None:
         "",
         *step_section(cuda, cpu),
         *predict_section(cuda, cpu),
+        *inference_section(_load("inference_cuda.json"), _load("inference_cpu.json")),
         *links_section(),
     ])
     out = ROOT / "docs" / "performance.md"

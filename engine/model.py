@@ -469,7 +469,7 @@ class StochasticROM:
                 warnings.warn(
                     f"parameter '{self.param_names_[j]}' = {mu[:, j].min():.4g}..{mu[:, j].max():.4g} "
                     f"lies outside the trained range [{lo:.4g}, {hi:.4g}]: extrapolating",
-                    ExtrapolationWarning, stacklevel=4)
+                    ExtrapolationWarning, stacklevel=5)
         return mu
 
     def _prepare_f(self, f, t: np.ndarray, n_cases: int) -> np.ndarray:
@@ -517,6 +517,60 @@ class StochasticROM:
         Returns:
             A :class:`Prediction` in physical units.
         """
+        t, mu, f_phys, latent, gen, noise_scale = self._latent_paths(
+            x0, mu, t, f, n_samples, seed, integrator, substeps)
+        device, dtype, norm = self._device(), self.torch_dtype, self.normalization_
+        n_cases, d = mu.shape[0], self.latent_dim_
+        decoded = self._decode_paths(latent.reshape(-1, d)).view(n_cases, n_samples, t.size,
+                                                                 *self.state_shape_)
+        dec_var = self.module_.decoder_variance.point() * noise_scale**2 if decoder_noise else None
+        x_mean_n = decoded.mean(1)
+        x_var_n = decoded.var(1, unbiased=False) if n_samples > 1 else torch.zeros_like(x_mean_n)
+        if dec_var is not None:
+            x_var_n = x_var_n + dec_var
+        scale = torch.as_tensor(norm.x_std, dtype=dtype, device=device)
+        shift = torch.as_tensor(norm.x_mean, dtype=dtype, device=device)
+        mean = (x_mean_n * scale + shift).cpu().numpy()
+        std = (x_var_n.sqrt() * scale).cpu().numpy()
+        samples, q_values, q_levels = None, None, None
+        if return_samples or quantiles is not None:
+            if dec_var is not None:
+                obs_noise = torch.randn(decoded.shape, generator=gen, dtype=dtype, device=device)
+                decoded = decoded + dec_var.sqrt() * obs_noise
+            decoded = decoded * scale + shift
+            if quantiles is not None:
+                q_levels = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+                q_values = sample_quantiles(decoded, q_levels, dim=1).cpu().numpy()
+            if return_samples:
+                samples = decoded.cpu().numpy()
+        return Prediction(t=t, mean=mean, std=std, samples=samples,
+                          latent=latent.view(n_cases, n_samples, t.size, d).cpu().numpy(),
+                          mu=mu, f=f_phys, quantile_levels=q_levels, quantile_values=q_values)
+
+    @torch.no_grad()
+    def predict_latent(self, x0: np.ndarray, mu=None, t=None, f=None, n_samples: int = 128,
+                       seed: int | None = None, integrator: str | None = None,
+                       substeps: int | None = None) -> np.ndarray:
+        """The latent sample paths of :meth:`predict` alone, without decoding.
+
+        Same arguments (and, for the same ``seed``, the same paths) as :meth:`predict`.
+
+        Returns:
+            ``(B, n_samples, T, d)`` latent paths (``Prediction.latent``).
+        """
+        t, mu, _, latent, _, _ = self._latent_paths(x0, mu, t, f, n_samples, seed,
+                                                    integrator, substeps)
+        return latent.view(mu.shape[0], n_samples, t.size, self.latent_dim_).cpu().numpy()
+
+    def _latent_paths(self, x0, mu, t, f, n_samples, seed, integrator, substeps):
+        """Check the inputs, encode ``x0``, draw z0 and the Brownian increments, integrate.
+
+        Returns:
+            ``(t, mu, f, latent, generator, noise_scale)``: the checked times ``(T,)``,
+            parameters ``(B, P)`` and forcing ``(B, T, F)`` (physical units), the latent
+            paths ``(B·n, T, d)`` on the device, the seeded generator (for later draws) and
+            the calibration scale of every noise source.
+        """
         self._check_fitted()
         x0 = np.asarray(x0, dtype=np.float64)
         windows = self._windows(x0, "x0")
@@ -557,32 +611,7 @@ class StochasticROM:
             self._rollout = RolloutEngine(self.module_.drift, use_graph=bool(self.cuda_graph))
         latent = self._rollout(z0, t_t, mu_paths, f_paths,
                                noise_scale * self.module_.dispersion.std(), noise, method, n_sub)  # (n_paths, T, d)
-
-        decoded = self._decode_paths(latent.reshape(-1, d)).view(n_cases, n_samples, t.size,
-                                                                 *self.state_shape_)
-        dec_var = self.module_.decoder_variance.point() * noise_scale**2 if decoder_noise else None
-        x_mean_n = decoded.mean(1)
-        x_var_n = decoded.var(1, unbiased=False) if n_samples > 1 else torch.zeros_like(x_mean_n)
-        if dec_var is not None:
-            x_var_n = x_var_n + dec_var
-        scale = torch.as_tensor(norm.x_std, dtype=dtype, device=device)
-        shift = torch.as_tensor(norm.x_mean, dtype=dtype, device=device)
-        mean = (x_mean_n * scale + shift).cpu().numpy()
-        std = (x_var_n.sqrt() * scale).cpu().numpy()
-        samples, q_values, q_levels = None, None, None
-        if return_samples or quantiles is not None:
-            if dec_var is not None:
-                obs_noise = torch.randn(decoded.shape, generator=gen, dtype=dtype, device=device)
-                decoded = decoded + dec_var.sqrt() * obs_noise
-            decoded = decoded * scale + shift
-            if quantiles is not None:
-                q_levels = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
-                q_values = sample_quantiles(decoded, q_levels, dim=1).cpu().numpy()
-            if return_samples:
-                samples = decoded.cpu().numpy()
-        return Prediction(t=t, mean=mean, std=std, samples=samples,
-                          latent=latent.view(n_cases, n_samples, t.size, d).cpu().numpy(),
-                          mu=mu, f=f_phys, quantile_levels=q_levels, quantile_values=q_values)
+        return t, mu, f_phys, latent, gen, noise_scale
 
     def _decode_paths(self, z: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         # small chunks keep CPU convolutions in cache (3x faster there); big ones on a GPU

@@ -104,6 +104,25 @@ def test_evaluate_protocol(tiny):
         assert r["finite"] and 0 < r["rel_l2_mean"] < 10
 
 
+def test_evaluate_records_calibration_of_the_predictive_distribution(tiny, monkeypatch):
+    model = _harness.prepare_model(PARAMS, tiny)
+    for stochastic in (True, False):
+        r = _harness.evaluate(model, tiny, n_paths=8, stochastic=stochastic)
+        assert r["predictive"] == _harness.PREDICTIVE[stochastic]
+        assert 0 <= r["coverage_50"] <= r["coverage_90"] <= 1 and r["crps"] > 0
+    # the latent ODE's spread is the decoder noise alone: none covers (almost) nothing,
+    # a huge one covers (almost) everything and costs CRPS
+    variance = model.module_.decoder_variance
+    base = variance.point().detach()
+    monkeypatch.setattr(variance, "point", lambda: torch.full_like(base, 1e-12))
+    narrow = _harness.evaluate(model, tiny, n_paths=8, stochastic=False)
+    monkeypatch.setattr(variance, "point", lambda: torch.full_like(base, 1e4))
+    wide = _harness.evaluate(model, tiny, n_paths=8, stochastic=False)
+    assert narrow["coverage_90"] < 0.05 and wide["coverage_90"] > 0.9
+    assert wide["crps"] > 10 * narrow["crps"]
+    assert narrow["rel_l2_mean"] == wide["rel_l2_mean"]  # the mean has no decoder noise
+
+
 def test_cpu_smoke_run_writes_valid_json(tmp_path, monkeypatch, tiny):
     import competitors
 
@@ -128,3 +147,60 @@ def test_cpu_smoke_run_writes_valid_json(tmp_path, monkeypatch, tiny):
     md = stem.with_suffix(".md").read_text()
     assert "| `ours`" in md and "rel. L2 @ 0.4 s" in md
     assert result["runs"]
+    for run in data["runs"]:  # calibration recorded at every checkpoint
+        for c in run["checkpoints"]:
+            assert 0 <= c["coverage_50"] <= c["coverage_90"] <= 1 and c["crps"] > 0
+    calibration = md[md.index("Calibration at the final budget (0.4 s)"):]
+    assert "| `em_graph` | latent SDE paths + decoder noise |" in calibration
+    assert "| `pod_dmdc` | not stochastic" in calibration
+    # results recorded before calibration was measured still load and show —
+    for run in data["runs"]:
+        for c in run["checkpoints"]:
+            for key in ("coverage_50", "coverage_90", "crps", "predictive"):
+                del c[key]
+    competitors.write_report(data, tmp_path / "old")
+    old_md = (tmp_path / "old" / "competitors_cpu_burgers.md").read_text()
+    assert "| `ours` | — (recorded before calibration was measured) | — | — | — |" in old_md
+
+
+# ------------------------------------------------------------------ inference latency
+def test_inference_cpu_smoke_run_writes_json_and_skips_with_reasons(tmp_path, monkeypatch):
+    import inference
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # the plot is optional
+    result = inference.main(["--device", "cpu", "--paths", "1,2,4", "--point-s", "0.01",
+                             "--max-call-s", "0", "--agreement-paths", "256",
+                             "--out", str(tmp_path)])
+    path = tmp_path / "inference_cpu.json"
+    data = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert data["steps"] == 300 and data["device"] == "cpu"
+    for variant in inference.VARIANTS:
+        rows = {r["paths"]: r for r in data["rows"] if r["variant"] == variant}
+        assert sorted(rows) == [1, 2, 4]
+        first = rows[1]
+        assert first["status"] == "ok" and 0 < first["p50_ms"] <= first["p95_ms"]
+        assert first["repeats"] >= 3 and len(first["all_ms"]) == first["repeats"]
+        for n in (2, 4):  # a zero cap per call skips every point after the first
+            assert rows[n]["status"] == "skipped" and "cap per call" in rows[n]["reason"]
+    agreement = data["agreement"]
+    assert agreement["paths"] == 256 and agreement["same_z0"] and agreement["agree"]
+    assert data["torchsde_drift_calls"] == 301  # 300 steps + sdeint's shape check
+    md = (tmp_path / "inference_cpu.md").read_text()
+    assert "| 1 |" in md and "skipped" in md and "4 standard errors" in md
+    assert not (tmp_path / "inference_cpu.png").exists()
+    assert result["rows"] == data["rows"]
+
+    monkeypatch.undo()  # matplotlib importable again
+    pytest.importorskip("matplotlib")
+    (tmp_path / "inference_cpu.md").unlink()
+    inference.main(["--replot", str(path)])
+    assert (tmp_path / "inference_cpu.png").stat().st_size > 1000
+    assert (tmp_path / "inference_cpu.md").read_text() == md
+
+
+def test_inference_extrapolation_is_affine_and_never_below_the_last_point():
+    import inference
+
+    assert inference._extrapolate([(4, 2.0)], 16) == 2.0
+    assert inference._extrapolate([(4, 2.0), (16, 5.0)], 64) == pytest.approx(17.0)
+    assert inference._extrapolate([(4, 3.0), (16, 2.0)], 64) == 2.0

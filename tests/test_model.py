@@ -107,6 +107,19 @@ def test_prediction_shapes_quantiles_and_seed(duffing_model):
     assert single.mean.shape == (1, data.n_times, 2)
 
 
+def test_predict_latent_is_predicts_latent_without_decoding(duffing_model):
+    data = duffing_dataset(2, seed=3)
+    args = (data.x[:, 0], data.mu, data.t, data.f)
+    pred = duffing_model.predict(*args, n_samples=8, seed=5, integrator="heun", substeps=2)
+    latent = duffing_model.predict_latent(*args, n_samples=8, seed=5, integrator="heun", substeps=2)
+    assert latent.shape == (2, 8, data.n_times, duffing_model.latent_dim_)
+    assert np.array_equal(latent, pred.latent)
+    other = duffing_model.predict_latent(*args, n_samples=8, seed=6)
+    assert not np.array_equal(other, latent)
+    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+        duffing_model.predict_latent(*args, n_samples=0)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(x0=np.zeros(3)), "x0: expected shape"),
     (dict(x0=np.array([np.nan, 0.0])), "x0: contains NaN"),
