@@ -614,8 +614,11 @@ class StochasticROM:
         return t, mu, f_phys, latent, gen, noise_scale
 
     def _decode_paths(self, z: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
-        # small chunks keep CPU convolutions in cache (3x faster there); big ones on a GPU
-        chunk = chunk or (65536 if z.is_cuda else 2048)
+        # small chunks keep CPU convolutions in cache (3x faster there); big ones on a GPU,
+        # as long as a chunk's states stay near 2^26 values (conv activations are a few
+        # times that: a 100 x 100 field decodes ~6700 frames at a time, not 65536)
+        per_frame = max(1, math.prod(self.state_shape_))
+        chunk = chunk or max(1, min(65536 if z.is_cuda else 2048, 2**26 // per_frame))
         parts = [self.module_.decode(z[i:i + chunk]) for i in range(0, z.shape[0], chunk)]
         return torch.cat(parts, 0)
 
