@@ -45,8 +45,9 @@ _CYLINDER_PAPER_TRAIN = ["--window", "64", "--windows-per-step", "1", "--lr", "1
 _OSCILLATOR_TRAIN = ["--steps", "10000", "--window", "32", "--windows-per-step", "16",
                      "--lr", "3e-3", "--set", "drift_hidden=[64,64]",
                      "--set", "decoder_log_var_init=-7", "--set", "lr_decay_steps=2000"]
-_RD_PAPER_TRAIN = ["--latent-dim", "2", "--drift", "library", "--steps", "20000", "--window", "128",
-                   "--lr", "3e-3", "--kl-transition", "10000", "--periodic",
+# the paper's window (128, one per step), lr and β ramp (20 000 steps)
+_RD_PAPER_TRAIN = ["--latent-dim", "2", "--drift", "library", "--steps", "30000", "--window", "128",
+                   "--windows-per-step", "1", "--lr", "3e-3", "--kl-transition", "20000", "--periodic",
                    "--set", "lr_decay_steps=2000", "--set", "library_degree=3"]
 SPECS: dict[str, dict] = {
     "burgers": {
