@@ -27,6 +27,35 @@ def _pm(mean: float, std: float) -> str:
     return f"{mean:.4f} ± {std:.4f}"
 
 
+ATTEMPTS = ROOT / "docs" / "attempts"
+
+
+def record_attempt(model_dir: Path, tag: str) -> Path:
+    """Keep the raw evaluation of a training that is not shipped (``docs/attempts``), so the
+    table can say what was tried without typing its numbers."""
+    record = json.loads((model_dir / "eval.json").read_text())
+    training = json.loads((model_dir / "config.json").read_text())["training"]
+    record["training"] = {k: training.get(k) for k in ("status", "message", "steps", "seconds",
+                                                       "device_name")}
+    record["tag"] = tag
+    ATTEMPTS.mkdir(parents=True, exist_ok=True)
+    out = ATTEMPTS / f"{record['name']}-{tag}.json"
+    out.write_text(json.dumps(record, indent=2))
+    return out
+
+
+def _attempts_text(model: str) -> str:
+    """One clause per recorded attempt of ``model`` (rel. L2 on its test split)."""
+    parts = []
+    for path in sorted(ATTEMPTS.glob(f"{model}-*.json")):
+        rec = json.loads(path.read_text())
+        err, train = rec["test"]["rel_l2_mean"], rec["training"]
+        score = f"rel. L2 {err:.4f}" if err == err else "predictions diverged (non-finite)"
+        parts.append(f"[{rec['tag']}](attempts/{path.name}): {score} after {train['steps']} steps "
+                     f"(`{' '.join(rec['train_args'])}`)")
+    return ("not shipped: " if parts else "") + "; ".join(parts)
+
+
 def rom_visde_rows(refs: dict, pretrained: Path) -> tuple[list[str], list[dict]]:
     lo, hi = refs["coverage_target"]
     lines = ["| problem | d | paper (mean ± std) | ours (mean ± std) | ours vs paper | "
@@ -36,15 +65,18 @@ def rom_visde_rows(refs: dict, pretrained: Path) -> tuple[list[str], list[dict]]
     for ref in refs["rom_visde"]:
         record = _load(pretrained / ref["model"] / "eval.json")
         paper = _pm(ref["mean"], ref["std"])
+        attempts = _attempts_text(ref["model"])
         if record is None or record.get("smoke"):
-            lines.append(f"| {ref['problem']} | {ref['latent_dim']} | {paper} | not trained yet: "
-                         f"{ref.get('tried', '')} | – | – | – | – | `{ref['model']}` (missing) |")
+            state = "no model shipped" if attempts else "not trained yet"
+            lines.append(f"| {ref['problem']} | {ref['latent_dim']} | {paper} | {state}: "
+                         f"{ref.get('tried', '')} {attempts} | – | – | – | – | `{ref['model']}` (missing) |")
             raw.append({**ref, "ours": None})
             continue
         test = record["test"]
         ratio = test["rel_l2_mean"] / ref["mean"]
         verdict = ("meets (≤ paper)" if ratio <= 1 else f"misses by {test['rel_l2_mean'] - ref['mean']:.4f} "
-                   f"({100 * (ratio - 1):.0f}% above); {ref.get('tried', '')}")
+                   f"({100 * (ratio - 1):.0f}% above); {ref.get('tried', '')}"
+                   + (f" Other trainings, {attempts.removeprefix('not shipped: ')}" if attempts else ""))
         cov = test["coverage_90"]
         cov_note = "in range" if lo <= cov <= hi else ("too wide" if cov > hi else "too narrow")
         lines.append(
@@ -103,7 +135,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pretrained", default=str(ROOT / "pretrained"))
     parser.add_argument("--out", default=str(ROOT / "docs" / "reproduction.md"))
+    parser.add_argument("--record-attempt", type=Path, metavar="MODEL_DIR",
+                        help="keep this trained model's eval.json under docs/attempts (with --tag)")
+    parser.add_argument("--tag", default="attempt")
     args = parser.parse_args()
+    if args.record_attempt:
+        print(f"wrote {record_attempt(args.record_attempt, args.tag)}")
+        return
     refs = json.loads((ROOT / "docs" / "paper_results.json").read_text())
     pretrained = Path(args.pretrained)
     visde_lines, visde_raw = rom_visde_rows(refs, pretrained)
