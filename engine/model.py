@@ -497,7 +497,8 @@ class StochasticROM:
                 seed: int | None = None, return_samples: bool = True,
                 integrator: str | None = None, substeps: int | None = None,
                 decoder_noise: bool = True,
-                quantiles: Sequence[float] | None = None) -> Prediction:
+                quantiles: Sequence[float] | None = None,
+                decode_stride: int = 1) -> Prediction:
         """Encode ``x0``, integrate the latent SDE for many paths and decode.
 
         Args:
@@ -513,14 +514,26 @@ class StochasticROM:
             decoder_noise: include the decoder's Gaussian noise in samples and std.
             quantiles: levels to compute on the device (fast; no samples need to come
                 back to the host), available as ``Prediction.quantiles(levels)``.
+            decode_stride: decode and return only every ``decode_stride``-th output time
+                and the last one (default 1: all of ``t``). The SDE is still integrated on
+                all of ``t`` with the same steps and noise, so the latent paths at the kept
+                times are those of the full prediction with the same seed; decoding, the
+                moments and the quantiles cost ``1 / decode_stride`` as much (a quick
+                preview). ``Prediction.t`` holds the kept times.
 
         Returns:
             A :class:`Prediction` in physical units.
         """
+        if not isinstance(decode_stride, (int, np.integer)) or decode_stride < 1:
+            raise ValueError(f"decode_stride must be a positive integer, got {decode_stride!r}")
         t, mu, f_phys, latent, gen, noise_scale = self._latent_paths(
             x0, mu, t, f, n_samples, seed, integrator, substeps)
         device, dtype, norm = self._device(), self.torch_dtype, self.normalization_
         n_cases, d = mu.shape[0], self.latent_dim_
+        if decode_stride > 1:  # keep every decode_stride-th time and the last one
+            keep = np.unique(np.r_[np.arange(0, t.size, int(decode_stride)), t.size - 1])
+            latent = latent.view(n_cases * n_samples, t.size, d)[:, torch.as_tensor(keep, device=device)]
+            t, f_phys = t[keep], f_phys[:, keep]
         decoded = self._decode_paths(latent.reshape(-1, d)).view(n_cases, n_samples, t.size,
                                                                  *self.state_shape_)
         dec_var = self.module_.decoder_variance.point() * noise_scale**2 if decoder_noise else None

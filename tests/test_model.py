@@ -120,6 +120,28 @@ def test_predict_latent_is_predicts_latent_without_decoding(duffing_model):
         duffing_model.predict_latent(*args, n_samples=0)
 
 
+def test_decode_stride_keeps_the_full_prediction_paths_at_fewer_times():
+    data = duffing_dataset(2, n_times=41, seed=5)
+    model = StochasticROM(latent_dim=2, drift_hidden=(16, 16), hidden=(16,), seed=0)
+    model.initialize(data)  # untrained networks: only the bookkeeping is tested
+    args = dict(x0=data.x[:, 0], mu=data.mu, t=data.t, f=data.f, n_samples=8, seed=3,
+                quantiles=[0.1, 0.9], substeps=2)
+    full = model.predict(**args)
+    quick = model.predict(**args, decode_stride=3)
+    keep = [*range(0, 41, 3), 40]  # every third time and the last one
+    assert np.array_equal(quick.t, data.t[keep]) and np.array_equal(quick.f, full.f[:, keep])
+    # the same integration and noise: the kept latent paths are the full prediction's
+    assert np.array_equal(quick.latent, full.latent[:, :, keep])
+    assert np.allclose(quick.mean, full.mean[:, keep], rtol=1e-5, atol=1e-6)
+    assert np.allclose(quick.std, full.std[:, keep], rtol=1e-5, atol=1e-6)
+    assert quick.samples.shape == (2, 8, len(keep), 2)
+    assert quick.quantiles([0.1, 0.9]).shape == (2, 2, len(keep), 2)
+    assert np.array_equal(model.predict(**args, decode_stride=1).samples, full.samples)
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="decode_stride must be a positive integer"):
+            model.predict(**args, decode_stride=bad)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(x0=np.zeros(3)), "x0: expected shape"),
     (dict(x0=np.array([np.nan, 0.0])), "x0: contains NaN"),
