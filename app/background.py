@@ -73,6 +73,17 @@ class LatestOnlyWorker:
                 fn()
         (self.dispatch or _call)(apply)
 
+    def sync(self, timeout: float = 1.0) -> bool:
+        """Block until everything delivered so far has run on the owner's thread (call it
+        from a job). On a Panel session this also waits for the messages those deliveries
+        sent to the browser: Bokeh runs the next callback only after the previous one's
+        writes. ``False`` on timeout (e.g. the session was closed)."""
+        if self.dispatch is None:
+            return True
+        done = threading.Event()
+        self.dispatch(done.set)
+        return done.wait(timeout)
+
     @property
     def busy(self) -> bool:
         """A job is waiting or running."""

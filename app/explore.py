@@ -79,6 +79,12 @@ def session_dispatcher(doc=None) -> Callable[[Callable[[], None]], None] | None:
     return dispatch
 
 
+def _ordinal(n: int) -> str:
+    """``2nd``, ``3rd``, ``11th``, …"""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _field_kind(state: ExploreState) -> str:
     """``vector`` (a few components), ``field1d`` (n points on a line) or ``field2d``."""
     has_grid = state.system is not None and bool(state.system.grid())
@@ -348,8 +354,12 @@ class ExploreView(pn.viewable.Viewer):
             p["mean_map"].update(r.mean.T, (r.t[0], r.t[-1]), (xs[0], xs[-1]))
             p["std_map"].update(r.std.T, (r.t[0], r.t[-1]), (xs[0], xs[-1]))
         elif self._kind == "field2d":
-            self._frame.end = len(r.t) - 1
-            i = min(self._frame.value, len(r.t) - 1)
+            # the frame counts the full result's output times; a preview holds every
+            # decode_stride-th of them, so it shows the nearest one it has
+            stride = max(1, int(r.decode_stride))
+            if stride == 1:
+                self._frame.end = len(r.t) - 1
+            i = min(int(round(self._frame.value / stride)), len(r.t) - 1)
             mean = r.mean[i].reshape(-1, *r.mean.shape[-2:])[0]  # first channel
             std = r.std[i].reshape(-1, *r.std.shape[-2:])[0]
             ny, nx = mean.shape
@@ -383,9 +393,12 @@ class ExploreView(pn.viewable.Viewer):
 
     def _status_text(self, r: ExploreResult) -> str:
         n = r.n_paths or self.state.n_paths
-        text = (f"{n} paths × {len(r.t)} output times predicted in {1e3 * r.seconds:.0f} ms")
+        every = f" (every {_ordinal(r.decode_stride)})" if r.decode_stride > 1 else ""
+        text = (f"{n} paths × {len(r.t)} output times{every} predicted in "
+                f"{1e3 * r.seconds:.0f} ms")
         if r.preview:
-            text = f"preview: {text}; refining with {self.state.n_paths} paths …"
+            text = (f"preview: {text}; refining with {self.state.n_paths} paths at every "
+                    "output time …")
         if r.truth is not None:
             text += (f" · simulator {1e3 * r.truth_seconds:.0f} ms · median relative error "
                      f"{float(np.median(r.rel_error)):.3g} · truth inside the 90 % band: "

@@ -68,9 +68,11 @@ class ExploreResult:
             error of the mean; inside_band: ``(T,)`` share of the state inside the 90 % band;
             coverage: its mean over time.
         seconds: wall time of the model call; truth_seconds: of the simulator (0 if cached).
-        n_paths: sample paths behind the statistics; preview: a quick low-path result that a
-            full one will replace; inputs: JSON-able description of what was predicted
-            (see :class:`PredictRequest`).
+        n_paths: sample paths behind the statistics; preview: a quick result (fewer paths,
+            every ``decode_stride``-th output time) that a full one will replace; inputs:
+            JSON-able description of what was predicted (see :class:`PredictRequest`).
+        decode_stride: the result holds every ``decode_stride``-th output time of the
+            request (and the last one); 1 for a full result.
     """
 
     t: np.ndarray
@@ -93,6 +95,7 @@ class ExploreResult:
     n_paths: int = 0
     preview: bool = False
     inputs: dict = field(default_factory=dict)
+    decode_stride: int = 1
 
     def quantile(self, level: float) -> np.ndarray:
         """``(T, *S)`` the quantile at ``level`` (one of ``levels``)."""
@@ -135,13 +138,16 @@ class PredictRequest:
     inputs: dict = field(default_factory=dict)
 
 
-def predict_request(req: PredictRequest, n_paths: int | None = None
+def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stride: int = 1
                     ) -> tuple[ExploreResult, list[str]]:
     """Run ``req`` (simulator initial state, model call, optional truth); thread-safe.
 
     Args:
         req: the captured inputs.
         n_paths: override ``req.n_paths`` (a quick preview).
+        decode_stride: decode only every ``decode_stride``-th output time and the last one
+            (a quick preview: the SDE is still integrated on all of ``req.t``, see
+            ``StochasticROM.predict``).
 
     Returns:
         The reduced result and the warnings raised (extrapolation).
@@ -157,7 +163,7 @@ def predict_request(req: PredictRequest, n_paths: int | None = None
         with catalog.model_lock(model):
             pred = model.predict(x0, req.mu, t, f_values, n_samples=n, seed=req.seed,
                                  return_samples=True, quantiles=QUANTILE_LEVELS,
-                                 substeps=req.substeps)
+                                 substeps=req.substeps, decode_stride=int(decode_stride))
     seconds = time.perf_counter() - start
     notes = [str(w.message) for w in caught if issubclass(w.category, ExtrapolationWarning)]
     levels = np.asarray(pred.quantile_levels)
@@ -168,8 +174,8 @@ def predict_request(req: PredictRequest, n_paths: int | None = None
         latent_mean=pred.latent[0].mean(0),
         latent_quantiles=pred.latent_quantiles(levels)[:, 0],
         latent_samples=pred.latent[0, :k].copy(), forcing=pred.f[0], mu=req.mu,
-        seconds=seconds, n_paths=n, preview=n < req.n_paths,
-        inputs={**req.inputs, "n_paths": n})
+        seconds=seconds, n_paths=n, preview=n < req.n_paths or decode_stride > 1,
+        inputs={**req.inputs, "n_paths": n}, decode_stride=int(decode_stride))
     del pred  # the full sample array can be large; keep only the reduced result
     if req.show_truth:
         _add_truth(result, req)
@@ -224,6 +230,9 @@ class ExploreState(param.Parameterized):
     preview_paths = param.Integer(default=12, bounds=(0, None), doc=(
         "In the background, first show a preview with this many paths when n_paths is at "
         "least three times as many (0: never)."))
+    preview_frames = param.Integer(default=51, bounds=(2, None), doc=(
+        "Most output times a preview decodes: it keeps every k-th time (and the last), "
+        "while its SDE still integrates all of them."))
 
     _INPUTS = ("mu", "forcing_family", "forcing_params", "n_paths", "horizon", "seed",
                "show_truth", "max_frames", "n_keep")
@@ -366,16 +375,30 @@ class ExploreState(param.Parameterized):
         self.busy = True
         self.worker.submit(lambda generation: self._work(req, generation))
 
+    def preview_stride(self, n_times: int) -> int:
+        """The output-time stride of a preview of ``n_times`` times (at most
+        ``preview_frames`` of them are decoded)."""
+        return max(1, math.ceil((n_times - 1) / max(1, self.preview_frames - 1)))
+
     def _work(self, req: PredictRequest, generation: int) -> None:
-        """The worker's job: an optional quick preview, then the full prediction."""
+        """The worker's job: an optional quick preview, then the full prediction.
+
+        The preview is a real prediction for the new inputs with fewer paths, decoded at
+        fewer output times; the refinement starts once the session has applied and sent the
+        preview, so that the two do not compete for the interpreter and the CPU.
+        """
         worker = self.worker
         preview = int(self.preview_paths)
         try:
             if 0 < preview and 3 * preview <= req.n_paths:
-                quick = predict_request(req, n_paths=preview)
+                quick = predict_request(req, n_paths=preview,
+                                        decode_stride=self.preview_stride(len(req.t)))
                 worker.deliver(generation, lambda: self._apply(quick, final=False))
                 if not worker.current(generation):
                     return  # a newer request waits: skip the refinement
+                worker.sync()
+                if not worker.current(generation):
+                    return
             outcome = predict_request(req)
         except Exception as exc:  # noqa: BLE001
             message = f"{type(exc).__name__}: {exc}"

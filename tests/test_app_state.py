@@ -246,6 +246,47 @@ def test_background_preview_then_refinement(state):
     assert state.wait(60) and seen[-1] == (11, False, False) and len(seen) == 3
 
 
+def test_a_preview_decodes_fewer_times_and_the_refinement_waits_for_it(state, monkeypatch):
+    import queue
+    import time
+
+    import app.state as state_module
+
+    events, original = [], state_module.predict_request
+
+    def traced(req, n_paths=None, decode_stride=1):
+        events.append(("predict", n_paths or req.n_paths, decode_stride))
+        return original(req, n_paths, decode_stride)
+
+    monkeypatch.setattr(state_module, "predict_request", traced)
+    jobs: queue.Queue = queue.Queue()
+
+    def session_thread():  # a stand-in for a busy session event loop
+        while (fn := jobs.get()) is not None:
+            time.sleep(0.05)
+            fn()
+
+    threading.Thread(target=session_thread, daemon=True).start()
+    state.param.update(background=True, preview_paths=4, preview_frames=5)
+    state.dispatch = jobs.put
+    state.param.watch(lambda e: events.append(("applied", e.new.n_paths, e.new.t.size)),
+                      "result")
+    n_times = state.time_grid()[0].size
+    stride = state.preview_stride(n_times)
+    assert n_times > 5 and stride > 1
+    state.n_paths = 24
+    assert state.wait(60)
+    done = threading.Event()
+    jobs.put(done.set)
+    assert done.wait(10)
+    jobs.put(None)
+    n_kept = len(range(0, n_times, stride)) + ((n_times - 1) % stride != 0)
+    # the refinement starts only after the session applied the preview
+    assert events == [("predict", 4, stride), ("applied", 4, n_kept), ("predict", 24, 1),
+                      ("applied", 24, n_times)]
+    assert n_kept <= 5 and not state.busy and state.result.decode_stride == 1
+
+
 def test_background_bad_input_fails_at_once_and_drops_older_results(state):
     delivered = []
     state.param.update(background=True, preview_paths=0)
