@@ -339,13 +339,16 @@ def markdown(result: dict) -> str:
     """The Markdown report of a result dict (as written to the JSON)."""
     m, cfg, s = result["machine"], result["config"], result["summary"]
     load = result["load_average"]
+    preview_frames = (f" decoded at ≤ {cfg['preview_frames']} output times"
+                      if cfg.get("preview_frames") else "")
     lines = [
         "# Dashboard speed in the browser (CPU)", "",
         f"`python benchmarks/ui_speed.py` on {m['cpu_count']} cores ({m['cpu']}), server and "
         f"headless Chromium {m['chromium']} on the same machine; Panel {m['panel']}, Bokeh "
         f"{m['bokeh']}, torch {m['torch']}, `SROM_TORCH_THREADS=1`. Model "
         f"`{cfg['model']}`, {cfg['n_paths']} sample paths (preview with "
-        f"{cfg['preview_paths']} paths when there are at least 4× as many), viewport "
+        f"{cfg['preview_paths']} paths{preview_frames} when there are at least 3× as many), "
+        "viewport "
         f"{cfg['viewport']['width']}×{cfg['viewport']['height']}, {cfg['moves']} slider moves "
         f"after {cfg['warmup']} warm-up moves, {cfg['loads']} page loads. {result['date']}.", "",
         f"Load average (1/5/15 min) at the start {'/'.join(f'{v:.2f}' for v in load['start'])}, "
@@ -459,7 +462,8 @@ def main() -> None:
                          "moves_1min_median": float(np.median([x["load_1min"] for x in samples]))},
         "config": {"model": os.path.relpath(entry.path, ROOT) if entry else None,
                    "n_paths": args.paths or defaults.n_paths.default,
-                   "preview_paths": defaults.preview_paths.default, "moves": args.moves,
+                   "preview_paths": defaults.preview_paths.default,
+                   "preview_frames": defaults.preview_frames.default, "moves": args.moves,
                    "warmup": args.warmup, "loads": args.loads, "quiet_ms": args.quiet,
                    "drag_px": DRAG_PX, "viewport": VIEWPORT, "watched_sources": info["watched"],
                    "torch_threads": 1},
