@@ -92,6 +92,23 @@ def sweep_cases(sweep: str, size: str):
         yield (f"{'T' if sweep == 'length' else 'N'} ×{k}", k, data, dict(prob.params), 0.01)
 
 
+def _flatness(rows: list[dict]) -> str:
+    """The target line of a sweep: our step time and memory within ±15 % of their mean."""
+    ours = [r for r in rows if r["method"] == "ours" and "s_per_step" in r]
+    if len(ours) < 2:
+        return "Target (ours flat within ±15 %): not measured."
+    parts = []
+    for key, name in (("s_per_step", "time per step"), ("peak_mb", "peak memory")):
+        values = [r[key] for r in ours if r.get(key) is not None]
+        if len(values) < 2:
+            continue
+        mean = sum(values) / len(values)
+        spread = max(abs(v - mean) for v in values) / mean
+        parts.append(f"{name} within ±{100 * spread:.0f} % of its mean: "
+                     f"{'met' if spread <= 0.15 else 'missed'}")
+    return "Target (ours flat within ±15 %): " + "; ".join(parts) + "."
+
+
 # ---------------------------------------------------------------------- measuring
 def _sync(device: str) -> None:
     if device == "cuda":
@@ -230,7 +247,7 @@ def write_report(result: dict, out: Path) -> None:
                         cell += f", {_f(r['s_per_epoch'])} s/epoch"
                     cells.append(cell)
             lines.append(f"| `{method}`{extra} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += ["", _flatness(rows), ""]
     lines.append(f"Settings: {json.dumps(result['settings'])}")
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     try:
