@@ -152,7 +152,8 @@ def test_cpu_smoke_run_writes_valid_json(tmp_path, monkeypatch, tiny):
             assert 0 <= c["coverage_50"] <= c["coverage_90"] <= 1 and c["crps"] > 0
     calibration = md[md.index("Calibration at the final budget (0.4 s)"):]
     assert "| `em_graph` | latent SDE paths + decoder noise |" in calibration
-    assert "| `pod_dmdc` | not stochastic" in calibration
+    if "skipped" not in data["classical"][0]:  # opinf is a benchmark extra, not in CI
+        assert "| `pod_dmdc` | not stochastic" in calibration
     # results recorded before calibration was measured still load and show —
     for run in data["runs"]:
         for c in run["checkpoints"]:
