@@ -99,6 +99,18 @@ def _nfe_summary(bench: dict) -> str:
             f"{bench['device_name']}: " + ", ".join(parts))
 
 
+def _horizon_summary(sweep: dict) -> str:
+    """Largest relative parameter error of ours and the adjoint gradient norm, per horizon."""
+    parts = []
+    for row in sweep["horizons"]:
+        grad = row["adjoint_at_truth"]
+        g = f"{grad['grad_norm']:.3g}" if grad["status"] == "ok" else "failed"
+        parts.append(f"T = {row['T']:g}: ours ≤ {100 * row['ours']['max_relative_error']:.1f} % off, "
+                     f"adjoint ‖∇θ‖ {g}")
+    return ("horizons 1–100 (ours trained " + str(sweep["settings"]["steps"]) + " steps each; "
+            "adjoint gradient of the whole-horizon loss at the true parameters): " + "; ".join(parts))
+
+
 def arcta_rows(refs: dict, pretrained: Path) -> tuple[list[str], list[dict]]:
     lines = ["| experiment | paper | ours | source |", "|---|---|---|---|"]
     raw = []
@@ -122,6 +134,10 @@ def arcta_rows(refs: dict, pretrained: Path) -> tuple[list[str], list[dict]]:
                     for k, v in ref["truth"].items() if k in learned))
             ours, entry = "; ".join(parts), test
         source = f"[`{ref['model']}`](../pretrained/{ref['model']}/card.md)"
+        if ref.get("horizons"):
+            sweep = _load(ROOT / ref["horizons"])
+            ours += "; " + (_horizon_summary(sweep) if sweep else "horizon sweep not run yet")
+            source += f", [`{ref['horizons']}`](../{ref['horizons'].replace('.json', '.md')})"
         if ref.get("result"):
             bench = _load(ROOT / ref["result"])
             ours += "; " + (_nfe_summary(bench) if bench else "NFE comparison: benchmark result not produced yet")

@@ -205,3 +205,21 @@ def test_inference_extrapolation_is_affine_and_never_below_the_last_point():
     assert inference._extrapolate([(4, 2.0)], 16) == 2.0
     assert inference._extrapolate([(4, 2.0), (16, 5.0)], 64) == pytest.approx(17.0)
     assert inference._extrapolate([(4, 3.0), (16, 2.0)], 64) == 2.0
+
+
+# ------------------------------------------------------------------ Lorenz horizons
+def test_lorenz_horizon_sweep_writes_its_table(tmp_path):
+    import lorenz_horizons
+
+    result = lorenz_horizons.main(["--horizons", "0.2,0.4", "--steps", "20", "--rtol", "1e-4",
+                                   "--atol", "1e-6", "--out", str(tmp_path)])
+    rows = result["horizons"]
+    assert [r["T"] for r in rows] == [0.2, 0.4]
+    for row in rows:
+        assert set(row["ours"]["learned"]) == {"sigma", "rho", "beta"}
+        assert row["adjoint"]["status"] == "ok" and row["adjoint"]["drift_calls_total"] > 0
+        assert row["adjoint_at_truth"]["grad_norm"] > 0
+    saved = json.loads((tmp_path / "lorenz_horizons.json").read_text())
+    assert saved["horizons"][1]["n_times"] == rows[1]["n_times"]
+    md = (tmp_path / "lorenz_horizons.md").read_text()
+    assert "| 0.4 |" in md and "Summary:" in md
