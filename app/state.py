@@ -138,6 +138,18 @@ class PredictRequest:
     inputs: dict = field(default_factory=dict)
 
 
+#: decoded values one prediction may hold per copy (float32: 1 GiB); the prediction makes a
+#: few copies (samples, noise, sorted quantiles), so this bounds it to a few GiB
+PATH_CAP_VALUES = 2**28
+
+
+def path_cap(state_shape: tuple[int, ...], n_times: int, values: int | None = None) -> int:
+    """The most sample paths whose decoded frames stay within ``values`` (at least 4): a
+    3 × 80 × 440 flow over 134 times allows 18, a 500-point field over 1001 times 536."""
+    per_path = max(1, int(np.prod(state_shape)) * int(n_times))
+    return max(4, (PATH_CAP_VALUES if values is None else values) // per_path)
+
+
 def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stride: int = 1
                     ) -> tuple[ExploreResult, list[str]]:
     """Run ``req`` (simulator initial state, model call, optional truth); thread-safe.
@@ -154,6 +166,9 @@ def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stri
     """
     model, system, t = req.model, req.system, req.t
     n = int(n_paths or req.n_paths)
+    cap = path_cap(model.state_shape_, t.size)
+    capped = n > cap
+    n = min(n, cap)
     x0 = initial_state(system, req.mu, req.forcings, float(t[0]), float(model.dt_), model.n_win,
                        req.seed)
     f_values = np.stack([f(t) for f in req.forcings], axis=-1) if req.forcings else None
@@ -166,6 +181,9 @@ def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stri
                                  substeps=req.substeps, decode_stride=int(decode_stride))
     seconds = time.perf_counter() - start
     notes = [str(w.message) for w in caught if issubclass(w.category, ExtrapolationWarning)]
+    if capped:
+        notes.append(f"large field: {n} sample paths instead of {int(n_paths or req.n_paths)}, "
+                     "to keep one prediction's memory near 1 GB on this server")
     levels = np.asarray(pred.quantile_levels)
     k = min(int(req.n_keep), pred.n_paths)
     result = ExploreResult(
@@ -174,7 +192,8 @@ def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stri
         latent_mean=pred.latent[0].mean(0),
         latent_quantiles=pred.latent_quantiles(levels)[:, 0],
         latent_samples=pred.latent[0, :k].copy(), forcing=pred.f[0], mu=req.mu,
-        seconds=seconds, n_paths=n, preview=n < req.n_paths or decode_stride > 1,
+        seconds=seconds, n_paths=n,
+        preview=(n_paths is not None and n_paths < req.n_paths) or decode_stride > 1,
         inputs={**req.inputs, "n_paths": n}, decode_stride=int(decode_stride))
     del pred  # the full sample array can be large; keep only the reduced result
     if req.show_truth:

@@ -300,3 +300,19 @@ def test_background_bad_input_fails_at_once_and_drops_older_results(state):
     for apply in delivered:
         apply()
     assert state.result is good and "nu" in state.error
+
+
+def test_large_fields_cap_the_sample_paths_and_say_so(state, monkeypatch):
+    import app.state as state_module
+
+    assert state_module.path_cap((3, 80, 440), 134) == 18  # a flow-control field
+    assert state_module.path_cap((500,), 1001) >= 48  # Burgers keeps the default 48
+    assert state_module.path_cap((3, 80, 440), 134, values=1) == 4  # never fewer than 4
+    state.n_paths = 24
+    state.wait(60)
+    per_path = int(np.prod(state.model.state_shape_)) * state.result.t.size
+    monkeypatch.setattr(state_module, "PATH_CAP_VALUES", 10 * per_path)
+    state.seed = state.seed + 1
+    assert state.wait(60)
+    assert state.result.n_paths == 10 and not state.result.preview
+    assert "large field: 10 sample paths instead of 24" in state.warning
