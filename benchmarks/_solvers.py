@@ -36,6 +36,7 @@ from torch import nn
 from engine.elbo import gaussian_log_likelihood
 from engine.model import StochasticROM
 from engine.module import interpolate_forcing
+from engine.train import WARMUP_STEPS, capture_training_step
 
 from _harness import DeviceData, install_counter
 
@@ -271,24 +272,15 @@ class SolverTrainer:
         self.nonfinite |= ~torch.isfinite(loss.detach())
 
     def _capture(self) -> None:
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                self.optimizer.zero_grad(set_to_none=True)
-                self._compute_and_update()
-        torch.cuda.current_stream().wait_stream(stream)
-        self.optimizer.zero_grad(set_to_none=True)
-        calls, rows = self.counter.calls, self.counter.rows
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._compute_and_update()
+        before = {}
+        self.graph = capture_training_step(
+            self._compute_and_update, self.optimizer,
+            before_capture=lambda: before.update(calls=self.counter.calls, rows=self.counter.rows))
         # capture records the step without running it: its drift calls happen at replays
-        self.graph_calls = self.counter.calls - calls
-        self.graph_rows = self.counter.rows - rows
-        self.counter.calls, self.counter.rows = calls, rows
-        self.graph = graph
-        self.steps += 3  # the warm-up steps are real updates; the captured one is not run
+        self.graph_calls = self.counter.calls - before["calls"]
+        self.graph_rows = self.counter.rows - before["rows"]
+        self.counter.calls, self.counter.rows = before["calls"], before["rows"]
+        self.steps += WARMUP_STEPS  # the warm-up steps are real updates; the captured one is not run
 
     def step(self) -> None:
         """One optimizer step (the first call on CUDA with a graph captures it)."""

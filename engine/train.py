@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from engine.module import SROMModule, WindowBatch
 from engine.progress import NullCallback, StopFlag, TrainingCallback
 
 __all__ = ["TrainSettings", "WindowSampler", "Trainer", "TrainResult", "CheckpointError",
-           "read_checkpoint"]
+           "read_checkpoint", "capture_training_step", "WARMUP_STEPS"]
 
 _TERMS = ("loss", "ell", "residual", "kl", "beta")
 
@@ -136,6 +137,39 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     return tensors, info
 
 
+WARMUP_STEPS = 3
+
+
+def capture_training_step(step: Callable[[], None], optimizer: torch.optim.Optimizer,
+                          before_capture: Callable[[], None] | None = None
+                          ) -> torch.cuda.CUDAGraph:
+    """Capture one optimizer step as a CUDA graph.
+
+    Runs ``WARMUP_STEPS`` real steps on a side stream first (allocator, cuBLAS/cuDNN and
+    Adam state warm-up, as graph capture requires), then records one more call of ``step``
+    into the graph: recorded, not run, so it takes effect at each replay.
+
+    Args:
+        step: forward, backward and optimizer update; gradients must be zeroed before it.
+        optimizer: its gradients are set to ``None`` before every step.
+        before_capture: called between the warm-up and the capture (e.g. to snapshot counters).
+    """
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(WARMUP_STEPS):
+            optimizer.zero_grad(set_to_none=True)
+            step()
+    torch.cuda.current_stream().wait_stream(stream)
+    optimizer.zero_grad(set_to_none=True)
+    if before_capture is not None:
+        before_capture()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph
+
+
 class Trainer:
     """Runs the optimisation of a :class:`SROMModule` on a :class:`WindowSampler`."""
 
@@ -191,20 +225,9 @@ class Trainer:
         self._compute_and_update()
 
     def _capture(self) -> int:
-        """Warm up on a side stream (3 real steps), then capture one step as a graph."""
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                self.optimizer.zero_grad(set_to_none=True)
-                self._compute_and_update()
-        torch.cuda.current_stream().wait_stream(stream)
-        self.optimizer.zero_grad(set_to_none=True)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._compute_and_update()
-        self._graph = graph
-        return 3
+        """Warm up (real steps), then capture one step as a graph; returns the steps taken."""
+        self._graph = capture_training_step(self._compute_and_update, self.optimizer)
+        return WARMUP_STEPS
 
     # -------------------------------------------------------------- the loop
     def run(self, start_step: int = 0) -> TrainResult:
