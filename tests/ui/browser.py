@@ -44,6 +44,23 @@ def playwright_sync_api():
     return sync_api
 
 
+LOCAL_URLS = ("http://127.0.0.1", "data:", "blob:")
+
+
+@contextlib.contextmanager
+def local_page(playwright, height: int, width: int = 1400) -> Iterator[tuple[object, list[str]]]:
+    """A headless Chromium page (``width`` × ``height`` viewport) and the list of every URL it
+    requests outside the local server (the dashboard must work with no internet)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    external: list[str] = []
+    try:
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.on("request", lambda r: None if r.url.startswith(LOCAL_URLS) else external.append(r.url))
+        yield page, external
+    finally:
+        browser.close()
+
+
 def free_port() -> int:
     """A TCP port free on localhost now (for a test server)."""
     with socket.socket() as s:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-from browser import CHROMIUM, CHROMIUM_ARGS, playwright_sync_api, serve_dashboard  # noqa: E402
+from browser import local_page, playwright_sync_api, serve_dashboard  # noqa: E402
 
 sync_api = playwright_sync_api()
 
@@ -55,14 +55,9 @@ def server(tmp_path_factory):
 
 def test_train_stop_upload_and_save(server, tmp_path):
     url, models, log = server
-    external: list[str] = []
     timings = {}
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1400})
-            page.on("request", lambda r: external.append(r.url)
-                    if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
+        with local_page(p, 1400) as (page, external):
             page.goto(url)
             page.locator(".bk-tab", has_text="Train").first.click(timeout=60_000)
             start = page.locator("button", has_text="Start").first
@@ -97,8 +92,6 @@ def test_train_stop_upload_and_save(server, tmp_path):
             # the Explore tab's picker learns of the new model from the periodic callback
             page.wait_for_function(PICKER_HAS, arg="ui-model", polling=200, timeout=10_000)
             page.screenshot(path=str(tmp_path / "train-saved.png"))
-        finally:
-            browser.close()
     print(f"\n{timings}")
     assert (models / "ui-model" / "config.json").is_file()
     assert external == [], f"the page fetched outside resources: {external}"

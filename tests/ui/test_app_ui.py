@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import CHROMIUM, CHROMIUM_ARGS, playwright_sync_api, serve_dashboard  # noqa: E402
+from browser import local_page, playwright_sync_api, serve_dashboard  # noqa: E402
 
 sync_api = playwright_sync_api()
 
@@ -61,13 +61,8 @@ def server(tmp_path_factory):
 
 
 def test_slider_move_updates_the_plot(server, tmp_path):
-    external: list[str] = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1750})
-            page.on("request", lambda r: external.append(r.url)
-                    if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
+        with local_page(p, 1750) as (page, external):
             start = time.perf_counter()
             page.goto(server)
             page.wait_for_function(f"({READ_MEAN})() !== null && ({READ_MEAN})().length > 1",
@@ -97,8 +92,6 @@ def test_slider_move_updates_the_plot(server, tmp_path):
             page.locator(".bk-tab", has_text="About").first.click()
             page.locator(".katex").first.wait_for(state="attached", timeout=10_000)  # KaTeX ran
             page.screenshot(path=str(tmp_path / "about.png"))
-        finally:
-            browser.close()
     print(f"\nfirst render {first_render:.2f} s, slider release → new plot data {update:.3f} s")
     assert external == [], f"the page fetched outside resources: {external}"
     assert (tmp_path / "explore.png").stat().st_size > 10_000
@@ -108,10 +101,7 @@ def test_sensitivity_sweep_draws_and_the_npz_downloads(server, tmp_path):
     import numpy as np
 
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1400},
-                                    accept_downloads=True)
+        with local_page(p, 1400) as (page, external):  # downloads are accepted by default
             page.goto(server)
             page.wait_for_function(f"({READ_MEAN})() !== null && ({READ_MEAN})().length > 1",
                                    timeout=60_000)
@@ -132,8 +122,7 @@ def test_sensitivity_sweep_draws_and_the_npz_downloads(server, tmp_path):
             drawn = page.evaluate(SWEEP_DRAWN)
             page.wait_for_timeout(500)
             page.screenshot(path=str(tmp_path / "sensitivity.png"))
-        finally:
-            browser.close()
     print(f"\nsweep of 9 points: click → drawn {seconds:.2f} s")
+    assert external == [], f"the page fetched outside resources: {external}"
     assert target.name.endswith(".npz") and drawn["points"] == 9
     assert drawn["width"] > 300 and drawn["height"] > 200
