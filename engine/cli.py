@@ -66,12 +66,22 @@ def cmd_train(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.safetensors"
     print(f"srom: training on {dataset}", file=sys.stderr)
+    val_data = load_dataset(args.val) if args.val else None
+    if args.select_every is not None and val_data is None:
+        raise UserError("--select-every needs --val (the validation data to select on)")
+    selecting = args.select_every is not None
     model.fit(dataset, callback=TqdmCallback(desc="srom train"), checkpoint=checkpoint,
-              resume_from=args.resume, max_seconds=args.max_seconds)
+              resume_from=args.resume, max_seconds=args.max_seconds,
+              validation=val_data if selecting else None, select_every=args.select_every,
+              select_samples=args.select_samples)
     status = model.training_["status"]
+    if selecting and model.training_["selection"]["best_step"] is not None:
+        sel = model.training_["selection"]
+        print(f"srom: kept the parameters of step {sel['best_step']} (validation rel. L2 "
+              f"{sel['best_val_rel_l2']:.4g})", file=sys.stderr)
     metrics = {}
-    if args.val:
-        metrics = model.evaluate(load_dataset(args.val), n_samples=args.val_samples)
+    if val_data is not None:
+        metrics = model.evaluate(val_data, n_samples=args.val_samples)
     model.save(out, metrics=metrics or None)
     print(f"srom: {model.training_['message']} in {model.training_['seconds']:.1f} s on "
           f"{model.training_['device_name']}; model saved to {out}", file=sys.stderr)
@@ -222,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--val", help="validation dataset to evaluate after training")
     p.add_argument("--val-samples", type=int, default=64)
+    p.add_argument("--select-every", type=int, default=None, metavar="STEPS",
+                   help="score a rollout on --val every STEPS steps and keep the best parameters")
+    p.add_argument("--select-samples", type=int, default=16,
+                   help="sample paths per validation trajectory when selecting")
     p.add_argument("--resume", help="checkpoint to continue from")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="wall-clock budget: stop (and save) at the first log after it")

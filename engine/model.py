@@ -24,6 +24,7 @@ from engine.prediction import Prediction, sample_quantiles
 from engine.priors import LogNormalVariance
 from engine.progress import CallbackList, StopFlag, TrainingCallback
 from engine.rollout import METHODS, RolloutEngine
+from engine.selection import ValidationSelector
 from engine.train import Trainer, TrainSettings, WindowSampler, read_checkpoint
 
 __all__ = ["StochasticROM", "NotFittedError", "ExtrapolationWarning", "resolve_device"]
@@ -315,7 +316,8 @@ class StochasticROM:
     def fit(self, dataset: Dataset, *, callback: TrainingCallback | None = None,
             stop_flag: StopFlag | None = None, checkpoint: str | os.PathLike | None = None,
             resume_from: str | os.PathLike | None = None,
-            max_seconds: float | None = None) -> "StochasticROM":
+            max_seconds: float | None = None, validation: Dataset | None = None,
+            select_every: int | None = None, select_samples: int = 16) -> "StochasticROM":
         """Train on ``dataset`` by amortized variational inference (no SDE solve).
 
         Args:
@@ -327,11 +329,20 @@ class StochasticROM:
             resume_from: a checkpoint to continue from (same data and hyperparameters).
             max_seconds: a wall-clock budget; training ends (status ``budget``) at the first
                 metric log after it is spent. The schedules still follow ``steps``.
+            validation: held-out trajectories for model selection (never the test split).
+            select_every: with ``validation``, score a rollout on it every ``select_every``
+                steps and at the end (relative L2 error of the predictive mean, as in
+                :meth:`evaluate`), and keep the parameters with the best score
+                (:class:`engine.selection.ValidationSelector`). The scores join the loss
+                history as ``val_rel_l2``; ``training_["selection"]`` summarises them.
+            select_samples: sample paths per validation trajectory.
 
         Returns:
             self. ``training_`` records status (``completed``, ``stopped``, ``budget``,
             ``diverged``, ``interrupted``), steps, seconds, device and the loss history.
         """
+        if (validation is None) != (select_every is None):
+            raise ValueError("model selection needs both validation= and select_every=")
         resume = read_checkpoint(resume_from) if resume_from is not None else None
         self.initialize(dataset, Normalization.from_dict(resume[1]["normalization"])
                         if resume is not None else None)
@@ -354,9 +365,14 @@ class StochasticROM:
             cuda_graph=bool(self.cuda_graph),
             max_seconds=None if max_seconds is None else float(max_seconds))
         n_total = dataset.n_trajectories * dataset.n_times
+        selector = None
+        if validation is not None:
+            self._check_compatible(validation)
+            selector = ValidationSelector(self, validation, select_every, select_samples, self.seed)
+        callbacks = [c for c in (selector, callback) if c is not None]
         trainer = Trainer(
             self.module_, sampler, settings, n_total, device,
-            callback=CallbackList([callback]) if callback else None, stop_flag=stop_flag,
+            callback=CallbackList(callbacks) if callbacks else None, stop_flag=stop_flag,
             checkpoint_path=checkpoint,
             checkpoint_extra={"normalization": norm.to_dict(), "params": self.get_params()})
         start = 0
@@ -365,6 +381,10 @@ class StochasticROM:
         result = trainer.run(start)
         if result.status == "diverged":
             warnings.warn(result.message, RuntimeWarning, stacklevel=2)
+        selection = None
+        if selector is not None:
+            selector.restore_best()
+            selection = selector.summary()
         self.training_ = {
             "status": result.status, "message": result.message, "steps": result.step,
             "seconds": result.seconds, "device": str(device),
@@ -374,6 +394,8 @@ class StochasticROM:
             "cuda_graph": trainer.use_graph,
             "peak_step_memory_mb": result.peak_step_memory_mb,
         }
+        if selection is not None:
+            self.training_["selection"] = selection
         self.module_.eval()
         return self
 

@@ -44,6 +44,18 @@ def test_resume_continues_to_more_steps(files, trained):
     assert load_model(out).training_["resumed_from_step"] == 30
 
 
+def test_train_selects_on_validation(files, capsys):
+    out = files / "selected"
+    code = main(["train", str(files / "train.npz"), "--out", str(out), "--steps", "30",
+                 "--window", "16", "--latent-dim", "2", "--set", "drift_hidden=[16]",
+                 "--set", "log_every=10", "--val", str(files / "test.h5"),
+                 "--select-every", "10", "--select-samples", "4", "--val-samples", "4"])
+    assert code == 0
+    selection = load_model(out).training_["selection"]
+    assert [s for s, _ in selection["scores"]] == [10, 20, 30]
+    assert f"kept the parameters of step {selection['best_step']}" in capsys.readouterr().err
+
+
 def test_evaluate_json(files, trained, capsys):
     assert main(["evaluate", str(trained), str(files / "test.h5"), "--n-samples", "8", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
@@ -67,6 +79,7 @@ def test_predict_from_dataset_and_from_new_inputs(files, trained):
     (["evaluate", "no_model_dir", "data.npz"], "no such model directory"),
     (["train", "{train}", "--out", "{tmp}/m", "--steps", "0"], "steps must be a positive integer"),
     (["train", "{train}", "--out", "{tmp}/m", "--set", "nonsense=1"], "bad hyperparameter"),
+    (["train", "{train}", "--out", "{tmp}/m", "--select-every", "10"], "--select-every needs --val"),
     (["predict", "{model}", "--data", "{train}", "--index", "99", "--out", "{tmp}/p.npz"], "--index 99"),
     (["predict", "{model}", "--out", "{tmp}/p.npz"], "give --data"),
 ])

@@ -136,3 +136,42 @@ def test_time_budget_ends_training_at_a_log_and_saves(tmp_path, data):
     assert read_checkpoint(ckpt)[1]["step"] == 10
     # a budget that is never reached changes nothing
     assert model(steps=20).fit(data, max_seconds=3600).training_["status"] == "completed"
+
+
+def test_selection_on_validation_keeps_the_best_scored_parameters(data):
+    val = duffing_dataset(2, n_times=41, seed=11)
+    plain = model(steps=60).fit(data)
+    chosen = model(steps=60).fit(data, validation=val, select_every=20, select_samples=8)
+    sel = chosen.training_["selection"]
+    steps = [s for s, _ in sel["scores"]]
+    assert steps == [20, 40, 60]
+    assert [h["step"] for h in chosen.training_["history"] if "val_rel_l2" in h] == [20, 40, 60]
+    best_step, best = min(sel["scores"], key=lambda sv: sv[1])
+    assert sel["best_step"] == best_step and sel["best_val_rel_l2"] == best
+    # scoring draws from its own generator: the training run itself is unchanged
+    assert [h["loss"] for h in plain.training_["history"]] == \
+        [h["loss"] for h in chosen.training_["history"]]
+    # the restored parameters are those that scored best
+    again = chosen.evaluate(val, n_samples=8, seed=chosen.seed)["rel_l2_mean"]
+    assert again == pytest.approx(best, rel=1e-6)
+    if best_step == 60:
+        a, b = state(plain), state(chosen)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    else:
+        assert not all(torch.equal(a, b) for a, b in zip(state(plain).values(), state(chosen).values()))
+
+
+def test_selection_scores_the_end_of_a_stopped_run(data):
+    val = duffing_dataset(2, n_times=41, seed=11)
+    flag = StopFlag()
+    m = model(steps=60).fit(data, validation=val, select_every=20, stop_flag=flag,
+                            callback=StopAt(flag, 30))
+    assert m.training_["status"] == "stopped"
+    assert [s for s, _ in m.training_["selection"]["scores"]] == [20, 30]
+
+
+def test_selection_needs_both_validation_and_an_interval(data):
+    with pytest.raises(ValueError, match="select_every"):
+        model().fit(data, validation=duffing_dataset(1, n_times=41))
+    with pytest.raises(ValueError, match="select_every"):
+        model().fit(data, select_every=10)
