@@ -217,3 +217,20 @@ def test_pendulum_frames_follow_the_bob():
     cols = np.arange(32)
     centroid = np.array([(f[0] * cols).sum() / f[0].sum() for f in frames]) - 15.5
     assert np.corrcoef(centroid, np.sin(theta))[0, 1] > 0.95
+
+
+def test_time_splits_from_one_solve_equal_generate_per_split():
+    from engine.systems import get_system
+
+    system = get_system("reaction_diffusion", preset="paper", n_grid=8, t_end=4.9, n_t=50,
+                        split_counts=(30, 10), obs_noise=0.01)
+    pieces = system.generate_time_splits(1, seed=3)
+    assert list(pieces) == ["train", "val", "test"]
+    for name, data in pieces.items():
+        alone = system.generate(1, split=name, seed=3)
+        np.testing.assert_array_equal(data.x, alone.x)
+        np.testing.assert_array_equal(data.t, alone.t)
+        assert data.attrs["split"] == name
+    assert [d.n_times for d in pieces.values()] == [30, 10, 10]
+    with pytest.raises(ValueError, match="unknown splits"):
+        system.generate_time_splits(1, splits=["nope"])
