@@ -275,3 +275,36 @@ def test_wake_figure_script(tmp_path):
     assert report["jets_off"]["cd_mean"] > 0.5
     assert report["jet_flow_abs_mean"] <= report["jet_limit"]
     assert abs(report["on_minus_off"]["cl_rms"]) > 0.05  # the jets change the lift
+    summary = (tmp_path / "wake.md").read_text()
+    assert f"{report['jets_off']['cd_mean']:.4g}" in summary
+    assert f"{100 * report['relative_change']['cd_mean']:+.1f} %" in summary
+
+
+def _script(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_validation_table_marks_runs_in_and_out_of_range(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    table = _script("cylinder_validation_table")
+    results = Path(table.RESULTS)
+    for name in ("cylinder_validation_r20.json", "cylinder_validation_r40_u0p05.json"):
+        (tmp_path / name).write_text((results / name).read_text())
+    monkeypatch.setattr(table, "RESULTS", tmp_path)
+    table.main()
+    text = (tmp_path / "cylinder_validation.md").read_text()
+    runs = {n: json.loads((tmp_path / n).read_text()) for n in
+            ("cylinder_validation_r20.json", "cylinder_validation_r40_u0p05.json")}
+    assert not all(runs["cylinder_validation_r20.json"]["pass"].values())
+    assert all(runs["cylinder_validation_r40_u0p05.json"]["pass"].values())
+    assert text.strip().splitlines()[-1] == \
+        "Runs with all three quantities in range: 40 cells/D at U_max = 0.05."
+    assert "| 20 | 0.1 (0.17) |" in text
