@@ -238,7 +238,9 @@ def summarize(result: dict) -> list[dict]:
                      "rows": float(np.mean([r["drift_rows_per_step"] for r in runs])),
                      "peak_mb": max(peaks) if peaks else None,
                      "at_budget": at_budget, "reached": len(hits),
-                     "time_to_target": float(np.median(hits)) if hits else None,
+                     # median over seeds, a seed that never reaches the target counting as
+                     # never: one lucky seed out of three does not make a time to target
+                     "time_to_target": _median_time(reach),
                      "calibration": calibration,
                      "status": ",".join(sorted({r["status"] for r in runs})),
                      "graph": any(r["cuda_graph"] for r in runs)})
@@ -272,8 +274,12 @@ def write_report(result: dict, out: Path) -> None:
         for b in budgets:
             v = row["at_budget"][b]
             cells.append("—" if v is None else f"{_fmt(v[0])} ± {_fmt(v[1], 2)}")
-        ttt = (f"{_fmt(row['time_to_target'])} ({row['reached']}/{row['seeds']})"
-               if row["reached"] else f"not reached (0/{row['seeds']})")
+        if row["time_to_target"] is not None:
+            ttt = f"{_fmt(row['time_to_target'])} ({row['reached']}/{row['seeds']})"
+        elif row["reached"]:
+            ttt = f"not in most seeds ({row['reached']}/{row['seeds']})"
+        else:
+            ttt = f"not reached (0/{row['seeds']})"
         name = f"`{row['method']}`" + (" (graph)" if row["graph"] else "")
         lines.append(f"| {name} | {row['steps']:.0f} | {_fmt(row['ms_per_step'])} | "
                      f"{_fmt(row['calls'])} | {_fmt(row['rows'])} | {_fmt(row['peak_mb'])} | "
@@ -327,15 +333,26 @@ def _calibration_lines(result: dict) -> list[str]:
     return lines
 
 
+def _median_time(reach: list[float | None]) -> float | None:
+    """Median time to target over seeds (``None`` = never); ``None`` if most never reach it."""
+    if not reach:
+        return None
+    value = float(np.median([math.inf if v is None else v for v in reach]))
+    return value if math.isfinite(value) else None
+
+
 def _target_lines(rows: list[dict], target: float) -> list[str]:
     """The issue's target, read from the rows: ours needs ≥ 10× less wall-clock than the
     fastest solver-based method to reach ``target``."""
     ours = next((r for r in rows if r["method"] == "ours"), None)
-    solvers = [r for r in rows if r["method"] != "ours" and r["reached"]]
+    solvers = [r for r in rows if r["method"] != "ours" and r["time_to_target"] is not None]
     lines = ["", f"Target: ≥ 10× less wall-clock than the fastest solver-based method to reach "
-                 f"rel. L2 ≤ {target:g}."]
-    if ours is None or not ours["reached"]:
-        return lines + ["Not assessed: ours did not reach the target within the budgets."]
+                 f"rel. L2 ≤ {target:g} (median over seeds)."]
+    if ours is None or ours["time_to_target"] is None:
+        reached = f"{ours['reached']}/{ours['seeds']}" if ours else "0"
+        return lines + [f"Missed: ours reached the target within the budgets in only {reached} "
+                        "seeds" + (f", while `{min(solvers, key=lambda r: r['time_to_target'])['method']}` "
+                                   "reached it in most" if solvers else "") + "."]
     if not solvers:
         return lines + [f"Ours reached it in {_fmt(ours['time_to_target'])} s; no solver-based "
                         "method reached it within the budgets, so the ratio is only bounded below "
@@ -412,6 +429,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads (1 is robust on a shared 2-core machine)")
     p.add_argument("--fresh", action="store_true", help="do not merge with an existing result file")
+    p.add_argument("--report-only", action="store_true",
+                   help="rewrite the markdown table and plot from the existing result file")
     args = p.parse_args(argv)
     args.size = args.size or ("paper" if args.device == "cuda" else "small")
     args.budgets = [float(b) for b in (args.budgets or ("10,40" if args.device == "cuda" else "2,6")).split(",")]
@@ -431,6 +450,10 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     args = parse_args(argv)
     device = args.device
+    if args.report_only:
+        result = json.loads((Path(args.out) / f"competitors_{device}_{args.system}.json").read_text())
+        write_report(result, Path(args.out))
+        return result
     if device == "cpu":
         torch.set_num_threads(args.threads)
     prob, train, val, test = load_problem(args.system, args.size)
