@@ -223,3 +223,22 @@ def test_lorenz_horizon_sweep_writes_its_table(tmp_path):
     assert saved["horizons"][1]["n_times"] == rows[1]["n_times"]
     md = (tmp_path / "lorenz_horizons.md").read_text()
     assert "| 0.4 |" in md and "Summary:" in md
+
+
+def test_summary_reads_every_target_from_the_result_files(tmp_path, monkeypatch):
+    import summary
+
+    results = Path(summary.RESULTS)
+    for name in ("engine_perf_cuda.json", "inference_cuda.json", "cost_independence_cuda.json",
+                 "competitors_cuda_burgers.json", "competitors_cuda_lotka_volterra.json"):
+        (tmp_path / name).write_text((results / name).read_text())
+    monkeypatch.setattr(summary, "RESULTS", tmp_path)
+    text = summary.main().read_text()
+    ms = json.loads((tmp_path / "engine_perf_cuda.json").read_text())["train_graph"]["ms_per_step"]
+    step_row = next(line for line in text.splitlines() if "training step" in line)
+    assert f"{ms:.3g} ms" in step_row and ("| met |" in step_row) == (ms <= 2.5)
+    assert text.count("flat step cost") == 3
+    # a missing file is reported, not invented
+    (tmp_path / "inference_cuda.json").unlink()
+    text = summary.main().read_text()
+    assert "no result file `inference_cuda.json`" in text
