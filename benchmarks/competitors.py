@@ -218,10 +218,12 @@ def summarize(result: dict) -> list[dict]:
         for b in budgets:
             vals = [_err(at_time(r["checkpoints"], b)) for r in runs if r["checkpoints"]]
             at_budget[b] = (float(np.mean(vals)), float(np.std(vals))) if vals else None
-        reach = []
-        for r in runs:
-            hit = [c["time_s"] for c in r["checkpoints"] if _err(c) <= target]
-            reach.append(min(hit) if hit else None)
+        first = [next((c for c in r["checkpoints"] if _err(c) <= target), None) for r in runs]
+        reach = [None if c is None else c["time_s"] for c in first]
+        # drift calls (batched evaluations, the papers' NFE) to the target and to the end
+        calls_to = [None if c is None else c["step"] * r["drift_calls_per_step"]
+                    for c, r in zip(first, runs)]
+        ends = [r["checkpoints"][-1] for r in runs if r["checkpoints"]]
         hits = [v for v in reach if v is not None]
         final = [at_time(r["checkpoints"], max(budgets)) for r in runs if r["checkpoints"]]
         calibration = {}
@@ -241,6 +243,11 @@ def summarize(result: dict) -> list[dict]:
                      # median over seeds, a seed that never reaches the target counting as
                      # never: one lucky seed out of three does not make a time to target
                      "time_to_target": _median_time(reach),
+                     "calls_to_target": _median_time(calls_to),
+                     "calls_at_end": float(np.median([c["step"] * r["drift_calls_per_step"]
+                                                      for c, r in zip(ends, runs)])) if ends else None,
+                     "errors_at_end": [_err(c) for c in ends],
+                     "errors_at_last_budget": [_err(c) for c in final],
                      "calibration": calibration,
                      "status": ",".join(sorted({r["status"] for r in runs})),
                      "graph": any(r["cuda_graph"] for r in runs)})
@@ -334,7 +341,8 @@ def _calibration_lines(result: dict) -> list[str]:
 
 
 def _median_time(reach: list[float | None]) -> float | None:
-    """Median time to target over seeds (``None`` = never); ``None`` if most never reach it."""
+    """Median over seeds of a time (or count) to the target (``None`` = never reached);
+    ``None`` if most seeds never reach it."""
     if not reach:
         return None
     value = float(np.median([math.inf if v is None else v for v in reach]))

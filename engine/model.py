@@ -292,9 +292,6 @@ class StochasticROM:
             torch.cuda.manual_seed_all(self.seed)
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-            # training shapes are fixed (W windows of B snapshots): let cuDNN time its
-            # convolution algorithms once (before any CUDA-graph capture) and keep the best
-            torch.backends.cudnn.benchmark = True
         norm = normalization or Normalization.fit(dataset, self.normalize)
         self.normalization_ = norm
         self.state_shape_ = dataset.state_shape
