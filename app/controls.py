@@ -16,10 +16,30 @@ import panel as pn
 from app.state import ForcingField, MuSpec
 
 __all__ = ["MuControl", "range_bar_html", "forcing_widget", "nice_step", "label", "label_of",
-           "BusyLabel"]
+           "BusyLabel", "PromptFloatSlider", "PromptEditableFloatSlider"]
 
 TRAINED_COLOR = "#2ca02c"
 OUTSIDE_COLOR = "#d62728"
+
+
+class PromptFloatSlider(pn.widgets.FloatSlider):
+    """A ``FloatSlider`` whose changes reach Python without Panel's 50 ms delay.
+
+    Panel delays every change that comes from the browser by 50 ms (``Syncable._debounce``)
+    to merge bursts, and a release (``value_throttled``) that arrives while a drag's last
+    ``value`` still waits is handled with it, after the delay: 45 ms of a slider move's
+    ~300 ms (measured by ``benchmarks/ui_speed.py``). Without the delay, changes that arrive
+    while the session is busy are still merged; a drag's ``value`` changes cost little here
+    (only the release updates the range bar and predicts).
+    """
+
+    _debounce = 0
+
+
+class PromptEditableFloatSlider(pn.widgets.EditableFloatSlider):
+    """An ``EditableFloatSlider`` built on :class:`PromptFloatSlider`."""
+
+    _slider_widget = PromptFloatSlider
 
 
 class BusyLabel:
@@ -114,13 +134,15 @@ class MuControl:
         self.spec = spec
         unit = "" if spec.unit in ("", "1") else f" [{spec.unit}]"
         lo, hi = spec.bounds
-        self.slider = pn.widgets.EditableFloatSlider(
+        self.slider = PromptEditableFloatSlider(
             **label(f"{spec.name}{unit}"), start=lo, end=hi, value=float(value),
             step=nice_step(lo, hi), format="0.[0000]", sizing_mode="stretch_width")
         self.bar = pn.pane.HTML(range_bar_html(spec.trained, spec.bounds, value, spec.doc),
                                 sizing_mode="stretch_width", margin=(0, 10, 8, 10))
-        self.slider.param.watch(lambda e: self._show(e.new), "value")
-        self.slider.param.watch(lambda e: on_change(float(e.new)), "value_throttled")
+        # the bar follows the release, not every pixel of a drag: each update is a message
+        # and a layout of the sidebar while the server is about to predict
+        self.slider.param.watch(lambda e: (self._show(e.new), on_change(float(e.new))),
+                                "value_throttled")
         self.panel = pn.Column(self.slider, self.bar, sizing_mode="stretch_width", margin=0)
 
     def _show(self, value: float | None) -> None:
@@ -131,6 +153,7 @@ class MuControl:
     def set(self, value: float) -> None:
         """Show ``value`` without reporting it."""
         self.slider.value = float(value)
+        self._show(float(value))
 
 
 def forcing_widget(field: ForcingField, value: Any, on_change: Callable[[Any], None]):
@@ -139,7 +162,7 @@ def forcing_widget(field: ForcingField, value: Any, on_change: Callable[[Any], N
     if field.kind == "float":
         lo, hi = field.bounds or (float(value) - 1.0, float(value) + 1.0)
         lo, hi = min(lo, float(value)), max(hi, float(value))
-        widget = pn.widgets.EditableFloatSlider(
+        widget = PromptEditableFloatSlider(
             **label(field.name), start=lo, end=hi, value=float(value), step=nice_step(lo, hi, 100),
             format="0.[000]", sizing_mode="stretch_width")
         widget.param.watch(lambda e: on_change(float(e.new)), "value_throttled")

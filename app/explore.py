@@ -156,8 +156,14 @@ class ExploreView(pn.viewable.Viewer):
                                       sizing_mode="stretch_width")
         self._error = pn.pane.Alert("", alert_type="danger", visible=False,
                                     sizing_mode="stretch_width")
-        self._status = pn.pane.Markdown("", sizing_mode="stretch_width",
-                                        styles={"font-size": "12px", "color": "#555"})
+        # A fixed height (two lines, the longest status): a status line that wraps to one
+        # more or one less line resizes the tab, and Bokeh then lays the whole page out
+        # again and repaints every figure (~60-120 ms per message on 2 cores, measured with
+        # benchmarks/ui_speed.py).
+        self._status = pn.pane.Markdown("", sizing_mode="stretch_width", height=40,
+                                        styles={"font-size": "12px", "color": "#555",
+                                                "line-height": "16px", "overflow-y": "auto"},
+                                        stylesheets=[":host p { margin: 2px 0; }"])
         self._spinner = BusyLabel(s.busy)
         s.param.watch(lambda e: setattr(self._spinner, "value", bool(e.new)), "busy")
         tips = {"npz": "The prediction's arrays (mean, quantiles, kept sample paths, latent, "
@@ -307,17 +313,23 @@ class ExploreView(pn.viewable.Viewer):
                                        visible=bool(s.warning))
             self._error.param.update(object=f"**Error:** {s.error}", visible=bool(s.error))
 
-    def _apply_result(self, parts: tuple[str, ...] = ("qoi", "maps", "latent")) -> None:
+    def _apply_result(self, parts: tuple[str, ...] | None = None) -> None:
         """Push the state's result into the existing figures (no figure is re-created).
 
         Args:
             parts: what to refresh: ``qoi`` (probe curve, forcing, error), ``maps`` (fields)
-                and ``latent`` (trajectories and phase portrait); a new result refreshes all,
-                a probe, frame or phase-axis change only its own part.
+                and ``latent`` (trajectories and phase portrait); a probe, frame or
+                phase-axis change refreshes only its own part. ``None`` (a new result)
+                refreshes all of them, except the maps for a preview: the quick first
+                update shows the curves, and the full prediction follows with the fields
+                (the maps are the largest message and the slowest to paint).
         """
         r: ExploreResult | None = self.state.result
         if r is None or not self._plots or self.state.model is None:
             return
+        new_result = parts is None
+        if parts is None:
+            parts = ("qoi", "latent") if r.preview else ("qoi", "maps", "latent")
         start = time.perf_counter()
         with pn.io.hold():
             if "qoi" in parts:
@@ -326,7 +338,7 @@ class ExploreView(pn.viewable.Viewer):
                 self._update_maps(r)
             if "latent" in parts:
                 self._update_latent(r)
-            if len(parts) == 3:
+            if new_result:
                 self._t_range.update(start=float(r.t[0]), end=float(r.t[-1]))
                 self._status.object = self._status_text(r)
         self.render_seconds = time.perf_counter() - start
@@ -344,8 +356,9 @@ class ExploreView(pn.viewable.Viewer):
                         title=self._qoi_title(k))
         if "forcing" in p:
             p["forcing"].update(r.t, r.forcing[:, 0])
-        self._error_pane.visible = r.truth is not None
-        p["error"].update(r.t, r.rel_error, r.inside_band)
+        if r.truth is not None or self._error_pane.visible:  # nothing to send while hidden
+            self._error_pane.visible = r.truth is not None
+            p["error"].update(r.t, r.rel_error, r.inside_band)
 
     def _update_maps(self, r: ExploreResult) -> None:
         p = self._plots

@@ -20,7 +20,7 @@ from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
 
 __all__ = ["QoIPlot", "FieldPlot", "LatentPlot", "PhasePlot", "ForcingPlot", "ErrorPlot",
-           "SweepPlot", "TornadoPlot", "BAND_ALPHAS", "decimate"]
+           "SweepPlot", "TornadoPlot", "BAND_ALPHAS", "decimate", "joined_paths"]
 
 BLUE = "#1f77b4"
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
@@ -35,12 +35,23 @@ def decimate(n: int, max_points: int = MAX_POINTS) -> slice:
     return slice(None, None, max(1, -(-n // max_points)))
 
 
-def _figure(title: str, x_label: str, y_label: str, height: int, x_range=None, **kw):
+def _figure(title: str, x_label: str, y_label: str, height: int, x_range=None,
+            steady_y_axis: bool = True, **kw):
+    """A stretch-width figure with the app's tools; ``steady_y_axis`` writes the y tick labels
+    along the axis, so that new data never changes the axis' width.
+
+    Bokeh lays out the *whole page* again when a figure's side panel (axis, colour bar)
+    changes size: a wider y tick label ("-0.25" after "0.5") costs ~110 ms of layout and a
+    second paint of every figure on a 2-core machine (measured by ``benchmarks/ui_speed.py``).
+    Rotated labels have the height of one line of text, whatever the number.
+    """
     fig = figure(title=title, height=height, sizing_mode="stretch_width", tools=TOOLS,
                  toolbar_location="above", x_axis_label=x_label, y_axis_label=y_label,
                  **({"x_range": x_range} if x_range is not None else {}), **kw)
     fig.toolbar.logo = None
     fig.title.text_font_size = "11pt"
+    if steady_y_axis:
+        fig.yaxis.major_label_orientation = "vertical"
     return fig
 
 
@@ -52,6 +63,22 @@ def _legend_above(fig, items: Sequence[tuple[str, object]]) -> None:
                     orientation="horizontal", click_policy="hide", label_text_font_size="8pt",
                     glyph_width=14, spacing=6, margin=0, padding=2, border_line_alpha=0)
     fig.add_layout(legend, "above")
+
+
+def joined_paths(xs: np.ndarray, ys: np.ndarray) -> dict[str, np.ndarray]:
+    """``k`` curves as one line broken by NaNs: ``xs``, ``ys`` ``(k, T)`` (``xs`` may be one
+    ``(T,)`` row shared by all) → ``{"x": (k·(T+1),), "y": (k·(T+1),)}``.
+
+    Two arrays instead of ``2k`` (a ``multi_line`` sends every curve as its own binary
+    buffer): fewer websocket frames and less work in the page per update.
+    """
+    ys = np.asarray(ys, dtype=np.float64)
+    if ys.ndim != 2:
+        raise ValueError(f"ys must be (k, T), got shape {ys.shape}")
+    xs = np.broadcast_to(np.asarray(xs, dtype=np.float64), ys.shape)
+    gap = np.full((ys.shape[0], 1), np.nan)
+    return {"x": np.concatenate([xs, gap], axis=1).ravel(),
+            "y": np.concatenate([ys, gap], axis=1).ravel()}
 
 
 def _nan_if_none(values: np.ndarray | None, n: int) -> np.ndarray:
@@ -73,7 +100,7 @@ class QoIPlot:
         for b in range(n_bands):
             cols[f"lo{b}"], cols[f"hi{b}"] = [], []
         self.source = ColumnDataSource(cols, name=f"{name}-bands")
-        self.paths = ColumnDataSource({"xs": [], "ys": []}, name=f"{name}-paths")
+        self.paths = ColumnDataSource({"x": [], "y": []}, name=f"{name}-paths")  # joined_paths
         self.figure = _figure(title, "t", y_label, height, x_range)
         labels = ("95 %", "80 %", "50 %") if n_bands == 3 else [f"band {b}" for b in range(n_bands)]
         items = []
@@ -81,8 +108,8 @@ class QoIPlot:
             items.append((labels[b], self.figure.varea(
                 x="t", y1=f"lo{b}", y2=f"hi{b}", source=self.source, color=BLUE,
                 fill_alpha=BAND_ALPHAS[b % len(BAND_ALPHAS)])))
-        items.append(("sample paths", self.figure.multi_line(
-            xs="xs", ys="ys", source=self.paths, color=BLUE, line_alpha=0.45, line_width=1)))
+        items.append(("sample paths", self.figure.line(
+            x="x", y="y", source=self.paths, color=BLUE, line_alpha=0.45, line_width=1)))
         items.append(("mean", self.figure.line(x="t", y="mean", source=self.source,
                                                color="#0b3d91", line_width=2.5)))
         self.truth_renderer = self.figure.line(x="t", y="truth", source=self.source, color="black",
@@ -103,8 +130,7 @@ class QoIPlot:
             data[f"lo{b}"] = np.asarray(lo, np.float64)[sl]
             data[f"hi{b}"] = np.asarray(hi, np.float64)[sl]
         self.source.data = data
-        self.paths.data = {"xs": [tt] * len(samples),
-                           "ys": [np.asarray(s, np.float64)[sl] for s in samples]}
+        self.paths.data = joined_paths(tt, np.asarray(samples, np.float64)[:, sl])
         self.truth_renderer.visible = truth is not None
         if title is not None:
             self.figure.title.text = title
@@ -130,7 +156,9 @@ class FieldPlot:
                               y_range=Range1d(0, 1))
         self.figure.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self.source,
                           color_mapper=self.mapper)
-        self.figure.add_layout(ColorBar(color_mapper=self.mapper, width=10, padding=2), "right")
+        # below and horizontal: its height does not depend on the tick labels (see _figure)
+        self.figure.add_layout(ColorBar(color_mapper=self.mapper, orientation="horizontal",
+                                        height=8, padding=2), "below")
         self.figure.grid.visible = False
 
     def update(self, image: np.ndarray, x_extent: tuple[float, float],
@@ -193,13 +221,13 @@ class PhasePlot:
     """Two latent coordinates against each other: sample paths, the mean path, the start."""
 
     def __init__(self, height: int = 280, name: str = "phase"):
-        self.paths = ColumnDataSource({"xs": [], "ys": []}, name=f"{name}-paths")
+        self.paths = ColumnDataSource({"x": [], "y": []}, name=f"{name}-paths")  # joined_paths
         self.mean = ColumnDataSource({"x": [], "y": []}, name=f"{name}-mean")
         self.start = ColumnDataSource({"x": [], "y": []})
         self.figure = _figure("Phase portrait", "z1", "z2", height)
         _legend_above(self.figure, [
-            ("sample paths", self.figure.multi_line(xs="xs", ys="ys", source=self.paths,
-                                                    color=BLUE, line_alpha=0.4)),
+            ("sample paths", self.figure.line(x="x", y="y", source=self.paths, color=BLUE,
+                                              line_alpha=0.4)),
             ("mean", self.figure.line(x="x", y="y", source=self.mean, color="#0b3d91",
                                       line_width=2.5)),
             ("start", self.figure.scatter(x="x", y="y", source=self.start, size=9,
@@ -210,8 +238,8 @@ class PhasePlot:
         d = mean.shape[-1]
         i, j = min(i, d - 1), min(j, d - 1)
         sl = decimate(mean.shape[0])
-        self.paths.data = {"xs": [np.asarray(s[sl, i], np.float64) for s in samples],
-                           "ys": [np.asarray(s[sl, j], np.float64) for s in samples]}
+        samples = np.asarray(samples)
+        self.paths.data = joined_paths(samples[:, sl, i], samples[:, sl, j])
         self.mean.data = {"x": np.asarray(mean[sl, i], np.float64),
                           "y": np.asarray(mean[sl, j], np.float64)}
         self.start.data = {"x": [float(mean[0, i])], "y": [float(mean[0, j])]}
@@ -318,7 +346,7 @@ class TornadoPlot:
                                         "low_at": [], "high_at": [], "swing": []},
                                        name=f"{name}-bars")
         self.figure = _figure("Which input matters most", "statistic", "", height,
-                              y_range=FactorRange())
+                              steady_y_axis=False, y_range=FactorRange())
         fig = self.figure
         self.center = Span(location=0.0, dimension="height", line_color="black",
                            line_width=1.5, visible=False)

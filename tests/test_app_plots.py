@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("bokeh")
 
 from app.plots import (ErrorPlot, FieldPlot, ForcingPlot, LatentPlot, PhasePlot,  # noqa: E402
-                       QoIPlot, decimate)
+                       QoIPlot, decimate, joined_paths)
 
 
 def _bands(t):
@@ -23,11 +23,21 @@ def test_qoi_plot_updates_its_sources_in_place():
     assert plot.figure is fig and plot.source is source and plot.paths is paths
     assert np.allclose(source.data["mean"], np.sin(t))
     assert np.allclose(source.data["hi2"] - source.data["lo2"], 0.2)
-    assert len(paths.data["ys"]) == 4 and not plot.truth_renderer.visible
+    # the 4 paths as one line broken by NaNs after each path
+    assert paths.data["y"].shape == (4 * 51,) and np.isnan(paths.data["y"][50::51]).all()
+    assert np.allclose(paths.data["y"][51:101], np.sin(t) + 0.05)
+    assert np.allclose(paths.data["x"][:50], t) and not plot.truth_renderer.visible
     assert np.all(np.isnan(source.data["truth"]))
     plot.update(t, _bands(t), np.cos(t), np.zeros((2, 50)), truth=np.cos(t), title="new")
     assert plot.truth_renderer.visible and np.allclose(source.data["truth"], np.cos(t))
     assert fig.title.text == "new"
+
+
+def test_joined_paths_rejects_a_flat_array_and_allows_none():
+    empty = joined_paths(np.arange(3.0), np.zeros((0, 3)))
+    assert empty["x"].shape == empty["y"].shape == (0,)
+    with pytest.raises(ValueError, match="must be"):
+        joined_paths(np.arange(3.0), np.zeros(3))
 
 
 def test_long_curves_are_decimated():
@@ -60,7 +70,8 @@ def test_latent_phase_forcing_and_error_plots():
     assert np.allclose(latent.source.data["m2"], t)
     phase = PhasePlot()
     phase.update(np.stack([z, z + 0.1]), z, 0, 2)
-    assert len(phase.paths.data["xs"]) == 2 and phase.figure.yaxis[0].axis_label == "z3"
+    assert np.isnan(phase.paths.data["x"]).sum() == 2 and phase.figure.yaxis[0].axis_label == "z3"
+    assert np.allclose(phase.paths.data["y"][31:61], z[:, 2] + 0.1)
     assert phase.start.data["x"] == [0.0]
     forcing = ForcingPlot(trained=(0.0, 1.0))
     forcing.update(t, 2 * t)
