@@ -6,8 +6,9 @@ GUI-free. A *model directory* is any directory holding ``config.json`` (written 
 * ``pretrained/`` at the repository root (shipped models), and
 * the user's models directory: ``$SROM_MODELS_DIR`` if set, else ``~/.srom/models``.
 
-Loaded models are kept in a small process-wide LRU cache keyed by the directory and the
-modification time of its files, so every dashboard session shares one read-only copy and a
+Loaded models are kept in a small process-wide LRU cache keyed by the directory, the
+modification time of its files and the serving device (``$SROM_DEVICE``: ``auto``, the
+default, predicts on the GPU when there is one; ``cpu`` or ``cuda`` force one), so every dashboard session shares one read-only copy and a
 re-trained model is picked up. Prediction calls on a shared model are serialized by a lock
 (the rollout engine caches per-shape state). Whoever adds a model (the Train tab) calls
 :func:`notify_changed`; sessions compare :func:`generation` with the value they last saw and
@@ -29,6 +30,7 @@ from engine.model import StochasticROM
 __all__ = [
     "ModelEntry", "pretrained_dir", "user_models_dir", "model_roots", "discover_models",
     "default_model", "load_cached", "model_lock", "clear_cache", "resolve_system",
+    "serving_device", "ENV_DEVICE",
     "notify_changed", "generation",
 ]
 
@@ -128,9 +130,27 @@ def _stamp(path: Path) -> tuple[int, int]:
     return tuple((path / name).stat().st_mtime_ns for name in (CONFIG_NAME, WEIGHTS_NAME))
 
 
+ENV_DEVICE = "SROM_DEVICE"
+
+
+def serving_device() -> str:
+    """Where the dashboard's models predict: ``$SROM_DEVICE`` (``auto``, ``cpu`` or
+    ``cuda``; default ``auto``) resolved to ``cpu`` or ``cuda``.
+
+    Raises:
+        ValueError: an unknown value, or ``cuda`` without a GPU.
+    """
+    from engine.model import resolve_device
+
+    value = os.environ.get(ENV_DEVICE, "auto").strip().lower() or "auto"
+    if value not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"${ENV_DEVICE} must be auto, cpu or cuda, got {value!r}")
+    return resolve_device(value).type
+
+
 @functools.lru_cache(maxsize=8)
-def _load(path: str, stamp: tuple[int, int]) -> StochasticROM:
-    return load_model(path, device="cpu")
+def _load(path: str, stamp: tuple[int, int], device: str) -> StochasticROM:
+    return load_model(path, device=device)
 
 
 _LOCKS: dict[int, threading.Lock] = {}
@@ -138,7 +158,8 @@ _LOCKS_GUARD = threading.Lock()
 
 
 def load_cached(path: str | os.PathLike) -> StochasticROM:
-    """The model in ``path``, loaded once per process (CPU) and shared read-only.
+    """The model in ``path``, loaded once per process (on :func:`serving_device`) and shared
+    read-only.
 
     Raises:
         ModelFileError: missing or corrupt files (see :func:`engine.load_model`).
@@ -148,7 +169,7 @@ def load_cached(path: str | os.PathLike) -> StochasticROM:
         stamp = _stamp(directory)
     except OSError as exc:
         raise ModelFileError(f"{directory}: cannot read the model files ({exc})") from exc
-    return _load(str(directory), stamp)
+    return _load(str(directory), stamp, serving_device())
 
 
 def model_lock(model: StochasticROM) -> threading.Lock:

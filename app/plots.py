@@ -259,10 +259,20 @@ class ForcingPlot:
                                                  fill_color="#2ca02c", fill_alpha=0.07))
         self.figure.line(x="t", y="f", source=self.source, color="#ff7f0e", line_width=2)
 
+    @staticmethod
+    def _data(t: np.ndarray, f: np.ndarray) -> dict[str, np.ndarray]:
+        sl = decimate(len(t))
+        return {"t": np.asarray(t, np.float64)[sl], "f": np.asarray(f, np.float64)[sl]}
+
+    def shows(self, t: np.ndarray, f: np.ndarray) -> bool:
+        """Whether the plot already shows ``f`` over ``t`` (then ``update`` is not needed)."""
+        new, old = self._data(t, f), self.source.data
+        return all(np.array_equal(np.asarray(old.get(k, [])), v, equal_nan=True)
+                   for k, v in new.items())
+
     def update(self, t: np.ndarray, f: np.ndarray) -> None:
         """``t (T,)``, ``f (T,)``."""
-        sl = decimate(len(t))
-        self.source.data = {"t": np.asarray(t, np.float64)[sl], "f": np.asarray(f, np.float64)[sl]}
+        self.source.data = self._data(t, f)
 
 
 class ErrorPlot:

@@ -28,7 +28,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import param
@@ -249,6 +249,10 @@ class ExploreState(param.Parameterized):
     preview_paths = param.Integer(default=12, bounds=(0, None), doc=(
         "In the background, first show a preview with this many paths when n_paths is at "
         "least three times as many (0: never)."))
+    preview_above_ms = param.Number(default=60.0, bounds=(0, None), doc=(
+        "Make a preview only while the last full prediction took longer than this: on a GPU "
+        "the full prediction is as quick as a preview would be (the first prediction of a "
+        "model always gets one)."))
     preview_frames = param.Integer(default=51, bounds=(2, None), doc=(
         "Most output times a preview decodes: it keeps every k-th time (and the last), "
         "while its SDE still integrates all of them."))
@@ -270,6 +274,8 @@ class ExploreState(param.Parameterized):
             first = catalog.default_model(entries)
             path = first.path if first else None
         self._loading = False
+        #: seconds of the last full prediction of the loaded model (None: none yet)
+        self.last_full_seconds: float | None = None
         self.worker = LatestOnlyWorker(name="srom-explore")
         self.param.watch(self._on_inputs, list(self._INPUTS))
         self.param.watch(self._on_model_path, "model_path")
@@ -295,6 +301,7 @@ class ExploreState(param.Parameterized):
         specs = mu_specs(model, system)
         families, family, fparams = forcing_defaults(model, system)
         self.param.forcing_family.objects = families
+        self.last_full_seconds = None
         self._loading = True
         try:
             self.param.update(
@@ -399,31 +406,52 @@ class ExploreState(param.Parameterized):
         ``preview_frames`` of them are decoded)."""
         return max(1, math.ceil((n_times - 1) / max(1, self.preview_frames - 1)))
 
+    def preview_settings(self, req: PredictRequest) -> dict[str, int] | None:
+        """The keyword arguments of :func:`predict_request` for the quick preview of ``req``
+        (``n_paths``, ``decode_stride``), or ``None`` when the request gets no preview: too
+        few paths for a preview to be cheaper, or a last full prediction quicker than
+        ``preview_above_ms``."""
+        preview = int(self.preview_paths)
+        if not (0 < preview and 3 * preview <= req.n_paths):
+            return None
+        last = self.last_full_seconds
+        if last is not None and 1e3 * last <= self.preview_above_ms:
+            return None
+        return {"n_paths": preview, "decode_stride": self.preview_stride(len(req.t))}
+
+    def predictions(self, req: PredictRequest) -> Iterator[tuple[ExploreResult, list[str]]]:
+        """The predictions of one request, in order: the quick preview when
+        :meth:`preview_settings` asks for one, then the full prediction (whose time decides
+        whether the next request gets a preview). Each is ``(result, warnings)``."""
+        preview = self.preview_settings(req)
+        if preview is not None:
+            yield predict_request(req, **preview)
+        outcome = predict_request(req)
+        self.last_full_seconds = outcome[0].seconds
+        yield outcome
+
     def _work(self, req: PredictRequest, generation: int) -> None:
-        """The worker's job: an optional quick preview, then the full prediction.
+        """The worker's job: :meth:`predictions`, each delivered to the session.
 
         The preview is a real prediction for the new inputs with fewer paths, decoded at
         fewer output times; the refinement starts once the session has applied and sent the
         preview, so that the two do not compete for the interpreter and the CPU.
         """
         worker = self.worker
-        preview = int(self.preview_paths)
         try:
-            if 0 < preview and 3 * preview <= req.n_paths:
-                quick = predict_request(req, n_paths=preview,
-                                        decode_stride=self.preview_stride(len(req.t)))
-                worker.deliver(generation, lambda: self._apply(quick, final=False))
+            for outcome in self.predictions(req):
+                final = not outcome[0].preview
+                worker.deliver(generation, lambda o=outcome, f=final: self._apply(o, final=f))
+                if final:
+                    return
                 if not worker.current(generation):
                     return  # a newer request waits: skip the refinement
                 worker.sync()
                 if not worker.current(generation):
                     return
-            outcome = predict_request(req)
         except Exception as exc:  # noqa: BLE001
             message = f"{type(exc).__name__}: {exc}"
             worker.deliver(generation, lambda: self.param.update(error=message, busy=False))
-            return
-        worker.deliver(generation, lambda: self._apply(outcome, final=True))
 
     def _apply(self, outcome: tuple[ExploreResult, list[str]], final: bool) -> None:
         result, notes = outcome

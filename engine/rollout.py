@@ -19,6 +19,8 @@ __all__ = ["METHODS", "integrate", "RolloutEngine"]
 
 METHODS = ("euler", "heun")
 DriftFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# A drift may offer ``stepper(t (K, M), mu (M, P), f (M, K, F)) -> step(k, z)``, a quicker
+# form for a fixed grid (see engine.drift.NeuralDrift.stepper); integrate() uses it.
 
 
 def _substep_grid(t: torch.Tensor, f: torch.Tensor, substeps: int):
@@ -64,15 +66,18 @@ def integrate(drift: DriftFn, z0: torch.Tensor, t: torch.Tensor, mu: torch.Tenso
     h = t_fine[1:] - t_fine[:-1]  # (K − 1,)
     diffusion = (dispersion_std * torch.sqrt(h)[:, None, None]) * noise.reshape(n_fine - 1, m, -1)
     t_paths = t_fine[:, None].expand(-1, m)
+    stepper = getattr(drift, "stepper", None)  # a drift's faster fixed-grid form, if any
+    step = (stepper(t_paths, mu, f_fine) if stepper is not None
+            else lambda k, z: drift(z, t_paths[k], mu, f_fine[:, k]))
     out = [z0]
     z = z0
     for k in range(n_fine - 1):
-        a = drift(z, t_paths[k], mu, f_fine[:, k])
+        a = step(k, z)
         if method == "euler":
             z = z + a * h[k] + diffusion[k]
         else:
             z_pred = z + a * h[k] + diffusion[k]
-            a_pred = drift(z_pred, t_paths[k + 1], mu, f_fine[:, k + 1])
+            a_pred = step(k + 1, z_pred)
             z = z + 0.5 * (a + a_pred) * h[k] + diffusion[k]
         if (k + 1) % substeps == 0:
             out.append(z)

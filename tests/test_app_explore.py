@@ -61,6 +61,27 @@ def test_slider_release_pushes_new_data_into_the_same_figures(view):
     assert view.render_seconds < 1.0
 
 
+def test_a_preview_refreshes_the_probe_curve_and_the_full_result_everything(view):
+    pn.panel(view).get_root()
+    s, p = view.state, view._plots
+    images = lambda: (p["mean_map"].source.data["image"][0].copy(),  # noqa: E731
+                      np.asarray(p["latent"].source.data["m0"]).copy())
+    before = (np.asarray(p["qoi"].source.data["mean"]).copy(), *images())
+    forcing = p["forcing"].source.data
+    s.param.update(background=True, preview_paths=4, preview_above_ms=0.0)
+    seen = []
+    s.param.watch(lambda e: seen.append((e.new.preview, np.asarray(
+        p["qoi"].source.data["mean"]).copy(), *images())), "result")
+    lo, hi = s.mu_specs[0].trained
+    _release(view._mu_controls["nu"].slider, lo + 0.9 * (hi - lo), view)
+    (was_preview, qoi, mean_map, latent), final = seen[0], seen[-1]
+    assert was_preview and not final[0] and len(seen) == 2
+    assert not np.allclose(qoi, before[0])  # the preview moved the probe curve ...
+    assert np.array_equal(mean_map, before[1]) and np.array_equal(latent, before[2])  # only
+    assert not np.allclose(final[2], before[1]) and not np.allclose(final[3], before[2])
+    assert p["forcing"].source.data is forcing  # μ moved, f did not: not re-sent
+
+
 def test_extrapolation_shows_a_warning_banner(view):
     lo, hi = view.state.mu_specs[0].trained
     control = view._mu_controls["nu"]

@@ -74,8 +74,10 @@ def test_latent_phase_forcing_and_error_plots():
     assert np.allclose(phase.paths.data["y"][31:61], z[:, 2] + 0.1)
     assert phase.start.data["x"] == [0.0]
     forcing = ForcingPlot(trained=(0.0, 1.0))
+    assert not forcing.shows(t, 2 * t)
     forcing.update(t, 2 * t)
     assert np.allclose(forcing.source.data["f"], 2 * t)
+    assert forcing.shows(t, 2 * t) and not forcing.shows(t, 3 * t)
     error = ErrorPlot()
     error.update(t, 0.1 * t, None)
     assert np.allclose(error.source.data["err"], 0.1 * t)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from app import catalog, simulate
 from app.state import BANDS, QUANTILE_LEVELS, ExploreState, forcing_fields
@@ -82,6 +83,28 @@ def test_models_are_loaded_once_and_matched_to_their_simulator(tiny_model_dir):
 
 
 # -------------------------------------------------------------------- state
+def test_serving_device_follows_the_environment(monkeypatch):
+    monkeypatch.delenv(catalog.ENV_DEVICE, raising=False)
+    assert catalog.serving_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv(catalog.ENV_DEVICE, "CPU ")
+    assert catalog.serving_device() == "cpu"
+    monkeypatch.setenv(catalog.ENV_DEVICE, "gpu")
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+        catalog.serving_device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv(catalog.ENV_DEVICE, "cuda")
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            catalog.serving_device()
+
+
+def test_a_bad_serving_device_is_an_error_message_not_a_crash(tiny_model_dir, monkeypatch):
+    monkeypatch.setenv(catalog.ENV_DEVICE, "tpu")
+    catalog.clear_cache()
+    s = ExploreState(models=catalog.discover_models([("user", tiny_model_dir)]),
+                     background=False)
+    assert s.model is None and "SROM_DEVICE" in s.error
+
+
 def test_state_predicts_on_load_with_bands_and_a_few_paths(state):
     r = state.result
     assert state.error == "" and r is not None
@@ -244,6 +267,26 @@ def test_background_preview_then_refinement(state):
     assert seen == [(4, True, True), (24, False, False)]
     state.n_paths = 11  # fewer than 3 × 4 paths: no preview
     assert state.wait(60) and seen[-1] == (11, False, False) and len(seen) == 3
+
+
+def test_no_preview_while_the_full_prediction_is_quick(state):
+    """A GPU predicts everything about as fast as a preview: after a full prediction quicker
+    than ``preview_above_ms`` the next request goes straight to the full prediction."""
+    seen = []
+    state.param.update(background=True, preview_paths=4, preview_above_ms=1e9)
+    state.param.watch(lambda e: seen.append(e.new.preview) if e.new else None, "result")
+    state.n_paths = 24  # the first prediction of the loaded model: no timing yet
+    assert state.wait(60) and seen == [True, False] and state.last_full_seconds > 0
+    state.n_paths = 32
+    assert state.wait(60) and seen == [True, False, False]
+    state.preview_above_ms = 0.0  # every full prediction is slower than that
+    state.n_paths = 24
+    assert state.wait(60) and seen[3:] == [True, False]
+    req = state.request()
+    assert [r.preview for r, _ in state.predictions(req)] == [True, False]
+    state.background = False  # (predicts in place, untimed)
+    state.load(state.model_path)
+    assert state.last_full_seconds is None  # a newly loaded model is timed again
 
 
 def test_a_preview_decodes_fewer_times_and_the_refinement_waits_for_it(state, monkeypatch):

@@ -92,3 +92,32 @@ def test_library_drift_on_a_periodic_conv2d_model_is_captured():
     model = StochasticROM(latent_dim=2, drift="library", periodic=True, window=8, steps=50,
                           log_every=25, device="cuda", cuda_graph=True, seed=0).fit(data)
     assert model.training_["cuda_graph"] and model.training_["status"] == "completed"
+
+
+def test_the_dashboard_predicts_on_the_gpu_by_default(monkeypatch):
+    """``$SROM_DEVICE`` unset (auto): the dashboard's models load on CUDA; a preview and the
+    full prediction are finite, reproducible and agree in their mean with the CPU's."""
+    pytest.importorskip("param")
+    from app import catalog
+    from app.state import ExploreState, predict_request
+
+    def predictions(device: str):
+        monkeypatch.setenv(catalog.ENV_DEVICE, device)
+        catalog.clear_cache()
+        state = ExploreState(background=False, n_paths=256)
+        assert state.error == "" and state.model is not None
+        assert next(state.model.module_.parameters()).device.type == device
+        req = state.request()
+        quick, _ = predict_request(req, **state.preview_settings(req))
+        return quick, predict_request(req)[0], predict_request(req)[0]
+
+    monkeypatch.delenv(catalog.ENV_DEVICE, raising=False)
+    assert catalog.serving_device() == "cuda"
+    quick, full, again = predictions("cuda")
+    assert quick.preview and np.isfinite(quick.mean).all() and np.isfinite(full.mean).all()
+    assert np.array_equal(full.mean, again.mean)  # same seed, same paths
+    cpu = predictions("cpu")[1]
+    catalog.clear_cache()
+    # different random streams on the two devices: the means of 256 paths agree closely
+    err = np.linalg.norm(full.mean - cpu.mean) / np.linalg.norm(cpu.mean)
+    assert err < 0.05, err

@@ -214,3 +214,37 @@ def test_device_quantiles_match_numpy(duffing_model):
     assert lean.samples is None and np.allclose(lean.quantiles([0.95]), ref[2:], atol=1e-5)
     with pytest.raises(ValueError, match="no samples"):
         lean.quantiles([0.3])
+
+
+@pytest.mark.parametrize("time_period", [None, 2.0])
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_the_neural_drift_stepper_is_the_drift(time_period, method):
+    """``NeuralDrift.stepper`` (first-layer terms by blocks, plain addmm) gives the drift's
+    values, across block boundaries, and the rollout through it equals the plain one."""
+    from engine.drift import NeuralDrift
+    from engine.rollout import integrate
+
+    torch.manual_seed(0)
+    drift = NeuralDrift(3, 2, 1, hidden=(16, 16), time_period=time_period)
+    m, k = 5, 23
+    t = torch.linspace(0, 1.5, k)[:, None].expand(-1, m)
+    mu, f, z = torch.randn(m, 2), torch.randn(m, k, 1), torch.randn(m, 3)
+    step = drift.stepper(t, mu, f, block=4)
+    for i in [0, 3, 4, 9, 8, 22, 0]:  # in order, across blocks and back
+        assert torch.allclose(step(i, z), drift(z, t[i], mu, f[:, i]), atol=1e-6)
+
+    class Plain(torch.nn.Module):  # the same drift without a stepper
+        def __init__(self):
+            super().__init__()
+            self.inner = drift
+
+        def forward(self, *args):
+            return self.inner(*args)
+
+    grid = torch.linspace(0, 1, 12)
+    noise = torch.randn(11, 2, m, 3)
+    args = (torch.randn(m, 3), grid, mu, torch.randn(m, 12, 1), torch.full((3,), 0.1), noise)
+    with torch.no_grad():
+        fast = integrate(drift, *args, method=method, substeps=2)
+        plain = integrate(Plain(), *args, method=method, substeps=2)
+    assert torch.allclose(fast, plain, atol=1e-5)
