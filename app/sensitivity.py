@@ -414,7 +414,7 @@ class SensitivityState(param.Parameterized):
     def __init__(self, explore: ExploreState, **params: Any):
         super().__init__(explore=explore, **params)
         self.worker = LatestOnlyWorker(name="srom-sensitivity")
-        explore.param.watch(lambda e: self.reset(), ["model", "forcing_family"])
+        explore.param.watch(lambda *e: self.reset(), ["model", "forcing_family"])
         self.reset()
 
     def inputs(self) -> list[SweepInput]:

@@ -105,9 +105,9 @@ class SensitivityView(pn.viewable.Viewer):
         s.param.watch(lambda e: self._show_grid(), "grid")
         s.param.watch(lambda e: self._show_tornado(), "tornado")
         s.param.watch(self._show_progress, ["busy", "progress", "error"])
-        s.explore.param.watch(lambda e: self._show_nominal(),
+        s.explore.param.watch(lambda *e: self._show_nominal(),
                               ["mu", "forcing_params", "forcing_family", "horizon", "seed"])
-        s.explore.param.watch(lambda e: self._update_time_slider(), ["horizon", "max_frames"])
+        s.explore.param.watch(lambda *e: self._update_time_slider(), ["horizon", "max_frames"])
         self._rebuild()
 
     def __panel__(self) -> pn.viewable.Viewable:

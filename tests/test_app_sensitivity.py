@@ -201,3 +201,21 @@ def test_the_tab_runs_a_sweep_into_its_figure(tiny_model_dir):  # noqa: F811
     explore.forcing_family = "ramp"  # other forcing inputs: the tab starts afresh
     assert "forcing amplitude" not in view._input.options and view.state.sweep is None
     assert make_forcing("ramp").family == "ramp"
+
+
+def test_the_tab_follows_a_model_switch(tiny_model_dir):  # noqa: F811
+    """A model switch changes μ, the forcing and the model in one batch: every watcher of
+    the tab takes them together (a one-event watcher raised a TypeError here)."""
+    pn = pytest.importorskip("panel")
+    from app.sensitivity_view import SensitivityView
+
+    if not (HEAT / "config.json").exists():
+        pytest.skip("the pretrained heat model is not in this checkout")
+    entries = catalog.discover_models([("user", tiny_model_dir), ("pretrained", HEAT.parent)])
+    explore = ExploreState(models=entries, n_paths=8)
+    view = SensitivityView(explore)
+    pn.panel(view).get_root()
+    assert view._input.value == "mu:nu"
+    explore.model_path = str(HEAT)
+    assert explore.error == "" and explore.model.system_ == "heat"
+    assert "mu:nu" not in view._input.options and view.state.sweep is None

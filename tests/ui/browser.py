@@ -47,16 +47,28 @@ def playwright_sync_api():
 LOCAL_URLS = ("http://127.0.0.1", "data:", "blob:")
 
 
+def watch_page(page, external: list[str], errors: list[str]) -> None:
+    """Record on ``page`` every URL it requests outside the local server (``external``) and
+    every console error and uncaught exception (``errors``)."""
+    page.on("request", lambda r: None if r.url.startswith(LOCAL_URLS) else external.append(r.url))
+    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error"
+            else None)
+    page.on("pageerror", lambda e: errors.append(f"exception: {e}"))
+
+
 @contextlib.contextmanager
-def local_page(playwright, height: int, width: int = 1400) -> Iterator[tuple[object, list[str]]]:
-    """A headless Chromium page (``width`` × ``height`` viewport) and the list of every URL it
-    requests outside the local server (the dashboard must work with no internet)."""
+def local_page(playwright, height: int, width: int = 1400
+               ) -> Iterator[tuple[object, list[str], list[str]]]:
+    """A headless Chromium page (``width`` × ``height`` viewport), the list of every URL it
+    requests outside the local server (the dashboard must work with no internet) and the
+    list of its console errors and uncaught exceptions (see :func:`watch_page`)."""
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     external: list[str] = []
+    errors: list[str] = []
     try:
         page = browser.new_page(viewport={"width": width, "height": height})
-        page.on("request", lambda r: None if r.url.startswith(LOCAL_URLS) else external.append(r.url))
-        yield page, external
+        watch_page(page, external, errors)
+        yield page, external, errors
     finally:
         browser.close()
 

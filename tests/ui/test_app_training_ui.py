@@ -57,7 +57,7 @@ def test_train_stop_upload_and_save(server, tmp_path):
     url, models, log = server
     timings = {}
     with sync_api.sync_playwright() as p:
-        with local_page(p, 1400) as (page, external):
+        with local_page(p, 1400) as (page, external, errors):
             page.goto(url)
             page.locator(".bk-tab", has_text="Train").first.click(timeout=60_000)
             start = page.locator("button", has_text="Start").first
@@ -95,7 +95,8 @@ def test_train_stop_upload_and_save(server, tmp_path):
     print(f"\n{timings}")
     assert (models / "ui-model" / "config.json").is_file()
     assert external == [], f"the page fetched outside resources: {external}"
-    errors = [line for line in log.read_text().splitlines()
+    assert errors == [], f"errors in the page: {errors}"
+    log_errors = [line for line in log.read_text().splitlines()
               if any(f"app/{m}.py" in line for m in ("training", "training_view", "worker",
                                                      "training_job", "upload", "training_plots"))]
-    assert errors == [], log.read_text()[-3000:]
+    assert log_errors == [], log.read_text()[-3000:]

@@ -57,12 +57,13 @@ def server(tmp_path_factory):
         models = str(train_tiny_model(tmp_path_factory.mktemp("ui-models")).parent)
     log = tmp_path_factory.mktemp("ui-log") / "serve.log"
     with serve_dashboard(models, log_path=log) as url:
-        yield url
+        yield url, log
 
 
 def test_slider_move_updates_the_plot(server, tmp_path):
+    server, log = server
     with sync_api.sync_playwright() as p:
-        with local_page(p, 1750) as (page, external):
+        with local_page(p, 1750) as (page, external, errors):
             start = time.perf_counter()
             page.goto(server)
             page.wait_for_function(f"({READ_MEAN})() !== null && ({READ_MEAN})().length > 1",
@@ -94,14 +95,17 @@ def test_slider_move_updates_the_plot(server, tmp_path):
             page.screenshot(path=str(tmp_path / "about.png"))
     print(f"\nfirst render {first_render:.2f} s, slider release → new plot data {update:.3f} s")
     assert external == [], f"the page fetched outside resources: {external}"
+    assert errors == [], f"errors in the page: {errors}"
     assert (tmp_path / "explore.png").stat().st_size > 10_000
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
 def test_sensitivity_sweep_draws_and_the_npz_downloads(server, tmp_path):
     import numpy as np
 
+    server, log = server
     with sync_api.sync_playwright() as p:
-        with local_page(p, 1400) as (page, external):  # downloads are accepted by default
+        with local_page(p, 1400) as (page, external, errors):  # downloads are accepted by default
             page.goto(server)
             page.wait_for_function(f"({READ_MEAN})() !== null && ({READ_MEAN})().length > 1",
                                    timeout=60_000)
@@ -124,5 +128,6 @@ def test_sensitivity_sweep_draws_and_the_npz_downloads(server, tmp_path):
             page.screenshot(path=str(tmp_path / "sensitivity.png"))
     print(f"\nsweep of 9 points: click → drawn {seconds:.2f} s")
     assert external == [], f"the page fetched outside resources: {external}"
+    assert errors == [], f"errors in the page: {errors}"
     assert target.name.endswith(".npz") and drawn["points"] == 9
     assert drawn["width"] > 300 and drawn["height"] > 200
