@@ -133,3 +133,59 @@ def test_two_sessions_switch_models_and_move_sliders_independently(server):
     assert external == [], f"the pages fetched outside resources: {external}"
     assert errors == [], f"errors in the pages: {errors}"
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+# the live model named ``name`` (see READ_QOI), as a few facts the test checks
+LIVE_FACTS = """(name) => {
+  const doc = window.Bokeh.documents[0];
+  for (const root of doc.roots()) {
+    for (const m of root.references()) {
+      if (m.name !== name) continue;
+      if (name === 'mean-image') { const im = m.data.image[0];
+        return {shape: im.shape ? Array.from(im.shape) : [im.length, (im[0] || []).length]}; }
+      return {f: Array.from(m.data.f || [])};
+    }
+  }
+  return null;
+}"""
+PLAYER = """() => window.Bokeh.documents[0].roots().some((root) => Array.from(root.references())
+  .some((m) => m.type.endsWith('Player') && m.visible !== false))"""
+
+
+def test_forcing_family_extrapolation_warning_and_a_two_dimensional_field(server):
+    url, log = server
+    external: list[str] = []
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = _open(browser, url, external, errors)
+            # another forcing family: f(t) in its preview plot changes, and so does the QoI
+            forcing = page.evaluate(LIVE_FACTS, "forcing-line")["f"]
+            qoi = page.evaluate(READ_QOI)
+            family = page.locator("select", has=page.locator("option[value='step']")).first
+            family.select_option("step")
+            page.wait_for_function(f"(b) => JSON.stringify(({LIVE_FACTS})('forcing-line').f) "
+                                   "!== JSON.stringify(b)", arg=forcing, timeout=30_000)
+            _changed(page, qoi)
+
+            # μ dragged far beyond the trained range: a visible warning, and still a prediction
+            qoi = page.evaluate(READ_QOI)
+            _drag_first_slider(page, 400)
+            _changed(page, qoi)
+            page.locator(".alert-warning", has_text="extrapolating").first.wait_for(
+                timeout=30_000)
+            assert not page.evaluate(ERROR_SHOWN)
+
+            # a 2-D field: mean and std maps of one frame, and a frame player
+            page.locator("select").first.select_option(
+                label="reaction_diffusion — pretrained/reaction_diffusion")
+            page.wait_for_function(f"() => {{ const f = ({LIVE_FACTS})('mean-image'); "
+                                   "return f !== null && f.shape[0] === 48 && f.shape[1] === 48; }",
+                                   timeout=90_000)
+            assert page.evaluate(PLAYER) and not page.evaluate(ERROR_SHOWN)
+        finally:
+            browser.close()
+    assert external == [], f"the page fetched outside resources: {external}"
+    assert errors == [], f"errors in the page: {errors}"
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
