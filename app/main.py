@@ -9,6 +9,8 @@ Environment:
     SROM_MODELS_DIR: the user's models directory (default ``~/.srom/models``).
     SROM_TORCH_THREADS: torch threads of the server process (default 1: the server shares
         a small CPU with the browser and other sessions).
+    SROM_DEVICE: where the models predict: ``auto`` (default: the GPU when there is one),
+        ``cpu`` or ``cuda``.
 """
 
 from __future__ import annotations

@@ -75,8 +75,20 @@ def _view(state: ExploreState):
 
 def measure(moves: int, warmup: int, device: str) -> tuple[list[dict], dict]:
     """Time ``warmup + moves`` slider moves; the measured ones and the configuration."""
+    previous = os.environ.get(catalog.ENV_DEVICE)
     os.environ[catalog.ENV_DEVICE] = device
     catalog.clear_cache()
+    try:
+        return _measure(moves, warmup)
+    finally:
+        if previous is None:
+            os.environ.pop(catalog.ENV_DEVICE, None)
+        else:
+            os.environ[catalog.ENV_DEVICE] = previous
+        catalog.clear_cache()
+
+
+def _measure(moves: int, warmup: int) -> tuple[list[dict], dict]:
     state = ExploreState(background=False)
     if state.model is None:
         raise SystemExit(f"no model to measure: {state.error or 'none found'}")
@@ -156,15 +168,25 @@ def markdown(result: dict) -> str:
             v = s[key]
             lines.append(f"| {label} | {v['median']:.1f} ms | {v['p95']:.1f} ms | "
                          f"{v['max']:.1f} ms |")
+    verdict = result["target"]
+    value, measure = verdict["value"], verdict["measure"]
     if not cfg["view_measured"]:
         lines += ["", "Panel is not installed here, so pushing the results into the figures "
-                  "(session-thread CPU work) is not included; see the CPU report "
+                  "(session-thread CPU work) is not measured here; see the CPU report "
                   "(`ui_server_compute_cpu.md`) for it."]
-    verdict = result["target"]
-    judged = ("**met**." if verdict["met"] else "**missed**.") if cfg["device"] == "cuda" else (
-        "not judged here: the target is for a GPU machine (`ui_server_compute_cuda.md`).")
+        cpu = RESULTS / "ui_server_compute_cpu.json"
+        pushes = json.loads(cpu.read_text())["summary"] if cpu.is_file() else {}
+        if "apply_full_ms" in pushes:  # add the CPU's push of each result this run made
+            push = pushes["apply_full_ms"]["median"] + (
+                pushes.get("apply_preview_ms", {}).get("median", 0.0)
+                * s.get("previews", 0) / max(cfg["moves"], 1))
+            value, measure = value + push, (
+                f"{measure}, plus {push:.1f} ms of pushes into the figures as measured on the "
+                "2-core CPU")
+    judged = ("**met**." if value <= TARGET_MS else "**missed**.") if cfg["device"] == "cuda" \
+        else "not judged here: the target is for a GPU machine (`ui_server_compute_cuda.md`)."
     lines += ["", f"Target (on a GPU machine): server compute per move ≤ {TARGET_MS:.0f} ms. "
-              f"Measured median {verdict['value']:.1f} ms ({verdict['measure']}): {judged}"]
+              f"Measured median {value:.1f} ms ({measure}): {judged}"]
     return "\n".join(lines) + "\n"
 
 

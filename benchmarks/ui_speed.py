@@ -27,7 +27,7 @@ The targets (``TARGETS``) are the issue's: first visible update median ≤ 200 m
 p95 ≤ 400 ms, full view p95 ≤ 1 s, first render ≤ 5 s on every load (the cold one included).
 
 Usage:
-    python benchmarks/ui_speed.py [--moves 30] [--loads 5] [--paths N]
+    python benchmarks/ui_speed.py [--runs 3] [--moves 30] [--loads 5] [--paths N]
 
 Writes ``benchmarks/results/ui_speed_cpu.json`` (raw samples, summary, targets, machine and
 load average) and ``ui_speed_cpu.md`` (generated from the JSON; ``--markdown-only``
@@ -347,10 +347,14 @@ def markdown(result: dict) -> str:
         f"headless Chromium {m['chromium']} on the same machine; Panel {m['panel']}, Bokeh "
         f"{m['bokeh']}, torch {m['torch']}, `SROM_TORCH_THREADS=1`. Model "
         f"`{cfg['model']}`, {cfg['n_paths']} sample paths (preview with "
-        f"{cfg['preview_paths']} paths{preview_frames} when there are at least 3× as many), "
-        "viewport "
-        f"{cfg['viewport']['width']}×{cfg['viewport']['height']}, {cfg['moves']} slider moves "
-        f"after {cfg['warmup']} warm-up moves, {cfg['loads']} page loads. {result['date']}.", "",
+        f"{cfg['preview_paths']} paths{preview_frames} when there are at least 3× as many"
+        + (f" and the last full prediction took more than {cfg['preview_above_ms']:.0f} ms; "
+           "the preview refreshes the probe curve, the full prediction every figure"
+           if "preview_above_ms" in cfg else "") + "), viewport "
+        f"{cfg['viewport']['width']}×{cfg['viewport']['height']}, "
+        + (f"{cfg['runs']} runs (a fresh server each) of " if cfg.get("runs", 1) > 1 else "")
+        + f"{cfg['moves']} slider moves after {cfg['warmup']} warm-up moves, {cfg['loads']} "
+        f"page loads. {result['date']}.", "",
         f"Load average (1/5/15 min) at the start {'/'.join(f'{v:.2f}' for v in load['start'])}, "
         f"at the end {'/'.join(f'{v:.2f}' for v in load['end'])}; 1-min load during the moves "
         f"median {load['moves_1min_median']:.2f}.", "",
@@ -362,6 +366,15 @@ def markdown(result: dict) -> str:
         v = s[key]
         lines.append(f"| {label} | {_fmt(v['median'], unit)} | {_fmt(v['p95'], unit)} | "
                      f"{_fmt(v['max'], unit)} | {v['n']} |")
+    if len(result.get("runs", [])) > 1:
+        lines += ["", "The medians of each run (the summary above pools all moves; this machine's "
+                  "timing drifts from run to run more than from move to move):", "",
+                  "| run | first visible update | full view | data applied | 1-min load |",
+                  "|---|---|---|---|---|"]
+        for i, run in enumerate(result["runs"]):
+            lines.append(f"| {i + 1} | {run['first_update_ms']:.0f} ms | "
+                         f"{run['full_view_ms']:.0f} ms | {run['data_arrival_ms']:.0f} ms | "
+                         f"{run['load_1min']:.2f} |")
     cold = result["first_render_s"]["cold"]
     lines += ["", f"The first load of the fresh server (its first session imports torch and the "
               f"app) rendered in {cold:.2f} s.", "",
@@ -407,6 +420,8 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=30, help="measured slider moves (30)")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured first moves (2)")
     parser.add_argument("--loads", type=int, default=5, help="page loads for the first render (5)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="fresh servers, each with --moves moves (3); pooled in the summary")
     parser.add_argument("--quiet", type=float, default=300.0,
                         help="ms without any change that end a move (300)")
     parser.add_argument("--paths", type=int, default=None,
@@ -428,18 +443,28 @@ def main() -> None:
     entry = catalog.default_model(catalog.discover_models())
     load_start = os.getloadavg()
     log(f"load average {load_start}")
-    with serve_dashboard() as url, sync_playwright() as p:
+    renders, ttfb, samples, runs = [], [], [], []
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            renders, ttfb = [], []
-            for i in range(args.loads):
-                render, first_byte = first_render(browser, url)
-                renders.append(render)
-                ttfb.append(first_byte)
-                log(f"first render {i + 1}/{args.loads}: {render:.2f} s "
-                    f"(first byte {first_byte:.2f} s)")
-            samples, info = slider_moves(browser, url, args.moves, args.warmup, args.quiet,
-                                         args.paths)
+            for run in range(args.runs):  # a fresh server each run: runs vary more than moves
+                with serve_dashboard() as url:
+                    for i in range(args.loads if run == 0 else 0):
+                        render, first_byte = first_render(browser, url)
+                        renders.append(render)
+                        ttfb.append(first_byte)
+                        log(f"first render {i + 1}/{args.loads}: {render:.2f} s "
+                            f"(first byte {first_byte:.2f} s)")
+                    mine, info = slider_moves(browser, url, args.moves, args.warmup, args.quiet,
+                                              args.paths)
+                for x in mine:
+                    x["run"] = run
+                samples += mine
+                runs.append({k: summarize([x[k] for x in mine])["median"]
+                             for k in ("first_update_ms", "full_view_ms", "data_arrival_ms")}
+                            | {"load_1min": float(np.median([x["load_1min"] for x in mine]))})
+                log(f"run {run + 1}/{args.runs}: median first update "
+                    f"{runs[-1]['first_update_ms']:.0f} ms")
             machine = machine_info(browser.version)
         finally:
             browser.close()
@@ -463,12 +488,15 @@ def main() -> None:
         "config": {"model": os.path.relpath(entry.path, ROOT) if entry else None,
                    "n_paths": args.paths or defaults.n_paths.default,
                    "preview_paths": defaults.preview_paths.default,
-                   "preview_frames": defaults.preview_frames.default, "moves": args.moves,
+                   "preview_frames": defaults.preview_frames.default,
+                   "preview_above_ms": defaults.preview_above_ms.default, "runs": args.runs,
+                   "moves": args.moves,
                    "warmup": args.warmup, "loads": args.loads, "quiet_ms": args.quiet,
                    "drag_px": DRAG_PX, "viewport": VIEWPORT, "watched_sources": info["watched"],
                    "torch_threads": 1},
         "first_render_s": {"samples": renders, "cold": renders[0], "first_byte": ttfb},
         "moves": samples,
+        "runs": runs,
         "summary": summary,
         "targets": judge(summary),
     }

@@ -242,3 +242,44 @@ def test_summary_reads_every_target_from_the_result_files(tmp_path, monkeypatch)
     (tmp_path / "inference_cuda.json").unlink()
     text = summary.main().read_text()
     assert "no result file `inference_cuda.json`" in text
+
+
+def test_ui_server_compute_times_the_workers_job_and_judges_only_a_gpu(tmp_path, monkeypatch):
+    pytest.importorskip("param")
+    import ui_server_compute as bench
+
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    result = bench.main(["--device", "cpu", "--moves", "3", "--warmup", "1", "--tag", "t"])
+    data = json.loads((tmp_path / "ui_server_compute_t.json").read_text())
+    assert data["config"]["device"] == "cpu" and len(data["moves"]) == 3
+    # the CPU's full prediction is slower than preview_above_ms: every move has a preview
+    assert data["summary"]["previews"] == 3 and data["config"]["preview"]["n_paths"] == 12
+    for move in data["moves"]:
+        assert 0 < move["preview_ms"] < move["full_ms"]
+        assert move["predict_ms"] == pytest.approx(move["preview_ms"] + move["full_ms"])
+    md = (tmp_path / "ui_server_compute_t.md").read_text()
+    assert "not judged here" in md and result["summary"] == data["summary"]
+
+    # a GPU run without Panel: judged on its predictions plus the CPU run's pushes
+    gpu = {**data, "config": {**data["config"], "device": "cuda", "view_measured": False},
+           "machine": {**data["machine"], "gpu": "a GPU"}}
+    gpu["target"] = {**data["target"], "value": 20.0}
+    gpu["summary"] = {**data["summary"], "previews": 0}
+    (tmp_path / "ui_server_compute_cpu.json").write_text(json.dumps(data))
+    push = data["summary"]["apply_full_ms"]["median"] if "apply_full_ms" in data["summary"] else 0
+    text = bench.markdown(gpu)
+    assert f"{20.0 + push:.1f} ms" in text and ("**met**" in text) == (20.0 + push <= 30.0)
+
+
+def test_ui_speed_report_lists_each_run_and_judges_pooled_moves():
+    import ui_speed
+
+    result = json.loads((BENCH / "results" / "ui_speed_cpu.json").read_text())
+    md = ui_speed.markdown(result)
+    assert md == (BENCH / "results" / "ui_speed_cpu.md").read_text()  # the committed report
+    pooled = result["summary"]["first_update_ms"]
+    assert pooled["n"] == len(result["moves"]) == result["config"]["runs"] * result["config"]["moves"]
+    assert pooled["median"] == pytest.approx(np.median([m["first_update_ms"] for m in result["moves"]]))
+    assert md.count("\n| 1 |") == 1 and f"| {result['config']['runs']} |" in md
+    verdicts = {(t["measure"], t["statistic"]): t["met"] for t in result["targets"]}
+    assert verdicts[("first_update_ms", "median")] == (pooled["median"] <= 200.0)
