@@ -84,6 +84,15 @@ def test_train_stop_upload_and_save(server, tmp_path):
                 "buffer": b"this is not an npz archive"}])
             page.get_by_text("Upload refused").first.wait_for(timeout=20_000)
             assert page.get_by_text("not an .npz archive").count() > 0
+            # a valid one is accepted with its summary, and the refusal goes away
+            from test_app_training import _dataset_bytes
+
+            page.locator("input[type=file]").first.set_input_files(files=[{
+                "name": "mine.npz", "mimeType": "application/octet-stream",
+                "buffer": _dataset_bytes(3)}])
+            page.get_by_text("mine.npz accepted").first.wait_for(timeout=20_000)
+            assert page.get_by_text("3 trajectories").count() > 0
+            page.get_by_text("Upload refused").first.wait_for(state="hidden", timeout=10_000)
 
             name = page.get_by_placeholder("e.g. my-oscillator").first
             name.fill("ui-model")  # no Enter: the click on Save commits the text first

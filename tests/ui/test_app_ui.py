@@ -50,6 +50,12 @@ SWEEP_DRAWN = """() => {
 }"""
 
 
+TORNADO_BARS = """() => {
+  const source = window.Bokeh.documents[0].get_model_by_name('tornado-bars');
+  return source && source.data.name.length > 0 ? Array.from(source.data.name) : null;
+}"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     models = os.environ.get("SROM_UI_MODELS_DIR")
@@ -117,6 +123,15 @@ def test_sensitivity_sweep_draws_and_the_npz_downloads(server, tmp_path):
             assert {"t", "mean", "quantiles", "samples", "latent_mean", "mu",
                     "description"} <= set(data.files)
             assert data["quantiles"].shape == (7, *data["mean"].shape)
+            saved = {}
+            for kind in ("csv", "png"):  # the probe curve as a table, the plots as a picture
+                with page.expect_download(timeout=30_000) as download:
+                    page.get_by_role("button", name=f".{kind}").click()
+                saved[kind] = tmp_path / download.value.suggested_filename
+                download.value.save_as(saved[kind])
+            header = saved["csv"].read_text().splitlines()[0]
+            assert header.startswith("t,") and "mean" in header
+            assert saved["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
             page.locator(".bk-tab", has_text="Sensitivity").first.click()
             start = time.perf_counter()
@@ -124,10 +139,14 @@ def test_sensitivity_sweep_draws_and_the_npz_downloads(server, tmp_path):
             page.wait_for_function(f"({SWEEP_DRAWN})() !== null", timeout=60_000)
             seconds = time.perf_counter() - start
             drawn = page.evaluate(SWEEP_DRAWN)
+            page.get_by_role("button", name="Rank inputs").click()  # the tornado chart
+            page.wait_for_function(TORNADO_BARS, timeout=60_000)
+            bars = page.evaluate(TORNADO_BARS)
             page.wait_for_timeout(500)
             page.screenshot(path=str(tmp_path / "sensitivity.png"))
     print(f"\nsweep of 9 points: click → drawn {seconds:.2f} s")
     assert external == [], f"the page fetched outside resources: {external}"
     assert errors == [], f"errors in the page: {errors}"
     assert target.name.endswith(".npz") and drawn["points"] == 9
+    assert len(bars) >= 2 and "nu" in " ".join(bars)  # ν and the forcing's parameters, ranked
     assert drawn["width"] > 300 and drawn["height"] > 200
