@@ -13,6 +13,17 @@ figures are updated inside one ``pn.io.hold``; a spinner shows while a predictio
 Outside a server session (tests, notebooks without a server) results are applied in the
 worker thread; ``state.wait()`` waits for them.
 
+On a CPU the worker first sends a quick preview (fewer paths, fewer decoded times) that
+refreshes the probe curve only, then the full prediction that refreshes every figure; on a
+GPU the full prediction is as quick and comes alone (see ``ExploreState.predictions``).
+
+Rules that keep a slider move near 0.1 s on a 2-core machine (``benchmarks/ui_speed.py``):
+nothing on the page may change size on an update (Bokeh then lays out the whole page and
+repaints every figure: hence rotated y tick labels, colour bars below the maps, a status
+line of fixed height, a busy mark whose text alone changes); send only what changed (the
+forcing plot is skipped when f(t) did not move); and send few arrays (sample paths go as one
+NaN-broken line).
+
 Downloads of the shown prediction (npz, CSV, PNG) are built by :mod:`app.export`.
 """
 
