@@ -62,9 +62,9 @@ class NeuralDrift(nn.Module):
         """``step(k, z) = ψ(z, t[k], μ, f[:, k])`` for a rollout on a fixed grid, with less
         work per step than ``forward``: the first layer's product with everything that does
         not depend on ``z`` (μ, f, the time features) is computed ``block`` steps at a time,
-        and the layers run as plain ``addmm`` calls. The same values up to rounding; a step
-        is 2 kernels shorter (no concatenation, a first product of width ``d``), and on the
-        CPU about 40 % quicker (no module calls).
+        and the layers run as plain ``addmm`` calls on contiguous transposed weights. The same
+        values up to rounding; on the CPU about 40 % quicker (no module calls), on a GPU
+        about half the kernels (see below).
 
         Args:
             t: ``(K, M)`` step times; mu: ``(M, P)``; f: ``(M, K, F)``; block: steps whose
@@ -76,8 +76,12 @@ class NeuralDrift(nn.Module):
                 and not any(isinstance(x, nn.Linear) for x in acts)):
             return lambda k, z: self(z, t[k], mu, f[:, k])  # not the mlp() layout
         d, first = self.latent_dim, linears[0]
-        w_z, w_other = first.weight[:, :d].T, first.weight[:, d:]
-        rest = [(layer.weight.T, layer.bias) for layer in linears[1:]]
+        # transposed once into contiguous (in, out) matrices: with the (out, in) weights as
+        # they are (a transposed view, like F.linear), cuBLAS picks split-K kernels for these
+        # small products, about 20 kernels per step instead of 10, and a rollout on an H100
+        # takes twice as long (17.7 against 8.5 ms for 48 paths × 300 steps in a CUDA graph)
+        w_z, w_other = first.weight[:, :d].T.contiguous(), first.weight[:, d:]
+        rest = [(layer.weight.T.contiguous(), layer.bias) for layer in linears[1:]]
         n_steps = t.shape[0]
         cache: dict = {"start": None, "terms": None}
 
