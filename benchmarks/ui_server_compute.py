@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
+from _stats import summarize  # noqa: E402
 from app import catalog  # noqa: E402
 from app.state import ExploreState, predict_request  # noqa: E402
 
@@ -128,12 +129,6 @@ def _measure(moves: int, warmup: int) -> tuple[list[dict], dict]:
               "substeps": int(req.substeps), "moves": moves, "warmup": warmup,
               "view_measured": view is not None, "torch_threads": torch.get_num_threads()}
     return samples, config
-
-
-def summarize(values: list[float]) -> dict:
-    a = np.asarray(values, dtype=np.float64)
-    return {"n": int(a.size), "median": float(np.median(a)), "p95": float(np.percentile(a, 95)),
-            "max": float(a.max()), "min": float(a.min())}
 
 
 def machine_info(device: str) -> dict:

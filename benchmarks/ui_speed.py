@@ -8,10 +8,10 @@ the browser tests do; see ``tests/ui/browser.py``) and measures, in the page, wi
 * **first render**: navigation start → the QoI figure (the Bokeh source ``qoi-bands``) holds
   finite data and its view has painted. The first load of a fresh server is reported apart
   (it imports torch and the app in the server's first session).
-* **slider moves**: the first μ slider is dragged with the mouse (as in
-  ``tests/ui/test_app_ui.py``), alternately right and left so that every move changes the
-  prediction. The clock starts at the ``pointerup`` that releases the handle (the slider
-  reports ``value_throttled`` then) and stops at
+* **slider moves**: the first μ slider is dragged with the mouse (``drag_first_slider`` of
+  ``tests/ui/browser.py``, as the browser tests do), alternately right and left so that
+  every move changes the prediction. The clock starts at the ``pointerup`` that releases
+  the handle (the slider reports ``value_throttled`` then) and stops at
   - the **first visible update**: the first animation frame after the QoI figure painted the
     first new data of this move (a quick preview when the Explore tab makes one), and
   - the **full view**: the first animation frame after every watched figure (QoI bands and
@@ -56,7 +56,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "tests" / "ui"))
 sys.path.insert(0, str(ROOT))
 
-from browser import CHROMIUM, CHROMIUM_ARGS, serve_dashboard  # noqa: E402
+from _stats import summarize  # noqa: E402
+from browser import (CHROMIUM, CHROMIUM_ARGS, drag_first_slider,  # noqa: E402
+                     serve_dashboard)
 
 __all__ = ["serve_dashboard", "TARGETS", "main"]
 
@@ -193,16 +195,6 @@ def first_render(browser, url: str) -> tuple[float, float]:
         page.close()
 
 
-def _drag(page, dx: int) -> None:
-    """Drag the first μ slider's handle by ``dx`` pixels and release it."""
-    box = page.locator(".noUi-handle").first.bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x + dx, y, steps=5)
-    page.mouse.up()
-
-
 def _first_after(times: list[float], t: float) -> float | None:
     return next((u for u in sorted(times) if u > t), None)
 
@@ -268,7 +260,7 @@ def slider_moves(browser, url: str, moves: int, warmup: int, quiet_ms: float,
         samples = []
         for i in range(warmup + moves):
             page.evaluate("() => window.__srom.arm()")
-            _drag(page, DRAG_PX if i % 2 == 0 else -DRAG_PX)
+            drag_first_slider(page, DRAG_PX if i % 2 == 0 else -DRAG_PX)
             page.wait_for_function(SETTLED_JS, arg=quiet_ms, polling=50, timeout=60_000)
             sample = analyse_move(page.evaluate(RECORD_JS))
             sample["load_1min"] = os.getloadavg()[0]
@@ -283,12 +275,6 @@ def slider_moves(browser, url: str, moves: int, warmup: int, quiet_ms: float,
 
 
 # ---------------------------------------------------------------------- reporting
-def summarize(values: list[float]) -> dict:
-    a = np.asarray(values, dtype=np.float64)
-    return {"n": int(a.size), "median": float(np.median(a)), "p95": float(np.percentile(a, 95)),
-            "max": float(a.max()), "min": float(a.min()), "mean": float(a.mean())}
-
-
 def judge(summary: dict) -> list[dict]:
     """Each target with the measured value, whether it is met and by how much."""
     out = []

@@ -57,20 +57,84 @@ def watch_page(page, external: list[str], errors: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def local_page(playwright, height: int, width: int = 1400
-               ) -> Iterator[tuple[object, list[str], list[str]]]:
-    """A headless Chromium page (``width`` × ``height`` viewport), the list of every URL it
-    requests outside the local server (the dashboard must work with no internet) and the
-    list of its console errors and uncaught exceptions (see :func:`watch_page`)."""
+def local_browser(playwright) -> Iterator[tuple[object, list[str], list[str]]]:
+    """Headless Chromium, with the lists that :func:`open_page` fills for each page it opens:
+    URLs requested outside the local server (the dashboard must work with no internet), and
+    console errors and uncaught exceptions."""
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    external: list[str] = []
-    errors: list[str] = []
     try:
-        page = browser.new_page(viewport={"width": width, "height": height})
-        watch_page(page, external, errors)
-        yield page, external, errors
+        yield browser, [], []
     finally:
         browser.close()
+
+
+def open_page(browser, external: list[str], errors: list[str], height: int = 1000,
+              width: int = 1400):
+    """A page of ``width`` × ``height`` in a new browser context (its own cookies, so its own
+    dashboard session), watched by :func:`watch_page`."""
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    watch_page(page, external, errors)
+    return page
+
+
+@contextlib.contextmanager
+def local_page(playwright, height: int, width: int = 1400
+               ) -> Iterator[tuple[object, list[str], list[str]]]:
+    """One watched page in a fresh headless Chromium (see :func:`local_browser`)."""
+    with local_browser(playwright) as (browser, external, errors):
+        yield open_page(browser, external, errors, height, width), external, errors
+
+
+def assert_clean(external: list[str], errors: list[str], log: Path | None = None) -> None:
+    """No outside request, no error in the pages and, with the server's ``log``, no
+    traceback in it."""
+    assert external == [], f"the page fetched outside resources: {external}"
+    assert errors == [], f"errors in the page: {errors}"
+    if log is not None:
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+# The probe curve's mean as the page shows it now (null before the first plot), looked up
+# through the page's roots: after a model switch the old figures stay in Bokeh's model index
+# (where ``get_model_by_name`` then finds two) until it is recomputed, 30 s later.
+READ_QOI_MEAN = """() => {
+  const doc = window.Bokeh && window.Bokeh.documents[0];
+  if (!doc) return null;
+  for (const root of doc.roots()) {
+    for (const model of root.references()) {
+      if (model.name === 'qoi-bands') return Array.from(model.data.mean);
+    }
+  }
+  return null;
+}"""
+
+
+def wait_for_plot(page, timeout_ms: int = 60_000) -> list[float]:
+    """Wait until the probe curve holds data; its mean."""
+    page.wait_for_function(f"({READ_QOI_MEAN})() !== null && ({READ_QOI_MEAN})().length > 1",
+                           timeout=timeout_ms)
+    return page.evaluate(READ_QOI_MEAN)
+
+
+def wait_for_new_plot(page, before: list[float], timeout_ms: int = 60_000) -> list[float]:
+    """Wait until the probe curve's mean differs from ``before`` (checked every frame); the
+    new mean."""
+    page.wait_for_function(
+        f"(b) => {{ const now = ({READ_QOI_MEAN})(); return now !== null && (now.length !== "
+        "b.length || now.some((v, i) => Math.abs(v - b[i]) > 1e-9)); }",
+        arg=before, polling="raf", timeout=timeout_ms)
+    return page.evaluate(READ_QOI_MEAN)
+
+
+def drag_first_slider(page, dx: int) -> None:
+    """Drag the first slider handle on the page (the sidebar's first μ) by ``dx`` pixels
+    with the mouse and release it, as a user does."""
+    box = page.locator(".noUi-handle").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y, steps=5)
+    page.mouse.up()
 
 
 def free_port() -> int:

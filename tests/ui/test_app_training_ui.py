@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-from browser import local_page, playwright_sync_api, serve_dashboard  # noqa: E402
+from browser import assert_clean, local_page, playwright_sync_api, serve_dashboard  # noqa: E402
 
 sync_api = playwright_sync_api()
 
@@ -103,9 +103,4 @@ def test_train_stop_upload_and_save(server, tmp_path):
             page.screenshot(path=str(tmp_path / "train-saved.png"))
     print(f"\n{timings}")
     assert (models / "ui-model" / "config.json").is_file()
-    assert external == [], f"the page fetched outside resources: {external}"
-    assert errors == [], f"errors in the page: {errors}"
-    log_errors = [line for line in log.read_text().splitlines()
-              if any(f"app/{m}.py" in line for m in ("training", "training_view", "worker",
-                                                     "training_job", "upload", "training_plots"))]
-    assert log_errors == [], log.read_text()[-3000:]
+    assert_clean(external, errors, log)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from browser import local_page, playwright_sync_api, serve_dashboard  # noqa: E402
+from browser import (assert_clean, drag_first_slider, local_page,  # noqa: E402
+                     playwright_sync_api, serve_dashboard, wait_for_new_plot, wait_for_plot)
 
 sync_api = playwright_sync_api()
 
@@ -27,11 +28,6 @@ from test_app_state import train_tiny_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
-READ_MEAN = """() => {
-  const doc = window.Bokeh && window.Bokeh.documents[0];
-  const model = doc && doc.get_model_by_name('qoi-bands');
-  return model ? Array.from(model.data.mean) : null;
-}"""
 TRUTH_SHOWN = """() => {
   const model = window.Bokeh.documents[0].get_model_by_name('qoi-bands');
   return Array.from(model.data.truth).some((v) => Number.isFinite(v));
@@ -72,24 +68,13 @@ def test_slider_move_updates_the_plot(server, tmp_path):
         with local_page(p, 1750) as (page, external, errors):
             start = time.perf_counter()
             page.goto(server)
-            page.wait_for_function(f"({READ_MEAN})() !== null && ({READ_MEAN})().length > 1",
-                                   timeout=60_000)
+            before = wait_for_plot(page)
             page.wait_for_selector("canvas", timeout=30_000)
             first_render = time.perf_counter() - start
-            before = page.evaluate(READ_MEAN)
 
-            handle = page.locator(".noUi-handle").first  # the first μ slider (sidebar)
-            box = handle.bounding_box()
-            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-            page.mouse.move(x, y)
-            page.mouse.down()
-            page.mouse.move(x + 60, y, steps=5)
-            page.mouse.up()
+            drag_first_slider(page, 60)  # the first μ (sidebar)
             moved = time.perf_counter()
-            page.wait_for_function(
-                f"(before) => {{ const now = ({READ_MEAN})(); return now !== null && "
-                "now.some((v, i) => Math.abs(v - before[i]) > 1e-9); }",
-                arg=before, polling="raf", timeout=30_000)
+            wait_for_new_plot(page, before, timeout_ms=30_000)
             update = time.perf_counter() - moved
 
             page.locator("input[type=checkbox]").first.click()  # "Compare with the simulator"
@@ -100,10 +85,8 @@ def test_slider_move_updates_the_plot(server, tmp_path):
             page.locator(".katex").first.wait_for(state="attached", timeout=10_000)  # KaTeX ran
             page.screenshot(path=str(tmp_path / "about.png"))
     print(f"\nfirst render {first_render:.2f} s, slider release → new plot data {update:.3f} s")
-    assert external == [], f"the page fetched outside resources: {external}"
-    assert errors == [], f"errors in the page: {errors}"
+    assert_clean(external, errors, log)
     assert (tmp_path / "explore.png").stat().st_size > 10_000
-    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
 def test_sensitivity_sweep_draws_and_the_npz_downloads(server, tmp_path):
@@ -113,8 +96,7 @@ def test_sensitivity_sweep_draws_and_the_npz_downloads(server, tmp_path):
     with sync_api.sync_playwright() as p:
         with local_page(p, 1400) as (page, external, errors):  # downloads are accepted by default
             page.goto(server)
-            page.wait_for_function(f"({READ_MEAN})() !== null && ({READ_MEAN})().length > 1",
-                                   timeout=60_000)
+            wait_for_plot(page)
             with page.expect_download(timeout=30_000) as download:
                 page.get_by_role("button", name=".npz").click()
             target = tmp_path / download.value.suggested_filename
@@ -145,8 +127,7 @@ def test_sensitivity_sweep_draws_and_the_npz_downloads(server, tmp_path):
             page.wait_for_timeout(500)
             page.screenshot(path=str(tmp_path / "sensitivity.png"))
     print(f"\nsweep of 9 points: click → drawn {seconds:.2f} s")
-    assert external == [], f"the page fetched outside resources: {external}"
-    assert errors == [], f"errors in the page: {errors}"
+    assert_clean(external, errors, log)
     assert target.name.endswith(".npz") and drawn["points"] == 9
     assert len(bars) >= 2 and "nu" in " ".join(bars)  # ν and the forcing's parameters, ranked
     assert drawn["width"] > 300 and drawn["height"] > 200
