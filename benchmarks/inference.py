@@ -70,8 +70,10 @@ MODEL = ROOT / "pretrained" / "burgers_paper"
 PATHS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536]
 STEPS = 300
 LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
-VARIANTS = ("ours_latent", "ours_decode", "torchsde")
+VARIANTS = ("ours_latent", "ours_latent_forward", "ours_decode", "torchsde")
 LABELS = {"ours_latent": "ours, latent paths only (predict_latent)",
+          "ours_latent_forward": "the same through the drift's forward at every step (the "
+                                 "NeuralDrift stepper off: what it saves or costs)",
           "ours_decode": "ours, decode all 301 frames + mean/std/5 quantiles (predict)",
           "torchsde": "torchsde.sdeint, Euler, same SDE and z0 (latent only)"}
 TARGET = {"paths": 1024, "ms": 10.0}
@@ -184,13 +186,17 @@ class Meter:
         return time.perf_counter() - start
 
 
-def make_calls(model, case, n: int):
-    """``{variant: call(seed)}`` for N paths."""
+def make_calls(model, case, n: int, forward_model=None):
+    """``{variant: call(seed)}`` for N paths; ``forward_model``: a second copy of the model
+    whose drift has its stepper off (for ``ours_latent_forward``)."""
     x0, mu, t, f = case
     dt = float(t[1] - t[0])
 
     def ours_latent(seed):
         return model.predict_latent(x0, mu, t, f, n_samples=n, seed=seed)
+
+    def ours_latent_forward(seed):
+        return forward_model.predict_latent(x0, mu, t, f, n_samples=n, seed=seed)
 
     def ours_decode(seed):
         return model.predict(x0, mu, t, f, n_samples=n, seed=seed, return_samples=False,
@@ -210,7 +216,8 @@ def make_calls(model, case, n: int):
             path = torchsde.sdeint(sde, z0, ts, method="euler", dt=dt)  # (T, N, d)
         return path.transpose(0, 1).cpu().numpy()[None]
 
-    return {"ours_latent": ours_latent, "ours_decode": ours_decode, "torchsde": torchsde_call}
+    return {"ours_latent": ours_latent, "ours_latent_forward": ours_latent_forward,
+            "ours_decode": ours_decode, "torchsde": torchsde_call}
 
 
 def measure_point(meter: Meter, call, n_warmup: int, args) -> dict:
@@ -244,7 +251,8 @@ def _extrapolate(points: list[tuple[int, float]], n: int) -> float:
     return v2 + slope * (n - n2)
 
 
-def run_variant(variant: str, model, case, paths: list[int], meter: Meter, args) -> list[dict]:
+def run_variant(variant: str, model, case, paths: list[int], meter: Meter, args,
+                forward_model=None) -> list[dict]:
     """Walk up ``paths``; skip (with the reason) the points that would not fit the caps."""
     rows, spent, times, peaks = [], 0.0, [], []
     reason = None
@@ -272,7 +280,8 @@ def run_variant(variant: str, model, case, paths: list[int], meter: Meter, args)
         n_warmup = 1 if est_s > 0.5 else 2
         start = time.perf_counter()
         try:
-            result = measure_point(meter, make_calls(model, case, n)[variant], n_warmup, args)
+            call = make_calls(model, case, n, forward_model)[variant]
+            result = measure_point(meter, call, n_warmup, args)
         except torch.cuda.OutOfMemoryError as exc:  # a real OOM despite the estimate
             torch.cuda.empty_cache()
             reason = f"out of memory: {str(exc).splitlines()[0][:200]}"
@@ -335,7 +344,8 @@ def write_markdown(result: dict, path: Path) -> None:
              "Variants:", ""]
     lines += [f"- `{v}`: {LABELS[v]}" for v in VARIANTS]
     lines += ["", "| N paths | " + " | ".join(f"`{v}` p50 / p95 ms" for v in VARIANTS)
-              + " | `ours_latent` path-steps/s | torchsde / ours_latent (p50) | peak MB (latent / decode / torchsde) |",
+              + " | `ours_latent` path-steps/s | torchsde / ours_latent (p50) | peak MB ("
+              + " / ".join(VARIANTS) + ") |",
               "|---" * (4 + len(VARIANTS)) + "|"]
     notes = []
     for n in paths:
@@ -410,7 +420,8 @@ def write_plot(result: dict, path: Path) -> bool:
         log("matplotlib is missing: no plot (run --replot on a machine that has it)")
         return False
     fig, ax = plt.subplots(figsize=(7, 4.6))
-    styles = {"ours_latent": ("-o", "C0"), "ours_decode": ("-s", "C2"), "torchsde": ("--^", "C3")}
+    styles = {"ours_latent": ("-o", "C0"), "ours_latent_forward": (":o", "C1"),
+              "ours_decode": ("-s", "C2"), "torchsde": ("--^", "C3")}
     for v in VARIANTS:
         rows = [r for r in result["rows"] if r["variant"] == v and r["status"] == "ok"]
         if not rows:
@@ -521,8 +532,13 @@ def main(argv=None) -> dict:
         "rows": [],
         "load_average_start": _load_average(),
     }
+    forward_model = None
+    if "ours_latent_forward" in args.variants:
+        forward_model = load_model(args.model, device=str(device))
+        forward_model.module_.drift.use_stepper = False  # a NeuralDrift (the problem's drift)
     for variant in args.variants:
-        result["rows"] += run_variant(variant, model, case, args.paths, meter, args)
+        result["rows"] += run_variant(variant, model, case, args.paths, meter, args,
+                                      forward_model)
     if "torchsde" in args.variants:
         result["torchsde_drift_calls"] = _count_torchsde_calls(model, case)
         measured = [r["paths"] for r in result["rows"]

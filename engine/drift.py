@@ -43,6 +43,9 @@ class NeuralDrift(nn.Module):
         super().__init__()
         self.time_period = time_period
         self.latent_dim = latent_dim
+        #: False: ``stepper`` falls back to ``forward`` (``benchmarks/inference.py`` measures
+        #: both ways)
+        self.use_stepper = True
         n_in = latent_dim + n_params + n_forcing + (2 if time_period else 0)
         self.net = mlp(n_in, hidden, latent_dim, act, zero_last=zero_init)
 
@@ -58,8 +61,9 @@ class NeuralDrift(nn.Module):
         return self.net(torch.cat([z, self._other_inputs(t, mu, f)], dim=-1))
 
     #: on a CPU, more paths than this are integrated with ``forward``: the stepper saves
-    #: per-call overhead, which matters for few paths (48 paths × 300 steps: 34.5 → 25.9 ms on
-    #: one core) but its extra products cost more than they save for many (256: 94 → 102 ms)
+    #: per-call overhead, so its gain shrinks as the paths grow (``ours_latent`` against
+    #: ``ours_latent_forward`` in ``benchmarks/results/inference_cpu.md``), and in a trial
+    #: with it on for 256 paths it was slower than ``forward``
     STEPPER_CPU_MAX_PATHS = 128
 
     def stepper(self, t: torch.Tensor, mu: torch.Tensor, f: torch.Tensor,
@@ -68,9 +72,9 @@ class NeuralDrift(nn.Module):
         work per step than ``forward``: the first layer's product with everything that does
         not depend on ``z`` (μ, f, the time features) is computed ``block`` steps at a time,
         and the layers run as plain ``addmm`` calls on contiguous transposed weights. The same
-        values up to rounding; on a CPU about 25 % quicker for a few paths (fewer calls; more
-        than ``STEPPER_CPU_MAX_PATHS`` paths get ``forward``), on a GPU half the kernels (see
-        below).
+        values up to rounding; quicker on a CPU for a few paths (fewer calls; more than
+        ``STEPPER_CPU_MAX_PATHS`` paths get ``forward``), on a GPU half the kernels for
+        the products (see below).
 
         Args:
             t: ``(K, M)`` step times; mu: ``(M, P)``; f: ``(M, K, F)``; block: steps whose
@@ -82,13 +86,15 @@ class NeuralDrift(nn.Module):
         if not (len(linears) == len(acts) + 1 and all(isinstance(x, nn.Linear) for x in linears)
                 and not any(isinstance(x, nn.Linear) for x in acts)):
             return plain  # not the mlp() layout
-        if not t.is_cuda and t.shape[-1] > self.STEPPER_CPU_MAX_PATHS:
+        if not self.use_stepper or (not t.is_cuda and t.shape[-1] > self.STEPPER_CPU_MAX_PATHS):
             return plain
         d, first = self.latent_dim, linears[0]
         # transposed once into contiguous (in, out) matrices: with the (out, in) weights as
         # they are (a transposed view, like F.linear), cuBLAS picks split-K kernels for these
-        # small products, about 20 kernels per step instead of 10, and a rollout on an H100
-        # takes twice as long (17.7 against 8.5 ms for 48 paths × 300 steps in a CUDA graph)
+        # small products, about 20 kernels per step instead of 10 (torch profiler on an H100):
+        # ``ours_latent`` against ``ours_latent_forward`` in benchmarks/results/inference_cuda.md
+        # shows the gain (largest for a few dozen to a thousand paths, none for very few or
+        # very many)
         w_z, w_other = first.weight[:, :d].T.contiguous(), first.weight[:, d:]
         rest = [(layer.weight.T.contiguous(), layer.bias) for layer in linears[1:]]
         n_steps = t.shape[0]
