@@ -8,11 +8,11 @@ GUI-free. A *model directory* is any directory holding ``config.json`` (written 
 
 Loaded models are kept in a small process-wide LRU cache keyed by the directory, the
 modification time of its files and the serving device (``$SROM_DEVICE``: ``auto``, the
-default, predicts on the GPU when there is one; ``cpu`` or ``cuda`` force one), so every dashboard session shares one read-only copy and a
-re-trained model is picked up. Prediction calls on a shared model are serialized by a lock
-(the rollout engine caches per-shape state). Whoever adds a model (the Train tab) calls
-:func:`notify_changed`; sessions compare :func:`generation` with the value they last saw and
-re-discover when it moved.
+default, predicts on the GPU when there is one; ``cpu`` or ``cuda`` force one), so every
+dashboard session shares one read-only copy and a re-trained model is picked up. Prediction
+calls on a shared model are serialized by a lock (the rollout engine caches per-shape
+state). Whoever adds a model (the Train tab) calls :func:`notify_changed`; sessions compare
+:func:`generation` with the value they last saw and re-discover when it moved.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ p95 ≤ 400 ms, full view p95 ≤ 1 s, first render ≤ 5 s on every load (the c
 
 Usage:
     python benchmarks/ui_speed.py [--runs 3] [--moves 30] [--loads 5] [--paths N]
+    python benchmarks/ui_speed.py --during-training --runs 1 --loads 1 --tag cpu_training
 
 Writes ``benchmarks/results/ui_speed_cpu.json`` (raw samples, summary, targets, machine and
 load average) and ``ui_speed_cpu.md`` (generated from the JSON; ``--markdown-only``
@@ -241,6 +242,38 @@ def _plain(text: str) -> str:
     return re.sub(r"<[^>]+>", "", html.unescape(html.unescape(text))).strip()
 
 
+TRAIN_STEPS_JS = """(n) => { const m = Array.from(window.Bokeh.documents[0].all_models)
+  .find((x) => x.title === 'Training steps'); m.value = n; }"""
+TRAIN_PROGRESS_JS = "(e) => e.value"
+
+
+@contextlib.contextmanager
+def training_elsewhere(browser, url: str, steps: int = 10**6):
+    """A training running in another session (another page) meanwhile: the Train tab's
+    defaults with ``steps`` steps, started with its Start button and stopped on exit."""
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(url)
+        page.locator(".bk-tab", has_text="Train").first.click(timeout=120_000)
+        page.locator("button", has_text="Start").first.wait_for(timeout=60_000)
+        page.evaluate(TRAIN_STEPS_JS, steps)
+        page.wait_for_timeout(300)  # the new step count reaches the server
+        page.locator("button", has_text="Start").first.click()
+        bar = page.locator("progress.srom-train-progress").first
+        deadline = time.monotonic() + 120
+        while not (bar.evaluate(TRAIN_PROGRESS_JS) or 0) > 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the training in the other session did not start")
+            page.wait_for_timeout(200)
+        log("a training runs in another session")
+        yield
+        page.locator("button", has_text="Stop").first.click()
+        page.get_by_text("stopped at step").first.wait_for(timeout=60_000)
+        log(f"the other session's training stopped at step {bar.evaluate(TRAIN_PROGRESS_JS)}")
+    finally:
+        page.close()
+
+
 def slider_moves(browser, url: str, moves: int, warmup: int, quiet_ms: float,
                  paths: int | None) -> tuple[list[dict], dict]:
     """Drag the first μ slider ``warmup + moves`` times; the measured moves' latencies."""
@@ -328,7 +361,8 @@ def markdown(result: dict) -> str:
     preview_frames = (f" decoded at ≤ {cfg['preview_frames']} output times"
                       if cfg.get("preview_frames") else "")
     lines = [
-        "# Dashboard speed in the browser (CPU)", "",
+        "# Dashboard speed in the browser (CPU)"
+        + (", while another session trains" if cfg.get("during_training") else ""), "",
         f"`python benchmarks/ui_speed.py` on {m['cpu_count']} cores ({m['cpu']}), server and "
         f"headless Chromium {m['chromium']} on the same machine; Panel {m['panel']}, Bokeh "
         f"{m['bokeh']}, torch {m['torch']}, `SROM_TORCH_THREADS=1`. Model "
@@ -340,7 +374,11 @@ def markdown(result: dict) -> str:
         f"{cfg['viewport']['width']}×{cfg['viewport']['height']}, "
         + (f"{cfg['runs']} runs (a fresh server each) of " if cfg.get("runs", 1) > 1 else "")
         + f"{cfg['moves']} slider moves after {cfg['warmup']} warm-up moves, {cfg['loads']} "
-        f"page loads. {result['date']}.", "",
+        f"page loads. {result['date']}."
+        + (" During the moves another session trained a model (the Train tab's defaults, "
+           "10⁶ steps; one training at a time, on the server's worker thread); the page "
+           "loads were measured before it started."
+           if cfg.get("during_training") else ""), "",
         f"Load average (1/5/15 min) at the start {'/'.join(f'{v:.2f}' for v in load['start'])}, "
         f"at the end {'/'.join(f'{v:.2f}' for v in load['end'])}; 1-min load during the moves "
         f"median {load['moves_1min_median']:.2f}.", "",
@@ -412,6 +450,9 @@ def main() -> None:
                         help="ms without any change that end a move (300)")
     parser.add_argument("--paths", type=int, default=None,
                         help="set the Sample paths slider first (default: the app's default)")
+    parser.add_argument("--during-training", action="store_true",
+                        help="measure the moves while another session trains a model (the "
+                             "Train tab's defaults); use with --tag cpu_training")
     parser.add_argument("--tag", default="cpu", help="results file suffix (cpu)")
     parser.add_argument("--markdown-only", action="store_true",
                         help="regenerate the .md from the existing .json")
@@ -441,8 +482,11 @@ def main() -> None:
                         ttfb.append(first_byte)
                         log(f"first render {i + 1}/{args.loads}: {render:.2f} s "
                             f"(first byte {first_byte:.2f} s)")
-                    mine, info = slider_moves(browser, url, args.moves, args.warmup, args.quiet,
-                                              args.paths)
+                    meanwhile = (training_elsewhere(browser, url) if args.during_training
+                                 else contextlib.nullcontext())
+                    with meanwhile:
+                        mine, info = slider_moves(browser, url, args.moves, args.warmup,
+                                                  args.quiet, args.paths)
                 for x in mine:
                     x["run"] = run
                 samples += mine
@@ -476,6 +520,7 @@ def main() -> None:
                    "preview_paths": defaults.preview_paths.default,
                    "preview_frames": defaults.preview_frames.default,
                    "preview_above_ms": defaults.preview_above_ms.default, "runs": args.runs,
+                   "during_training": bool(args.during_training),
                    "moves": args.moves,
                    "warmup": args.warmup, "loads": args.loads, "quiet_ms": args.quiet,
                    "drag_px": DRAG_PX, "viewport": VIEWPORT, "watched_sources": info["watched"],

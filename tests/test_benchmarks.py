@@ -271,12 +271,22 @@ def test_ui_server_compute_times_the_workers_job_and_judges_only_a_gpu(tmp_path,
     assert f"{20.0 + push:.1f} ms" in text and ("**met**" in text) == (20.0 + push <= 30.0)
 
 
+def test_ui_speed_report_during_a_training_says_so():
+    import ui_speed
+
+    result = json.loads((BENCH / "results" / "ui_speed_cpu_training.json").read_text())
+    md = ui_speed.markdown(result)
+    assert md == (BENCH / "results" / "ui_speed_cpu_training.md").read_text()
+    assert result["config"]["during_training"] and "another session trains" in md
+
+
 def test_ui_speed_report_lists_each_run_and_judges_pooled_moves():
     import ui_speed
 
     result = json.loads((BENCH / "results" / "ui_speed_cpu.json").read_text())
     md = ui_speed.markdown(result)
     assert md == (BENCH / "results" / "ui_speed_cpu.md").read_text()  # the committed report
+    assert "another session trains" not in md
     pooled = result["summary"]["first_update_ms"]
     assert pooled["n"] == len(result["moves"]) == result["config"]["runs"] * result["config"]["moves"]
     assert pooled["median"] == pytest.approx(np.median([m["first_update_ms"] for m in result["moves"]]))
