@@ -356,7 +356,7 @@ class ExploreState(param.Parameterized):
     def time_grid(self) -> tuple[np.ndarray, int]:
         """Output times ``(T,)`` from the training start to ``horizon`` (at most
         ``max_frames``) and the integrator substeps per output interval that keep the
-        training step ``dt``."""
+        model's integration step (``dt`` over its chosen substeps)."""
         model = self.model
         t0, dt = float(model.t_range_[0]), float(model.dt_)
         if not math.isfinite(self.horizon) or self.horizon <= t0 + dt / 2:
@@ -365,7 +365,8 @@ class ExploreState(param.Parameterized):
         n_steps = max(1, int(round((self.horizon - t0) / dt)))
         stride = max(1, math.ceil(n_steps / (self.max_frames - 1)))
         n_out = n_steps // stride + 1
-        return t0 + dt * stride * np.arange(n_out), stride * int(model.substeps)
+        _, substeps = model.integration_settings()
+        return t0 + dt * stride * np.arange(n_out), stride * substeps
 
     def mu_vector(self) -> np.ndarray:
         """``(P,)`` μ in the model's parameter order."""

@@ -6,7 +6,7 @@ seed, on the same normalized data, with Adam at the same learning rate and in th
 precision (fp32, TF32 matmuls on CUDA). Only the training algorithm differs. All of them
 are scored by one protocol (:func:`evaluate`): encode the first snapshot of each test
 trajectory, integrate the latent equation over the whole horizon with the trajectory's μ
-and forcing by fixed-step Euler–Maruyama (step ≤ ``EVAL_DT``), decode, and take the
+and forcing by the fixed-step scheme ``EVAL_METHOD`` (step ≤ ``EVAL_DT``), decode, and take the
 relative L2 error of the predictive mean per time step (``engine.metrics.relative_l2``),
 plus the calibration of the predictive distribution (CRPS, 50 % and 90 % interval
 coverage, ``engine.metrics.MetricAccumulator``).
@@ -36,13 +36,17 @@ except ImportError:  # run from a checkout without `pip install -e .`
 from engine import Dataset, StochasticROM
 from engine.metrics import MetricAccumulator, relative_l2
 from engine.rollout import RolloutEngine
+from engine.solvers import DEFAULT_METHOD, get_scheme
 
 __all__ = [
-    "EVAL_DT", "Problem", "PROBLEMS", "load_problem", "model_params", "prepare_model",
+    "EVAL_DT", "EVAL_METHOD", "Problem", "PROBLEMS", "load_problem", "model_params", "prepare_model",
     "DeviceData", "CountingDrift", "install_counter", "evaluate", "PREDICTIVE", "Clock", "log",
 ]
 
-EVAL_DT = 0.01  # largest Euler–Maruyama step of the common prediction protocol
+EVAL_DT = 0.01  # largest step of the common prediction protocol
+# the scheme of the common protocol: the predictions' accurate default (issue 13), so that a
+# checkpoint is scored as a user would predict with it
+EVAL_METHOD = DEFAULT_METHOD
 CACHE = Path(os.environ.get("SROM_BENCH_CACHE", Path.home() / ".cache" / "srom-bench"))
 
 
@@ -203,8 +207,8 @@ def evaluate(model: StochasticROM, data: Dataset, n_paths: int = 32, stochastic:
     """Accuracy and calibration on ``data`` (the papers' protocol).
 
     Encodes the first snapshot(s) of each trajectory, integrates the latent equation on
-    the data grid with ``ceil(dt / EVAL_DT)`` Euler–Maruyama substeps per interval (the
-    same for every method), decodes and averages the paths. Stochastic methods sample z0
+    the data grid with ``ceil(dt / EVAL_DT)`` substeps of the scheme ``EVAL_METHOD`` per
+    interval (the same for every method), decodes and averages the paths. Stochastic methods sample z0
     from the encoder and use ``n_paths`` Brownian paths with the learned Ψ; deterministic
     ones (latent ODEs) integrate one path from the encoder mean without noise.
 
@@ -231,6 +235,7 @@ def evaluate(model: StochasticROM, data: Dataset, n_paths: int = 32, stochastic:
             model._bench_rollout = RolloutEngine(module.drift, use_graph=bool(model.cuda_graph))
         t = data.t
         substeps = max(1, int(math.ceil(float(np.max(np.diff(t))) / EVAL_DT - 1e-4)))
+        scheme = get_scheme(EVAL_METHOD)
         gen = torch.Generator(device=device)
         gen.manual_seed(seed)
         gen_obs = torch.Generator(device=device)  # its own stream: the paths stay as before
@@ -252,16 +257,17 @@ def evaluate(model: StochasticROM, data: Dataset, n_paths: int = 32, stochastic:
             if stochastic:
                 eps = torch.randn(cases, n, d, generator=gen, dtype=dtype, device=device)
                 z0 = (mean0[:, None] + torch.exp(0.5 * log_var0)[:, None] * eps).reshape(-1, d)
-                noise = torch.randn(t.size - 1, substeps, cases * n, d, generator=gen,
-                                    dtype=dtype, device=device)
+                noise = torch.randn(scheme.noise_shape(t.size - 1, substeps, cases * n, d),
+                                    generator=gen, dtype=dtype, device=device)
             else:
                 z0 = mean0
-                noise = torch.zeros(t.size - 1, substeps, cases, d, dtype=dtype, device=device)
+                noise = torch.zeros(scheme.noise_shape(t.size - 1, substeps, cases, d),
+                                    dtype=dtype, device=device)
             mu = torch.as_tensor((data.mu[sl] - norm.mu_mean) / norm.mu_std, dtype=dtype,
                                  device=device).repeat_interleave(n, 0)
             f = torch.as_tensor((data.f[sl] - norm.f_mean) / norm.f_std, dtype=dtype,
                                 device=device).repeat_interleave(n, 0)
-            latent = model._bench_rollout(z0, t_t, mu, f, disp, noise, "euler", substeps)
+            latent = model._bench_rollout(z0, t_t, mu, f, disp, noise, EVAL_METHOD, substeps)
             decoded = model._decode_paths(latent.reshape(-1, d))
             decoded = decoded.view(cases, n, t.size, *model.state_shape_)
             mean = (decoded.mean(1) * scale + shift).cpu().numpy().astype(np.float64)

@@ -2,7 +2,8 @@
 
 ``config.json`` holds the format version, the hyperparameters (``get_params()``), the
 state shape, the normalization, parameter/forcing names and trained ranges, training
-metadata and metrics. The weights are a flat safetensors file of the module state.
+metadata, the integrator's chosen substeps (``integration``) and metrics. A config written
+before ``integration`` existed with the then-fixed Euler default gets today's default. The weights are a flat safetensors file of the module state.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from engine.calibration import validate_scale
 from engine.data import Normalization
+from engine.solvers import DEFAULT_METHOD
 
 __all__ = ["FORMAT_VERSION", "ModelFileError", "save_model", "load_model"]
 
@@ -66,6 +68,7 @@ def save_model(model, directory: str | os.PathLike, metrics: dict | None = None)
         "normalization": model.normalization_.to_dict(),
         "training": {k: v for k, v in getattr(model, "training_", {}).items()},
         "calibration": getattr(model, "calibration_", {}),
+        "integration": getattr(model, "integration_", {}),
         "metrics": metrics if metrics is not None else getattr(model, "metrics_", {}),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in model.module_.state_dict().items()}
@@ -116,6 +119,11 @@ def load_model(directory: str | os.PathLike, device: str = "cpu"):
             f"{config_path}: format version {version!r} is not supported (expected {FORMAT_VERSION})")
     try:
         params = dict(config["params"])
+        legacy = "integration" not in config
+        if legacy and (params.get("integrator"), params.get("substeps")) == ("euler", 1):
+            # saved before issue 13, when Euler at the data step was the fixed default:
+            # such a model gets today's accurate default (a chosen integrator is kept)
+            params["integrator"], params["substeps"] = DEFAULT_METHOD, None
         unknown = set(params) - set(StochasticROM.param_names())
         if unknown:
             raise ModelFileError(f"{config_path}: unknown hyperparameters {sorted(unknown)}")
@@ -134,6 +142,8 @@ def load_model(directory: str | os.PathLike, device: str = "cpu"):
         model.training_ = config.get("training", {})
         model.metrics_ = config.get("metrics", {})
         model.calibration_ = dict(config.get("calibration") or {})
+        model.integration_ = dict(config.get("integration") or {})
+        model.integration_settings()  # a malformed integrator or substeps fails here
         model.uncertainty_scale_ = validate_scale(model.calibration_.get("scale", 1.0))
         module = model._build(model.state_shape_, model.n_params_, model.n_forcing_, norm,
                               model.t_range_[1] - model.t_range_[0])

@@ -23,7 +23,9 @@ from engine.posterior import DeepKernel, WindowPosterior
 from engine.prediction import Prediction, sample_quantiles
 from engine.priors import LogNormalVariance
 from engine.progress import CallbackList, StopFlag, TrainingCallback
-from engine.rollout import METHODS, RolloutEngine
+from engine.rollout import RolloutEngine
+from engine.solvers import DEFAULT_METHOD, METHODS, get_scheme
+from engine.solvers.step_check import choose_substeps
 from engine.selection import ValidationSelector
 from engine.train import Trainer, TrainSettings, WindowSampler, read_checkpoint
 
@@ -91,7 +93,11 @@ class StochasticROM:
         grad_clip, log_every, checkpoint_every, device (``auto``), cuda_graph, seed.
 
     Prediction:
-        integrator (``euler`` or ``heun``), substeps (between output times).
+        integrator: ``heun`` (default), ``sra1`` or ``euler`` (:mod:`engine.solvers`).
+        substeps: steps between output times; ``None`` (default) lets :meth:`fit` choose
+            them by halving the step until the deterministic rollout on held-out data
+            changes by less than 1 % of its error (:meth:`tune_integrator`), stored in
+            ``integration_`` and ``config.json``.
     """
 
     def __init__(self, latent_dim: int | None = None, architecture: str = "auto", n_win: int = 1,
@@ -116,8 +122,8 @@ class StochasticROM:
                  n_quad: int = 32, quadrature: str = "stratified", kl_warmup: int = 0,
                  kl_transition: int | None = None, grad_clip: float = 10.0,
                  log_every: int = 50, checkpoint_every: int = 0, device: str = "auto",
-                 cuda_graph: bool = True, seed: int = 0, integrator: str = "euler",
-                 substeps: int = 1):
+                 cuda_graph: bool = True, seed: int = 0, integrator: str = DEFAULT_METHOD,
+                 substeps: int | None = None):
         self.latent_dim = latent_dim
         self.architecture = architecture
         self.n_win = n_win
@@ -204,6 +210,8 @@ class StochasticROM:
         for name in ("steps", "window", "windows_per_step", "n_samples", "n_quad", "n_win",
                      "log_every", "substeps", "lr_decay_steps"):
             value = getattr(self, name)
+            if name == "substeps" and value is None:
+                continue  # chosen at fit time
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.conv_levels is not None and (not isinstance(self.conv_levels, (int, np.integer))
@@ -397,7 +405,45 @@ class StochasticROM:
         if selection is not None:
             self.training_["selection"] = selection
         self.module_.eval()
+        if self.substeps is None and result.status != "diverged":
+            # held-out data if given, else a few training trajectories
+            self.tune_integrator(validation if validation is not None else dataset)
         return self
+
+    # ----------------------------------------------------------- integrator
+    def integration_settings(self, integrator: str | None = None,
+                             substeps: int | None = None) -> tuple[str, int]:
+        """The scheme and substeps a prediction uses: the arguments if given, else the
+        model's ``integrator`` and ``substeps``, else the substeps :meth:`tune_integrator`
+        chose (``integration_``), else 1."""
+        method = integrator or self.integrator
+        if method not in METHODS:
+            raise ValueError(f"integrator must be one of {METHODS}, got '{method}'")
+        if substeps is None:
+            substeps = self.substeps
+        if substeps is None:
+            substeps = (getattr(self, "integration_", None) or {}).get("substeps", 1)
+        if not isinstance(substeps, (int, np.integer)) or substeps < 1:
+            raise ValueError(f"substeps must be a positive integer, got {substeps!r}")
+        return method, int(substeps)
+
+    def tune_integrator(self, dataset: Dataset, integrator: str | None = None,
+                        tolerance: float = 0.01, max_substeps: int = 64) -> dict:
+        """Choose the substeps of ``integrator`` (default: the model's) on held-out data
+        (:func:`engine.solvers.step_check.choose_substeps`): the fewest of 1, 2, 4, … whose
+        halving changes the deterministic rollout by less than ``tolerance`` of its error.
+
+        Sets ``integration_`` (saved in ``config.json``), which predictions use whenever
+        ``substeps`` is ``None``; returns it.
+        """
+        self._check_fitted()
+        self._check_compatible(dataset)
+        method = integrator or self.integrator
+        get_scheme(method)
+        self.integration_ = choose_substeps(self, dataset, method, tolerance=tolerance,
+                                            max_substeps=max_substeps)
+        self.integrator, self.substeps = method, None
+        return self.integration_
 
     # -------------------------------------------------------------- helpers
     def _check_fitted(self) -> None:
@@ -520,7 +566,7 @@ class StochasticROM:
                 integrator: str | None = None, substeps: int | None = None,
                 decoder_noise: bool = True,
                 quantiles: Sequence[float] | None = None,
-                decode_stride: int = 1) -> Prediction:
+                decode_stride: int = 1, deterministic: bool = False) -> Prediction:
         """Encode ``x0``, integrate the latent SDE for many paths and decode.
 
         Args:
@@ -532,7 +578,8 @@ class StochasticROM:
             n_samples: sample paths per case.
             seed: seeds the initial-state and Brownian draws (reproducible).
             return_samples: keep the decoded sample paths (memory B·n·T·|S|).
-            integrator, substeps: override the model's defaults.
+            integrator, substeps: override the model's defaults
+                (:meth:`integration_settings`).
             decoder_noise: include the decoder's Gaussian noise in samples and std.
             quantiles: levels to compute on the device (fast; no samples need to come
                 back to the host), available as ``Prediction.quantiles(levels)``.
@@ -542,6 +589,9 @@ class StochasticROM:
                 times are those of the full prediction with the same seed; decoding, the
                 moments and the quantiles cost ``1 / decode_stride`` as much (a quick
                 preview). ``Prediction.t`` holds the kept times.
+            deterministic: the mean-field path instead of samples: the encoder's mean as
+                the initial state, no Brownian noise and no decoder noise (every sample
+                path is this one path; the std is zero).
 
         Returns:
             A :class:`Prediction` in physical units.
@@ -549,7 +599,8 @@ class StochasticROM:
         if not isinstance(decode_stride, (int, np.integer)) or decode_stride < 1:
             raise ValueError(f"decode_stride must be a positive integer, got {decode_stride!r}")
         t, mu, f_phys, latent, gen, noise_scale = self._latent_paths(
-            x0, mu, t, f, n_samples, seed, integrator, substeps)
+            x0, mu, t, f, n_samples, seed, integrator, substeps, deterministic)
+        decoder_noise = decoder_noise and not deterministic
         device, dtype, norm = self._device(), self.torch_dtype, self.normalization_
         n_cases, d = mu.shape[0], self.latent_dim_
         if decode_stride > 1:  # keep every decode_stride-th time and the last one
@@ -597,7 +648,8 @@ class StochasticROM:
                                                     integrator, substeps)
         return latent.view(mu.shape[0], n_samples, t.size, self.latent_dim_).cpu().numpy()
 
-    def _latent_paths(self, x0, mu, t, f, n_samples, seed, integrator, substeps):
+    def _latent_paths(self, x0, mu, t, f, n_samples, seed, integrator, substeps,
+                      deterministic=False):
         """Check the inputs, encode ``x0``, draw z0 and the Brownian increments, integrate.
 
         Returns:
@@ -622,10 +674,8 @@ class StochasticROM:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         mu = self._prepare_mu(mu, n_cases)
         f_phys = self._prepare_f(f, t, n_cases)
-        method = integrator or self.integrator
-        n_sub = int(substeps or self.substeps)
-        if method not in METHODS:
-            raise ValueError(f"integrator must be one of {METHODS}, got '{method}'")
+        method, n_sub = self.integration_settings(integrator, substeps)
+        scheme = get_scheme(method)
 
         device, dtype, norm = self._device(), self.torch_dtype, self.normalization_
         gen = torch.Generator(device=device)
@@ -635,8 +685,13 @@ class StochasticROM:
         mean0, log_var0 = self.module_.encode(windows)
         eps0 = torch.randn(n_cases, n_samples, d, generator=gen, dtype=dtype, device=device)
         noise_scale = float(getattr(self, "uncertainty_scale_", 1.0))  # see calibrate()
+        if deterministic:
+            eps0 = torch.zeros_like(eps0)
         z0 = (mean0[:, None] + noise_scale * torch.exp(0.5 * log_var0)[:, None] * eps0).reshape(n_paths, d)
-        noise = torch.randn(t.size - 1, n_sub, n_paths, d, generator=gen, dtype=dtype, device=device)
+        noise = torch.randn(scheme.noise_shape(t.size - 1, n_sub, n_paths, d), generator=gen,
+                            dtype=dtype, device=device)
+        if deterministic:
+            noise = torch.zeros_like(noise)
         mu_t = torch.as_tensor((mu - norm.mu_mean) / norm.mu_std, dtype=dtype, device=device)
         f_t = torch.as_tensor((f_phys - norm.f_mean) / norm.f_std, dtype=dtype, device=device)
         mu_paths = mu_t.repeat_interleave(n_samples, 0)

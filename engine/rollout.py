@@ -1,12 +1,9 @@
-"""Batched fixed-step integrators of the latent SDE (Euler–Maruyama and stochastic Heun).
+"""Batched rollouts of the latent SDE with any scheme of :mod:`engine.solvers`.
 
-All paths of all cases move together as one batch ``(M, d)``. The Brownian increments are
-drawn up front from a seeded generator, so a rollout is a deterministic function of its
-inputs; on CUDA the whole time loop is captured once per shape as a CUDA graph and
-replayed for later calls (a dashboard slider move).
-
-The noise is additive (Ψ does not depend on z), so Itô and Stratonovich agree and the
-stochastic Heun scheme has strong order 1 here.
+All paths of all cases move together as one batch ``(M, d)``. The Brownian draws are made
+up front from a seeded generator, so a rollout is a deterministic function of its inputs;
+on CUDA the whole time loop is captured once per shape as a CUDA graph and replayed for
+later calls (a dashboard slider move).
 """
 
 from __future__ import annotations
@@ -15,30 +12,19 @@ from typing import Callable
 
 import torch
 
+from engine.solvers import DEFAULT_METHOD, METHODS, get_scheme
+from engine.solvers.grid import stage_grid
+
 __all__ = ["METHODS", "integrate", "RolloutEngine"]
 
-METHODS = ("euler", "heun")
 DriftFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 # A drift may offer ``stepper(t (K, M), mu (M, P), f (M, K, F)) -> step(k, z)``, a quicker
 # form for a fixed grid (see engine.drift.NeuralDrift.stepper); integrate() uses it.
 
 
-def _substep_grid(t: torch.Tensor, f: torch.Tensor, substeps: int):
-    """Times ``(K,)`` and linearly interpolated forcing ``(M, K, F)`` with substeps."""
-    if substeps == 1:
-        return t, f
-    frac = torch.arange(substeps, device=t.device, dtype=t.dtype) / substeps
-    t_fine = (t[:-1, None] + frac * (t[1:] - t[:-1])[:, None]).reshape(-1)
-    t_fine = torch.cat([t_fine, t[-1:]])
-    f_lo, f_hi = f[:, :-1], f[:, 1:]
-    f_fine = (f_lo[:, :, None] + frac[None, None, :, None] * (f_hi - f_lo)[:, :, None])
-    f_fine = torch.cat([f_fine.flatten(1, 2), f[:, -1:]], dim=1)
-    return t_fine, f_fine
-
-
 def integrate(drift: DriftFn, z0: torch.Tensor, t: torch.Tensor, mu: torch.Tensor,
               f: torch.Tensor, dispersion_std: torch.Tensor, noise: torch.Tensor,
-              method: str = "euler", substeps: int = 1) -> torch.Tensor:
+              method: str = DEFAULT_METHOD, substeps: int = 1) -> torch.Tensor:
     """Integrate ``dz = ψ(z, t; μ, f(t)) dt + Ψ dβ`` on the grid ``t``.
 
     Args:
@@ -48,37 +34,36 @@ def integrate(drift: DriftFn, z0: torch.Tensor, t: torch.Tensor, mu: torch.Tenso
         mu: ``(M, P)``.
         f: ``(M, T, F)`` forcing at the output times (linear in between).
         dispersion_std: Ψ, ``(d,)`` or ``(M, d)``.
-        noise: ``(T − 1, substeps, M, d)`` standard normal draws.
-        method: ``euler`` (Euler–Maruyama) or ``heun`` (stochastic Heun).
-        substeps: equal sub-steps between consecutive output times.
+        noise: ``(T − 1, substeps, M, n_noise·d)`` standard normal draws
+            (``get_scheme(method).noise_shape``; ``n_noise`` is 1 for ``euler``/``heun``).
+        method: a name in :data:`engine.solvers.METHODS`.
+        substeps: equal steps between consecutive output times.
 
     Returns:
         ``(M, T, d)`` paths, ``out[:, 0] == z0``.
     """
     if method not in METHODS:
         raise ValueError(f"unknown integrator '{method}': use one of {METHODS}")
-    t_fine, f_fine = _substep_grid(t, f, substeps)
-    n_fine = t_fine.shape[0]
+    scheme = get_scheme(method)
     m = z0.shape[0]
+    expected = scheme.noise_shape(t.shape[0] - 1, substeps, m, z0.shape[1])
+    if tuple(noise.shape) != expected:
+        raise ValueError(f"noise: expected shape {expected} for '{method}', got {tuple(noise.shape)}")
+    grid = stage_grid(scheme, t, f, substeps)
     # everything that does not depend on z is computed for all steps at once, so that a
-    # step is the drift and one update (fewer kernels per step in the captured graph,
-    # less Python per step on the CPU); the same values as computing them per step
-    h = t_fine[1:] - t_fine[:-1]  # (K − 1,)
-    diffusion = (dispersion_std * torch.sqrt(h)[:, None, None]) * noise.reshape(n_fine - 1, m, -1)
-    t_paths = t_fine[:, None].expand(-1, m)
+    # step is the drift and a few updates (fewer kernels per step in the captured graph,
+    # less Python per step on the CPU)
+    terms = scheme.prepare(noise.reshape(grid.n_steps, m, -1), grid.step_sizes, dispersion_std)
+    t_paths = grid.times[:, None].expand(-1, m)
     stepper = getattr(drift, "stepper", None)  # a drift's faster fixed-grid form, if any
-    step = (stepper(t_paths, mu, f_fine) if stepper is not None
-            else lambda k, z: drift(z, t_paths[k], mu, f_fine[:, k]))
+    evaluate = (stepper(t_paths, mu, grid.forcing) if stepper is not None
+                else lambda i, z: drift(z, t_paths[i], mu, grid.forcing[:, i]))
     out = [z0]
     z = z0
-    for k in range(n_fine - 1):
-        a = step(k, z)
-        if method == "euler":
-            z = z + a * h[k] + diffusion[k]
-        else:
-            z_pred = z + a * h[k] + diffusion[k]
-            a_pred = step(k + 1, z_pred)
-            z = z + 0.5 * (a + a_pred) * h[k] + diffusion[k]
+    for k in range(grid.n_steps):
+        base = grid.index(k, 0)
+        z = scheme.step(z, grid.step_sizes[k], lambda stage, y: evaluate(base + stage, y),
+                        tuple(term[k] for term in terms))
         if (k + 1) % substeps == 0:
             out.append(z)
     return torch.stack(out, dim=1)
@@ -97,7 +82,7 @@ class RolloutEngine:
         self._graphs.clear()
 
     @torch.no_grad()
-    def __call__(self, z0, t, mu, f, dispersion_std, noise, method="euler", substeps=1):
+    def __call__(self, z0, t, mu, f, dispersion_std, noise, method=DEFAULT_METHOD, substeps=1):
         if not (self.use_graph and z0.is_cuda):
             return integrate(self.drift, z0, t, mu, f, dispersion_std, noise, method, substeps)
         key = (tuple(z0.shape), tuple(t.shape), tuple(mu.shape), tuple(f.shape),

@@ -50,14 +50,17 @@ def test_forced_oscillator_generalizes_to_new_parameters_and_forcing(duffing_mod
     assert metrics["coverage_90"] > 0.7, metrics
 
 
-def test_prediction_agrees_with_torchsde(duffing_model):
+@pytest.mark.parametrize("method, sde_type", [("euler", "ito"), ("heun", "stratonovich")])
+def test_prediction_agrees_with_torchsde(duffing_model, method, sde_type):
+    """Our scheme and torchsde's scheme of the same name, on the same step, agree in law
+    (additive noise: Itô and Stratonovich agree, so torchsde's Heun applies)."""
     torchsde = pytest.importorskip("torchsde")
     model = duffing_model
     data = duffing_dataset(1, seed=7)
     t = data.t[:41]
     n_paths = 3000
     pred = model.predict(data.x[0, 0], data.mu[0], t, data.f[0, :41], n_samples=n_paths, seed=1,
-                         return_samples=False, substeps=4)
+                         return_samples=False, substeps=4, integrator=method)
     norm = model.normalization_
     dtype = torch.float32
     mu = torch.tensor((data.mu[0] - norm.mu_mean) / norm.mu_std, dtype=dtype).expand(n_paths, -1)
@@ -66,7 +69,7 @@ def test_prediction_agrees_with_torchsde(duffing_model):
     module = model.module_
 
     class LatentSDE(torch.nn.Module):
-        noise_type, sde_type = "diagonal", "ito"
+        noise_type = "diagonal"
 
         def f(self, s, z):
             j = int(torch.clamp(torch.searchsorted(t_grid, s.reshape(1), right=True) - 1, 0, len(t) - 2))
@@ -82,7 +85,9 @@ def test_prediction_agrees_with_torchsde(duffing_model):
     z0 = torch.tensor(mean0, dtype=dtype) + torch.tensor(np.sqrt(log_var0), dtype=dtype) * \
         torch.randn(n_paths, 2, generator=gen)
     with torch.no_grad():
-        ref = torchsde.sdeint(LatentSDE(), z0, t_grid, method="euler", dt=0.0125).numpy()  # (T, n, d)
+        sde = LatentSDE()
+        sde.sde_type = sde_type
+        ref = torchsde.sdeint(sde, z0, t_grid, method=method, dt=0.0125).numpy()  # (T, n, d)
     ours = pred.latent[0].transpose(1, 0, 2)
     for k in (10, 25, 40):
         m1, m2 = ours[k].mean(0), ref[k].mean(0)
