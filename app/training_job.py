@@ -319,7 +319,7 @@ def run_job(job: TrainingJob) -> None:
     if step > 0:
         job.model = model
         try:
-            job.metrics = model.evaluate(val, n_samples=32)  # ignores extrapolation itself
+            job.metrics = model.evaluate(val, n_samples=32, paper_protocol=False)  # ignores extrapolation itself
         except Exception as exc:  # noqa: BLE001 - the model stays usable without scores
             job.emit("warning", message=f"could not score the model: {exc}")
     message = info["message"]

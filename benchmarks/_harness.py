@@ -121,7 +121,9 @@ def load_problem(system: str, size: str, seed: int = 0) -> tuple[Problem, Datase
 
 def model_params(prob: Problem, device: str, seed: int, **overrides) -> dict:
     """StochasticROM hyperparameters for ``prob`` (shared by every neural method)."""
-    params = dict(prob.params, device=device, seed=seed)
+    # substeps fixed: the common protocol (evaluate) sets its own step, and fit() then skips
+    # the step check, which would add a rollout to every method's training
+    params = dict(prob.params, device=device, seed=seed, substeps=1)
     params.update(overrides)
     return params
 

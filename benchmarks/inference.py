@@ -3,8 +3,10 @@
 The model is the pretrained forced-Burgers model ``pretrained/burgers_paper`` (500-point
 field, conv autoencoder, latent d = 4, neural drift on [z, μ, f(t)], diagonal Ψ), so no
 training is needed. One initial field (the first test trajectory of the paper preset, μ
-and forcing of that trajectory) is predicted for N sample paths × 300 Euler–Maruyama steps
-of the data step (dt = 0.003), N = 1 … 65536. Three variants are timed:
+and forcing of that trajectory) is predicted for N sample paths × 300 steps of the data
+step (dt = 0.003) of the scheme ``--integrator`` (default: the predictions' default, stochastic
+Heun; ``euler`` gives the measurements before issue 13), N = 1 … 65536. Four variants are
+timed:
 
 - ``ours_latent``: ``model.predict_latent``: encode x0, draw z0 and the Brownian
   increments, integrate (a CUDA graph on a GPU), copy the (N, 301, d) latent paths to the
@@ -12,11 +14,13 @@ of the data step (dt = 0.003), N = 1 … 65536. Three variants are timed:
 - ``ours_decode``: ``model.predict(..., return_samples=False, quantiles=5 levels)``: the
   same, then decode every one of the 301 frames of every path, and the predictive mean,
   std and 5 quantiles over the paths, computed on the device and copied to the host.
-- ``torchsde``: ``torchsde.sdeint(sde, z0, ts, method="euler", dt=0.003)`` on the SAME
+- ``torchsde``: ``torchsde.sdeint(sde, z0, ts, method=M, dt=0.003)`` with torchsde's scheme
+  of the same name and order (``euler``; ``heun`` as a Stratonovich SDE, the same SDE for
+  additive noise; ``srk`` for ``sra1``) on the SAME
   initial latents (z0 from ``ours_latent``), where ``sde`` wraps the model's own drift
   network (μ and f(t) inputs, f interpolated linearly at the solver time) and its
   diagonal dispersion Ψ (times the model's calibration scale, as ``predict`` uses it):
-  the same SDE, solver and step, 300 drift evaluations; torchsde's default Brownian
+  the same SDE, scheme and step; torchsde's default Brownian
   motion; the (N, 301, d) result copied to the host.
 
 Timing: wall clock of whole calls after warm-up (graph capture, allocator), with
@@ -64,6 +68,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 from engine import load_model  # noqa: E402
 from engine.model import ExtrapolationWarning  # noqa: E402
 from engine.module import interpolate_forcing  # noqa: E402
+from engine.solvers import DEFAULT_METHOD  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = ROOT / "pretrained" / "burgers_paper"
@@ -75,7 +80,10 @@ LABELS = {"ours_latent": "ours, latent paths only (predict_latent)",
           "ours_latent_forward": "the same through the drift's forward at every step (the "
                                  "NeuralDrift stepper off: what it saves or costs)",
           "ours_decode": "ours, decode all 301 frames + mean/std/5 quantiles (predict)",
-          "torchsde": "torchsde.sdeint, Euler, same SDE and z0 (latent only)"}
+          "torchsde": "torchsde.sdeint, the same scheme, SDE and z0 (latent only)"}
+#: our scheme -> torchsde's (method, sde_type) of the same name and order
+TORCHSDE_METHOD = {"euler": ("euler", "ito"), "heun": ("heun", "stratonovich"),
+                   "sra1": ("srk", "ito")}
 TARGET = {"paths": 1024, "ms": 10.0}
 
 
@@ -186,21 +194,23 @@ class Meter:
         return time.perf_counter() - start
 
 
-def make_calls(model, case, n: int, forward_model=None):
-    """``{variant: call(seed)}`` for N paths; ``forward_model``: a second copy of the model
-    whose drift has its stepper off (for ``ours_latent_forward``)."""
+def make_calls(model, case, n: int, forward_model=None, integrator: str = DEFAULT_METHOD):
+    """``{variant: call(seed)}`` for N paths with ``integrator`` at the data step;
+    ``forward_model``: a second copy of the model whose drift has its stepper off (for
+    ``ours_latent_forward``)."""
     x0, mu, t, f = case
     dt = float(t[1] - t[0])
+    scheme = {"integrator": integrator, "substeps": 1}
 
     def ours_latent(seed):
-        return model.predict_latent(x0, mu, t, f, n_samples=n, seed=seed)
+        return model.predict_latent(x0, mu, t, f, n_samples=n, seed=seed, **scheme)
 
     def ours_latent_forward(seed):
-        return forward_model.predict_latent(x0, mu, t, f, n_samples=n, seed=seed)
+        return forward_model.predict_latent(x0, mu, t, f, n_samples=n, seed=seed, **scheme)
 
     def ours_decode(seed):
         return model.predict(x0, mu, t, f, n_samples=n, seed=seed, return_samples=False,
-                             quantiles=LEVELS)
+                             quantiles=LEVELS, **scheme)
 
     sde, z0 = None, None
 
@@ -211,9 +221,10 @@ def make_calls(model, case, n: int, forward_model=None):
         if sde is None:  # the same initial latents as ours (untimed set-up, first call only)
             z0 = torch.as_tensor(ours_latent(0)[0, :, 0], device=model._device())
             sde = LatentSDE(model, mu, t, f, n)
+            sde.sde_type = TORCHSDE_METHOD[integrator][1]
         ts = sde.t_grid
         with torch.no_grad():
-            path = torchsde.sdeint(sde, z0, ts, method="euler", dt=dt)  # (T, N, d)
+            path = torchsde.sdeint(sde, z0, ts, method=TORCHSDE_METHOD[integrator][0], dt=dt)
         return path.transpose(0, 1).cpu().numpy()[None]
 
     return {"ours_latent": ours_latent, "ours_latent_forward": ours_latent_forward,
@@ -280,7 +291,7 @@ def run_variant(variant: str, model, case, paths: list[int], meter: Meter, args,
         n_warmup = 1 if est_s > 0.5 else 2
         start = time.perf_counter()
         try:
-            call = make_calls(model, case, n, forward_model)[variant]
+            call = make_calls(model, case, n, forward_model, args.integrator)[variant]
             result = measure_point(meter, call, n_warmup, args)
         except torch.cuda.OutOfMemoryError as exc:  # a real OOM despite the estimate
             torch.cuda.empty_cache()
@@ -302,9 +313,9 @@ def run_variant(variant: str, model, case, paths: list[int], meter: Meter, args,
     return rows
 
 
-def agreement(model, case, n: int) -> dict:
+def agreement(model, case, n: int, integrator: str = DEFAULT_METHOD) -> dict:
     """Final-latent statistics of ours and torchsde for ``n`` paths from the same z0."""
-    calls = make_calls(model, case, n)
+    calls = make_calls(model, case, n, integrator=integrator)
     ours = calls["ours_latent"](0)[0]  # (n, T, d); the same z0 as torchsde's
     torch.manual_seed(0)  # torchsde's Brownian motion draws from the global generator
     theirs = calls["torchsde"](0)[0]
@@ -336,7 +347,8 @@ def write_markdown(result: dict, path: Path) -> None:
              f"torchsde {result['torchsde']}", "",
              f"Generated by `python benchmarks/inference.py --device {result['device']}`; do not "
              f"edit. Model `{result['model']}`: {result['problem']}. N sample paths × "
-             f"{result['steps']} Euler–Maruyama steps of dt = {_fmt(result['dt'])}. "
+             f"{result['steps']} steps of `{result.get('integrator', 'euler')}` with dt = "
+             f"{_fmt(result['dt'])}. "
              "Wall clock of whole calls after warm-up (synchronised on a GPU), p50 / p95 over "
              "the repeats; peak memory above the resident model "
              + ("(`torch.cuda.max_memory_allocated`)." if result["device"] == "cuda"
@@ -458,6 +470,8 @@ def write_reports(result: dict, json_path: Path) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--integrator", default=DEFAULT_METHOD, choices=sorted(TORCHSDE_METHOD),
+                   help="the SDE scheme of every variant (one step per data step)")
     p.add_argument("--paths", default=None,
                    help="comma list of N (default: 1,4,…,65536 on cuda; up to 4096 on cpu)")
     p.add_argument("--variants", default=",".join(VARIANTS))
@@ -526,6 +540,7 @@ def main(argv=None) -> dict:
                     f"{getattr(model, 'uncertainty_scale_', 1.0):.3g}); x0, μ and f(t) of the "
                     "first test trajectory"),
         "steps": STEPS, "dt": float(case[2][1] - case[2][0]), "levels": list(LEVELS),
+        "integrator": args.integrator,
         "settings": {k: getattr(args, k) for k in ("paths", "variants", "budget_s", "max_call_s",
                                                   "point_s", "min_repeats", "max_repeats",
                                                   "agreement_paths", "threads")},
@@ -540,11 +555,11 @@ def main(argv=None) -> dict:
         result["rows"] += run_variant(variant, model, case, args.paths, meter, args,
                                       forward_model)
     if "torchsde" in args.variants:
-        result["torchsde_drift_calls"] = _count_torchsde_calls(model, case)
+        result["torchsde_drift_calls"] = _count_torchsde_calls(model, case, args.integrator)
         measured = [r["paths"] for r in result["rows"]
                     if r["variant"] == "torchsde" and r["status"] == "ok"]
         n_check = min(args.agreement_paths, max(measured)) if measured else min(args.agreement_paths, 1024)
-        result["agreement"] = agreement(model, case, max(n_check, 256))
+        result["agreement"] = agreement(model, case, max(n_check, 256), args.integrator)
         log(f"agreement at N={result['agreement']['paths']}: max |z| {result['agreement']['max_abs_z']:.2f}")
     result["wall_s"] = time.perf_counter() - started
     result["load_average_end"] = _load_average()
@@ -568,14 +583,15 @@ def _load_average() -> dict | None:
         return None
 
 
-def _count_torchsde_calls(model, case) -> int:
+def _count_torchsde_calls(model, case, integrator: str = DEFAULT_METHOD) -> int:
     import torchsde
 
     x0, mu, t, f = case
     sde = LatentSDE(model, mu, t, f, 2)
+    method, sde.sde_type = TORCHSDE_METHOD[integrator]
     z0 = torch.zeros(2, model.latent_dim_, device=model._device(), dtype=model.torch_dtype)
     with torch.no_grad():
-        torchsde.sdeint(sde, z0, sde.t_grid, method="euler", dt=float(t[1] - t[0]))
+        torchsde.sdeint(sde, z0, sde.t_grid, method=method, dt=float(t[1] - t[0]))
     return sde.calls
 
 

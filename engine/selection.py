@@ -53,7 +53,7 @@ class ValidationSelector(NullCallback):
     def score(self, step: int) -> float:
         """Validation relative L2 error of the current parameters (``inf`` if not finite)."""
         value = float(self.model.evaluate(self.dataset, n_samples=self.n_samples,
-                                          seed=self.seed)["rel_l2_mean"])
+                                          seed=self.seed, paper_protocol=False)["rel_l2_mean"])
         value = value if math.isfinite(value) else math.inf
         self.scores.append((step, value))
         self._last_scored = step

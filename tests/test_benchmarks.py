@@ -19,6 +19,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 from engine import Dataset  # noqa: E402
+from engine.solvers import get_scheme  # noqa: E402
 
 import _harness  # noqa: E402
 import _solvers  # noqa: E402
@@ -84,7 +85,8 @@ def test_ours_counter_matches_rows_per_step(tiny):
     from engine import StochasticROM
     from engine.progress import NullCallback
 
-    model = StochasticROM(**PARAMS, steps=5, log_every=5)
+    # substeps fixed, as model_params sets them: no step check after the training
+    model = StochasticROM(**PARAMS, steps=5, log_every=5, substeps=1)
 
     class Install(NullCallback):
         def on_start(self, total, start):
@@ -185,7 +187,9 @@ def test_inference_cpu_smoke_run_writes_json_and_skips_with_reasons(tmp_path, mo
             assert rows[n]["status"] == "skipped" and "cap per call" in rows[n]["reason"]
     agreement = data["agreement"]
     assert agreement["paths"] == 256 and agreement["same_z0"] and agreement["agree"]
-    assert data["torchsde_drift_calls"] == 301  # 300 steps + sdeint's shape check
+    # torchsde's scheme of the same name: its drift calls per step, + sdeint's shape check
+    per_step = get_scheme(data["integrator"]).drift_evaluations
+    assert data["torchsde_drift_calls"] == 300 * per_step + 1
     md = (tmp_path / "inference_cpu.md").read_text()
     assert "| 1 |" in md and "skipped" in md and "4 standard errors" in md
     assert not (tmp_path / "inference_cpu.png").exists()
@@ -293,3 +297,26 @@ def test_ui_speed_report_lists_each_run_and_judges_pooled_moves():
     assert md.count("\n| 1 |") == 1 and f"| {result['config']['runs']} |" in md
     verdicts = {(t["measure"], t["statistic"]): t["met"] for t in result["targets"]}
     assert verdicts[("first_update_ms", "median")] == (pooled["median"] <= 200.0)
+
+
+def test_work_precision_smoke_run_writes_its_tables(tmp_path, monkeypatch):
+    import work_precision
+
+    monkeypatch.setattr(work_precision, "SUBSTEPS", {"euler": [1, 2], "heun": [1], "sra1": [1]})
+    model = Path(__file__).resolve().parent.parent / "pretrained" / "oscillator"
+    result = work_precision.main(["--device", "cpu", "--model", str(model), "--n-test", "2",
+                                  "--paths", "4", "--reference-substeps", "8", "--repeats", "1",
+                                  "--budget-s", "0", "--out", str(tmp_path)])
+    data = json.loads((tmp_path / "work_precision_cpu.json").read_text())
+    assert [(r["integrator"], r["substeps"]) for r in data["rows"]] == [
+        ("euler", 1), ("euler", 2), ("heun", 1), ("sra1", 1)]
+    rows = {(r["integrator"], r["substeps"]): r for r in data["rows"]}
+    # halving Euler's step halves its distance from the converged reference (order 1), and
+    # Heun at the data step is closer than Euler at the data step
+    assert rows[("euler", 2)]["integration_error"] < rows[("euler", 1)]["integration_error"]
+    assert rows[("heun", 1)]["integration_error"] < rows[("euler", 1)]["integration_error"]
+    assert rows[("heun", 1)]["drift_calls_per_data_step"] == 2
+    assert all(r["latent_ms"]["median"] > 0 and r["decode_ms"]["n"] >= 1 for r in data["rows"])
+    md = (tmp_path / "work_precision_cpu.md").read_text()
+    assert "| heun | 1 | 2 |" in md and "Cheapest setting" in md
+    assert result["rows"] == data["rows"]

@@ -6,6 +6,7 @@ import torch
 
 from engine import StochasticROM
 from engine.rollout import RolloutEngine, integrate
+from engine.solvers import METHODS, get_scheme
 from problems import duffing_dataset, ou_dataset
 
 pytestmark = [pytest.mark.gpu,
@@ -38,7 +39,8 @@ def test_graph_and_eager_training_agree_on_a_forced_problem():
     assert abs(losses[True] - losses[False]) < 0.5 * abs(losses[False]) + 0.5, losses
 
 
-def test_graph_rollout_equals_eager():
+@pytest.mark.parametrize("method", METHODS)
+def test_graph_rollout_equals_eager(method):
     torch.manual_seed(0)
     drift = torch.nn.Sequential(torch.nn.Linear(5, 32), torch.nn.Tanh(), torch.nn.Linear(32, 3)).cuda()
 
@@ -54,13 +56,13 @@ def test_graph_rollout_equals_eager():
     mu = torch.randn(64, 1, device="cuda")
     f = torch.randn(64, 50, 1, device="cuda")
     psi = torch.full((3,), 0.2, device="cuda")
-    noise = torch.randn(49, 2, 64, 3, device="cuda")
+    noise = torch.randn(get_scheme(method).noise_shape(49, 2, 64, 3), device="cuda")
     engine = RolloutEngine(Wrap(), use_graph=True)
     with torch.no_grad():
-        eager = integrate(fn, z0, t, mu, f, psi, noise, "heun", 2)
-        first = engine(z0, t, mu, f, psi, noise, "heun", 2)
-        second = engine(z0 * 2, t, mu, f, psi, noise, "heun", 2)  # replay with new inputs
-        eager2 = integrate(fn, z0 * 2, t, mu, f, psi, noise, "heun", 2)
+        eager = integrate(fn, z0, t, mu, f, psi, noise, method, 2)
+        first = engine(z0, t, mu, f, psi, noise, method, 2)
+        second = engine(z0 * 2, t, mu, f, psi, noise, method, 2)  # replay with new inputs
+        eager2 = integrate(fn, z0 * 2, t, mu, f, psi, noise, method, 2)
     assert torch.allclose(first, eager, atol=1e-5)
     assert torch.allclose(second, eager2, atol=1e-5)
 

@@ -63,7 +63,11 @@ def stage_grid(scheme: Scheme, t: torch.Tensor, f: torch.Tensor, substeps: int) 
         raise ValueError(f"{scheme.name}: stage fractions must start at 0 and lie in [0, 1)")
     per_step = len(fractions)
     sub = torch.arange(substeps, device=t.device, dtype=t.dtype)
-    c = torch.as_tensor(fractions, device=t.device, dtype=t.dtype)
+    # filled on the device from Python scalars: no host-to-device copy, which a CUDA graph
+    # capture (RolloutEngine) forbids
+    c = torch.empty(per_step, device=t.device, dtype=t.dtype)
+    for j, fraction in enumerate(fractions):
+        c[j].fill_(fraction)
     # position of every evaluation point inside its output interval, in [0, 1)
     s = ((sub[:, None] + c[None, :]) / substeps).reshape(-1)  # (substeps · per_step,)
     span = t[1:] - t[:-1]

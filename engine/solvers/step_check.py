@@ -15,6 +15,7 @@ discretisation error, which is what substeps control, shows in the mean path.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from typing import TYPE_CHECKING
 
@@ -68,14 +69,18 @@ def choose_substeps(model: "StochasticROM", dataset: Dataset, method: str,
     Returns:
         ``integrator``, ``substeps``, ``converged``, ``tolerance``, ``change`` (rel. L2
         between the rollouts at ``substeps`` and ``2·substeps``), ``error`` (rel. L2 of the
-        finer one against the data), ``n_trajectories`` and ``tried``
-        (``[substeps, change, error]`` rows).
+        finer one against the data), ``n_trajectories``, ``tried``
+        (``[substeps, change, error]`` rows) and ``seconds``.
     """
     if not 0 < tolerance < 1:
         raise ValueError(f"tolerance must lie in (0, 1), got {tolerance!r}")
     if not isinstance(max_substeps, (int, np.integer)) or max_substeps < 1:
         raise ValueError(f"max_substeps must be a positive integer, got {max_substeps!r}")
-    subset = dataset.subset(range(min(dataset.n_trajectories, int(max_trajectories))))
+    start = time.perf_counter()
+    # at most max_trajectories, and few enough that a rollout stays near 2^26 values
+    per_case = dataset.n_times * int(np.prod(dataset.state_shape))
+    n_cases = max(1, min(dataset.n_trajectories, int(max_trajectories), 2**26 // per_case))
+    subset = dataset.subset(range(n_cases))
     truth = subset.x
     substeps = 1
     coarse = _deterministic_rollouts(model, subset, method, substeps)
@@ -90,4 +95,5 @@ def choose_substeps(model: "StochasticROM", dataset: Dataset, method: str,
         substeps, coarse = 2 * substeps, fine
     return {"integrator": method, "substeps": int(substeps), "converged": bool(converged),
             "tolerance": float(tolerance), "change": change, "error": error,
-            "n_trajectories": int(subset.n_trajectories), "tried": tried}
+            "n_trajectories": int(subset.n_trajectories), "tried": tried,
+            "seconds": time.perf_counter() - start}
