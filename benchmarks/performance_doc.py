@@ -81,10 +81,15 @@ def step_section(cuda: dict | None, cpu: dict | None) -> list[str]:
     return lines
 
 
+BEFORE_HEUN = "Euler–Maruyama (measured before the Heun default)"
+
+
 def predict_section(cuda: dict | None, cpu: dict | None) -> list[str]:
     lines = ["## Prediction", "",
-             "Latent rollout of every path (Euler–Maruyama, CUDA-graph cached on a GPU), decoding "
-             "of the requested frames, device-side quantiles.", "",
+             "Latent rollout of every path (CUDA-graph cached on a GPU), decoding of the requested "
+             "frames, device-side quantiles. Scheme: "
+             + ", ".join(f"{name} {res.get('integrator', BEFORE_HEUN)}"
+                         for name, res in (("H100", cuda), ("CPU", cpu)) if res) + ".", "",
              "| device | paths | steps | decoded frames | p50 ms | p95 ms |", "|---|---|---|---|---|---|"]
     for name, res in (("H100", cuda), ("2-core CPU", cpu)):
         for row in (res or {}).get("predict", []):
@@ -104,7 +109,7 @@ def inference_section(cuda: dict | None, cpu: dict | None) -> list[str]:
     """Latency of predict with and without decoding, against torchsde on the same SDE."""
     lines = ["## Prediction latency against torchsde", "",
              "`benchmarks/inference.py`: the pretrained Burgers model (`pretrained/burgers_paper`), "
-             "N paths × 300 Euler–Maruyama steps; `predict_latent` (no decoding), `predict` "
+             "N paths × 300 steps of the scheme named below; `predict_latent` (no decoding), `predict` "
              "decoding all 301 frames with mean, std and 5 quantiles, and `torchsde.sdeint` "
              "integrating the same learned latent SDE from the same initial latents. p50 ms "
              "(skipped: over the run's time or memory cap, see the linked tables).", ""]
@@ -113,7 +118,8 @@ def inference_section(cuda: dict | None, cpu: dict | None) -> list[str]:
     for name, res, stem in (("GPU", cuda, "inference_cuda"), ("CPU", cpu, "inference_cpu")):
         if res is None:
             continue
-        lines += [f"{name}: {res['device_name']} ([table and plot](../benchmarks/results/{stem}.md)).", "",
+        lines += [f"{name}: {res['device_name']}, scheme `{res.get('integrator', 'euler')}` "
+                  f"([table and plot](../benchmarks/results/{stem}.md)).", "",
                   "| N paths | ours, latent only | ours, decoded | torchsde |", "|---|---|---|---|"]
         for n in sorted({r["paths"] for r in res["rows"]}):
             cells = []
@@ -124,12 +130,37 @@ def inference_section(cuda: dict | None, cpu: dict | None) -> list[str]:
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
         lines.append("")
     if cuda is not None:
-        for v, what in (("ours_latent", "latent paths only"), ("ours_decode", "decoding every frame")):
-            r = next((r for r in cuda["rows"] if r["variant"] == v and r["paths"] == 1024), None)
+        for v, what, paths, target in (("ours_latent", "latent paths only", 1024, 10.0),
+                                       ("ours_decode", "decoding every frame", 256, 25.0)):
+            r = next((r for r in cuda["rows"] if r["variant"] == v and r["paths"] == paths), None)
             if r and r["status"] == "ok":
-                lines.append(f"Target (issue 6), 1024 paths × 300 steps ≤ 10 ms, {what}: "
-                             f"{r['p50_ms']:.1f} ms — {'met' if r['p50_ms'] <= 10 else 'missed'}.")
+                lines.append(f"Target (issues 6 and 13), {paths} paths × 300 steps ≤ {target:g} ms, "
+                             f"{what}: {r['p50_ms']:.1f} ms — "
+                             f"{'met' if r['p50_ms'] <= target else 'missed'}.")
         lines.append("")
+    return lines
+
+
+def work_precision_section() -> list[str]:
+    """Error against cost of each scheme (benchmarks/work_precision.py)."""
+    lines = ["## Integrators: error against cost", "",
+             "`benchmarks/work_precision.py`: on the pretrained Burgers model, each scheme of "
+             "`engine.solvers` at 1, 2, 4, … substeps per data step; the integration error is the "
+             "distance of the deterministic decoded rollout from a converged reference.", ""]
+    found = False
+    for device in ("cuda", "cpu"):
+        res = _load(f"work_precision_{device}.json")
+        if res is None:
+            continue
+        found = True
+        lines += [f"{res['device_name']} ([table](../benchmarks/results/work_precision_{device}.md)):", "",
+                  "| scheme | substeps | integration error | test error | 1024 latent paths ms |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['integrator']} | {r['substeps']} | {r['integration_error']:.2e} | "
+                  f"{r['test_error']:.4f} | {r['latent_ms']['median']:.1f} |" for r in res["rows"]]
+        lines.append("")
+    if not found:
+        lines += ["(not measured yet: run `python benchmarks/work_precision.py`.)", ""]
     return lines
 
 
@@ -178,6 +209,7 @@ def main() -> None:
         *step_section(cuda, cpu),
         *predict_section(cuda, cpu),
         *inference_section(_load("inference_cuda.json"), _load("inference_cpu.json")),
+        *work_precision_section(),
         *links_section(),
     ])
     out = ROOT / "docs" / "performance.md"
