@@ -15,9 +15,12 @@ plus classical ROMs fitted on the CPU (``pod_sindy``, ``pod_opinf``, ``pod_dmdc`
 Each (method, seed) trains for the largest of ``--budgets`` seconds of training wall-clock;
 the timer is paused while the model is evaluated at log-spaced checkpoints and at each
 budget (test relative L2 error of the predictive mean, and CRPS and 50 % / 90 % interval
-coverage of the predictive distribution, ``_harness.evaluate``). The
-schedules (ours: KL ramp and lr decay; the others: lr decay) are set from the step rate
-measured at the start, so that they fit the largest budget. Drift evaluations are counted
+coverage of the predictive distribution, ``_harness.evaluate``, which integrates with the
+predictions' accurate default scheme). The schedules (ours: KL ramp and lr decay; the
+others: lr decay) are set from the step rate measured by a method's *first* seed, so that
+they fit the largest budget, and stored in the result file (``schedules``): every other seed
+of that method, in this run or a later one merged into the same file, trains on the same
+schedule. Drift evaluations are counted
 by a wrapper around the drift; peak GPU memory is that of training alone.
 
 Usage:
@@ -103,16 +106,28 @@ class _OursCallback(NullCallback):
             self.stop.set()
 
 
-def run_ours(prob, train, test, args, seed: int, device: str) -> dict:
+def ours_schedule(prob, train, args, seed: int, device: str) -> dict:
+    """KL ramp and lr decay that fit the largest budget, from a timed pilot's step rate."""
     params = model_params(prob, device, seed)
     pilot_steps = 200 if device == "cuda" else 10
     pilot = StochasticROM(**params, steps=pilot_steps, log_every=pilot_steps).fit(train)
     rate = pilot_steps / max(pilot.training_["seconds"], 1e-9)
-    top = max(args.budgets)
-    expected = max(int(rate * top), 30)
+    expected = max(int(rate * max(args.budgets)), 30)
+    return {"steps_expected": expected, "kl_transition": max(expected // 3, 1),
+            "lr_decay_steps": max(1000, expected // 10), "pilot_steps_per_s": rate,
+            "pilot_seed": seed}
+
+
+def run_ours(prob, train, test, args, seed: int, device: str,
+             schedule: dict | None = None) -> dict:
+    """``schedule``: that of an earlier seed (every seed of a method trains on the same
+    schedule); ``None``: measured now (:func:`ours_schedule`) and returned in the record."""
+    params = model_params(prob, device, seed)
+    schedule = schedule or ours_schedule(prob, train, args, seed, device)
+    expected = schedule["steps_expected"]
     log_every = 25 if device == "cuda" else 5
-    model = StochasticROM(**params, steps=4 * expected, kl_transition=max(expected // 3, 1),
-                          lr_decay_steps=max(1000, expected // 10), log_every=log_every)
+    model = StochasticROM(**params, steps=4 * expected, kl_transition=schedule["kl_transition"],
+                          lr_decay_steps=schedule["lr_decay_steps"], log_every=log_every)
     rows_per_step = model.windows_per_step * model.n_samples * (
         model.n_quad if model.quadrature == "stratified" else model.window)
     clock = Clock(torch.device(device))
@@ -130,12 +145,13 @@ def run_ours(prob, train, test, args, seed: int, device: str) -> dict:
             "ms_per_step": 1e3 * elapsed / max(steps, 1), "drift_calls_per_step": 1,
             "drift_rows_per_step": rows_per_step, "drift_calls_counted": counted,
             "cuda_graph": model.training_["cuda_graph"], "peak_mb": clock.peak_mb,
-            "schedule": {"steps_expected": expected, "kl_transition": model.kl_transition,
-                         "lr_decay_steps": model.lr_decay_steps, "pilot_steps_per_s": rate},
-            "checkpoints": marks.records, "stochastic": True}
+            "schedule": schedule, "checkpoints": marks.records, "stochastic": True}
 
 
-def run_solver(method: str, prob, train, test, args, seed: int, device: str) -> dict:
+def run_solver(method: str, prob, train, test, args, seed: int, device: str,
+               schedule: dict | None = None) -> dict:
+    """``schedule``: the lr decay of an earlier seed (``None``: fitted to the budget from
+    the step rate of this run's first steps, and returned in the record)."""
     model = prepare_model(model_params(prob, device, seed), train)
     trainer = _solvers.SolverTrainer(model, DeviceData.of(model, train), method,
                                      traj_per_step=args.traj_per_step, solver_dt=args.solver_dt)
@@ -143,7 +159,15 @@ def run_solver(method: str, prob, train, test, args, seed: int, device: str) -> 
     marks = _Checkpoints(clock, checkpoint_times(args.budgets, args.n_checkpoints),
                          lambda: evaluate(model, test, args.eval_paths, trainer.stochastic, seed))
     top = max(args.budgets)
-    status, last_read, decay_set = "budget", 0, False
+    status, last_read, decay_set = "budget", 0, schedule is not None
+
+    def set_decay(decay_steps: int) -> None:
+        trainer.gamma = 0.9 ** (1.0 / decay_steps)
+        if trainer.use_graph:
+            trainer.gamma_t.fill_(trainer.gamma)
+
+    if schedule is not None:
+        set_decay(schedule["lr_decay_steps"])
     clock.start()
     marks.record(0.0, 0, None, (0, 0))  # the untrained model
     while True:
@@ -151,9 +175,9 @@ def run_solver(method: str, prob, train, test, args, seed: int, device: str) -> 
         elapsed = clock.elapsed()
         if not decay_set and trainer.steps >= 4:  # fit the lr decay to the budget
             expected = int(trainer.steps * top / max(elapsed, 1e-9))
-            trainer.gamma = 0.9 ** (1.0 / max(1000, expected // 10))
-            if trainer.use_graph:
-                trainer.gamma_t.fill_(trainer.gamma)
+            schedule = {"steps_expected": expected, "lr_decay_steps": max(1000, expected // 10),
+                        "pilot_seed": seed}
+            set_decay(schedule["lr_decay_steps"])
             decay_set = True
         if marks.due(elapsed) or elapsed >= top:
             loss, ok = trainer.read_loss(trainer.steps - last_read)
@@ -172,7 +196,7 @@ def run_solver(method: str, prob, train, test, args, seed: int, device: str) -> 
             "drift_calls_per_step": calls / max(steps, 1), "drift_rows_per_step": rows / max(steps, 1),
             "cuda_graph": trainer.use_graph, "peak_mb": clock.peak_mb,
             "solver_dt": trainer.solver_dt, "traj_per_step": trainer.batch,
-            "checkpoints": marks.records, "stochastic": trainer.stochastic}
+            "schedule": schedule, "checkpoints": marks.records, "stochastic": trainer.stochastic}
 
 
 # ---------------------------------------------------------------------- report
@@ -511,11 +535,14 @@ def main(argv=None) -> dict:
                 log(f"{method} seed {seed}: not started, it would end after the "
                     f"{args.deadline:g} s deadline; run it in another invocation")
                 continue
+            # one schedule per method, made by its first seed (here or in an earlier run
+            # merged into this file) and kept for every other seed
+            schedule = result.setdefault("schedules", {}).get(method)
             try:
                 if method == "ours":
-                    rec = run_ours(prob, train, test, args, seed, device)
+                    rec = run_ours(prob, train, test, args, seed, device, schedule)
                 else:
-                    rec = run_solver(method, prob, train, test, args, seed, device)
+                    rec = run_solver(method, prob, train, test, args, seed, device, schedule)
             except Exception as exc:  # one failing method must not lose the others' results
                 log(f"{method} seed {seed}: failed: {type(exc).__name__}: {exc}")
                 result.setdefault("errors", []).append(
@@ -531,6 +558,8 @@ def main(argv=None) -> dict:
             log(f"{method} seed {seed}: {rec['steps']} steps in {rec['train_s']:.1f} s "
                 f"({rec['ms_per_step']:.1f} ms/step), rel L2 {last.get('rel_l2_mean', float('nan')):.4f}, "
                 f"wall {rec['wall_s']:.0f} s")
+            if rec.get("schedule") is not None:
+                result["schedules"].setdefault(method, rec["schedule"])
             result["runs"] = [r for r in result["runs"]
                               if not (r["method"] == method and r["seed"] == seed)] + [rec]
             write_report(result, out)  # partial results survive a later crash or timeout

@@ -166,6 +166,32 @@ def test_cpu_smoke_run_writes_valid_json(tmp_path, monkeypatch, tiny):
     assert "| `ours` | — (recorded before calibration was measured) | — | — | — |" in old_md
 
 
+def test_every_seed_of_a_method_trains_on_the_first_seeds_schedule(tmp_path, monkeypatch, tiny):
+    import competitors
+
+    monkeypatch.setitem(_harness.PROBLEMS, ("burgers", "small"), _harness.Problem(
+        "burgers", "tiny", 4, 2, 2, {k: v for k, v in PARAMS.items() if k not in ("device", "seed")}, 0.08))
+    monkeypatch.setattr(competitors, "load_problem",
+                        lambda system, size: (_harness.PROBLEMS[("burgers", "small")],
+                                              tiny, _tiny_forced(2, seed=1), _tiny_forced(2, seed=2)))
+    pilots = []
+    measure = competitors.ours_schedule
+    monkeypatch.setattr(competitors, "ours_schedule",
+                        lambda *a: pilots.append(a[3]) or measure(*a))
+    common = ["--device", "cpu", "--size", "small", "--methods", "ours,em_graph", "--budgets",
+              "0.2", "--eval-paths", "2", "--n-checkpoints", "1", "--out", str(tmp_path),
+              "--solver-dt", "0.05"]
+    competitors.main([*common, "--seeds", "0,1"])
+    competitors.main([*common, "--seeds", "2"])  # a later run merged into the same file
+    data = json.loads((tmp_path / "competitors_cpu_burgers.json").read_text())
+    assert pilots == [0]  # one pilot, by the first seed
+    for method in ("ours", "em_graph"):
+        runs = [r for r in data["runs"] if r["method"] == method]
+        assert sorted(r["seed"] for r in runs) == [0, 1, 2]
+        assert all(r["schedule"] == data["schedules"][method] for r in runs), runs
+        assert data["schedules"][method]["pilot_seed"] == 0
+
+
 # ------------------------------------------------------------------ inference latency
 def test_inference_cpu_smoke_run_writes_json_and_skips_with_reasons(tmp_path, monkeypatch):
     import inference
