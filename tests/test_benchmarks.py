@@ -125,14 +125,19 @@ def test_evaluate_records_calibration_of_the_predictive_distribution(tiny, monke
     assert narrow["rel_l2_mean"] == wide["rel_l2_mean"]  # the mean has no decoder noise
 
 
-def test_cpu_smoke_run_writes_valid_json(tmp_path, monkeypatch, tiny):
-    import competitors
-
+def _use_tiny_problem(monkeypatch, competitors, tiny) -> None:
+    """The competitor benchmark's small Burgers problem replaced by the tiny one."""
     monkeypatch.setitem(_harness.PROBLEMS, ("burgers", "small"), _harness.Problem(
         "burgers", "tiny", 4, 2, 2, {k: v for k, v in PARAMS.items() if k not in ("device", "seed")}, 0.08))
     monkeypatch.setattr(competitors, "load_problem",
                         lambda system, size: (_harness.PROBLEMS[("burgers", "small")],
                                               tiny, _tiny_forced(2, seed=1), _tiny_forced(2, seed=2)))
+
+
+def test_cpu_smoke_run_writes_valid_json(tmp_path, monkeypatch, tiny):
+    import competitors
+
+    _use_tiny_problem(monkeypatch, competitors, tiny)
     result = competitors.main(["--device", "cpu", "--size", "small", "--methods",
                                "ours,em_graph,pod_dmdc", "--budgets", "0.2,0.4",
                                "--eval-paths", "2", "--n-checkpoints", "2", "--out", str(tmp_path),
@@ -169,11 +174,7 @@ def test_cpu_smoke_run_writes_valid_json(tmp_path, monkeypatch, tiny):
 def test_every_seed_of_a_method_trains_on_the_first_seeds_schedule(tmp_path, monkeypatch, tiny):
     import competitors
 
-    monkeypatch.setitem(_harness.PROBLEMS, ("burgers", "small"), _harness.Problem(
-        "burgers", "tiny", 4, 2, 2, {k: v for k, v in PARAMS.items() if k not in ("device", "seed")}, 0.08))
-    monkeypatch.setattr(competitors, "load_problem",
-                        lambda system, size: (_harness.PROBLEMS[("burgers", "small")],
-                                              tiny, _tiny_forced(2, seed=1), _tiny_forced(2, seed=2)))
+    _use_tiny_problem(monkeypatch, competitors, tiny)
     pilots = []
     measure = competitors.ours_schedule
     monkeypatch.setattr(competitors, "ours_schedule",

@@ -53,10 +53,10 @@ class Scheme(ABC):
         """Shape of the standard normal draws of a rollout: ``(T − 1, substeps, M, n_noise·d)``."""
         return (n_intervals, substeps, n_paths, self.n_noise * latent_dim)
 
-    @abstractmethod
     def prepare(self, noise: torch.Tensor, h: torch.Tensor,
                 dispersion_std: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The z-independent terms of every step.
+        """The z-independent terms of every step; here the diffusion increment ``Ψ ΔW``
+        alone (schemes that need more override this).
 
         Args:
             noise: ``(K − 1, M, n_noise·d)`` standard normal draws, one row per step.
@@ -66,6 +66,7 @@ class Scheme(ABC):
         Returns:
             Tensors whose first axis is the step, each row passed to :meth:`step`.
         """
+        return (dispersion_std * torch.sqrt(h)[:, None, None] * noise,)
 
     @abstractmethod
     def step(self, z: torch.Tensor, h: torch.Tensor, drift_at: StageDrift,

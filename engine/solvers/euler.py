@@ -20,9 +20,6 @@ class EulerMaruyama(Scheme):
     stage_fractions = (0.0,)
     drift_evaluations = 1
 
-    def prepare(self, noise, h, dispersion_std):
-        return (dispersion_std * torch.sqrt(h)[:, None, None] * noise,)
-
     def step(self, z: torch.Tensor, h: torch.Tensor, drift_at: StageDrift,
              terms: tuple[torch.Tensor, ...]) -> torch.Tensor:
         (diffusion,) = terms

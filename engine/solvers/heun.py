@@ -25,9 +25,6 @@ class StochasticHeun(Scheme):
     uses_step_end = True
     drift_evaluations = 2
 
-    def prepare(self, noise, h, dispersion_std):
-        return (dispersion_std * torch.sqrt(h)[:, None, None] * noise,)
-
     def step(self, z: torch.Tensor, h: torch.Tensor, drift_at: StageDrift,
              terms: tuple[torch.Tensor, ...]) -> torch.Tensor:
         (diffusion,) = terms
