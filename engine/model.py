@@ -316,6 +316,7 @@ class StochasticROM:
                               if k in dataset.attrs}
         t_span = float(dataset.t[-1] - dataset.t[0])
         self.uncertainty_scale_, self.calibration_ = 1.0, {}
+        self.integration_ = {}  # a refit checks its integrator again
         self.module_ = self._build(dataset.state_shape, dataset.n_params, dataset.n_forcing,
                                    norm, t_span).to(device)
         self._rollout = None

@@ -5,7 +5,8 @@ latent limit cycle whose radial stability the windows barely constrain, say). Th
 ELBO does not see this; a rollout on validation data does. :class:`ValidationSelector`
 scores the model every ``every`` steps with the papers' protocol (encode the first
 snapshot, predict the whole validation horizon, relative L2 error of the predictive mean)
-and keeps a copy of the parameters with the best score, which ``fit`` restores at the end.
+with the accurate integrator predictions use, and keeps a copy of the parameters with the
+best score, which ``fit`` restores at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from engine.data import Dataset
 from engine.progress import NullCallback
+from engine.solvers.step_check import choose_substeps
 
 if TYPE_CHECKING:  # pragma: no cover
     from engine.model import StochasticROM
@@ -38,6 +40,9 @@ class ValidationSelector(NullCallback):
             scores differ only through the parameters).
     """
 
+    #: the largest substep count the check tries while training (predictions: 64)
+    MAX_SUBSTEPS = 16
+
     def __init__(self, model: "StochasticROM", dataset: Dataset, every: int,
                  n_samples: int = 16, seed: int = 0):
         if every < 1:
@@ -49,11 +54,22 @@ class ValidationSelector(NullCallback):
         self._best_state: dict[str, torch.Tensor] | None = None
         self._last_scored: int | None = None
         self.scores: list[tuple[int, float]] = []
+        self.substeps: list[int] = []  # of the integration each score used
 
     def score(self, step: int) -> float:
-        """Validation relative L2 error of the current parameters (``inf`` if not finite)."""
+        """Validation relative L2 error of the current parameters (``inf`` if not finite),
+        integrated as accurately as predictions will be: when the model's substeps are left
+        to the step check, the check runs first on the validation data (at most
+        ``MAX_SUBSTEPS`` here), so that a model is never selected for what a coarse
+        integration happens to do."""
+        substeps = self.model.substeps
+        if substeps is None:
+            substeps = choose_substeps(self.model, self.dataset, self.model.integrator,
+                                       max_substeps=self.MAX_SUBSTEPS)["substeps"]
+        self.substeps.append(int(substeps))
         value = float(self.model.evaluate(self.dataset, n_samples=self.n_samples,
-                                          seed=self.seed, paper_protocol=False)["rel_l2_mean"])
+                                          seed=self.seed, substeps=substeps,
+                                          paper_protocol=False)["rel_l2_mean"])
         value = value if math.isfinite(value) else math.inf
         self.scores.append((step, value))
         self._last_scored = step
@@ -83,8 +99,9 @@ class ValidationSelector(NullCallback):
         return True
 
     def summary(self) -> dict:
-        """``best_step``, ``best_val_rel_l2``, ``every``, ``n_samples`` and all ``scores``."""
+        """``best_step``, ``best_val_rel_l2``, ``every``, ``n_samples``, all ``scores`` and
+        the ``substeps`` each score integrated with."""
         return {"best_step": self.best_step,
                 "best_val_rel_l2": None if math.isinf(self.best_score) else self.best_score,
-                "every": self.every, "n_samples": self.n_samples,
+                "every": self.every, "n_samples": self.n_samples, "substeps": self.substeps,
                 "scores": [[s, None if math.isinf(v) else v] for s, v in self.scores]}

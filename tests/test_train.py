@@ -146,6 +146,8 @@ def test_selection_on_validation_keeps_the_best_scored_parameters(data):
     steps = [s for s, _ in sel["scores"]]
     assert steps == [20, 40, 60]
     assert [h["step"] for h in chosen.training_["history"] if "val_rel_l2" in h] == [20, 40, 60]
+    # every score integrated with the substeps the step check chose for those parameters
+    assert len(sel["substeps"]) == 3 and all(n >= 1 for n in sel["substeps"])
     best_step, best = min(sel["scores"], key=lambda sv: sv[1])
     assert sel["best_step"] == best_step and sel["best_val_rel_l2"] == best
     # scoring draws from its own generator: the training run itself is unchanged
