@@ -333,7 +333,7 @@ def test_work_precision_smoke_run_writes_its_tables(tmp_path, monkeypatch):
     model = Path(__file__).resolve().parent.parent / "pretrained" / "oscillator"
     result = work_precision.main(["--device", "cpu", "--model", str(model), "--n-test", "2",
                                   "--paths", "4", "--reference-substeps", "8", "--repeats", "1",
-                                  "--budget-s", "0", "--out", str(tmp_path)])
+                                  "--budget-s", "0", "--decode", "--out", str(tmp_path)])
     data = json.loads((tmp_path / "work_precision_cpu.json").read_text())
     assert [(r["integrator"], r["substeps"]) for r in data["rows"]] == [
         ("euler", 1), ("euler", 2), ("heun", 1), ("sra1", 1)]
