@@ -150,8 +150,8 @@ def path_cap(state_shape: tuple[int, ...], n_times: int, values: int | None = No
     return max(4, (PATH_CAP_VALUES if values is None else values) // per_path)
 
 
-def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stride: int = 1
-                    ) -> tuple[ExploreResult, list[str]]:
+def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stride: int = 1,
+                    substeps: int | None = None) -> tuple[ExploreResult, list[str]]:
     """Run ``req`` (simulator initial state, model call, optional truth); thread-safe.
 
     Args:
@@ -160,6 +160,7 @@ def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stri
         decode_stride: decode only every ``decode_stride``-th output time and the last one
             (a quick preview: the SDE is still integrated on all of ``req.t``, see
             ``StochasticROM.predict``).
+        substeps: override ``req.substeps`` (a quick preview on a coarser step).
 
     Returns:
         The reduced result and the warnings raised (extrapolation).
@@ -178,7 +179,8 @@ def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stri
         with catalog.model_lock(model):
             pred = model.predict(x0, req.mu, t, f_values, n_samples=n, seed=req.seed,
                                  return_samples=True, quantiles=QUANTILE_LEVELS,
-                                 substeps=req.substeps, decode_stride=int(decode_stride))
+                                 substeps=int(substeps or req.substeps),
+                                 decode_stride=int(decode_stride))
     seconds = time.perf_counter() - start
     notes = [str(w.message) for w in caught if issubclass(w.category, ExtrapolationWarning)]
     if capped:
@@ -193,7 +195,8 @@ def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stri
         latent_quantiles=pred.latent_quantiles(levels)[:, 0],
         latent_samples=pred.latent[0, :k].copy(), forcing=pred.f[0], mu=req.mu,
         seconds=seconds, n_paths=n,
-        preview=(n_paths is not None and n_paths < req.n_paths) or decode_stride > 1,
+        preview=((n_paths is not None and n_paths < req.n_paths) or decode_stride > 1
+                 or (substeps is not None and substeps < req.substeps)),
         inputs={**req.inputs, "n_paths": n}, decode_stride=int(decode_stride))
     del pred  # the full sample array can be large; keep only the reduced result
     if req.show_truth:
@@ -409,16 +412,21 @@ class ExploreState(param.Parameterized):
 
     def preview_settings(self, req: PredictRequest) -> dict[str, int] | None:
         """The keyword arguments of :func:`predict_request` for the quick preview of ``req``
-        (``n_paths``, ``decode_stride``), or ``None`` when the request gets no preview: too
-        few paths for a preview to be cheaper, or a last full prediction quicker than
-        ``preview_above_ms``."""
+        (``n_paths``, ``decode_stride``, ``substeps``), or ``None`` when the request gets no
+        preview: too few paths for a preview to be cheaper, or a last full prediction quicker
+        than ``preview_above_ms``. A preview integrates with one step per data step: the
+        model's step check found that step's rollout within a few per cent of the checked
+        one (``integration_["tried"]``), which a preview of few paths cannot show anyway; the
+        full prediction follows with the checked substeps."""
         preview = int(self.preview_paths)
         if not (0 < preview and 3 * preview <= req.n_paths):
             return None
         last = self.last_full_seconds
         if last is not None and 1e3 * last <= self.preview_above_ms:
             return None
-        return {"n_paths": preview, "decode_stride": self.preview_stride(len(req.t))}
+        _, per_data_step = req.model.integration_settings()
+        return {"n_paths": preview, "decode_stride": self.preview_stride(len(req.t)),
+                "substeps": max(1, req.substeps // per_data_step)}
 
     def predictions(self, req: PredictRequest) -> Iterator[tuple[ExploreResult, list[str]]]:
         """The predictions of one request, in order: the quick preview when

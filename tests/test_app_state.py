@@ -289,6 +289,26 @@ def test_no_preview_while_the_full_prediction_is_quick(state):
     assert state.last_full_seconds is None  # a newly loaded model is timed again
 
 
+def test_a_preview_integrates_one_step_per_data_step(state, monkeypatch):
+    """The full prediction uses the model's checked substeps; its preview one step per data
+    step (cheaper by that factor), and is marked as a preview."""
+    state.param.update(preview_paths=4, preview_above_ms=0.0)
+    state.n_paths = 16
+    monkeypatch.setattr(state.model, "integration_", {"integrator": "heun", "substeps": 4})
+    req = state.request()
+    _, stride_substeps = state.time_grid()
+    assert req.substeps == stride_substeps and req.substeps % 4 == 0
+    plan = state.preview_settings(req)
+    assert plan["substeps"] == req.substeps // 4
+    calls = []
+    real = state.model.predict
+    monkeypatch.setattr(state.model, "predict",
+                        lambda *a, **k: calls.append(k["substeps"]) or real(*a, **k))
+    results = [r for r, _ in state.predictions(req)]
+    assert calls == [req.substeps // 4, req.substeps]
+    assert [r.preview for r in results] == [True, False]
+
+
 def test_a_preview_decodes_fewer_times_and_the_refinement_waits_for_it(state, monkeypatch):
     import queue
     import time
@@ -297,9 +317,9 @@ def test_a_preview_decodes_fewer_times_and_the_refinement_waits_for_it(state, mo
 
     events, original = [], state_module.predict_request
 
-    def traced(req, n_paths=None, decode_stride=1):
+    def traced(req, n_paths=None, decode_stride=1, substeps=None):
         events.append(("predict", n_paths or req.n_paths, decode_stride))
-        return original(req, n_paths, decode_stride)
+        return original(req, n_paths, decode_stride, substeps)
 
     monkeypatch.setattr(state_module, "predict_request", traced)
     jobs: queue.Queue = queue.Queue()
