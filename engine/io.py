@@ -3,7 +3,8 @@
 ``config.json`` holds the format version, the hyperparameters (``get_params()``), the
 state shape, the normalization, parameter/forcing names and trained ranges, training
 metadata, the integrator's chosen substeps (``integration``) and metrics. A config written
-before ``integration`` existed with the then-fixed Euler default gets today's default. The weights are a flat safetensors file of the module state.
+before ``integration`` existed, with the then-fixed Euler default, gets today's default.
+The weights are a flat safetensors file of the module state.
 """
 
 from __future__ import annotations
