@@ -112,9 +112,21 @@ def _model_card(state: ExploreState) -> str:
     if "rel_l2_mean" in metrics:
         lines.append(f"held-out relative L2 error {metrics['rel_l2_mean']:.3g}, "
                      f"90 % coverage {100 * metrics.get('coverage_90', float('nan')):.0f} %")
+    lines.append(_integrator_line(m))
     if state.system is None:
         lines.append("⚠ no matching simulator: predictions need one for the initial state")
     return "<br>".join(lines)
+
+
+def _integrator_line(model) -> str:
+    """How the model's predictions integrate the latent SDE (and whether that was checked)."""
+    method, substeps = model.integration_settings()
+    line = f"integrator: {method}, {substeps} step{'s' if substeps > 1 else ''} per data step"
+    check = getattr(model, "integration_", None) or {}
+    if model.substeps is None and check.get("substeps") == substeps:
+        line += (" (checked: halving it changes the rollout by "
+                 f"{100 * check['change'] / max(check['error'], 1e-300):.2g} % of its error)")
+    return line
 
 
 class ExploreView(pn.viewable.Viewer):

@@ -46,6 +46,15 @@ def test_view_builds_a_bokeh_root(view):
     assert not view._warning.visible and not view._error.visible
 
 
+def test_model_info_says_how_predictions_are_integrated(view):
+    model = view.state.model
+    method, substeps = model.integration_settings()
+    text = view._model_info.object
+    assert f"integrator: {method}, {substeps} step" in text
+    if model.substeps is None and model.integration_:
+        assert "checked: halving it changes the rollout by" in text
+
+
 def test_slider_release_pushes_new_data_into_the_same_figures(view):
     pn.panel(view).get_root()
     qoi, mean_map = view._plots["qoi"], view._plots["mean_map"]
