@@ -29,6 +29,9 @@ from typing import Sequence
 
 import numpy as np
 
+from engine.untrusted_files import (check_h5_attribute, check_h5_field, check_npz_members,
+                                    max_dataset_bytes)
+
 __all__ = ["Dataset", "load_dataset", "DatasetError", "Normalization"]
 
 _ARRAY_FIELDS = ("t", "x", "mu", "f")
@@ -260,6 +263,7 @@ class Dataset:
 
 def _read_npz(path: Path) -> dict:
     try:
+        check_npz_members(path)  # bounded before anything is decompressed
         # allow_pickle=False: a dataset is never allowed to execute code on load.
         with np.load(path, allow_pickle=False) as archive:
             fields = {key: archive[key] for key in archive.files}
@@ -276,18 +280,24 @@ def _read_h5(path: Path) -> dict:
 
     try:
         with h5py.File(path, "r") as h5:
-            fields = {}
-            for key in list(_ARRAY_FIELDS) + list(_NAME_FIELDS):
-                if key in h5:
-                    data = h5[key][()]
-                    if key in _NAME_FIELDS:
-                        data = [d.decode() if isinstance(d, bytes) else str(d) for d in data]
-                    fields[key] = data
+            fields, total, limit = {}, 0, max_dataset_bytes()
+            present = [k for k in (*_ARRAY_FIELDS, *_NAME_FIELDS) if k in h5]
+            for key in present:  # every field checked before any is read
+                total += check_h5_field(h5, key, names=key in _NAME_FIELDS)
+            if total > limit:
+                raise ValueError(f"the fields declare {total / 2**30:.3g} GiB together, over "
+                                 f"the limit of {limit / 2**30:.3g} GiB (SROM_MAX_DATASET_BYTES)")
+            for key in present:
+                data = h5[key][()]
+                if key in _NAME_FIELDS:
+                    data = [d.decode() if isinstance(d, bytes) else str(d) for d in data]
+                fields[key] = data
             for key in ("system", "attrs"):
                 if key in h5.attrs:
+                    check_h5_attribute(h5, key)
                     value = h5.attrs[key]
                     fields[key] = value.decode() if isinstance(value, bytes) else str(value)
-    except OSError as exc:
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: not a readable HDF5 dataset ({exc})") from exc
     return fields
 
