@@ -241,17 +241,49 @@ def cmd_demo(args) -> int:
     return 0
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serve_command(args, app: Path) -> list[str]:
+    """The ``panel serve`` command line of ``srom serve``, after the safety checks.
+
+    By default the dashboard listens on the loopback interface only. Any other address (a
+    classroom) needs a password (``--basic-auth``, Panel's basic authentication with a
+    random cookie secret unless one is given) or an explicit ``--no-auth``, and the
+    host names the browsers will use (``--allow-websocket-origin``).
+    """
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port must be in 1..65535, got {args.port}")
+    exposed = args.address not in LOOPBACK
+    if exposed and not (args.basic_auth or args.no_auth):
+        raise UserError(f"--address {args.address} opens the dashboard to the network: give "
+                        "--basic-auth PASSWORD_OR_FILE (or --no-auth to serve it to anyone)")
+    if exposed and not args.allow_websocket_origin:
+        raise UserError("--address other than this machine needs --allow-websocket-origin "
+                        "HOST[:PORT], the address the browsers will type (e.g. "
+                        f"192.168.1.10:{args.port})")
+    # --warm runs the app once at start-up, so the first visitor does not wait for the imports
+    cmd = [sys.executable, "-m", "panel", "serve", str(app), "--port", str(args.port),
+           "--address", args.address, "--warm"]
+    for origin in args.allow_websocket_origin or []:
+        cmd += ["--allow-websocket-origin", origin]
+    if args.basic_auth:
+        import secrets
+
+        cmd += ["--basic-auth", args.basic_auth,
+                "--cookie-secret", args.cookie_secret or secrets.token_urlsafe(32)]
+    if args.show:
+        cmd.append("--show")
+    return cmd
+
+
 def cmd_serve(args) -> int:
     import subprocess
 
     app = Path(__file__).resolve().parent.parent / "app" / "main.py"
     if not app.is_file():
         raise UserError("the dashboard is not installed in this checkout (app/main.py missing)")
-    # --warm runs the app once at start-up, so the first visitor does not wait for the imports
-    cmd = [sys.executable, "-m", "panel", "serve", str(app), "--port", str(args.port), "--warm"]
-    if args.show:
-        cmd.append("--show")
-    return subprocess.call(cmd)
+    return subprocess.call(serve_command(args, app))
 
 
 # ------------------------------------------------------------------ parser
@@ -355,8 +387,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("serve", help="open the dashboard (panel serve app/main.py)")
+    p = sub.add_parser("serve", help="open the dashboard (panel serve app/main.py)",
+                       description="Serve the dashboard, on this machine only by default. For "
+                                   "a classroom: --address 0.0.0.0 --allow-websocket-origin "
+                                   "HOST:PORT --basic-auth PASSWORD_OR_FILE.")
     p.add_argument("--port", type=int, default=5006)
+    p.add_argument("--address", default="127.0.0.1",
+                   help="interface to listen on (default: this machine only)")
+    p.add_argument("--allow-websocket-origin", action="append", metavar="HOST[:PORT]",
+                   help="a host name browsers use to reach the server (needed off loopback)")
+    p.add_argument("--basic-auth", metavar="PASSWORD_OR_FILE",
+                   help="a password, or a JSON file of users and passwords (Panel's basic auth)")
+    p.add_argument("--cookie-secret", help="secret that signs login cookies (default: random)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve off loopback without a password (anyone who reaches it may use it)")
     p.add_argument("--show", action="store_true")
     p.set_defaults(func=cmd_serve)
     return parser

@@ -134,3 +134,29 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(files, tmp_path):
     assert "Traceback" not in err
     assert (out / "checkpoint.safetensors").is_file() and (out / "config.json").is_file()
     assert load_model(out).training_["status"] == "interrupted"
+
+
+def test_serve_listens_on_loopback_unless_told_and_then_asks_for_a_password(tmp_path):
+    from engine.cli import UserError, build_parser, serve_command
+
+    def command(*argv):
+        return serve_command(build_parser().parse_args(["serve", *argv]), tmp_path / "main.py")
+
+    cmd = command()
+    assert cmd[cmd.index("--address") + 1] == "127.0.0.1" and "--basic-auth" not in cmd
+    with pytest.raises(UserError, match="--basic-auth"):
+        command("--address", "0.0.0.0")
+    with pytest.raises(UserError, match="--allow-websocket-origin"):
+        command("--address", "0.0.0.0", "--basic-auth", "pw")
+    cmd = command("--address", "0.0.0.0", "--basic-auth", "pw",
+                  "--allow-websocket-origin", "10.0.0.5:5006")
+    assert cmd[cmd.index("--basic-auth") + 1] == "pw"
+    secret = cmd[cmd.index("--cookie-secret") + 1]
+    assert len(secret) >= 32 and secret != command(
+        "--address", "0.0.0.0", "--basic-auth", "pw",
+        "--allow-websocket-origin", "10.0.0.5:5006")[cmd.index("--cookie-secret") + 1]
+    assert cmd[cmd.index("--allow-websocket-origin") + 1] == "10.0.0.5:5006"
+    open_cmd = command("--address", "0.0.0.0", "--no-auth", "--allow-websocket-origin", "h:1")
+    assert "--basic-auth" not in open_cmd
+    with pytest.raises(UserError, match="--port"):
+        command("--port", "0")
