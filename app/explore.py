@@ -42,6 +42,7 @@ from panel.io.state import set_curdoc
 from app import export
 from app.controls import BusyLabel, MuControl, forcing_widget, label
 from app.plots import ErrorPlot, FieldPlot, ForcingPlot, LatentPlot, PhasePlot, QoIPlot
+from app.safe_text import md
 from app.state import BANDS, ExploreResult, ExploreState, forcing_fields
 
 __all__ = ["ExploreView", "NO_MODEL_HELP", "session_dispatcher"]
@@ -106,7 +107,7 @@ def _model_card(state: ExploreState) -> str:
     """A short Markdown description of the loaded model."""
     m = state.model
     metrics = getattr(m, "metrics_", {}) or {}
-    lines = [f"**{m.system_ or 'custom data'}** · state {tuple(m.state_shape_)} · "
+    lines = [f"**{md(m.system_) if m.system_ else 'custom data'}** · state {tuple(m.state_shape_)} · "
              f"latent d = {m.latent_dim_}",
              f"trained on t ∈ [{m.t_range_[0]:g}, {m.t_range_[1]:g}], dt = {m.dt_:g}"]
     if "rel_l2_mean" in metrics:
@@ -332,9 +333,9 @@ class ExploreView(pn.viewable.Viewer):
     def _show_messages(self, *events) -> None:
         s = self.state
         with pn.io.hold():
-            self._warning.param.update(object=s.warning.replace("\n", "<br>"),
+            self._warning.param.update(object=md(s.warning).replace("\n", "<br>"),
                                        visible=bool(s.warning))
-            self._error.param.update(object=f"**Error:** {s.error}", visible=bool(s.error))
+            self._error.param.update(object=f"**Error:** {md(s.error)}", visible=bool(s.error))
 
     def _apply_result(self, parts: tuple[str, ...] | None = None) -> None:
         """Push the state's result into the existing figures (no figure is re-created).

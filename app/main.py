@@ -28,6 +28,7 @@ import torch  # noqa: E402
 
 from app.about import about_panel  # noqa: E402
 from app.explore import ExploreView  # noqa: E402
+from app.safe_text import md  # noqa: E402
 from app.sensitivity_view import SensitivityView  # noqa: E402
 from app.state import ExploreState  # noqa: E402
 from app.training_view import TrainingView  # noqa: E402
@@ -69,7 +70,7 @@ def _serve() -> None:
     except Exception as exc:  # noqa: BLE001 - show the failure instead of a blank page
         import traceback
 
-        app = pn.Column(pn.pane.Alert(f"**The dashboard failed to start:** {exc}",
+        app = pn.Column(pn.pane.Alert(f"**The dashboard failed to start:** {md(exc)}",
                                       alert_type="danger"),
                         pn.pane.Markdown(f"```\n{traceback.format_exc()}\n```"))
     app.servable(title="srom dashboard")

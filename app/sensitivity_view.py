@@ -19,6 +19,7 @@ from app.controls import BusyLabel, label
 from app.explore import session_dispatcher
 from app.export import field_kind
 from app.plots import FieldPlot, SweepPlot, TornadoPlot
+from app.safe_text import md
 from app.sensitivity import STATISTICS, SensitivityState, SweepInput
 from app.state import ExploreState
 
@@ -190,7 +191,7 @@ class SensitivityView(pn.viewable.Viewer):
     # ----------------------------------------------------------- results
     def _show_nominal(self) -> None:
         inputs = self._inputs().values()
-        text = ", ".join(f"{i.name} = {i.nominal:.4g}" for i in inputs)
+        text = ", ".join(f"{md(i.name)} = {i.nominal:.4g}" for i in inputs)
         self._nominal.object = f"Nominal (from Explore): {text}" if text else ""
 
     def _show_progress(self, *events) -> None:
@@ -198,7 +199,7 @@ class SensitivityView(pn.viewable.Viewer):
         with pn.io.hold():
             self._spinner.value = s.busy
             self._progress.param.update(value=int(round(100 * s.progress)), visible=s.busy)
-            self._error.param.update(object=f"**Error:** {s.error}", visible=bool(s.error))
+            self._error.param.update(object=f"**Error:** {md(s.error)}", visible=bool(s.error))
 
     def _show_sweep(self) -> None:
         r = self.state.sweep

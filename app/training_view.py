@@ -18,6 +18,7 @@ import param
 from app import catalog
 from app.controls import label
 from app.plots import QoIPlot
+from app.safe_text import md
 from app.training import MODEL_NAME_RULE, TrainingState
 from app.training_plots import TrainingCurves
 from app.upload import SUFFIXES, max_upload_mb
@@ -183,7 +184,7 @@ class TrainingView(pn.viewable.Viewer):
                 parts.append(f"ETA {format_duration(s.eta)}")
         text = " · ".join(parts)
         if s.message:
-            text += f"<br>{s.message}"
+            text += f"<br>{md(s.message)}"
         if s.metrics and not s.active:
             m = s.metrics
             text += (f"<br>held-out: relative L2 error {m.get('rel_l2_mean', float('nan')):.3g}"
@@ -220,12 +221,12 @@ class TrainingView(pn.viewable.Viewer):
 
     def _show_messages(self) -> None:
         s = self.state
-        self._error.param.update(object=f"**Error:** {s.error}", visible=bool(s.error))
-        self._warning.param.update(object=s.warning, visible=bool(s.warning))
+        self._error.param.update(object=f"**Error:** {md(s.error)}", visible=bool(s.error))
+        self._warning.param.update(object=md(s.warning), visible=bool(s.warning))
 
     def _show_upload(self) -> None:
         s = self.state
-        self._upload_error.param.update(object=f"**Upload refused:** {s.upload_error}",
+        self._upload_error.param.update(object=f"**Upload refused:** {md(s.upload_error)}",
                                         visible=bool(s.upload_error))
         self._upload_info.param.update(
             object=s.upload.summary_markdown() if s.upload else "",

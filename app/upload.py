@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.safe_text import md
 from engine.data import Dataset, DatasetError, load_dataset
 
 __all__ = ["UploadError", "Upload", "read_upload", "max_upload_mb", "SUFFIXES"]
@@ -63,16 +64,16 @@ class Upload:
         grid = (f"uniform step {dt[0]:.4g}" if np.allclose(dt, dt[0], rtol=1e-6)
                 else f"steps {dt.min():.3g}–{dt.max():.3g}")
         ranges = d.summary()["param_ranges"]
-        mu = ", ".join(f"{n} ∈ [{lo:.4g}, {hi:.4g}]" for n, (lo, hi) in
+        mu = ", ".join(f"{md(n)} ∈ [{lo:.4g}, {hi:.4g}]" for n, (lo, hi) in
                        zip(d.param_names, ranges)) or "none"
         return "<br>".join([
-            f"**{self.name}** accepted ({self.size / 1e6:.3g} MB)"
-            + (f" · system *{d.system}*" if d.system else ""),
+            f"**{md(self.name)}** accepted ({self.size / 1e6:.3g} MB)"
+            + (f" · system *{md(d.system)}*" if d.system else ""),
             (f"x: shape {tuple(d.x.shape)} — {d.n_trajectories} trajectories × "
              f"{d.n_times} times × state {d.state_shape}"),
             f"t ∈ [{d.t[0]:.4g}, {d.t[-1]:.4g}], {grid}",
             f"μ: {mu}",
-            f"forcing channels: {', '.join(d.forcing_names) or 'none'}",
+            f"forcing channels: {', '.join(md(n) for n in d.forcing_names) or 'none'}",
         ])
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from app import catalog
+from app.safe_text import md
 from app.training import TrainingState, check_model_name, ordinal
 from app.training_job import JobSpec, auto_log_every, qoi_index
 from app.upload import UploadError, read_upload
@@ -202,7 +203,8 @@ def test_the_view_shows_progress_and_refreshes_the_explore_picker(trained, model
     assert any(p.endswith("from-the-view") for p in explore._model_select.options.values())
     assert explore.state.models[-1].path.endswith("from-the-view")
     view._dropper.value = {"broken.npz": b"not an archive"}
-    assert view._upload_error.visible and "not an .npz archive" in view._upload_error.object
+    # the message is shown as text (escaped for Markdown: the upload is user-given)
+    assert view._upload_error.visible and md("not an .npz archive") in view._upload_error.object
     assert format_duration(75) == "1 min 15 s"
 
 
