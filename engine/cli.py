@@ -24,6 +24,20 @@ class UserError(Exception):
     """A mistake in the command line or its inputs (printed without traceback)."""
 
 
+#: options that count something: at least 1 wherever they are given
+_COUNT_OPTIONS = {"latent_dim", "steps", "window", "windows_per_step", "n_win", "n_quad",
+                  "n_samples", "log_every", "val_samples", "select_every", "select_samples",
+                  "n", "n_times", "substeps", "max_substeps"}
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    """One clear line for a count below 1 (``--n-samples 0``), before any work starts."""
+    for name in sorted(_COUNT_OPTIONS):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+
+
 def _parse_value(text: str):
     try:
         return json.loads(text)
@@ -64,11 +78,19 @@ def cmd_train(args) -> int:
         model = StochasticROM(**params)
     except TypeError as exc:
         raise UserError(f"bad hyperparameter: {exc}") from exc
+    model._check_params()  # bad settings fail now, not after loading or training
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file: give a directory for the model")
+    val_data = load_dataset(args.val) if args.val else None
+    if val_data is not None and (val_data.state_shape, val_data.n_params, val_data.n_forcing) != (
+            dataset.state_shape, dataset.n_params, dataset.n_forcing):
+        raise UserError(f"--val has state shape {val_data.state_shape}, {val_data.n_params} "
+                        f"parameters and {val_data.n_forcing} forcing channels; the training "
+                        f"data {dataset.state_shape}, {dataset.n_params} and {dataset.n_forcing}")
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.safetensors"
     print(f"srom: training on {dataset}", file=sys.stderr)
-    val_data = load_dataset(args.val) if args.val else None
     if args.select_every is not None and val_data is None:
         raise UserError("--select-every needs --val (the validation data to select on)")
     selecting = args.select_every is not None
@@ -81,10 +103,11 @@ def cmd_train(args) -> int:
         sel = model.training_["selection"]
         print(f"srom: kept the parameters of step {sel['best_step']} (validation rel. L2 "
               f"{sel['best_val_rel_l2']:.4g})", file=sys.stderr)
+    model.save(out)  # saved before anything else can fail
     metrics = {}
     if val_data is not None:
         metrics = model.evaluate(val_data, n_samples=args.val_samples)
-    model.save(out, metrics=metrics or None)
+        model.save(out, metrics=metrics)
     print(f"srom: {model.training_['message']} in {model.training_['seconds']:.1f} s on "
           f"{model.training_['device_name']}; model saved to {out}", file=sys.stderr)
     if metrics:
@@ -414,9 +437,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _check_counts(args)
         return int(args.func(args) or 0)
     except (UserError, DatasetError, ModelFileError, CheckpointError, ValueError,
-            FileNotFoundError, KeyError) as exc:
+            OSError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"srom: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -41,10 +41,16 @@ class ExtrapolationWarning(UserWarning):
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; otherwise ``torch.device(device)``."""
+    """``"auto"`` → CUDA when available, else CPU; otherwise ``torch.device(device)``, which
+    must be a CPU or CUDA device."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError("device must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but no CUDA GPU is available")
     return device
@@ -214,6 +220,11 @@ class StochasticROM:
                 continue  # chosen at fit time
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("hidden", "drift_hidden", "kernel_hidden"):
+            widths = getattr(self, name)
+            if (not isinstance(widths, (list, tuple))
+                    or not all(isinstance(w, (int, np.integer)) and 1 <= w <= 65536 for w in widths)):
+                raise ValueError(f"{name} must be a list of layer widths in 1..65536, got {widths!r}")
         if self.conv_levels is not None and (not isinstance(self.conv_levels, (int, np.integer))
                                              or not 1 <= self.conv_levels <= 8):
             raise ValueError(f"conv_levels must be None or an integer in [1, 8], "
@@ -759,6 +770,11 @@ class StochasticROM:
         """
         self._check_fitted()
         self._check_compatible(dataset)
+        if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        if batch_size is not None and (not isinstance(batch_size, (int, np.integer))
+                                       or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if batch_size is None:
             per_case = n_samples * dataset.n_times * math.prod(dataset.state_shape) * 4
             batch_size = int(min(8, max(1, (512 * 2**20) // per_case)))
