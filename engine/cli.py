@@ -103,9 +103,14 @@ def cmd_train(args) -> int:
         sel = model.training_["selection"]
         print(f"srom: kept the parameters of step {sel['best_step']} (validation rel. L2 "
               f"{sel['best_val_rel_l2']:.4g})", file=sys.stderr)
+    if status == "diverged" and (out / "config.json").exists():
+        # never over a model already there: the restored parameters go beside it
+        out = out.with_name(out.name + "-diverged")
+        print(f"srom: the training diverged; the model already in {args.out} is left as it "
+              f"was and the last good parameters go to {out}", file=sys.stderr)
     model.save(out)  # saved before anything else can fail
     metrics = {}
-    if val_data is not None:
+    if val_data is not None and status != "diverged":
         metrics = model.evaluate(val_data, n_samples=args.val_samples)
         model.save(out, metrics=metrics)
     print(f"srom: {model.training_['message']} in {model.training_['seconds']:.1f} s on "

@@ -168,3 +168,16 @@ def test_serve_listens_on_loopback_unless_told_and_then_asks_for_a_password(tmp_
     assert "--basic-auth" not in open_cmd
     with pytest.raises(UserError, match="--port"):
         command("--port", "0")
+
+
+def test_a_diverging_run_never_overwrites_a_model_already_there(files, tmp_path, capsys):
+    out = tmp_path / "model"
+    common = ["train", str(files / "train.npz"), "--out", str(out), "--window", "16",
+              "--latent-dim", "2", "--set", "log_every=10"]
+    assert main([*common, "--steps", "20"]) == 0
+    weights = (out / "model.safetensors").read_bytes()
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        assert main([*common, "--steps", "200", "--lr", "1e6"]) == 1
+    assert (out / "model.safetensors").read_bytes() == weights
+    assert (tmp_path / "model-diverged" / "model.safetensors").is_file()
+    assert "left as it was" in capsys.readouterr().err
