@@ -414,10 +414,10 @@ class ExploreState(param.Parameterized):
         """The keyword arguments of :func:`predict_request` for the quick preview of ``req``
         (``n_paths``, ``decode_stride``, ``substeps``), or ``None`` when the request gets no
         preview: too few paths for a preview to be cheaper, or a last full prediction quicker
-        than ``preview_above_ms``. A preview integrates with one step per data step: the
-        model's step check found that step's rollout within a few per cent of the checked
-        one (``integration_["tried"]``), which a preview of few paths cannot show anyway; the
-        full prediction follows with the checked substeps."""
+        than ``preview_above_ms``. A preview integrates with the model's
+        :meth:`~engine.StochasticROM.coarse_substeps`: the coarsest step its step check found
+        within 10 % of the rollout's error, which a preview of few paths cannot show anyway;
+        the full prediction follows with the checked substeps."""
         preview = int(self.preview_paths)
         if not (0 < preview and 3 * preview <= req.n_paths):
             return None
@@ -425,8 +425,9 @@ class ExploreState(param.Parameterized):
         if last is not None and 1e3 * last <= self.preview_above_ms:
             return None
         _, per_data_step = req.model.integration_settings()
+        coarse = req.model.coarse_substeps()
         return {"n_paths": preview, "decode_stride": self.preview_stride(len(req.t)),
-                "substeps": max(1, req.substeps // per_data_step)}
+                "substeps": max(1, req.substeps // per_data_step * coarse)}
 
     def predictions(self, req: PredictRequest) -> Iterator[tuple[ExploreResult, list[str]]]:
         """The predictions of one request, in order: the quick preview when

@@ -50,6 +50,7 @@ from engine import load_dataset, load_model  # noqa: E402
 from engine.metrics import relative_l2  # noqa: E402
 from engine.model import ExtrapolationWarning  # noqa: E402
 from engine.solvers import METHODS, get_scheme  # noqa: E402
+from engine.solvers.step_check import deterministic_rollouts  # noqa: E402
 from engine.systems import generate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -62,14 +63,6 @@ ERROR_LEVELS = (1e-2, 3e-3, 1e-3, 3e-4)
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def deterministic_paths(model, data, method: str, substeps: int) -> np.ndarray:
-    """Decoded deterministic rollouts ``(N, T, *S)`` of every trajectory."""
-    pred = model.predict(data.x[:, 0], data.mu, data.t, data.f, n_samples=1, seed=0,
-                         return_samples=False, integrator=method, substeps=substeps,
-                         deterministic=True)
-    return pred.mean
 
 
 def test_error(model, data, method: str, substeps: int, paths: int) -> float:
@@ -111,8 +104,8 @@ def measure(args) -> dict:
         data = generate(model.system_, n=args.n_test, split="test", seed=0,
                         preset=info.get("preset", "default"))
     log(f"generated {data} in {time.perf_counter() - start:.0f} s")
-    reference = deterministic_paths(model, data, "sra1", args.reference_substeps)
-    check = deterministic_paths(model, data, "sra1", args.reference_substeps // 2)
+    reference = deterministic_rollouts(model, data, "sra1", args.reference_substeps)
+    check = deterministic_rollouts(model, data, "sra1", args.reference_substeps // 2)
     reference_change = float(np.mean(relative_l2(check, reference)))
     x0, mu = data.x[0, 0], data.mu[0]
     t, f = data.t[: TIMING_STEPS + 1], data.f[0, : TIMING_STEPS + 1]
@@ -120,7 +113,7 @@ def measure(args) -> dict:
     for method in METHODS:
         scheme = get_scheme(method)
         for substeps in SUBSTEPS[method]:
-            det = deterministic_paths(model, data, method, substeps)
+            det = deterministic_rollouts(model, data, method, substeps)
             row = {"integrator": method, "substeps": substeps,
                    "drift_calls_per_data_step": scheme.drift_evaluations * substeps,
                    "integration_error": float(np.mean(relative_l2(det, reference))),

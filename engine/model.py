@@ -439,6 +439,20 @@ class StochasticROM:
             raise ValueError(f"substeps must be a positive integer, got {substeps!r}")
         return method, int(substeps)
 
+    def coarse_substeps(self, share: float = 0.1) -> int:
+        """The fewest substeps whose halving changed the deterministic rollout by at most
+        ``share`` of its error, read from the step check's rows (``integration_["tried"]``):
+        a cheaper step for a quick preview, close to the checked one. Without a recorded
+        check, the substeps predictions use."""
+        _, substeps = self.integration_settings()
+        rows = (getattr(self, "integration_", None) or {}).get("tried") or []
+        if self.substeps is not None:
+            return substeps  # chosen by the user, not by the check
+        for n, change, error in rows:
+            if change <= share * error:
+                return int(min(n, substeps))
+        return substeps
+
     def tune_integrator(self, dataset: Dataset, integrator: str | None = None,
                         tolerance: float = 0.01, max_substeps: int = 64) -> dict:
         """Choose the substeps of ``integrator`` (default: the model's) on held-out data

@@ -14,7 +14,6 @@ model is used as trained: no calibration scale.
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,12 +47,11 @@ def paper_protocol(model: "StochasticROM", dataset: Dataset, seed: int = 0,
     errors = []
     try:
         model.uncertainty_scale_ = 1.0
-        with warnings.catch_warnings():
-            for sl, pred in model.predict_dataset(
-                    dataset, PAPER_PATHS, seed, batch_size, return_samples=False,
-                    decoder_noise=False, integrator=PAPER_INTEGRATOR, substeps=substeps):
-                mean = pred.mean + dec_std * rng.standard_normal(pred.mean.shape)
-                errors.append(relative_l2(mean, dataset.x[sl]))
+        for sl, pred in model.predict_dataset(
+                dataset, PAPER_PATHS, seed, batch_size, return_samples=False,
+                decoder_noise=False, integrator=PAPER_INTEGRATOR, substeps=substeps):
+            mean = pred.mean + dec_std * rng.standard_normal(pred.mean.shape)
+            errors.append(relative_l2(mean, dataset.x[sl]))
     finally:
         model.uncertainty_scale_ = scale
     err = np.concatenate(errors)

@@ -289,23 +289,28 @@ def test_no_preview_while_the_full_prediction_is_quick(state):
     assert state.last_full_seconds is None  # a newly loaded model is timed again
 
 
-def test_a_preview_integrates_one_step_per_data_step(state, monkeypatch):
-    """The full prediction uses the model's checked substeps; its preview one step per data
-    step (cheaper by that factor), and is marked as a preview."""
+def test_a_preview_integrates_on_the_coarsest_step_the_check_found_close(state, monkeypatch):
+    """The full prediction uses the model's checked substeps (4 here); its preview the
+    fewest whose halving moved the rollout by ≤ 10 % of its error (2 here), and is marked
+    as a preview."""
     state.param.update(preview_paths=4, preview_above_ms=0.0)
     state.n_paths = 16
-    monkeypatch.setattr(state.model, "integration_", {"integrator": "heun", "substeps": 4})
+    check = {"integrator": "heun", "substeps": 4,
+             "tried": [[1, 0.05, 0.1], [2, 0.009, 0.1], [4, 0.0008, 0.1]]}
+    monkeypatch.setattr(state.model, "integration_", check)
+    monkeypatch.setattr(state.model, "substeps", None)
+    assert state.model.coarse_substeps() == 2
     req = state.request()
     _, stride_substeps = state.time_grid()
     assert req.substeps == stride_substeps and req.substeps % 4 == 0
     plan = state.preview_settings(req)
-    assert plan["substeps"] == req.substeps // 4
+    assert plan["substeps"] == req.substeps // 2
     calls = []
     real = state.model.predict
     monkeypatch.setattr(state.model, "predict",
                         lambda *a, **k: calls.append(k["substeps"]) or real(*a, **k))
     results = [r for r, _ in state.predictions(req)]
-    assert calls == [req.substeps // 4, req.substeps]
+    assert calls == [req.substeps // 2, req.substeps]
     assert [r.preview for r in results] == [True, False]
 
 

@@ -37,6 +37,11 @@ def test_fit_chooses_the_fewest_substeps_whose_halving_changes_little(fitted):
         assert change >= record["tolerance"] * error, rows
     assert fitted.integration_settings() == ("heun", record["substeps"])
     assert fitted.integration_settings("euler", 3) == ("euler", 3)
+    # a preview's step: the fewest tried substeps whose halving moved ≤ 10 % of the error
+    coarse = fitted.coarse_substeps()
+    assert coarse <= record["substeps"]
+    assert any(n == coarse and change <= 0.1 * error for n, change, error in rows) \
+        or coarse == record["substeps"]
 
 
 def test_predictions_use_the_chosen_substeps(fitted):
@@ -101,6 +106,7 @@ def test_explicit_substeps_skip_the_check():
     model.fit(duffing_dataset(2, seed=0))
     assert not getattr(model, "integration_", None)
     assert model.integration_settings() == ("sra1", 3)
+    assert model.coarse_substeps() == 3  # the user's choice: no check to go coarser by
 
 
 def test_cli_tune_step_updates_the_model(fitted, tmp_path, capsys):
@@ -130,11 +136,14 @@ class ChaoticStub:
         self.truth = truth
         self.calls: list[tuple[int, int]] = []
 
-    def predict(self, x0, mu, t, f, n_samples, seed, return_samples, integrator, substeps,
-                deterministic):
-        self.calls.append((substeps, t.size))
-        error = 0.05 + 1e-6 * 2.0 ** np.arange(t.size) / substeps**2  # (T,)
-        return types.SimpleNamespace(mean=self.truth.x[:, : t.size] * (1 + error[None, :, None]))
+    def predict_dataset(self, dataset, n_samples, seed, batch_size, return_samples,
+                        integrator, substeps, deterministic):
+        assert deterministic and n_samples == 1
+        n = dataset.n_times
+        self.calls.append((substeps, n))
+        error = 0.05 + 1e-6 * 2.0 ** np.arange(n) / substeps**2  # (T,)
+        mean = self.truth.x[:, :n] * (1 + error[None, :, None])
+        yield slice(None), types.SimpleNamespace(mean=mean)
 
 
 def test_the_check_scores_only_the_informative_horizon():

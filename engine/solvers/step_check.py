@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,7 +35,7 @@ from engine.metrics import relative_l2
 if TYPE_CHECKING:  # pragma: no cover
     from engine.model import StochasticROM
 
-__all__ = ["choose_substeps", "TOLERANCE", "MAX_SUBSTEPS"]
+__all__ = ["choose_substeps", "deterministic_rollouts", "TOLERANCE", "MAX_SUBSTEPS"]
 
 TOLERANCE = 0.01
 MAX_SUBSTEPS = 64
@@ -44,18 +43,13 @@ INFORMATIVE = 0.5
 MIN_SHARE = 0.1
 
 
-def _deterministic_rollouts(model: "StochasticROM", dataset: Dataset, method: str,
-                            substeps: int) -> np.ndarray:
-    """Decoded mean paths ``(N, T, *S)`` of the deterministic rollout of every trajectory."""
-    from engine.model import ExtrapolationWarning
-
-    x0 = dataset.x[:, : model.n_win] if model.n_win > 1 else dataset.x[:, 0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExtrapolationWarning)
-        pred = model.predict(x0, dataset.mu, dataset.t, dataset.f, n_samples=1, seed=0,
-                             return_samples=False, integrator=method, substeps=substeps,
-                             deterministic=True)
-    return pred.mean
+def deterministic_rollouts(model: "StochasticROM", dataset: Dataset, method: str,
+                           substeps: int) -> np.ndarray:
+    """Decoded mean paths ``(N, T, *S)`` of the deterministic rollout of every trajectory
+    (the papers' protocol of ``predict_dataset`` with ``deterministic=True``)."""
+    return np.concatenate([pred.mean for _, pred in model.predict_dataset(
+        dataset, 1, 0, None, return_samples=False, integrator=method, substeps=substeps,
+        deterministic=True)])
 
 
 def _informative_times(rollout: np.ndarray, truth: np.ndarray) -> int:
@@ -106,8 +100,8 @@ def choose_substeps(model: "StochasticROM", dataset: Dataset, method: str,
     n_cases = max(1, min(dataset.n_trajectories, int(max_trajectories), 2**26 // per_case))
     subset = dataset.subset(range(n_cases))
     substeps = 1
-    coarse = _deterministic_rollouts(model, subset, method, substeps)
-    fine = _deterministic_rollouts(model, subset, method, 2 * substeps)
+    coarse = deterministic_rollouts(model, subset, method, substeps)
+    fine = deterministic_rollouts(model, subset, method, 2 * substeps)
     n_times = _informative_times(fine, subset.x)
     subset = subset.time_slice(0, n_times)
     coarse, fine, truth = coarse[:, :n_times], fine[:, :n_times], subset.x
@@ -119,7 +113,7 @@ def choose_substeps(model: "StochasticROM", dataset: Dataset, method: str,
         if converged or 2 * substeps > max_substeps:
             break
         substeps, coarse = 2 * substeps, fine
-        fine = _deterministic_rollouts(model, subset, method, 2 * substeps)
+        fine = deterministic_rollouts(model, subset, method, 2 * substeps)
     return {"integrator": method, "substeps": int(substeps), "converged": bool(converged),
             "tolerance": float(tolerance), "change": change, "error": error,
             "n_trajectories": int(subset.n_trajectories), "tried": tried,
