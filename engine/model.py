@@ -459,8 +459,9 @@ class StochasticROM:
         (:func:`engine.solvers.step_check.choose_substeps`): the fewest of 1, 2, 4, … whose
         halving changes the deterministic rollout by less than ``tolerance`` of its error.
 
-        Sets ``integration_`` (saved in ``config.json``), which predictions use whenever
-        ``substeps`` is ``None``; returns it.
+        Sets ``integration_`` (saved in ``config.json``) and makes it the model's choice:
+        ``integrator`` becomes the checked scheme and ``substeps`` ``None`` (an explicit
+        count set before is replaced by the checked one). Returns the record.
         """
         self._check_fitted()
         self._check_compatible(dataset)
