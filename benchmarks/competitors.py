@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 # _harness first: it puts the repository on sys.path when srom is not installed
-from _harness import (Clock, DeviceData, checkpoint_times, evaluate, fingerprint,
+from _harness import (EVAL_DT, EVAL_METHOD, Clock, DeviceData, checkpoint_times, evaluate, fingerprint,
                       install_counter, load_problem, log, model_params, prepare_model)
 from engine import StochasticROM, StopFlag
 from engine.progress import NullCallback
@@ -68,8 +68,9 @@ LABELS = {"ours": "ours: StochasticROM.fit (amortized, no solve)",
 class _Checkpoints:
     """Evaluates at the nominal times as training passes them (timer paused)."""
 
-    def __init__(self, clock: Clock, times: list[float], evaluate_fn):
+    def __init__(self, clock: Clock, times: list[float], evaluate_fn, validate_fn=None):
         self.clock, self.pending, self.evaluate_fn = clock, list(times), evaluate_fn
+        self.validate_fn = validate_fn
         self.records: list[dict] = []
         self.top = max(times)
 
@@ -79,6 +80,8 @@ class _Checkpoints:
     def record(self, elapsed: float, step: int, loss: float | None, drift: tuple[int, int]) -> None:
         with self.clock.pause():
             result = self.evaluate_fn()
+            if self.validate_fn is not None:  # for model selection on validation
+                result["val_rel_l2"] = self.validate_fn()["rel_l2_mean"]
         while self.pending and elapsed >= self.pending[0]:
             self.records.append({"nominal_s": self.pending.pop(0), "time_s": elapsed, "step": step,
                                  "loss": loss, "drift_calls": drift[0], "drift_rows": drift[1],
@@ -118,7 +121,7 @@ def ours_schedule(prob, train, args, seed: int, device: str) -> dict:
             "pilot_seed": seed}
 
 
-def run_ours(prob, train, test, args, seed: int, device: str,
+def run_ours(prob, train, val, test, args, seed: int, device: str,
              schedule: dict | None = None) -> dict:
     """``schedule``: that of an earlier seed (every seed of a method trains on the same
     schedule); ``None``: measured now (:func:`ours_schedule`) and returned in the record."""
@@ -132,7 +135,8 @@ def run_ours(prob, train, test, args, seed: int, device: str,
         model.n_quad if model.quadrature == "stratified" else model.window)
     clock = Clock(torch.device(device))
     marks = _Checkpoints(clock, checkpoint_times(args.budgets, args.n_checkpoints),
-                         lambda: evaluate(model, test, args.eval_paths, True, seed))
+                         lambda: evaluate(model, test, args.eval_paths, True, seed),
+                         lambda: evaluate(model, val, args.eval_paths, True, seed))
     stop = StopFlag()
     callback = _OursCallback(model, clock, marks, stop, rows_per_step)
     model.fit(train, callback=callback, stop_flag=stop)
@@ -148,7 +152,7 @@ def run_ours(prob, train, test, args, seed: int, device: str,
             "schedule": schedule, "checkpoints": marks.records, "stochastic": True}
 
 
-def run_solver(method: str, prob, train, test, args, seed: int, device: str,
+def run_solver(method: str, prob, train, val, test, args, seed: int, device: str,
                schedule: dict | None = None) -> dict:
     """``schedule``: the lr decay of an earlier seed (``None``: fitted to the budget from
     the step rate of this run's first steps, and returned in the record)."""
@@ -157,7 +161,8 @@ def run_solver(method: str, prob, train, test, args, seed: int, device: str,
                                      traj_per_step=args.traj_per_step, solver_dt=args.solver_dt)
     clock = Clock(torch.device(device))
     marks = _Checkpoints(clock, checkpoint_times(args.budgets, args.n_checkpoints),
-                         lambda: evaluate(model, test, args.eval_paths, trainer.stochastic, seed))
+                         lambda: evaluate(model, test, args.eval_paths, trainer.stochastic, seed),
+                         lambda: evaluate(model, val, args.eval_paths, trainer.stochastic, seed))
     top = max(args.budgets)
     status, last_read, decay_set = "budget", 0, schedule is not None
 
@@ -225,6 +230,26 @@ def at_time(checkpoints: list[dict], budget: float) -> dict:
     return inside[-1] if inside else checkpoints[0]
 
 
+def selected_at_time(checkpoints: list[dict], budget: float) -> dict | None:
+    """The evaluation within ``budget`` s (as :func:`at_time`) with the lowest *validation*
+    error: the model a user who keeps the best checkpoint on validation would ship, as the
+    papers do. ``None`` when no checkpoint was scored on validation (older records)."""
+    inside = [c for c in checkpoints if c["time_s"] <= 1.02 * budget and "val_rel_l2" in c]
+    if not inside:
+        return None
+    return min(inside, key=lambda c: math.inf if c["val_rel_l2"] is None else c["val_rel_l2"])
+
+
+def selected_time_to_target(checkpoints: list[dict], target: float) -> float | None:
+    """The first evaluation time at which the validation-selected checkpoint so far reaches
+    ``target`` on the test split (``None``: never, or no validation scores)."""
+    for c in checkpoints:
+        chosen = selected_at_time(checkpoints, c["time_s"] / 1.02)
+        if chosen is not None and _err(chosen) <= target:
+            return c["time_s"]
+    return None
+
+
 def _fmt(v, digits=3):
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
@@ -242,6 +267,12 @@ def summarize(result: dict) -> list[dict]:
         for b in budgets:
             vals = [_err(at_time(r["checkpoints"], b)) for r in runs if r["checkpoints"]]
             at_budget[b] = (float(np.mean(vals)), float(np.std(vals))) if vals else None
+        selected = {}
+        for b in budgets:
+            chosen = [selected_at_time(r["checkpoints"], b) for r in runs if r["checkpoints"]]
+            vals = [_err(c) for c in chosen if c is not None]
+            selected[b] = ((float(np.mean(vals)), float(np.std(vals)))
+                           if vals and len(vals) == len(chosen) else None)
         first = [next((c for c in r["checkpoints"] if _err(c) <= target), None) for r in runs]
         reach = [None if c is None else c["time_s"] for c in first]
         # drift calls (batched evaluations, the papers' NFE) to the target and to the end
@@ -264,6 +295,9 @@ def summarize(result: dict) -> list[dict]:
                      "rows": float(np.mean([r["drift_rows_per_step"] for r in runs])),
                      "peak_mb": max(peaks) if peaks else None,
                      "at_budget": at_budget, "reached": len(hits),
+                     "selected_at_budget": selected,
+                     "selected_time_to_target": _median_time(
+                         [selected_time_to_target(r["checkpoints"], target) for r in runs]),
                      # median over seeds, a seed that never reaches the target counting as
                      # never: one lucky seed out of three does not make a time to target
                      "time_to_target": _median_time(reach),
@@ -291,7 +325,7 @@ def write_report(result: dict, out: Path) -> None:
              f"torch {result['torch']}", "",
              f"Data: {result['problem']['description']}. Shared model: "
              f"{result['problem']['model']}. Test metric: relative L2 error of the predictive "
-             f"mean (encode x(t0), predict the whole horizon, Euler–Maruyama step ≤ 0.01, "
+             f"mean (encode x(t0), predict the whole horizon, {EVAL_METHOD} step ≤ {EVAL_DT:g}, "
              f"{result['settings']['eval_paths']} paths; latent ODEs one noise-free path), "
              f"mean ± std over seeds, at the last evaluation within each budget (a step that "
              f"ends after it does not count). Training wall-clock excludes evaluation. "
@@ -315,6 +349,7 @@ def write_report(result: dict, out: Path) -> None:
         lines.append(f"| {name} | {row['steps']:.0f} | {_fmt(row['ms_per_step'])} | "
                      f"{_fmt(row['calls'])} | {_fmt(row['rows'])} | {_fmt(row['peak_mb'])} | "
                      + " | ".join(cells) + f" | {ttt} | {row['status']} |")
+    lines += _selection_lines(result)
     if result["classical"]:
         lines += ["", "Classical ROMs (CPU, POD rank = latent size, chosen on the val split; "
                   "time = all fits of the selection grid):", "",
@@ -338,6 +373,30 @@ def write_report(result: dict, out: Path) -> None:
               f"Settings: {json.dumps(result['settings'])}"]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     _plot(result, out / f"{stem}.png")
+
+
+def _selection_lines(result: dict) -> list[str]:
+    """The same runs when the checkpoint kept is the best on the validation split so far."""
+    rows = [r for r in summarize(result) if any(v is not None for v in r["selected_at_budget"].values())]
+    if not rows:
+        return []
+    budgets = result["settings"]["budgets"]
+    target = result["target"]
+    lines = ["", "Model selection on validation, as the papers do: at each budget the checkpoint "
+             "kept is the one with the lowest validation rel. L2 among the evaluations so far "
+             "(its test error is shown); time to target is the first evaluation at which the "
+             "kept checkpoint reaches the target on test (median over seeds).", "",
+             "| method | " + " | ".join(f"selected @ {b:g} s" for b in budgets)
+             + f" | time to ≤ {target:g} (s), selected |", "|---" * (2 + len(budgets)) + "|"]
+    for row in rows:
+        cells = []
+        for b in budgets:
+            v = row["selected_at_budget"][b]
+            cells.append("—" if v is None else f"{_fmt(v[0])} ± {_fmt(v[1], 2)}")
+        ttt = row["selected_time_to_target"]
+        lines.append(f"| `{row['method']}` | " + " | ".join(cells) + " | "
+                     + ("not in most seeds" if ttt is None else _fmt(ttt)) + " |")
+    return lines
 
 
 def _calibration_lines(result: dict) -> list[str]:
@@ -540,9 +599,9 @@ def main(argv=None) -> dict:
             schedule = result.setdefault("schedules", {}).get(method)
             try:
                 if method == "ours":
-                    rec = run_ours(prob, train, test, args, seed, device, schedule)
+                    rec = run_ours(prob, train, val, test, args, seed, device, schedule)
                 else:
-                    rec = run_solver(method, prob, train, test, args, seed, device, schedule)
+                    rec = run_solver(method, prob, train, val, test, args, seed, device, schedule)
             except Exception as exc:  # one failing method must not lose the others' results
                 log(f"{method} seed {seed}: failed: {type(exc).__name__}: {exc}")
                 result.setdefault("errors", []).append(

@@ -153,6 +153,8 @@ def test_cpu_smoke_run_writes_valid_json(tmp_path, monkeypatch, tiny):
     assert len(data["classical"]) == 1
     md = stem.with_suffix(".md").read_text()
     assert "| `ours`" in md and "rel. L2 @ 0.4 s" in md
+    assert all(c["val_rel_l2"] > 0 for r in data["runs"] for c in r["checkpoints"])
+    assert "| `ours` | " in md[md.index("Model selection on validation"):]
     assert result["runs"]
     for run in data["runs"]:  # calibration recorded at every checkpoint
         for c in run["checkpoints"]:
@@ -169,6 +171,24 @@ def test_cpu_smoke_run_writes_valid_json(tmp_path, monkeypatch, tiny):
     competitors.write_report(data, tmp_path / "old")
     old_md = (tmp_path / "old" / "competitors_cpu_burgers.md").read_text()
     assert "| `ours` | — (recorded before calibration was measured) | — | — | — |" in old_md
+
+
+def test_selection_keeps_the_checkpoint_best_on_validation_not_on_test():
+    import competitors
+
+    marks = [{"time_s": 0.0, "rel_l2_mean": 1.0, "val_rel_l2": 1.0},
+             {"time_s": 5.0, "rel_l2_mean": 0.05, "val_rel_l2": 0.30},  # best on test only
+             {"time_s": 10.0, "rel_l2_mean": 0.09, "val_rel_l2": 0.10},
+             {"time_s": 20.0, "rel_l2_mean": 0.40, "val_rel_l2": 0.50}]  # a late swing
+    assert competitors.selected_at_time(marks, 20.0)["time_s"] == 10.0
+    assert competitors.selected_at_time(marks, 6.0)["time_s"] == 5.0
+    assert competitors.at_time(marks, 20.0)["time_s"] == 20.0  # the last one, unselected
+    # at 5 s the kept checkpoint (best on validation so far) is the 5 s one: 0.05 on test
+    assert competitors.selected_time_to_target(marks, 0.08) == 5.0
+    assert competitors.selected_time_to_target(marks, 0.06) == 5.0
+    assert competitors.selected_time_to_target(marks[:1] + marks[2:], 0.08) is None
+    old = [{k: v for k, v in c.items() if k != "val_rel_l2"} for c in marks]
+    assert competitors.selected_at_time(old, 20.0) is None  # records from before selection
 
 
 def test_every_seed_of_a_method_trains_on_the_first_seeds_schedule(tmp_path, monkeypatch, tiny):
