@@ -191,6 +191,35 @@ def test_selection_keeps_the_checkpoint_best_on_validation_not_on_test():
     assert competitors.selected_at_time(old, 20.0) is None  # records from before selection
 
 
+def test_a_training_that_completes_early_is_scored_for_every_budget_left():
+    import competitors
+
+    clock = _harness.Clock(torch.device("cpu"))
+    clock.start()
+    scores = iter([0.9, 0.5, 0.2])
+    marks = competitors._Checkpoints(clock, [0.0, 1.0, 5.0, 10.0],
+                                     lambda: {"rel_l2_mean": next(scores)},
+                                     lambda: {"rel_l2_mean": 0.3})
+    marks.record(0.0, 0, None, (0, 0))
+    marks.record(1.2, 100, 1.0, (100, 100))
+    marks.finish(3.0, 250, None, (250, 250))  # all steps done at 3 s
+    assert [c["nominal_s"] for c in marks.records] == [0.0, 1.0, 5.0, 10.0]
+    final = competitors.at_time(marks.records, 10.0)
+    assert final["time_s"] == 3.0 and final["rel_l2_mean"] == 0.2 and final["final"]
+    assert final["val_rel_l2"] == 0.3
+    marks.finish(4.0, 300, None, (300, 300))  # nothing pending: no new evaluation
+    assert len(marks.records) == 4
+
+
+def test_the_pilots_step_rate_leaves_out_the_warm_up():
+    import competitors
+
+    times = competitors._StepTimes()
+    assert times.rate() is None
+    times.marks = [(100, 5.0), (200, 5.5), (400, 6.5)]  # 5 s of set-up before step 100
+    assert times.rate() == pytest.approx(200.0)
+
+
 def test_every_seed_of_a_method_trains_on_the_first_seeds_schedule(tmp_path, monkeypatch, tiny):
     import competitors
 
