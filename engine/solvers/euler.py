@@ -23,4 +23,4 @@ class EulerMaruyama(Scheme):
     def step(self, z: torch.Tensor, h: torch.Tensor, drift_at: StageDrift,
              terms: tuple[torch.Tensor, ...]) -> torch.Tensor:
         (diffusion,) = terms
-        return z + drift_at(0, z) * h + diffusion
+        return torch.addcmul(z + diffusion, drift_at(0, z), h)
