@@ -184,11 +184,23 @@ def cmd_predict(args) -> int:
 def cmd_evaluate(args) -> int:
     from engine import load_dataset, load_model
 
+    if args.ensemble and not 2 <= args.ensemble <= 4096:
+        raise UserError(f"--ensemble must be between 2 and 4096, got {args.ensemble}")
     model = load_model(args.model, device=args.device)
     dataset = load_dataset(args.data)
     metrics = model.evaluate(dataset, n_samples=args.n_samples, seed=args.seed,
                              integrator=args.integrator, substeps=args.substeps,
                              paper_protocol=not args.no_paper_protocol)
+    if args.ensemble:
+        from engine.ensemble_evaluation import describe_scores, evaluate_against_ensemble
+        from engine.truth_ensembles import make_truth_ensemble
+
+        try:
+            ensemble = make_truth_ensemble(dataset, args.ensemble, seed=args.seed + 1)
+        except ValueError as exc:
+            raise UserError(f"--ensemble: {exc}") from None
+        metrics["ensemble"] = evaluate_against_ensemble(model, ensemble, args.n_samples, args.seed)
+        metrics["ensemble"]["description"] = describe_scores(metrics["ensemble"])
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -372,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     _integrator_options(p)
     p.add_argument("--no-paper-protocol", action="store_true",
                    help="skip the papers' protocol score (32 paths x 64 decoder samples)")
+    p.add_argument("--ensemble", type=int, default=0, metavar="R",
+                   help="also score against R truth realisations of each case, regenerated "
+                        "with the simulator that made DATA (stochastic or chaotic systems)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["relative_l2", "rmse", "crps", "interval_coverage", "summarize", "MetricAccumulator"]
+__all__ = ["relative_l2", "rmse", "crps", "interval_coverage", "summarize", "MetricAccumulator",
+           "energy_score", "ensemble_scores", "oracle_ensemble_scores", "valid_prediction_time"]
 
 
 def _flat_state(a: np.ndarray, lead: int) -> np.ndarray:
@@ -123,3 +124,103 @@ class MetricAccumulator:
             "coverage_90": self._inside[0.9] / self._count,
         }
 
+
+
+# ------------------------------------------------------------ stochastic and chaotic truth
+def energy_score(samples: np.ndarray, truth: np.ndarray) -> float:
+    """Mean energy score ``E‖X − y‖ − ½ E‖X − X'‖`` over cases and time steps, the norm
+    over the whole state (the multivariate CRPS; lower is better, state units).
+
+    Args:
+        samples: ``(B, n, T, *S)`` predictive samples.
+        truth: ``(B, T, *S)``.
+    """
+    import torch
+
+    x = torch.as_tensor(np.asarray(samples), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(truth), dtype=torch.float64)
+    if x.shape[:1] + x.shape[2:] != y.shape:
+        raise ValueError(f"energy_score: samples {tuple(x.shape)} do not match truth {tuple(y.shape)}")
+    b, n, t = x.shape[:3]
+    x = x.reshape(b, n, t, -1).transpose(1, 2)  # (B, T, n, D)
+    y = y.reshape(b, t, 1, -1)
+    term1 = torch.linalg.vector_norm(x - y, dim=-1).mean(-1)
+    term2 = torch.cdist(x.reshape(b * t, n, -1), x.reshape(b * t, n, -1)).mean((-1, -2)) / 2
+    return float((term1 - term2.reshape(b, t)).mean())
+
+
+def ensemble_scores(mean: np.ndarray, samples: np.ndarray, realisations: np.ndarray) -> dict:
+    """Scores of a probabilistic prediction against an *ensemble* of truth realisations
+    (same initial state, parameters and forcing; other noise), which is what a stochastic
+    truth is: one noisy path cannot be matched even by a perfect model.
+
+    Args:
+        mean: ``(B, T, *S)`` predictive mean.
+        samples: ``(B, n, T, *S)`` predictive samples.
+        realisations: ``(B, R, T, *S)`` truth realisations.
+
+    Returns:
+        ``rel_l2_vs_ensemble_mean`` (per-step relative L2 of the predictive mean against the
+        realisations' mean, averaged over cases and steps), ``crps`` and ``energy_score``
+        (averaged over the realisations), ``coverage_50`` / ``coverage_90`` (share of the
+        realisations' entries inside the central intervals of the samples), and
+        ``rel_l2_vs_one_realisation`` (the old score, against the first realisation alone).
+    """
+    mean, samples, real = np.asarray(mean), np.asarray(samples), np.asarray(realisations)
+    if real.ndim < 3 or real.shape[:1] + real.shape[2:] != mean.shape:
+        raise ValueError(f"ensemble_scores: realisations {real.shape} do not match mean {mean.shape}")
+    r = real.shape[1]
+    out = {
+        "rel_l2_vs_ensemble_mean": float(relative_l2(mean, real.mean(axis=1)).mean()),
+        "rel_l2_vs_one_realisation": float(relative_l2(mean, real[:, 0]).mean()),
+        "crps": float(np.mean([crps(samples, real[:, i]) for i in range(r)])),
+        "energy_score": float(np.mean([energy_score(samples, real[:, i]) for i in range(r)])),
+    }
+    for level in (0.5, 0.9):
+        lo = np.quantile(samples, 0.5 - level / 2, axis=1)[:, None]
+        hi = np.quantile(samples, 0.5 + level / 2, axis=1)[:, None]
+        out[f"coverage_{int(round(level * 100))}"] = float(np.mean((real >= lo) & (real <= hi)))
+    out["n_realisations"] = int(r)
+    return out
+
+
+def oracle_ensemble_scores(realisations: np.ndarray) -> dict:
+    """What a perfect model scores with the same finite sizes: half the realisations act as
+    the predictive samples, scored against the other half (``ensemble_scores``); the floor
+    that the finite ensembles leave (sampling noise of the means, interval edges)."""
+    real = np.asarray(realisations)
+    half = real.shape[1] // 2
+    if half < 2:
+        raise ValueError("oracle_ensemble_scores: needs at least 4 realisations")
+    predicted = real[:, :half]
+    return ensemble_scores(predicted.mean(axis=1), predicted, real[:, half:2 * half])
+
+
+def valid_prediction_time(prediction: np.ndarray, truth: np.ndarray, t: np.ndarray,
+                          threshold: float = 0.3) -> np.ndarray:
+    """Valid prediction time of each case: how long the prediction stays within
+    ``threshold`` normalised RMSE of the truth (Vlachas et al. 2020; the dysts chaos
+    benchmark), before the first step where it does not.
+
+    The error at step k is ``√(mean_s (pred − truth)² / mean_s σ_s²)`` with ``σ_s`` the
+    standard deviation of the truth's component s over the cases and time steps.
+
+    Args:
+        prediction, truth: ``(B, T, *S)``; t: ``(T,)`` times.
+
+    Returns:
+        ``(B,)`` times since ``t[0]`` (the whole span when the error never passes).
+    """
+    pred, truth, t = np.asarray(prediction), np.asarray(truth), np.asarray(t, dtype=np.float64)
+    if pred.shape != truth.shape or truth.ndim < 2 or truth.shape[1] != t.size:
+        raise ValueError(f"valid_prediction_time: prediction {pred.shape}, truth {truth.shape} "
+                         f"and t {t.shape} do not match")
+    b, n_t = truth.shape[:2]
+    p, y = pred.reshape(b, n_t, -1), truth.reshape(b, n_t, -1)
+    scale = float(np.mean(y.reshape(-1, y.shape[-1]).var(axis=0)))
+    error = np.sqrt(np.mean((p - y) ** 2, axis=-1) / max(scale, 1e-300))  # (B, T)
+    out = np.empty(b)
+    for i in range(b):
+        bad = np.flatnonzero(~(error[i] <= threshold))  # NaN counts as past the threshold
+        out[i] = (t[bad[0]] if bad.size else t[-1]) - t[0]
+    return out

@@ -127,6 +127,8 @@ class System(param.Parameterized):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
     #: (name, unit, doc) per forcing channel; empty for unforced systems
     forcing_channels: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+    #: the parameter holding the process-noise std (``None``: no process noise)
+    process_noise_param: ClassVar[str | None] = None
 
     preset = param.String("default", doc="Name of the preset these settings came from.")
     mu_names = param.List([], item_type=str, doc="Parameters that vary per trajectory (μ).")
@@ -184,6 +186,17 @@ class System(param.Parameterized):
                              f"{list(self.accepted_families)}")
 
     # ----------------------------------------------------------- declarations
+    @property
+    def has_process_noise(self) -> bool:
+        """Whether a trajectory is random given its initial state, μ and f."""
+        name = self.process_noise_param
+        return name is not None and float(getattr(self, name)) > 0
+
+    def lyapunov_exponents(self, mu: np.ndarray) -> np.ndarray | None:
+        """``(N,)`` largest Lyapunov exponents for the rows of μ, for chaotic systems
+        (``None``: not chaotic). See :mod:`engine.systems.lyapunov`."""
+        return None
+
     @property
     def physical_params(self) -> list[str]:
         """Names of all declared physical parameters (those with a unit)."""

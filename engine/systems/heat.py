@@ -46,6 +46,7 @@ class HeatSystem(System):
     """Stochastic heat equation in a sine basis; an exact Ornstein–Uhlenbeck process."""
 
     system_name = "heat"
+    process_noise_param = "sigma"
     units = {"kappa": "length²/time"}
     forcing_channels = (("f", "1", "Amplitude f(t) of the heat source g(x) f(t)."),)
     presets = {

@@ -179,6 +179,14 @@ class KuramotoSivashinskySystem(System):
             out[:, i + 1] = np.fft.irfft(v, n=self.n_grid)
         return out
 
+    def lyapunov_exponents(self, mu: np.ndarray) -> np.ndarray:
+        """Of the unforced equation, one per distinct L (a few seconds each)."""
+        from engine.systems.lyapunov import kuramoto_sivashinsky_lyapunov
+
+        lengths = self.mu_dict(self.check_mu(mu))["length"]
+        unique, index = np.unique(np.round(lengths, 9), return_inverse=True)
+        return kuramoto_sivashinsky_lyapunov(self, unique)[index]
+
     def _simulate_batch(self, mu, forcings, t, rng):
         if t[0] < 0:
             raise ValueError(f"{self.system_name}: times must be >= 0 (t < 0 is the discarded "

@@ -75,6 +75,12 @@ class Lorenz63System(System):
         cut = int(np.searchsorted(t, self.t_end * 100.0 / 120.0, side="left"))
         return {"train": slice(0, cut), "test": slice(cut, t.size)}
 
+    def lyapunov_exponents(self, mu: np.ndarray) -> np.ndarray:
+        from engine.systems.lyapunov import lorenz63_lyapunov
+
+        p = self.mu_dict(self.check_mu(mu))
+        return lorenz63_lyapunov(p["sigma"], p["rho"], p["beta"], self.x0)
+
     def _simulate_batch(self, mu, forcings, t, rng):
         p = self.mu_dict(mu)
         out = np.empty((len(mu), t.size, 3))

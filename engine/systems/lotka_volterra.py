@@ -28,6 +28,7 @@ class LotkaVolterraSystem(System):
     """Stochastic Lotka–Volterra (2 species)."""
 
     system_name = "lotka_volterra"
+    process_noise_param = "diffusion"
     units = {"alpha": "1/time", "beta": "1/time", "delta": "1/time", "gamma": "1/time"}
     presets = {
         "paper": {"mu_names": [], "t_end": 65.0, "time_split": [("train", 50.0), ("val", None)]},

@@ -29,6 +29,8 @@ class PlanarOscillator(System):
     frequency to see resonance), process noise on the velocity, an initial state, and batched
     RK4 (:meth:`integrate`) of ``v̇ = acceleration(x, v) + A sin(2πνt) + f(t)``."""
 
+    process_noise_param = "noise"
+
     forcing_channels = (("f", "length/time²", "External force per unit mass f(t)."),)
     presets = {
         "default": {},

@@ -52,6 +52,7 @@ class PredPrey4System(System):
     """Two logistic prey and two predators, with small additive noise."""
 
     system_name = "predprey4"
+    process_noise_param = "diffusion"
     units = {f"{k}{i}": "1" if k == "k" else "1/time" for k in _DEFAULTS for i in (1, 2)}
     presets = {
         "paper": {"mu_names": [], "t_end": 350.0,

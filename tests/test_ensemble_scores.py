@@ -1,0 +1,131 @@
+"""Scores against stochastic and chaotic truth: the metrics, the Lyapunov exponents, the
+truth ensembles and `srom evaluate --ensemble` (issue 14)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.metrics import (crps, energy_score, ensemble_scores, oracle_ensemble_scores,
+                            valid_prediction_time)
+from engine.systems import generate
+from engine.systems.lyapunov import largest_lyapunov_exponent, lorenz63_lyapunov
+from engine.truth_ensembles import make_truth_ensemble
+
+
+# ---------------------------------------------------------------------------- metrics
+def test_energy_score_of_a_scalar_state_is_the_crps():
+    rng = np.random.default_rng(0)
+    samples, truth = rng.normal(size=(3, 20, 7, 1)), rng.normal(size=(3, 7, 1))
+    assert energy_score(samples, truth) == pytest.approx(crps(samples, truth), rel=1e-10)
+
+
+def test_energy_score_rewards_the_right_spread():
+    rng = np.random.default_rng(1)
+    truth = rng.normal(size=(200, 1, 3))
+    right = rng.normal(size=(200, 64, 1, 3))
+    narrow, wide = 0.2 * right, 5.0 * right
+    assert energy_score(right, truth) < min(energy_score(narrow, truth), energy_score(wide, truth))
+
+
+def test_ensemble_scores_tell_a_perfect_model_from_biased_and_overconfident_ones():
+    rng = np.random.default_rng(2)
+    centre = np.sin(np.linspace(0, 6, 50))[None, :, None] + 3.0  # (1, T, 1)
+    real = centre[:, None] + 0.3 * rng.normal(size=(4, 64, 50, 1))
+    perfect = centre[:, None] + 0.3 * rng.normal(size=(4, 256, 50, 1))
+    good = ensemble_scores(perfect.mean(1), perfect, real)
+    assert good["rel_l2_vs_ensemble_mean"] < 0.02
+    assert 0.87 <= good["coverage_90"] <= 0.93 and 0.45 <= good["coverage_50"] <= 0.55
+    # the old score, against one realisation, blames even the perfect model for the noise
+    assert good["rel_l2_vs_one_realisation"] > 4 * good["rel_l2_vs_ensemble_mean"]
+    biased = perfect + 0.5
+    assert ensemble_scores(biased.mean(1), biased, real)["rel_l2_vs_ensemble_mean"] > 0.1
+    tight = centre[:, None] + 0.03 * rng.normal(size=(4, 256, 50, 1))
+    assert ensemble_scores(tight.mean(1), tight, real)["coverage_90"] < 0.2
+    oracle = oracle_ensemble_scores(real)
+    assert oracle["n_realisations"] == 32 and 0.8 <= oracle["coverage_90"] <= 0.95
+    with pytest.raises(ValueError, match="realisations"):
+        ensemble_scores(perfect.mean(1), perfect, real[:, :, :10])
+
+
+def test_valid_prediction_time_is_when_the_normalised_error_first_passes_the_threshold():
+    t = np.linspace(0.0, 10.0, 1001)
+    truth = np.stack([np.sin(t), np.cos(t)], axis=-1)[None]
+    scale = truth[0].var(axis=0).mean()  # mean variance of the components (≈ 0.5)
+    growth = 1e-3 * np.exp(t)  # normalised error = growth / √scale
+    pred = truth + growth[None, :, None]
+    expected = np.log(0.3 * np.sqrt(scale) / 1e-3)
+    assert valid_prediction_time(pred, truth, t)[0] == pytest.approx(expected, abs=0.011)
+    assert valid_prediction_time(truth, truth, t)[0] == pytest.approx(10.0)  # never fails
+    nan = pred.copy()
+    nan[:, 3:] = np.nan
+    assert valid_prediction_time(nan, truth, t)[0] == pytest.approx(t[3])
+
+
+# -------------------------------------------------------------------------- Lyapunov
+def test_lyapunov_exponent_of_a_linear_flow_is_its_rate():
+    rates = np.array([0.5, -0.2])
+    exponents = largest_lyapunov_exponent(lambda x, tau: x * np.exp(rates[:, None] * tau),
+                                          np.ones((2, 3)), tau=0.7, n_renormalisations=20)
+    assert exponents == pytest.approx(rates, abs=1e-3)  # rounding: the state grows e^14-fold
+
+
+def test_lorenz63_exponent_matches_the_literature():
+    assert lorenz63_lyapunov(n_renormalisations=400)[0] == pytest.approx(0.906, abs=0.05)
+
+
+# --------------------------------------------------------------------- truth ensembles
+def test_process_noise_realisations_share_the_initial_state_and_spread_later():
+    cases = generate("van_der_pol", n=2, split="test", seed=3, preset="small")
+    ens = make_truth_ensemble(cases, 32)
+    assert ens.kind == "process_noise" and ens.realisations.shape == (2, 32) + cases.x.shape[1:]
+    np.testing.assert_allclose(ens.realisations[:, :, 0], cases.x[:, None, 0].repeat(32, 1))
+    spread = ens.realisations.std(axis=1).mean(axis=-1)  # (B, T)
+    assert spread[:, 0].max() == 0 and spread[:, -1].min() > 1e-3
+    # the realisations are new draws: the test set's own path is not among them
+    assert not np.any(np.all(np.isclose(ens.realisations, cases.x[:, None]), axis=(2, 3)))
+    assert ens.lyapunov_exponents is None
+
+
+def test_observation_noise_realisations_scatter_around_the_clean_chaotic_path():
+    cases = generate("lorenz63", n=2, split="test", seed=0, preset="small")
+    ens = make_truth_ensemble(cases, 64)
+    assert ens.kind == "observation_noise"
+    noise = ens.realisations - ens.clean[:, None]
+    assert noise.std() == pytest.approx(1.0, rel=0.05)  # the preset's observation noise
+    assert np.sqrt(np.mean((cases.x - ens.clean) ** 2)) == pytest.approx(1.0, rel=0.1)
+    assert ens.lyapunov_exponents == pytest.approx([0.906] * 2, abs=0.08)
+
+
+def test_truth_ensembles_refuse_what_they_cannot_regenerate():
+    cases = generate("van_der_pol", n=2, split="test", seed=3, preset="small")
+    altered = cases.subset(range(2))
+    altered.x = altered.x + 0.5  # not what the simulator makes
+    with pytest.raises(ValueError, match="not the simulator"):
+        make_truth_ensemble(altered, 8)
+    with pytest.raises(ValueError, match="exact moments"):
+        make_truth_ensemble(generate("heat", n=2, split="test", seed=0, preset="small"), 8)
+    with pytest.raises(ValueError, match="n_realisations"):
+        make_truth_ensemble(cases, 1)
+
+
+# -------------------------------------------------------------------------------- CLI
+def test_srom_evaluate_scores_against_the_ensemble(tmp_path, capsys):
+    from engine.cli import main
+
+    for split, n in (("train", 4), ("test", 2)):
+        assert main(["generate", "oscillator", "--preset", "small", "--n", str(n), "--split",
+                     split, "--seed", "0", "--out", str(tmp_path / f"{split}.npz")]) == 0
+    assert main(["train", str(tmp_path / "train.npz"), "--out", str(tmp_path / "m"), "--steps",
+                 "20", "--window", "8", "--latent-dim", "2", "--set", "drift_hidden=[16]"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "m"), str(tmp_path / "test.npz"), "--n-samples", "8",
+                 "--no-paper-protocol", "--ensemble", "8", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)["ensemble"]
+    assert scores["kind"] == "process_noise" and scores["n_realisations"] == 8
+    assert 0 <= scores["coverage_90"] <= 1 and scores["rel_l2_vs_ensemble_mean"] > 0
+    assert "Stochastic truth" in scores["description"]
+    assert main(["evaluate", str(tmp_path / "m"), str(tmp_path / "test.npz"), "--ensemble", "1"]) == 2
+    assert "--ensemble must be between 2" in capsys.readouterr().err
