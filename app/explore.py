@@ -110,13 +110,35 @@ def _model_card(state: ExploreState) -> str:
     lines = [f"**{md(m.system_) if m.system_ else 'custom data'}** · state {tuple(m.state_shape_)} · "
              f"latent d = {m.latent_dim_}",
              f"trained on t ∈ [{m.t_range_[0]:g}, {m.t_range_[1]:g}], dt = {m.dt_:g}"]
-    if "rel_l2_mean" in metrics:
-        lines.append(f"held-out relative L2 error {metrics['rel_l2_mean']:.3g}, "
-                     f"90 % coverage {100 * metrics.get('coverage_90', float('nan')):.0f} %")
+    held_out = _held_out_line(metrics)
+    if held_out:
+        lines.append(held_out)
     lines.append(_integrator_line(m))
     if state.system is None:
         lines.append("⚠ no matching simulator: predictions need one for the initial state")
     return "<br>".join(lines)
+
+
+def _held_out_line(metrics: dict) -> str:
+    """The held-out score that fits the system, with what it means: valid prediction time
+    for a chaotic truth, the error against the truth's ensemble mean for a random one, else
+    the relative L2 error against the held-out data."""
+    ens = metrics.get("ensemble") or {}
+    if "valid_lyapunov_times" in ens:
+        return (f"valid prediction time {ens['valid_lyapunov_times']:.2f} Lyapunov times "
+                f"(chaotic truth: the forecast stays within {ens.get('vpt_threshold', 0.3):g} "
+                "normalised RMSE of the true path that long; holding the first snapshot: "
+                f"{ens.get('persistence_valid_lyapunov_times', float('nan')):.2f}), "
+                f"90 % coverage {100 * ens.get('coverage_90', float('nan')):.0f} %")
+    if "rel_l2_vs_ensemble_mean" in ens:
+        return (f"held-out relative L2 error {ens['rel_l2_vs_ensemble_mean']:.3g} against the "
+                f"mean of {ens.get('n_realisations', '?')} truth realisations (random truth: one "
+                "noisy path cannot be predicted, its law can), 90 % coverage of the "
+                f"realisations {100 * ens.get('coverage_90', float('nan')):.0f} %")
+    if "rel_l2_mean" in metrics:
+        return (f"held-out relative L2 error {metrics['rel_l2_mean']:.3g}, "
+                f"90 % coverage {100 * metrics.get('coverage_90', float('nan')):.0f} %")
+    return ""
 
 
 def _integrator_line(model) -> str:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.metrics import (ensemble_scores, oracle_ensemble_scores, relative_l2,
-                            valid_prediction_time)
+from engine.metrics import ensemble_scores, oracle_ensemble_scores, valid_prediction_time
 from engine.truth_ensembles import TruthEnsemble
 
 __all__ = ["evaluate_against_ensemble", "VPT_THRESHOLD", "describe_scores"]
@@ -36,11 +35,12 @@ def evaluate_against_ensemble(model, ensemble: TruthEnsemble, n_samples: int = 1
     mean, samples = np.concatenate(means), np.concatenate(samples)
     real = ensemble.realisations
     out = {"kind": ensemble.kind, "n_cases": cases.n_trajectories, "n_samples": int(n_samples),
-           **ensemble_scores(mean, samples, real)}
+           **ensemble_scores(mean, samples, real, ensemble.exact_mean)}
     if ensemble.kind != "deterministic":
         out["oracle"] = oracle_ensemble_scores(real)
     hold = np.repeat(cases.x[:, :1], cases.n_times, axis=1)
-    out["persistence_rel_l2"] = float(relative_l2(hold, real.mean(axis=1)).mean())
+    out["persistence_rel_l2"] = ensemble_scores(
+        hold, hold[:, None], real, ensemble.exact_mean)["rel_l2_vs_ensemble_mean"]
     if ensemble.lyapunov_exponents is not None:
         truth = ensemble.clean if ensemble.clean is not None else real.mean(axis=1)
         lam = np.asarray(ensemble.lyapunov_exponents, dtype=np.float64)
@@ -68,9 +68,11 @@ def describe_scores(scores: dict) -> str:
                 "Past that, no forecast of one path can be right; the bands should cover the "
                 f"spread (90 % coverage of the truth realisations {scores['coverage_90']:.2f}).")
     oracle = scores.get("oracle", {})
+    centre = ("the exact mean of the truth given the first snapshot" if scores["kind"] == "exact_moments"
+              else f"the mean of {scores['n_realisations']} truth realisations")
     return (f"Stochastic truth: the predictive mean is {scores['rel_l2_vs_ensemble_mean']:.3f} "
-            f"(rel. L2) from the mean of {scores['n_realisations']} truth realisations, and its "
-            f"90 % band holds {scores['coverage_90']:.2f} of their values (ideal 0.90; "
+            f"(rel. L2) from {centre}, and its 90 % band holds {scores['coverage_90']:.2f} of "
+            f"{scores['n_realisations']} truth realisations' values (ideal 0.90; "
             f"{oracle.get('coverage_90', float('nan')):.2f} for a perfect model given "
             f"{oracle.get('n_realisations', 0)} samples). Against one realisation, as scored "
             "before, even a perfect model errs "

@@ -149,7 +149,22 @@ def energy_score(samples: np.ndarray, truth: np.ndarray) -> float:
     return float((term1 - term2.reshape(b, t)).mean())
 
 
-def ensemble_scores(mean: np.ndarray, samples: np.ndarray, realisations: np.ndarray) -> dict:
+def _relative_l2_where_defined(mean: np.ndarray, truth: np.ndarray,
+                               floor: float = 1e-2) -> tuple[float, float, float]:
+    """Mean per-step relative L2 over the steps whose truth is not ~0 (its norm at least
+    ``floor`` × the case's RMS norm: a state that starts at exactly zero has no relative
+    error there), the standard deviation over cases of each case's mean, and the share of
+    steps left out."""
+    err = relative_l2(mean, truth)
+    norm = np.linalg.norm(np.asarray(truth).reshape(*truth.shape[:2], -1), axis=-1)
+    rms = np.sqrt(np.mean(norm**2, axis=1, keepdims=True))
+    defined = norm >= floor * rms
+    per_case = np.array([e[d].mean() for e, d in zip(err, defined) if d.any()])
+    return float(err[defined].mean()), float(per_case.std()), float(1.0 - defined.mean())
+
+
+def ensemble_scores(mean: np.ndarray, samples: np.ndarray, realisations: np.ndarray,
+                    truth_mean: np.ndarray | None = None) -> dict:
     """Scores of a probabilistic prediction against an *ensemble* of truth realisations
     (same initial state, parameters and forcing; other noise), which is what a stochastic
     truth is: one noisy path cannot be matched even by a perfect model.
@@ -158,10 +173,14 @@ def ensemble_scores(mean: np.ndarray, samples: np.ndarray, realisations: np.ndar
         mean: ``(B, T, *S)`` predictive mean.
         samples: ``(B, n, T, *S)`` predictive samples.
         realisations: ``(B, R, T, *S)`` truth realisations.
+        truth_mean: ``(B, T, *S)`` the truth's exact mean where known (default: the
+            realisations' mean).
 
     Returns:
         ``rel_l2_vs_ensemble_mean`` (per-step relative L2 of the predictive mean against the
-        realisations' mean, averaged over cases and steps), ``crps`` and ``energy_score``
+        truth's mean, averaged over cases and steps, leaving out steps where that mean is
+        ~0: ``rel_l2_steps_left_out`` says how many), its spread over cases
+        ``rel_l2_vs_ensemble_mean_case_std``, ``crps`` and ``energy_score``
         (averaged over the realisations), ``coverage_50`` / ``coverage_90`` (share of the
         realisations' entries inside the central intervals of the samples), and
         ``rel_l2_vs_one_realisation`` (the old score, against the first realisation alone).
@@ -170,9 +189,14 @@ def ensemble_scores(mean: np.ndarray, samples: np.ndarray, realisations: np.ndar
     if real.ndim < 3 or real.shape[:1] + real.shape[2:] != mean.shape:
         raise ValueError(f"ensemble_scores: realisations {real.shape} do not match mean {mean.shape}")
     r = real.shape[1]
+    centre = real.mean(axis=1) if truth_mean is None else np.asarray(truth_mean)
+    headline, case_std, left_out = _relative_l2_where_defined(mean, centre)
+    one = _relative_l2_where_defined(mean, real[:, 0])[0]
     out = {
-        "rel_l2_vs_ensemble_mean": float(relative_l2(mean, real.mean(axis=1)).mean()),
-        "rel_l2_vs_one_realisation": float(relative_l2(mean, real[:, 0]).mean()),
+        "rel_l2_vs_ensemble_mean": headline,
+        "rel_l2_vs_ensemble_mean_case_std": case_std,
+        "rel_l2_steps_left_out": left_out,
+        "rel_l2_vs_one_realisation": one,
         "crps": float(np.mean([crps(samples, real[:, i]) for i in range(r)])),
         "energy_score": float(np.mean([energy_score(samples, real[:, i]) for i in range(r)])),
     }

@@ -14,8 +14,11 @@ realisations of each from the system's own simulator:
 
 For chaotic systems the largest Lyapunov exponent of each case is measured too
 (:mod:`engine.systems.lyapunov`), so that valid prediction times read in Lyapunov times.
-Systems whose initial state is itself drawn together with the process noise (heat) are
-refused: their exact moments are the oracle there (``HeatSystem.exact_moments``).
+- ``exact_moments`` (heat, an Ornstein–Uhlenbeck process): drawn from the exact Gaussian law
+  given the case's observed first snapshot (``HeatSystem.conditional_moments``), whose mean
+  is kept as ``exact_mean``.
+
+Other systems whose initial state is drawn together with the process noise are refused.
 """
 
 from __future__ import annotations
@@ -38,9 +41,11 @@ class TruthEnsemble:
     Attributes:
         cases: the test set as given to a model (its first snapshot, μ, f and times).
         realisations: ``(B, R, T, *S)`` truth realisations of each case.
-        kind: ``process_noise``, ``observation_noise`` or ``deterministic``.
+        kind: ``process_noise``, ``observation_noise``, ``deterministic`` or
+            ``exact_moments`` (drawn from the exact conditional law, heat).
         clean: ``(B, T, *S)`` the noise-free trajectory (``None`` with process noise).
         lyapunov_exponents: ``(B,)`` largest Lyapunov exponents (``None``: not chaotic).
+        exact_mean: ``(B, T, *S)`` the exact mean given the first snapshot, where known.
     """
 
     cases: Dataset
@@ -48,6 +53,7 @@ class TruthEnsemble:
     kind: str
     clean: np.ndarray | None = None
     lyapunov_exponents: np.ndarray | None = None
+    exact_mean: np.ndarray | None = None
 
     @property
     def n_realisations(self) -> int:
@@ -102,6 +108,19 @@ def make_truth_ensemble(cases: Dataset, n_realisations: int = 64, seed: int = 12
                          f"(observation noise {expected:g}): not the simulator that made them")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xE5E]))
     b, r = cases.n_trajectories, int(n_realisations)
+    if hasattr(system, "conditional_moments"):  # an exact Gaussian law (heat)
+        forcings = [tuple(Forcing.from_dict(d) for d in row) for row in cases.attrs["forcings"]]
+        realisations = np.empty((b, r) + cases.x.shape[1:])
+        exact_mean = np.empty(cases.x.shape)
+        for i in range(b):
+            mean, cov = system.conditional_moments(cases.x[i, 0], cases.mu[i], forcings[i] or None,
+                                                   cases.t)
+            exact_mean[i] = mean
+            jitter = 1e-12 * np.eye(cov.shape[-1]) * max(float(np.abs(cov).max()), 1e-300)
+            factor = np.linalg.cholesky(cov + jitter)  # (T, n, n)
+            draws = rng.standard_normal((r, cases.n_times, cov.shape[-1]))
+            realisations[i] = mean[None] + np.einsum("tij,rtj->rti", factor, draws)
+        return TruthEnsemble(cases, realisations, "exact_moments", None, None, exact_mean)
     if system.has_process_noise:
         if "x0" not in system.param:
             raise ValueError(f"{cases.system}: the initial state is drawn with the process noise; "

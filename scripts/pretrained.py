@@ -336,6 +336,61 @@ def rescore(names: list[str], out: Path, data_dir: Path | None = None) -> None:
                   f"{euler['rel_l2_mean']:.4f}) in {time.time() - start:.0f} s", flush=True)
 
 
+def ensemble(names: list[str], out: Path, data_dir: Path | None = None,
+             n_realisations: int = 64) -> None:
+    """Score shipped models against truth ensembles (issue 14: stochastic and chaotic truth).
+
+    For each model whose eval split is random given its inputs (process or observation noise)
+    or chaotic: regenerate ``n_realisations`` truth realisations of every case
+    (:func:`engine.truth_ensembles.make_truth_ensemble`), score the model's prediction
+    against them (:func:`engine.ensemble_evaluation.evaluate_against_ensemble`), and keep
+    the scores as ``ensemble`` in ``eval.json`` and in ``config.json``'s metrics (the
+    dashboard's held-out line). Deterministic, non-chaotic systems are skipped: their data
+    are their truth.
+    """
+    import warnings
+
+    from engine import load_dataset, load_model
+    from engine.ensemble_evaluation import describe_scores, evaluate_against_ensemble
+    from engine.model import ExtrapolationWarning
+    from engine.truth_ensembles import make_truth_ensemble
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = data_dir or Path(tmp)
+        for name in names:
+            spec, target = _spec(name), out / name
+            record_path = target / "eval.json"
+            if not record_path.is_file():
+                print(f"skip {name}: no eval.json (train it first)", flush=True)
+                continue
+            record = json.loads(record_path.read_text())
+            eval_split = spec.get("eval", "test")
+            files = _datasets(spec, cache, smoke=False,
+                              skip=tuple(s for s in spec["generate"]["n"] if s != eval_split))
+            cases = load_dataset(files[eval_split])
+            start = time.time()
+            try:
+                truth = make_truth_ensemble(cases, n_realisations, seed=1234)
+            except ValueError as exc:
+                print(f"skip {name}: {exc}", flush=True)
+                continue
+            if truth.kind == "deterministic" and truth.lyapunov_exponents is None:
+                print(f"skip {name}: deterministic and not chaotic (the data are the truth)", flush=True)
+                continue
+            model = load_model(target)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExtrapolationWarning)
+                scores = evaluate_against_ensemble(model, truth, spec.get("eval_samples", 128))
+            scores["description"] = describe_scores(scores)
+            scores["seconds"] = time.time() - start
+            record["ensemble"] = scores
+            record_path.write_text(json.dumps(record, indent=2))
+            config = json.loads((target / "config.json").read_text())
+            _store_metrics(target, {**config.get("metrics", {}), "ensemble": {
+                k: v for k, v in scores.items() if not isinstance(v, (list, dict))}})
+            print(f"{name}: {scores['description']} ({scores['seconds']:.0f} s)", flush=True)
+
+
 def train_parallel(names: list[str], out: Path, jobs: int, smoke: bool, reuse: bool,
                    data_dir: Path | None = None, max_seconds: float | None = None) -> None:
     """Run ``train`` for each name in its own process, ``jobs`` at a time (logs in
@@ -403,6 +458,48 @@ def _metric_table(test: dict, euler: dict | None) -> list[str]:
                     f"{paper['rel_l2_std']:.3g} |" + (" – |" if euler else ""))
     return head + rows + [f"| trajectories | {test.get('n_trajectories')} |"
                           + (" |" if euler else "")]
+
+
+def _ensemble_lines(record: dict) -> list[str]:
+    """The scores against the truth's ensemble (``ensemble`` phase), with what they mean."""
+    ens = record.get("ensemble")
+    if not ens:
+        return []
+    oracle = ens.get("oracle", {})
+
+    def cell(value, digits=3):
+        return "–" if value is None else f"{value:.{digits}g}"
+
+    lines = ["", "## Scores against the truth's ensemble", "",
+             f"The truth of this system is {'chaotic' if 'valid_lyapunov_times' in ens else 'random'} "
+             f"({ens['kind'].replace('_', ' ')}): each of the {ens['n_cases']} test cases was "
+             f"simulated {ens['n_realisations']} more times with the same initial state, μ and f "
+             "(`python scripts/pretrained.py ensemble`), and the prediction "
+             f"({ens['n_samples']} paths) is scored against those realisations. "
+             + ens.get("description", ""), "",
+             "| score | this model | a perfect model (half the realisations) | holding the first snapshot |",
+             "|---|---|---|---|",
+             f"| rel. L2 of the mean against the truth's mean | {cell(ens['rel_l2_vs_ensemble_mean'])} "
+             f"(± {cell(ens.get('rel_l2_vs_ensemble_mean_case_std'), 2)} over cases) | "
+             f"{cell(oracle.get('rel_l2_vs_ensemble_mean'))} | {cell(ens.get('persistence_rel_l2'))} |",
+             f"| rel. L2 against one realisation (the old score) | {cell(ens['rel_l2_vs_one_realisation'])} | "
+             f"{cell(oracle.get('rel_l2_vs_one_realisation'))} | – |",
+             f"| 90 % coverage of the realisations (ideal 0.90) | {cell(ens['coverage_90'])} | "
+             f"{cell(oracle.get('coverage_90'))} | – |",
+             f"| 50 % coverage of the realisations (ideal 0.50) | {cell(ens['coverage_50'])} | "
+             f"{cell(oracle.get('coverage_50'))} | – |",
+             f"| CRPS (state units) | {cell(ens['crps'])} | {cell(oracle.get('crps'))} | – |",
+             f"| energy score (state units) | {cell(ens['energy_score'])} | "
+             f"{cell(oracle.get('energy_score'))} | – |"]
+    if "valid_lyapunov_times" in ens:
+        lines.append(f"| valid prediction time (Lyapunov times; normalised RMSE ≤ "
+                     f"{ens['vpt_threshold']:g}; horizon {ens['horizon_lyapunov_times']:.2f}, "
+                     f"λ_max = {ens['lyapunov_exponent']:.3g}) | {ens['valid_lyapunov_times']:.2f} | – | "
+                     f"{ens['persistence_valid_lyapunov_times']:.2f} |")
+    if ens.get("rel_l2_steps_left_out"):
+        lines += ["", f"{100 * ens['rel_l2_steps_left_out']:.1f} % of the steps are left out of the "
+                  "relative errors: there the truth's mean is ~0 (the state starts at zero)."]
+    return lines
 
 
 def cards(names: list[str], out: Path) -> None:
@@ -482,6 +579,7 @@ def cards(names: list[str], out: Path) -> None:
              "validation split, or the preset's only held-out piece is the one scored)."), "",
             *_integration_lines(record),
             *_metric_table(test, record.get("euler_data_step")),
+            *_ensemble_lines(record),
             "", "## Known limits", "",
             "Trained parameter ranges (predictions outside them extrapolate and warn):", "",
             "| parameter | trained range |", "|---|---|", ranges, "",
@@ -495,7 +593,7 @@ def cards(names: list[str], out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("phase", choices=["data", "train", "rescore", "cards"])
+    parser.add_argument("phase", choices=["data", "train", "rescore", "ensemble", "cards"])
     parser.add_argument("--only", help="comma-separated systems (default: all)")
     parser.add_argument("--out", default=str(ROOT / "pretrained"))
     parser.add_argument("--jobs", type=int, default=1,
@@ -528,6 +626,8 @@ def main() -> None:
             _datasets(_spec(name), data_dir, args.smoke, skip=("train",))
     elif args.phase == "rescore":
         rescore(names, Path(args.out), args.data_dir)
+    elif args.phase == "ensemble":
+        ensemble(names, Path(args.out), args.data_dir)
     else:
         cards(names, Path(args.out))
 

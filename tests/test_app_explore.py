@@ -55,6 +55,22 @@ def test_model_info_says_how_predictions_are_integrated(view):
         assert "checked: halving it changes the rollout by" in text
 
 
+def test_the_held_out_line_shows_the_metric_that_fits_the_truth():
+    from app.explore import _held_out_line
+
+    plain = {"rel_l2_mean": 0.0512, "coverage_90": 0.9}
+    assert _held_out_line(plain).startswith("held-out relative L2 error 0.0512")
+    random = {**plain, "ensemble": {"rel_l2_vs_ensemble_mean": 0.062, "n_realisations": 64,
+                                    "coverage_90": 0.96}}
+    line = _held_out_line(random)
+    assert "0.062 against the mean of 64 truth realisations" in line and "96 %" in line
+    chaotic = {**plain, "ensemble": {**random["ensemble"], "valid_lyapunov_times": 0.33,
+                                     "persistence_valid_lyapunov_times": 0.04,
+                                     "vpt_threshold": 0.3}}
+    assert _held_out_line(chaotic).startswith("valid prediction time 0.33 Lyapunov times")
+    assert _held_out_line({}) == ""
+
+
 def test_slider_release_pushes_new_data_into_the_same_figures(view):
     pn.panel(view).get_root()
     qoi, mean_map = view._plots["qoi"], view._plots["mean_map"]

@@ -193,6 +193,28 @@ class HeatSystem(System):
             means[i + 1], covs[i + 1] = m, c
         return means, covs
 
+    def conditional_moments(self, x0: np.ndarray, mu: Any = None, forcing: Any = None,
+                            t: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact mean (T, n_x) and covariance (T, n_x, n_x) of the observed state given the
+        observed first snapshot ``x0`` (n_x,): the law of a(t[0]) is conditioned on
+        ``x0 = Φ a(t[0]) + ε`` (Gaussian, exact), then propagated (:meth:`exact_moments`).
+        What a model that sees ``x0`` can at best predict."""
+        mu = self.check_mu(self.default_mu() if mu is None else mu)[:1]
+        x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
+        if x0.shape != (self.n_x,):
+            raise ValueError(f"heat: x0 must have shape ({self.n_x},), got {x0.shape}")
+        m0, v0 = (a[0] for a in self._initial(self.mu_dict(mu)["kappa"]))
+        phi = self.basis()
+        if not np.any(v0 > 0):  # a fixed initial state: nothing to learn from x0
+            mean, cov = m0, np.zeros((self.n_modes, self.n_modes))
+        elif self.obs_noise == 0:  # x0 determines the modes (Φ has full column rank)
+            mean, cov = np.linalg.lstsq(phi, x0, rcond=None)[0], np.zeros((self.n_modes,) * 2)
+        else:
+            precision = np.diag(1.0 / v0) + phi.T @ phi / self.obs_noise**2
+            cov = np.linalg.inv(precision)
+            mean = cov @ (m0 / v0 + phi.T @ x0 / self.obs_noise**2)
+        return self.exact_moments(mu, forcing, t, a0_mean=mean, a0_cov=cov)
+
     def exact_moments(self, mu: Any = None, forcing: Any = None, t: Any = None,
                       a0_mean: np.ndarray | None = None, a0_cov: np.ndarray | None = None,
                       ) -> tuple[np.ndarray, np.ndarray]:
