@@ -171,3 +171,25 @@ def test_relative_error_leaves_out_steps_where_the_truth_is_zero():
     scores = ensemble_scores(pred, pred[:, None], truth[:, None].repeat(4, 1))
     assert scores["rel_l2_vs_ensemble_mean"] == pytest.approx(0.1 + 1e-3, rel=1e-6)
     assert scores["rel_l2_steps_left_out"] == pytest.approx(0.2)
+
+
+def test_the_reproduction_table_reads_verdicts_from_the_scores(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import reproduction
+
+    base = {"kind": "process_noise", "n_cases": 4, "n_realisations": 64, "rel_l2_vs_ensemble_mean": 0.08,
+            "rel_l2_vs_ensemble_mean_case_std": 0.01, "coverage_90": 0.9,
+            "oracle": {"coverage_90": 0.85}}
+    records = {"oscillator": base, "van_der_pol": {**base, "coverage_90": 0.97},
+               "lorenz63": {**base, "kind": "observation_noise", "valid_lyapunov_times": 1.2,
+                            "persistence_valid_lyapunov_times": 0.1}}
+    for name, ens in records.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "eval.json").write_text(json.dumps({"ensemble": ens}))
+    lines, raw = reproduction.ensemble_rows(tmp_path)
+    verdicts = {r["model"]: r["verdict"] for r in raw}
+    assert verdicts == {"oscillator": "met", "van_der_pol": "missed: coverage 0.970", "lorenz63": "met"}
+    assert len(lines) == 2 + 3
