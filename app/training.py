@@ -20,6 +20,7 @@ Failures never escape: bad settings, bad names, failed or diverged trainings bec
 from __future__ import annotations
 
 import re
+import threading
 import time
 from typing import Any
 
@@ -27,7 +28,7 @@ import param
 
 from app import catalog
 from app.training_job import ACTIVE, JobSpec, TrainingJob, ValidationCurve
-from app.upload import Upload, UploadError, read_upload
+from app.upload import Upload, UploadError, display_name, read_upload_isolated
 from app.worker import TrainingWorker, get_worker
 
 __all__ = ["TrainingState", "check_model_name", "ordinal", "device_options", "MODEL_NAME_RULE"]
@@ -124,6 +125,8 @@ class TrainingState(param.Parameterized):
     upload = param.ClassSelector(class_=Upload, default=None, allow_None=True,
                                  doc="The accepted uploaded dataset.")
     upload_error = param.String(default="", doc="Why the last upload was refused.")
+    upload_pending = param.String(default="", doc="The upload being checked (in a separate "
+                                                  "process), if any.")
 
     def __init__(self, worker: TrainingWorker | None = None, owner: str = "", **params: Any):
         """Args:
@@ -135,6 +138,7 @@ class TrainingState(param.Parameterized):
         self.worker = worker or get_worker()
         self.owner = owner
         self.job: TrainingJob | None = None
+        self._upload_check: tuple[threading.Thread, dict] | None = None
         systems = _systems()
         self.param.system.objects = systems
         if self.system not in systems:
@@ -213,10 +217,12 @@ class TrainingState(param.Parameterized):
             self.worker.cancel(self.job)
 
     def poll(self) -> bool:
-        """Apply the worker's news (call on the session's thread); ``True`` if any."""
+        """Apply the worker's news and a finished upload check (call on the session's
+        thread); ``True`` if any."""
+        checked = self._apply_upload_check() is not None
         job = self.job
         if job is None:
-            return False
+            return checked
         events = job.drain()
         changes: dict[str, Any] = {}
         new_logs: list[dict] = []
@@ -298,21 +304,57 @@ class TrainingState(param.Parameterized):
         return True
 
     # ------------------------------------------------------------- upload
-    def add_upload(self, name: str, data: bytes) -> bool:
-        """Validate an uploaded file; on success it becomes the chosen training data.
-        ``False`` (and ``upload_error``) when refused; a previous good upload stays."""
-        start = time.perf_counter()
-        try:
-            upload = read_upload(name, data)
-        except UploadError as exc:
-            self.upload_error = str(exc)
+    def add_upload(self, name: str, data: bytes, wait: bool = True) -> bool | None:
+        """Check an uploaded file in a separate process (:func:`read_upload_isolated`, with
+        time and memory limits) from a background thread; on success it becomes the chosen
+        training data, and a refused file leaves ``upload_error`` (a previous good upload
+        stays). One check at a time per session.
+
+        Args:
+            wait: block until the answer (tests, scripts) and return ``True`` / ``False``;
+                ``False``: return ``None`` at once and let :meth:`poll` apply the answer
+                (the dashboard: the session's event loop never waits for a file).
+        """
+        if self._upload_check is not None and self._upload_check[0].is_alive():
+            self.upload_error = (f"{display_name(name)}: refused; {self.upload_pending} is still being "
+                                 "checked, upload again when it is done")
+            return False if wait else None
+        box: dict[str, Any] = {}
+
+        def check() -> None:
+            start = time.perf_counter()
+            try:
+                box["upload"] = read_upload_isolated(name, data)
+            except UploadError as exc:
+                box["error"] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - never let a file break the session
+                box["error"] = f"{display_name(name)}: could not be read ({type(exc).__name__})"
+            box["seconds"] = time.perf_counter() - start
+
+        thread = threading.Thread(target=check, name="srom-upload-check", daemon=True)
+        self._upload_check = (thread, box)
+        self.param.update(upload_pending=display_name(name),
+                          message=f"checking {display_name(name)} in a separate process…")
+        thread.start()
+        if not wait:
+            return None
+        thread.join()
+        return self._apply_upload_check()
+
+    def _apply_upload_check(self) -> bool | None:
+        """The finished upload check's answer into the params (session thread)."""
+        if self._upload_check is None or self._upload_check[0].is_alive():
+            return None
+        box = self._upload_check[1]
+        self._upload_check = None
+        if "upload" not in box:
+            self.param.update(upload_pending="", upload_error=box.get("error", "refused"),
+                              message="")
             return False
-        except Exception as exc:  # noqa: BLE001 - never let a file break the session
-            self.upload_error = f"{name}: could not be read ({type(exc).__name__}: {exc})"
-            return False
+        upload = box["upload"]
         n = upload.dataset.n_trajectories
-        self.param.update(upload=upload, upload_error="", source="upload",
-                          n_trajectories=max(1, n - 1) if n > 1 else 1)
-        self.message = (f"{upload.name} read in {time.perf_counter() - start:.2f} s; it is "
-                        "now the training data")
+        self.param.update(upload=upload, upload_error="", upload_pending="", source="upload",
+                          n_trajectories=max(1, n - 1) if n > 1 else 1,
+                          message=f"{upload.name} read in {box['seconds']:.2f} s; it is now "
+                                  "the training data")
         return True

@@ -130,7 +130,7 @@ class TrainingView(pn.viewable.Viewer):
         s.param.watch(self._show_history, "history")
         s.param.watch(lambda *e: self._show_validation(), "validation")
         s.param.watch(lambda *e: self._show_messages(), ["error", "warning"])
-        s.param.watch(lambda *e: self._show_upload(), ["upload", "upload_error"])
+        s.param.watch(lambda *e: self._show_upload(), ["upload", "upload_error", "upload_pending"])
         s.param.watch(lambda *e: self._sync_enabled(), ["status", "model", "source"])
         self.curves.append(s.history)  # a state that has trained already
         self._n_drawn = len(s.history)
@@ -228,6 +228,10 @@ class TrainingView(pn.viewable.Viewer):
         s = self.state
         self._upload_error.param.update(object=f"**Upload refused:** {md(s.upload_error)}",
                                         visible=bool(s.upload_error))
+        if s.upload_pending:
+            self._upload_info.param.update(
+                object=f"Checking **{md(s.upload_pending)}** in a separate process…", visible=True)
+            return
         self._upload_info.param.update(
             object=s.upload.summary_markdown() if s.upload else "",
             visible=s.upload is not None and not s.upload_error)
@@ -251,5 +255,7 @@ class TrainingView(pn.viewable.Viewer):
         for name, data in files.items():
             if isinstance(data, str):  # FileDropper decodes text/* types
                 data = data.encode("utf-8")
-            self.state.add_upload(name, data)
+            # checked in a separate process; the periodic poll shows the answer (served),
+            # tests and scripts without a server wait for it
+            self.state.add_upload(name, data, wait=self._periodic is None)
         self._dropper.value = {}  # the dataset is kept in the state; drop the raw bytes

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import io
 import pickle
+import resource
 import threading
 import time
 import warnings
@@ -281,3 +282,55 @@ def test_qoi_index_and_log_spacing():
     assert auto_log_every(30) == 1 and auto_log_every(10_000) == 50
     assert JobSpec().describe().startswith("oscillator (small)")
     assert threading.current_thread() is threading.main_thread()
+
+
+# ---------------------------------------------------------- uploads off the event loop
+def _zip_bomb() -> bytes:
+    """A 0.4 MB .npz that decodes to 400 MB of zeros (a valid dataset otherwise)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, t=np.linspace(0, 1, 1000), x=np.zeros((4, 1000, 12500)))
+    return buf.getvalue()
+
+
+def test_an_upload_is_read_in_another_process_within_time_and_memory_limits(monkeypatch):
+    from app.upload import read_upload_isolated
+
+    bomb = _zip_bomb()
+    assert len(bomb) < 1_000_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(UploadError, match="bomb.npz.*(memory|MemoryError)"):
+        read_upload_isolated("bomb.npz", bomb, memory_mb=150)
+    # the decoded 400 MB never touched this process
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
+    with pytest.raises(UploadError, match="longer than 0.01 s"):
+        read_upload_isolated("slow.npz", bomb, timeout_s=0.01)
+    good = _npz(t=np.linspace(0, 1, 5), x=np.ones((2, 5, 3)), system=np.asarray("<b>x</b>"))
+    upload = read_upload_isolated("../evil/good.npz", good)
+    assert upload.name == "good.npz" and upload.dataset.system == "<b>x</b>"
+    np.testing.assert_array_equal(upload.dataset.x, np.ones((2, 5, 3)))
+
+
+def test_the_session_checks_an_upload_in_the_background_one_at_a_time(worker, monkeypatch):
+    import app.training as training
+
+    release = threading.Event()
+    real = training.read_upload_isolated
+
+    def slow(name, data):
+        release.wait(10)
+        return real(name, data)
+
+    monkeypatch.setattr(training, "read_upload_isolated", slow)
+    state = TrainingState(worker=worker, **TINY)
+    good = _dataset_bytes()
+    assert state.add_upload("first.npz", good, wait=False) is None  # returns at once
+    assert state.upload_pending == "first.npz" and state.upload is None
+    assert not state.poll() or state.upload is None  # nothing to apply yet
+    assert state.add_upload("second.npz", good, wait=False) is None
+    assert "first.npz is still being checked" in state.upload_error
+    release.set()
+    for _ in range(100):
+        if state.poll() and state.upload is not None:
+            break
+        time.sleep(0.05)
+    assert state.upload.name == "first.npz" and state.upload_pending == ""
