@@ -141,6 +141,11 @@ class PredictRequest:
 #: decoded values one prediction may hold per copy (float32: 1 GiB); the prediction makes a
 #: few copies (samples, noise, sorted quantiles), so this bounds it to a few GiB
 PATH_CAP_VALUES = 2**28
+#: a dashboard prediction's bounds: the horizon in trained spans, and paths × integration
+#: steps (about 5 s of latent integration on a 2-core CPU), so one session cannot hold the
+#: shared model for minutes (a horizon of 10⁴ once took over 60 s)
+MAX_HORIZON_SPANS = 20
+MAX_PATH_STEPS = 4_000_000
 
 
 def path_cap(state_shape: tuple[int, ...], n_times: int, values: int | None = None) -> int:
@@ -365,10 +370,20 @@ class ExploreState(param.Parameterized):
         if not math.isfinite(self.horizon) or self.horizon <= t0 + dt / 2:
             raise ValueError(f"horizon must be after the start time {t0:g} by at least one "
                              f"step {dt:g}, got {self.horizon:g}")
+        span = float(model.t_range_[1]) - t0
+        if self.horizon > t0 + MAX_HORIZON_SPANS * span:
+            raise ValueError(f"horizon {self.horizon:g} is too far: at most "
+                             f"{t0 + MAX_HORIZON_SPANS * span:g} ({MAX_HORIZON_SPANS} times the "
+                             f"trained span {span:g})")
         n_steps = max(1, int(round((self.horizon - t0) / dt)))
         stride = max(1, math.ceil(n_steps / (self.max_frames - 1)))
         n_out = n_steps // stride + 1
         _, substeps = model.integration_settings()
+        work = (n_out - 1) * stride * substeps * int(self.n_paths)
+        if work > MAX_PATH_STEPS:
+            raise ValueError(f"horizon {self.horizon:g} with {self.n_paths} paths needs {work:.3g} "
+                             f"path steps, over the {MAX_PATH_STEPS:.3g} a dashboard prediction may "
+                             "take: lower the horizon or the number of paths")
         return t0 + dt * stride * np.arange(n_out), stride * substeps
 
     def mu_vector(self) -> np.ndarray:

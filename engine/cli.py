@@ -127,8 +127,30 @@ def cmd_train(args) -> int:
 
 
 # ---------------------------------------------------------------- predict
+def _split_outside_brackets(text: str) -> list[str]:
+    """``a=1,b=[1,2]`` → ``['a=1', 'b=[1,2]']``: commas inside ``[...]`` stay (a list value)."""
+    items, depth, current = [], 0, []
+    for char in text:
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+            if depth < 0:
+                raise UserError(f"--forcing: unbalanced ']' in '{text[:80]}'")
+        if char == "," and depth == 0:
+            items.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    if depth:
+        raise UserError(f"--forcing: unbalanced '[' in '{text[:80]}'")
+    items.append("".join(current).strip())
+    return items
+
+
 def _forcing_values(spec: str, t: np.ndarray, n_forcing: int) -> np.ndarray:
-    """``family:key=value,...`` (one per channel, separated by ';') → ``(T, F)``."""
+    """``family:key=value,...`` (one per channel, separated by ';'; a list value in
+    brackets, e.g. ``sum_of_sines:amplitudes=[1,0.5],frequencies=[0.2,1]``) → ``(T, F)``."""
     from engine.forcing import make_forcing
 
     parts = [p for p in spec.split(";") if p.strip()]
@@ -138,7 +160,7 @@ def _forcing_values(spec: str, t: np.ndarray, n_forcing: int) -> np.ndarray:
     for part in parts:
         family, _, rest = part.partition(":")
         kwargs = {}
-        for item in filter(None, rest.split(",")):
+        for item in filter(None, _split_outside_brackets(rest)):
             if "=" not in item:
                 raise UserError(f"--forcing: expected key=value, got '{item}'")
             key, value = item.split("=", 1)
@@ -365,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--x0-from", help="dataset that gives x0 (and defaults for μ, f, t)")
     p.add_argument("--index", type=int, default=0)
     p.add_argument("--mu", type=float, nargs="+", help="parameter values")
-    p.add_argument("--forcing", help="e.g. 'sine:amplitude=1,frequency=2' (';' between channels)")
+    p.add_argument("--forcing", help="e.g. 'sine:amplitude=1,frequency=2' or "
+                   "'sum_of_sines:amplitudes=[1,0.5],frequencies=[0.2,1]' (';' between channels)")
     p.add_argument("--t-end", type=float, help="predict up to this time")
     p.add_argument("--n-times", type=int, help="number of output times with --t-end")
     p.add_argument("--n-samples", type=int, default=128)

@@ -61,11 +61,20 @@ def _finite(family: str, name: str, value: Any) -> float:
     return out
 
 
+#: the most terms of a ``sum_of_sines`` and random features of a ``smooth_random`` (each
+#: evaluation costs terms × times: a user-given 2·10⁷ would stall a server)
+MAX_TERMS = 64
+MAX_FEATURES = 4096
+
+
 def _finite_tuple(family: str, name: str, values: Any) -> tuple[float, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
         raise ValueError(
-            f"forcing '{family}': parameter '{name}' must be a list of numbers, got {values!r}"
+            f"forcing '{family}': parameter '{name}' must be a list of numbers, got {str(values)[:80]!r}"
         )
+    if len(values) > MAX_TERMS:
+        raise ValueError(f"forcing '{family}': parameter '{name}' has {len(values)} terms; at "
+                         f"most {MAX_TERMS}")
     return tuple(_finite(family, f"{name}[{i}]", v) for i, v in enumerate(values))
 
 
@@ -248,9 +257,9 @@ class SmoothRandom(Forcing):
             object.__setattr__(self, name, int(value))
         if self.seed < 0:
             raise ValueError(f"forcing 'smooth_random': seed must be >= 0, got {self.seed}")
-        if self.n_features < 1:
-            raise ValueError(f"forcing 'smooth_random': n_features must be >= 1, got "
-                             f"{self.n_features}")
+        if not 1 <= self.n_features <= MAX_FEATURES:
+            raise ValueError(f"forcing 'smooth_random': n_features must be in 1..{MAX_FEATURES}, "
+                             f"got {self.n_features}")
         rng = np.random.default_rng(self.seed)
         omega = rng.standard_normal(self.n_features) / self.length_scale
         weights = rng.standard_normal((2, self.n_features)) / math.sqrt(self.n_features)

@@ -27,6 +27,27 @@ __all__ = ["FORMAT_VERSION", "ModelFileError", "save_model", "load_model"]
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+#: the most state values (the product of ``state_shape``) a model file may declare
+MAX_STATE_VALUES = 2**27
+
+
+def _stored_parameter_count(weights_path: Path) -> int:
+    """The number of values in a safetensors file, from its header (nothing is loaded)."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights_path), "pt") as f:
+        return sum(int(np.prod(f.get_slice(k).get_shape(), dtype=np.int64)) for k in f.keys())
+
+
+def _hidden_layer_size(params: dict) -> int:
+    """Values of the layers between consecutive hidden widths, over every width list (some
+    lists go unused by some architectures): read before anything is built, so that a config
+    of 10⁵-wide layers is refused instead of building for minutes and tens of GB."""
+    total = 0
+    for name in ("hidden", "drift_hidden", "kernel_hidden"):
+        widths = [int(w) for w in params.get(name) or [] if isinstance(w, (int, float))]
+        total += sum(a * b for a, b in zip(widths, widths[1:]))
+    return total
 
 
 class ModelFileError(ValueError):
@@ -129,6 +150,19 @@ def load_model(directory: str | os.PathLike, device: str = "cpu"):
         if unknown:
             raise ModelFileError(f"{config_path}: unknown hyperparameters {sorted(unknown)}")
         model = StochasticROM(**params)
+        shape = [int(v) for v in config["state_shape"]]
+        if not shape or min(shape) < 1 or int(np.prod(shape, dtype=np.float64)) > MAX_STATE_VALUES:
+            raise ModelFileError(f"{config_path}: state_shape {config['state_shape']} is not a "
+                                 f"shape of at most {MAX_STATE_VALUES} positive values")
+        try:
+            stored = _stored_parameter_count(weights_path)
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ModelFileError(f"{weights_path}: not a readable safetensors file ({exc})") from exc
+        needed = _hidden_layer_size(params)
+        if needed > max(50 * stored, 10**7):
+            raise ModelFileError(f"{config_path}: the layer widths ask for about {needed} "
+                                 f"weights, {weights_path.name} holds {stored}: config and "
+                                 "weights do not belong together")
         norm = Normalization.from_dict(config["normalization"])
         model.normalization_ = norm
         model.state_shape_ = tuple(int(s) for s in config["state_shape"])

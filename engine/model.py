@@ -32,6 +32,22 @@ from engine.train import Trainer, TrainSettings, WindowSampler, read_checkpoint
 __all__ = ["StochasticROM", "NotFittedError", "ExtrapolationWarning", "resolve_device"]
 
 
+#: the most values one prediction may hold at once (env ``SROM_MAX_PREDICTION_VALUES``)
+DEFAULT_MAX_PREDICTION_VALUES = 2**30
+
+
+def _check_prediction_size(what: str, values: int) -> None:
+    """Refuse, before allocating, a prediction that would hold more than the limit."""
+    try:
+        limit = int(os.environ.get("SROM_MAX_PREDICTION_VALUES", DEFAULT_MAX_PREDICTION_VALUES))
+    except ValueError:
+        limit = DEFAULT_MAX_PREDICTION_VALUES
+    if values > limit:
+        raise ValueError(f"this prediction is too large: {what} would hold {values:.3g} values, "
+                         f"over the limit of {limit:.3g} (SROM_MAX_PREDICTION_VALUES); use fewer "
+                         "sample paths, output times or substeps, or a decode stride")
+
+
 class NotFittedError(RuntimeError):
     """The model has not been fitted (or loaded) yet."""
 
@@ -630,6 +646,9 @@ class StochasticROM:
         decoder_noise = decoder_noise and not deterministic
         device, dtype, norm = self._device(), self.torch_dtype, self.normalization_
         n_cases, d = mu.shape[0], self.latent_dim_
+        n_kept = len(range(0, t.size, int(decode_stride))) + (1 if (t.size - 1) % decode_stride else 0)
+        _check_prediction_size("the decoded sample paths (cases × paths × times × state)",
+                               n_cases * n_samples * n_kept * math.prod(self.state_shape_))
         if decode_stride > 1:  # keep every decode_stride-th time and the last one
             keep = np.unique(np.r_[np.arange(0, t.size, int(decode_stride)), t.size - 1])
             latent = latent.view(n_cases * n_samples, t.size, d)[:, torch.as_tensor(keep, device=device)]
@@ -715,8 +734,10 @@ class StochasticROM:
         if deterministic:
             eps0 = torch.zeros_like(eps0)
         z0 = (mean0[:, None] + noise_scale * torch.exp(0.5 * log_var0)[:, None] * eps0).reshape(n_paths, d)
-        noise = torch.randn(scheme.noise_shape(t.size - 1, n_sub, n_paths, d), generator=gen,
-                            dtype=dtype, device=device)
+        noise_shape = scheme.noise_shape(t.size - 1, n_sub, n_paths, d)
+        _check_prediction_size("the Brownian draws (times × substeps × paths × latent)",
+                               math.prod(noise_shape))
+        noise = torch.randn(noise_shape, generator=gen, dtype=dtype, device=device)
         if deterministic:
             noise = torch.zeros_like(noise)
         mu_t = torch.as_tensor((mu - norm.mu_mean) / norm.mu_std, dtype=dtype, device=device)

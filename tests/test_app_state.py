@@ -199,6 +199,20 @@ def test_horizon_and_frames(state):
     assert "beyond the trained time range" in state.warning
     state.horizon = -1.0
     assert "horizon" in state.error
+    state.horizon = 1e4 * t_end  # bounded work: refused with a reason, nothing computed
+    assert "too far" in state.error
+    from app import state as state_module
+
+    state.param.update(horizon=2 * t_end, n_paths=2048)
+    steps = (state.result.t.size - 1) * state.time_grid()[1]  # integration steps per path
+    assert state.error == ""
+    old = state_module.MAX_PATH_STEPS
+    try:
+        state_module.MAX_PATH_STEPS = steps * 2047  # one path fewer than asked
+        state.seed = state.seed + 1
+        assert "path steps" in state.error and "lower the horizon" in state.error
+    finally:
+        state_module.MAX_PATH_STEPS = old
 
 
 def test_forcing_fields_follow_the_trained_ranges():

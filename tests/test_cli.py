@@ -90,6 +90,12 @@ def test_predict_from_dataset_and_from_new_inputs(files, trained):
     (["train", "{train}", "--out", "{tmp}/m", "--select-every", "10"], "--select-every needs --val"),
     (["predict", "{model}", "--data", "{train}", "--index", "99", "--out", "{tmp}/p.npz"], "--index 99"),
     (["predict", "{model}", "--out", "{tmp}/p.npz"], "give --data"),
+    (["predict", "{model}", "--data", "{train}", "--t-end", "3", "--forcing",
+      "smooth_random:n_features=20000000", "--out", "{tmp}/p.npz"], "n_features must be in 1..4096"),
+    (["predict", "{model}", "--data", "{train}", "--t-end", "3", "--forcing",
+      "sum_of_sines:amplitudes=[1,2", "--out", "{tmp}/p.npz"], "unbalanced '['"),
+    (["predict", "{model}", "--data", "{train}", "--n-samples", "100000000", "--out",
+      "{tmp}/p.npz"], "this prediction is too large"),
 ])
 def test_user_errors_print_one_line(files, trained, tmp_path, capsys, argv, message):
     argv = [a.format(train=files / "train.npz", tmp=tmp_path, model=trained) for a in argv]
@@ -97,6 +103,18 @@ def test_user_errors_print_one_line(files, trained, tmp_path, capsys, argv, mess
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("srom: error:")
+
+
+def test_predict_takes_a_multi_term_forcing_on_the_command_line(files, trained):
+    out = files / "sines.npz"
+    assert main(["predict", str(trained), "--data", str(files / "test.h5"), "--t-end", "3",
+                 "--n-times", "31", "--forcing",
+                 "sum_of_sines:amplitudes=[1,0.5],frequencies=[0.2,1],phases=[0,1]",
+                 "--n-samples", "3", "--out", str(out)]) == 0
+    with np.load(out) as pred:
+        t, f = pred["t"], pred["f"][0, :, 0]
+    expected = np.sin(2 * np.pi * 0.2 * t) + 0.5 * np.sin(2 * np.pi * t + 1)
+    np.testing.assert_allclose(f, expected, atol=1e-12)
 
 
 def test_console_script_runs(files):

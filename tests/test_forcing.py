@@ -125,3 +125,14 @@ def test_evaluate_forcings_shape():
     out = evaluate_forcings(rows, np.linspace(0, 1, 7))
     assert out.shape == (2, 7, 2)
     np.testing.assert_array_equal(out[1, :, 0], 0.0)
+
+
+def test_forcing_sizes_are_bounded():
+    from engine.forcing import MAX_FEATURES, MAX_TERMS
+
+    make_forcing("smooth_random", n_features=MAX_FEATURES)
+    with pytest.raises(ValueError, match="n_features must be in"):
+        make_forcing("smooth_random", n_features=MAX_FEATURES + 1)
+    many = [1.0] * (MAX_TERMS + 1)
+    with pytest.raises(ValueError, match="at most 64"):
+        make_forcing("sum_of_sines", amplitudes=many, frequencies=many)

@@ -69,6 +69,31 @@ def test_corrupt_directories_are_rejected(tmp_path, small_model, edit, match):
         load_model(corrupt(tmp_path, small_model, edit))
 
 
+def _edit_config(d, **changes):
+    config = json.loads((d / "config.json").read_text())
+    for key, value in changes.items():
+        if key in config:
+            config[key] = value
+        else:
+            config["params"][key] = value
+    (d / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"drift_hidden": [60000, 60000, 60000]}, "ask for about 72000[0-9]+ weights"),
+    ({"state_shape": [1_000_000_000]}, "state_shape"),
+    ({"state_shape": [0]}, "state_shape"),
+])
+def test_configs_asking_for_huge_networks_are_refused_before_building(tmp_path, small_model,
+                                                                      changes, match):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match=match):
+        load_model(corrupt(tmp_path, small_model, lambda d: _edit_config(d, **changes)))
+    assert time.perf_counter() - start < 5  # nothing of that size was allocated
+
+
 def test_missing_directory(tmp_path):
     with pytest.raises(ModelFileError, match="no such model directory"):
         load_model(tmp_path / "nothing")
