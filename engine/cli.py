@@ -108,7 +108,8 @@ def cmd_train(args) -> int:
         out = out.with_name(out.name + "-diverged")
         print(f"srom: the training diverged; the model already in {args.out} is left as it "
               f"was and the last good parameters go to {out}", file=sys.stderr)
-    model.save(out)  # saved before anything else can fail
+    intended = out
+    out = _save_or_rescue(model, out, checkpoint)  # saved before anything else can fail
     metrics = {}
     if val_data is not None and status != "diverged":
         metrics = model.evaluate(val_data, n_samples=args.val_samples)
@@ -121,9 +122,33 @@ def cmd_train(args) -> int:
         print(f"srom: checkpoint at {checkpoint}; continue with --resume {checkpoint}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    if status == "diverged":
+    if status == "diverged" or out != intended:
         return 1
     return 0
+
+
+def _save_or_rescue(model, out: Path, checkpoint: Path) -> Path:
+    """Save the trained model to ``out``; if the file system refuses (a full disk, a
+    read-only folder), save it to a fresh folder under the temporary directory instead and
+    say so; if that fails too, end in one line that names the last checkpoint."""
+    try:
+        model.save(out)
+        return out
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    import tempfile
+
+    try:
+        rescue = Path(tempfile.mkdtemp(prefix="srom-unsaved-"))
+        model.save(rescue)
+    except OSError as exc:
+        kept = (f"the last checkpoint is {checkpoint}" if checkpoint.is_file()
+                else "no checkpoint was written either")
+        raise UserError(f"could not save the trained model to {out} ({reason}) nor to a "
+                        f"temporary folder ({exc.strerror or exc}); {kept}") from None
+    print(f"srom: could not save the model to {out} ({reason}); it was saved to {rescue} "
+          "instead: move it where you want it", file=sys.stderr)
+    return rescue
 
 
 # ---------------------------------------------------------------- predict

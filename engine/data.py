@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,19 +221,10 @@ class Dataset:
             raise DatasetError(
                 f"unknown dataset file type '{path.suffix}' for {path}: use .npz, .h5 or .hdf5"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
-        os.close(fd)
-        try:
-            if suffix == ".npz":
-                self._write_npz(tmp)
-            else:
-                self._write_h5(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        from engine.atomic import atomic_write
+
+        return atomic_write(path, self._write_npz if suffix == ".npz" else self._write_h5,
+                            suffix=suffix)
 
     def _write_npz(self, path: str) -> None:
         with open(path, "wb") as handle:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from engine.atomic import atomic_write
 from engine.calibration import validate_scale
 from engine.data import Normalization
 from engine.solvers import DEFAULT_METHOD
@@ -94,18 +94,10 @@ def save_model(model, directory: str | os.PathLike, metrics: dict | None = None)
         "metrics": metrics if metrics is not None else getattr(model, "metrics_", {}),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in model.module_.state_dict().items()}
-    for name, payload in ((CONFIG_NAME, None), (WEIGHTS_NAME, state)):
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-        os.close(fd)
-        try:
-            if payload is None:
-                Path(tmp).write_text(json.dumps(_jsonable(config), indent=2))
-            else:
-                save_file(payload, tmp, metadata={"format_version": str(FORMAT_VERSION)})
-            os.replace(tmp, directory / name)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    text = json.dumps(_jsonable(config), indent=2)
+    atomic_write(directory / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(
+        state, tmp, metadata={"format_version": str(FORMAT_VERSION)}))
     return directory
 
 

@@ -432,6 +432,8 @@ class StochasticROM:
         }
         if selection is not None:
             self.training_["selection"] = selection
+        if trainer.checkpoint_error is not None:
+            self.training_["checkpoint_error"] = trainer.checkpoint_error
         self.module_.eval()
         if self.substeps is None and result.status != "diverged":
             # held-out data if given, else a few training trajectories

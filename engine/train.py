@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from engine.atomic import atomic_write
 from engine.module import SROMModule, WindowBatch
 from engine.progress import NullCallback, StopFlag, TrainingCallback
 
@@ -109,15 +109,8 @@ class WindowSampler:
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    cpu = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(cpu, tmp, metadata), suffix=".safetensors")
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
@@ -182,6 +175,7 @@ class Trainer:
         self.callback = callback or NullCallback()
         self.stop_flag = stop_flag or StopFlag()
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.checkpoint_error: str | None = None
         self.checkpoint_extra = checkpoint_extra or {}
         self.use_graph = bool(settings.cuda_graph and device.type == "cuda")
         self.params = [p for p in module.parameters() if p.requires_grad]
@@ -274,7 +268,7 @@ class Trainer:
                 over_budget = (at_log and s.max_seconds is not None and step < s.steps
                                and time.perf_counter() - t_start >= s.max_seconds)
                 if self.checkpoint_path and s.checkpoint_every and step % s.checkpoint_every == 0:
-                    self.save_checkpoint(self.checkpoint_path, step)
+                    self._try_checkpoint(step)
                 if stop_now:
                     status, message = "stopped", f"stopped at step {step} on request"
                     break
@@ -286,7 +280,7 @@ class Trainer:
         except KeyboardInterrupt:
             status, message = "interrupted", f"interrupted at step {step}"
         if self.checkpoint_path and status in ("stopped", "interrupted", "completed", "budget"):
-            self.save_checkpoint(self.checkpoint_path, step)
+            self._try_checkpoint(step)
         self.module.eval()
         seconds = time.perf_counter() - t_start
         peak = None
@@ -321,6 +315,21 @@ class Trainer:
         self.nonfinite.zero_()
 
     # ---------------------------------------------------------- checkpoints
+    def _try_checkpoint(self, step: int) -> None:
+        """A checkpoint that cannot be written (a full disk, a read-only folder) must not end
+        the training, whose parameters are still in memory: warn once and go on
+        (``checkpoint_error`` keeps the reason)."""
+        try:
+            self.save_checkpoint(self.checkpoint_path, step)
+        except OSError as exc:
+            if self.checkpoint_error is None:
+                import warnings
+
+                warnings.warn(f"checkpoint not written to {self.checkpoint_path} at step {step} "
+                              f"({exc.strerror or exc}); training goes on", RuntimeWarning,
+                              stacklevel=2)
+            self.checkpoint_error = f"step {step}: {exc.strerror or exc}"
+
     def save_checkpoint(self, path: Path, step: int) -> None:
         """Model, optimizer and RNG state, written atomically (temp file + rename)."""
         tensors = {f"model.{k}": v for k, v in self.module.state_dict().items()}

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,3 +200,61 @@ def test_a_diverging_run_never_overwrites_a_model_already_there(files, tmp_path,
     assert (out / "model.safetensors").read_bytes() == weights
     assert (tmp_path / "model-diverged" / "model.safetensors").is_file()
     assert "left as it was" in capsys.readouterr().err
+
+
+def _refuse_saving_to(monkeypatch, refused):
+    """``StochasticROM.save`` fails with a full disk for every folder in ``refused``."""
+    import errno
+
+    from engine.model import StochasticROM
+
+    real = StochasticROM.save
+
+    def save(self, directory, *args, **kwargs):
+        if any(str(directory).startswith(str(r)) for r in refused):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, directory, *args, **kwargs)
+
+    monkeypatch.setattr(StochasticROM, "save", save)
+
+
+TRAIN_ARGS = ["--steps", "20", "--window", "16", "--latent-dim", "2", "--set", "drift_hidden=[16]",
+              "--set", "log_every=10"]
+
+
+def test_a_full_disk_at_the_final_save_loses_nothing(files, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "full"
+    _refuse_saving_to(monkeypatch, [out])
+    assert main(["train", str(files / "train.npz"), "--out", str(out), *TRAIN_ARGS]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    rescue = Path(err.split("it was saved to ")[1].split(" instead")[0])
+    assert load_model(rescue).training_["steps"] == 20
+    import shutil
+
+    shutil.rmtree(rescue)
+    import tempfile
+
+    _refuse_saving_to(monkeypatch, [out, tempfile.gettempdir()])
+    assert main(["train", str(files / "train.npz"), "--out", str(out), *TRAIN_ARGS]) == 2
+    err = capsys.readouterr().err
+    assert f"the last checkpoint is {out / 'checkpoint.safetensors'}" in err
+    assert err.strip().splitlines()[-1].startswith("srom: error:")
+
+
+def test_a_checkpoint_that_cannot_be_written_does_not_end_the_training(files, monkeypatch):
+    import errno
+
+    from engine import StochasticROM, load_dataset
+    from engine.train import Trainer
+
+    def refuse(self, path, step):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", refuse)
+    model = StochasticROM(steps=20, window=16, latent_dim=2, drift_hidden=[16], log_every=10,
+                          checkpoint_every=10)
+    with pytest.warns(RuntimeWarning, match="Read-only file system"):
+        model.fit(load_dataset(files / "train.npz"), checkpoint=files / "ro" / "c.safetensors")
+    assert model.training_["status"] == "completed" and model.training_["steps"] == 20
+    assert "Read-only file system" in model.training_["checkpoint_error"]

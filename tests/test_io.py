@@ -116,3 +116,23 @@ def test_simulator_settings_are_saved(tmp_path):
     model.save(tmp_path / "o")
     info = load_model(tmp_path / "o").dataset_info_
     assert info["preset"] == data.attrs["preset"] and info["config"] == data.attrs["config"]
+
+
+def test_temporary_files_of_killed_writes_are_cleaned_up(tmp_path, small_model):
+    import os
+    import time
+
+    from engine.atomic import STALE_AFTER_S
+
+    target = tmp_path / "m"
+    target.mkdir()
+    killed = target / ".tmp-killed-mid-write"
+    killed.write_bytes(b"")
+    old = time.time() - STALE_AFTER_S - 10
+    os.utime(killed, (old, old))
+    live = target / ".tmp-someone-writing-now"
+    live.write_bytes(b"x")
+    small_model.save(target)
+    assert not killed.exists() and live.exists()  # a fresh one may be another writer's
+    assert sorted(p.name for p in target.iterdir()) == [".tmp-someone-writing-now", "config.json",
+                                                       "model.safetensors"]

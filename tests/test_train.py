@@ -106,8 +106,10 @@ def test_checkpoints_are_atomic(tmp_path, data, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(train_module, "save_file", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        model(steps=20, checkpoint_every=10).fit(data, checkpoint=ckpt)
+    # a failed checkpoint write warns and the training goes on (its weights are in memory)
+    with pytest.warns(RuntimeWarning, match="disk full"):
+        trained = model(steps=20, checkpoint_every=10).fit(data, checkpoint=ckpt)
+    assert trained.training_["status"] == "completed"
     assert ckpt.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.safetensors"]
 
