@@ -12,11 +12,42 @@ from __future__ import annotations
 import html
 import re
 
-__all__ = ["md"]
+__all__ = ["md", "hide_server_paths"]
 
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 
 
+def _server_folders() -> list[tuple[str, str]]:
+    """(absolute folder, what a page shows instead), longest first."""
+    import tempfile
+    from pathlib import Path
+
+    from app import catalog
+
+    folders = [(catalog.user_models_dir(), "<your models>"), (catalog.pretrained_dir(), "<pretrained>"),
+               (Path(__file__).resolve().parent.parent, "<srom>"), (Path(tempfile.gettempdir()), "<tmp>"),
+               (Path.home(), "~")]
+    out = []
+    for folder, label in folders:
+        try:
+            text = str(Path(folder).resolve())
+        except OSError:
+            continue
+        if len(text) > 1:
+            out.append((text, label))
+    return sorted(out, key=lambda pair: -len(pair[0]))
+
+
+def hide_server_paths(text: str) -> str:
+    """``text`` without the server's absolute folders (the models folder, the checkout, the
+    temporary and home folders): a page never tells a visitor where things live."""
+    text = str(text)
+    for folder, label in _server_folders():
+        text = text.replace(folder, label)
+    return text
+
+
 def md(value: object) -> str:
-    """``value`` as text that a Markdown pane shows literally."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(str(value), quote=True))
+    """``value`` as text that a Markdown pane shows literally, with the server's folders
+    hidden (:func:`hide_server_paths`)."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(hide_server_paths(str(value)), quote=True))

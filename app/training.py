@@ -27,6 +27,7 @@ from typing import Any
 import param
 
 from app import catalog
+from app.safe_text import hide_server_paths
 from app.training_job import ACTIVE, JobSpec, TrainingJob, ValidationCurve
 from app.upload import Upload, UploadError, display_name, read_upload_isolated
 from app.worker import TrainingWorker, get_worker
@@ -292,15 +293,14 @@ class TrainingState(param.Parameterized):
             root = catalog.user_models_dir()
             target = root / name
             if target.exists():
-                raise ValueError(f"a model named '{name}' already exists in {root}: choose "
-                                 "another name")
+                raise ValueError(f"a model named '{name}' already exists: choose another name")
             self.model.save(target, metrics=dict(self.metrics))
         except Exception as exc:  # noqa: BLE001 - shown to the user
-            self.error = f"Could not save the model: {exc}"
+            self.error = f"Could not save the model: {hide_server_paths(exc)}"
             return False
         catalog.notify_changed()
         self.param.update(saved_path=str(target), model_name=name, error="",
-                          message=f"saved as {target} — pick it in the Explore tab")
+                          message=f"saved as model '{name}' — pick it in the Explore tab")
         return True
 
     # ------------------------------------------------------------- upload

@@ -63,3 +63,18 @@ def test_a_model_whose_system_is_markup_shows_it_as_text(tmp_path):
     state.model = model
     html = _rendered(_model_card(state))
     assert "<img" not in html and "&lt;img" in html
+
+
+def test_pages_never_show_the_servers_folders(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from app import catalog
+    from app.safe_text import hide_server_paths, md
+
+    monkeypatch.setenv("SROM_MODELS_DIR", str(tmp_path / "models"))
+    models = catalog.user_models_dir()
+    text = f"{models}/lesson-1/config.json: not valid JSON; see {Path(__file__).resolve()}"
+    hidden = hide_server_paths(text)
+    assert str(models) not in hidden and str(Path(__file__).resolve().parent) not in hidden
+    assert hidden.startswith("<your models>/lesson-1/config.json") and "<srom>/tests/" in hidden
+    assert str(tmp_path) not in md(text)
