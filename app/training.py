@@ -27,6 +27,7 @@ from typing import Any
 import param
 
 from app import catalog
+from app.limits import max_generated_trajectories, max_training_steps
 from app.safe_text import hide_server_paths
 from app.training_job import ACTIVE, JobSpec, TrainingJob, ValidationCurve
 from app.upload import Upload, UploadError, display_name, read_upload_isolated
@@ -191,6 +192,12 @@ class TrainingState(param.Parameterized):
             return False
         try:
             spec = self.spec()
+            if spec.steps > max_training_steps():
+                raise ValueError(f"{spec.steps} steps is over this server's limit of "
+                                 f"{max_training_steps()} per training")
+            if spec.dataset is None and spec.n_trajectories > max_generated_trajectories():
+                raise ValueError(f"{spec.n_trajectories} trajectories is over this server's "
+                                 f"limit of {max_generated_trajectories()} generated ones")
             job = self.worker.submit(spec, owner=self.owner)
         except Exception as exc:  # noqa: BLE001 - every refusal becomes a message
             self.error = str(exc)

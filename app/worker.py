@@ -19,6 +19,7 @@ import time
 from collections import deque
 from typing import Callable
 
+from app.limits import max_queued_trainings
 from app.training_job import JobSpec, TrainingJob, run_job
 
 __all__ = ["TrainingWorker", "get_worker"]
@@ -41,11 +42,20 @@ class TrainingWorker:
         self._closed = False
 
     def submit(self, spec: JobSpec, owner: str = "") -> TrainingJob:
-        """Queue a job (the thread starts on the first submission)."""
+        """Queue a job (the thread starts on the first submission).
+
+        Raises:
+            RuntimeError: the worker is shut down, or the queue already holds
+                :func:`app.limits.max_queued_trainings` jobs (the server's admin sets it).
+        """
         job = TrainingJob(spec, owner)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the training worker is shut down")
+            limit = max_queued_trainings()
+            if len(self._pending) >= limit:
+                raise RuntimeError(f"the server's training queue is full ({limit} waiting); "
+                                   "try again when one has finished")
             self._pending.append(job)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="srom-training",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -364,13 +365,28 @@ def serve_command(args, app: Path) -> list[str]:
     return cmd
 
 
+def serve_environment(args) -> dict[str, str]:
+    """The admin's caps on what visitors may ask for, as the served app reads them
+    (``app/limits.py``)."""
+    env = dict(os.environ)
+    for option, name in (("max_queued_trainings", "SROM_MAX_QUEUED_TRAININGS"),
+                         ("max_training_steps", "SROM_MAX_TRAINING_STEPS"),
+                         ("max_generated_trajectories", "SROM_MAX_GENERATED_TRAJECTORIES")):
+        value = getattr(args, option, None)
+        if value is not None:
+            if value < 1:
+                raise UserError(f"--{option.replace('_', '-')} must be a positive integer, got {value}")
+            env[name] = str(value)
+    return env
+
+
 def cmd_serve(args) -> int:
     import subprocess
 
     app = Path(__file__).resolve().parent.parent / "app" / "main.py"
     if not app.is_file():
         raise UserError("the dashboard is not installed in this checkout (app/main.py missing)")
-    return subprocess.call(serve_command(args, app))
+    return subprocess.call(serve_command(args, app), env=serve_environment(args))
 
 
 # ------------------------------------------------------------------ parser
@@ -493,6 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-auth", action="store_true",
                    help="serve off loopback without a password (anyone who reaches it may use it)")
     p.add_argument("--show", action="store_true")
+    p.add_argument("--max-queued-trainings", type=int, default=None, metavar="N",
+                   help="trainings that may wait in the queue at once (default 8)")
+    p.add_argument("--max-training-steps", type=int, default=None, metavar="N",
+                   help="steps of one dashboard training (default 100000)")
+    p.add_argument("--max-generated-trajectories", type=int, default=None, metavar="N",
+                   help="simulated trajectories one training may ask for (default 1000)")
     p.set_defaults(func=cmd_serve)
     return parser
 

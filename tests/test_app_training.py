@@ -146,6 +146,33 @@ def test_two_more_sessions_are_told_their_place_in_the_queue():
     assert ordinal(3) == "3rd" and ordinal(11) == "11th" and ordinal(22) == "22nd"
 
 
+def test_the_admins_caps_bound_the_queue_and_each_training(monkeypatch):
+    def hold_until_stopped(job):
+        job.status = "running"
+        job.emit("start", total=10, start=0)
+        deadline = time.monotonic() + 10
+        while not job.stop_flag.is_set() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        job.finish("stopped", "stopped")
+
+    monkeypatch.setenv("SROM_MAX_QUEUED_TRAININGS", "1")
+    monkeypatch.setenv("SROM_MAX_TRAINING_STEPS", "500")
+    monkeypatch.setenv("SROM_MAX_GENERATED_TRAJECTORIES", "20")
+    worker = TrainingWorker(runner=hold_until_stopped)
+    a, b, c = (TrainingState(worker=worker, owner=o, **{**TINY, "steps": 100}) for o in "abc")
+    try:
+        assert a.start()
+        _wait(a, lambda: a.status == "running")
+        assert b.start() and b.queue_position == 1  # the one place in the queue
+        assert not c.start() and "training queue is full (1 waiting)" in c.error
+        c.param.update(steps=501)
+        assert not c.start() and "over this server's limit of 500" in c.error
+        c.param.update(steps=100, n_trajectories=21)
+        assert not c.start() and "limit of 20 generated" in c.error
+    finally:
+        worker.shutdown()
+
+
 @pytest.mark.filterwarnings("ignore:the loss became non-finite:RuntimeWarning")
 def test_failures_and_nan_stops_become_messages(worker):
     state = TrainingState(worker=worker, source="upload", **TINY)

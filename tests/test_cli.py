@@ -189,6 +189,18 @@ def test_serve_listens_on_loopback_unless_told_and_then_asks_for_a_password(tmp_
         command("--port", "0")
 
 
+def test_serve_passes_the_admins_caps_to_the_app(monkeypatch):
+    from engine.cli import UserError, build_parser, serve_environment
+
+    monkeypatch.delenv("SROM_MAX_TRAINING_STEPS", raising=False)
+    env = serve_environment(build_parser().parse_args(
+        ["serve", "--max-queued-trainings", "3", "--max-training-steps", "5000"]))
+    assert env["SROM_MAX_QUEUED_TRAININGS"] == "3" and env["SROM_MAX_TRAINING_STEPS"] == "5000"
+    assert "SROM_MAX_GENERATED_TRAJECTORIES" not in env
+    with pytest.raises(UserError, match="--max-training-steps must be a positive"):
+        serve_environment(build_parser().parse_args(["serve", "--max-training-steps", "0"]))
+
+
 def test_a_diverging_run_never_overwrites_a_model_already_there(files, tmp_path, capsys):
     out = tmp_path / "model"
     common = ["train", str(files / "train.npz"), "--out", str(out), "--window", "16",
