@@ -14,6 +14,7 @@ reports through the job's outbox that only the owning session drains::
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -148,8 +149,17 @@ def get_worker() -> TrainingWorker:
     global _WORKER
     with _WORKER_LOCK:
         if _WORKER is None:
-            _WORKER = TrainingWorker()
+            # each training in its own process (a crash or an out-of-memory ends that job,
+            # not the server); SROM_TRAIN_IN_THREADS=1 keeps them on the worker thread
+            in_threads = os.environ.get("SROM_TRAIN_IN_THREADS", "") == "1"
+            _WORKER = TrainingWorker(runner=None if in_threads else _process_runner())
         return _WORKER
+
+
+def _process_runner():
+    from app.training_process import run_job_in_process
+
+    return run_job_in_process
 
 
 # ------------------------------------------------------------------ the work itself

@@ -361,3 +361,45 @@ def test_the_session_checks_an_upload_in_the_background_one_at_a_time(worker, mo
             break
         time.sleep(0.05)
     assert state.upload.name == "first.npz" and state.upload_pending == ""
+
+
+# ------------------------------------------------------ trainings in their own process
+def test_trainings_run_in_a_child_process_that_may_crash_alone():
+    from app.training_job import JobSpec
+    from app.training_process import run_job_in_process
+
+    worker = TrainingWorker(runner=run_job_in_process)
+    spec = dict(system="oscillator", preset="small", n_trajectories=3, latent_dim=2, device="cpu")
+    try:
+        job = worker.submit(JobSpec(**spec, steps=30, validate_every=2))
+        assert worker.wait_idle(120)
+        kinds = [e.kind for e in job.drain()]
+        assert job.status == "completed" and job.model.training_["steps"] == 30
+        assert kinds[0] == "status" and "start" in kinds and "validation" in kinds
+        assert kinds[-1] == "end" and "rel_l2_mean" in job.metrics
+
+        # a stop request reaches the child, which hands back what it trained
+        job = worker.submit(JobSpec(**spec, steps=1_000_000))
+        _wait_for(lambda: job.status == "running", 60)
+        job.stop()
+        assert worker.wait_idle(60)
+        assert job.status == "stopped" and 0 < job.model.training_["steps"] < 1_000_000
+
+        # a training process killed (as by the out-of-memory killer) ends its job alone
+        job = worker.submit(JobSpec(**spec, steps=1_000_000))
+        _wait_for(lambda: job.status == "running", 60)
+        job.process.kill()
+        assert worker.wait_idle(60)
+        assert job.status == "failed" and "ended unexpectedly" in job.message
+        assert job.model is None
+        after = worker.submit(JobSpec(**spec, steps=10))  # the worker goes on
+        assert worker.wait_idle(120) and after.status == "completed"
+    finally:
+        worker.shutdown()
+
+
+def _wait_for(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
