@@ -146,6 +146,10 @@ class TrainingState(param.Parameterized):
         if self.system not in systems:
             self.system = systems[0]
         self.param.device.objects = device_options()
+        from app.job_records import NOTICES
+
+        if NOTICES:  # what a restarted server did with the trainings it found unfinished
+            self.message = " ".join(NOTICES[-3:])
         self._on_system()
         self.param.watch(lambda e: self._on_system(), "system")
 

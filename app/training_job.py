@@ -59,6 +59,9 @@ class JobSpec:
         validate_every: predict the held-out trajectory every that many log points.
         log_every: steps between progress reports; ``None`` picks :func:`auto_log_every`.
         options: further :class:`engine.StochasticROM` hyperparameters.
+        checkpoint: where to write checkpoints while training (``""``: none); a server
+            keeps them so that a restart can resume the training (:mod:`app.job_records`).
+        resume_from: a checkpoint to continue from (``""``: start afresh).
     """
 
     system: str = "oscillator"
@@ -73,6 +76,8 @@ class JobSpec:
     validate_every: int = 5
     log_every: int | None = None
     options: dict = field(default_factory=dict, compare=False)
+    checkpoint: str = ""
+    resume_from: str = ""
 
     def describe(self) -> str:
         """One line, e.g. ``"oscillator (small), 16 trajectories, d = 3, 500 steps"``."""
@@ -303,14 +308,16 @@ def run_job(job: TrainingJob) -> None:
         return
     try:
         log_every = int(spec.log_every or auto_log_every(spec.steps))
+        checkpointing = {"checkpoint_every": max(50, int(spec.steps) // 20)} if spec.checkpoint else {}
         model = StochasticROM(**{
             "latent_dim": int(spec.latent_dim), "steps": int(spec.steps),
             "device": spec.device, "seed": int(spec.seed), "log_every": log_every,
-            "window": min(64, train.n_times), **spec.options})
+            "window": min(64, train.n_times), **checkpointing, **spec.options})
         # no catch_warnings here: filters are process-wide (a divergence also comes as a
         # status, below; its RuntimeWarning goes to the server log)
         model.fit(train, callback=_JobCallback(job, model, val, source),
-                  stop_flag=job.stop_flag)
+                  stop_flag=job.stop_flag, checkpoint=spec.checkpoint or None,
+                  resume_from=spec.resume_from or None)
     except Exception as exc:  # noqa: BLE001 - bad settings, out of memory, ...
         job.finish("failed", f"training failed: {type(exc).__name__}: {exc}")
         return

@@ -14,6 +14,7 @@ reports through the job's outbox that only the owning session drains::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -150,9 +151,13 @@ def get_worker() -> TrainingWorker:
     with _WORKER_LOCK:
         if _WORKER is None:
             # each training in its own process (a crash or an out-of-memory ends that job,
-            # not the server); SROM_TRAIN_IN_THREADS=1 keeps them on the worker thread
+            # not the server; SROM_TRAIN_IN_THREADS=1 keeps them on the worker thread), with
+            # a record and checkpoints that a restarted server resumes (app.job_records)
             in_threads = os.environ.get("SROM_TRAIN_IN_THREADS", "") == "1"
-            _WORKER = TrainingWorker(runner=None if in_threads else _process_runner())
+            _WORKER = TrainingWorker(runner=recorded(run_job if in_threads else _process_runner()))
+            from app.job_records import resume_interrupted
+
+            resume_interrupted(_WORKER)
         return _WORKER
 
 
@@ -160,6 +165,31 @@ def _process_runner():
     from app.training_process import run_job_in_process
 
     return run_job_in_process
+
+
+def recorded(runner: Callable[[TrainingJob], None]) -> Callable[[TrainingJob], None]:
+    """``runner`` with a record of the job kept while it runs (:mod:`app.job_records`): a
+    server that dies mid-training leaves it for the next one to resume."""
+    from app import job_records
+
+    def run(job: TrainingJob) -> None:
+        folder = getattr(job, "resumed_record", None)
+        try:
+            if folder is None:
+                job.spec, folder = job_records.record_job(job.spec)
+            else:
+                job.spec = dataclasses.replace(job.spec, checkpoint=str(folder / "checkpoint.safetensors"))
+        except OSError as exc:  # no record: the training still runs, it just cannot resume
+            job.emit("warning", message=f"no restart record ({exc.strerror or exc}): a server "
+                                        "restart would lose this training")
+            folder = None
+        try:
+            runner(job)
+        finally:
+            if folder is not None:
+                job_records.remove_record(folder)
+
+    return run
 
 
 # ------------------------------------------------------------------ the work itself

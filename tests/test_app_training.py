@@ -403,3 +403,44 @@ def _wait_for(condition, timeout: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+# --------------------------------------------------------- trainings survive a restart
+def test_a_training_cut_by_a_server_restart_is_resumed_and_saved(tmp_path, monkeypatch):
+    from app import job_records
+    from app.training_job import JobSpec, TrainingJob, run_job
+    from app.worker import recorded
+    from engine import load_model
+
+    monkeypatch.setenv("SROM_JOBS_DIR", str(tmp_path / "jobs"))
+    monkeypatch.setenv("SROM_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setattr(job_records, "NOTICES", [])
+    upload = read_upload("mine.npz", _dataset_bytes(4)).dataset
+    spec, folder = job_records.record_job(JobSpec(dataset=upload, dataset_name="mine.npz",
+                                                  n_trajectories=3, latent_dim=2, steps=120,
+                                                  device="cpu", log_every=10))
+
+    class DiesMidway(TrainingJob):  # the server goes down after a few reports
+        def emit(self, kind, **data):
+            super().emit(kind, **data)
+            if kind == "log" and data["step"] >= 60:
+                self.stop_flag.set()
+
+    first = DiesMidway(spec)
+    run_job(first)
+    assert first.status == "stopped" and (folder / "checkpoint.safetensors").is_file()
+    assert job_records.interrupted_records() == [folder]  # no one removed the record
+
+    worker = TrainingWorker(runner=recorded(run_job))  # the next server
+    try:
+        assert job_records.resume_interrupted(worker) == 1
+        assert "queued again from its last checkpoint" in job_records.NOTICES[0]
+        assert worker.wait_idle(120)
+        _wait_for(lambda: len(job_records.NOTICES) == 2, 30)
+    finally:
+        worker.shutdown()
+    assert "it is the model 'resumed-upload-" in job_records.NOTICES[1]
+    (saved,) = list((tmp_path / "models").iterdir())
+    model = load_model(saved)
+    assert model.training_["steps"] == 120 and model.training_["resumed_from_step"] >= 60
+    assert job_records.interrupted_records() == [] and not folder.exists()

@@ -157,7 +157,8 @@ def serve_dashboard(models_dir: str | Path | None = None, log_path: Path | None 
     """
     with tempfile.TemporaryDirectory(prefix="srom-ui-") as tmp:
         port = free_port()
-        env = {**os.environ, "SROM_MODELS_DIR": str(models_dir or tmp), "SROM_TORCH_THREADS": "1"}
+        env = {**os.environ, "SROM_MODELS_DIR": str(models_dir or tmp), "SROM_TORCH_THREADS": "1",
+               "SROM_JOBS_DIR": str(Path(tmp) / "jobs")}
         log_path = Path(log_path or Path(tmp) / "serve.log")
         with open(log_path, "w") as out:
             proc = subprocess.Popen(
