@@ -166,6 +166,8 @@ class ExploreView(pn.viewable.Viewer):
         s = self.state
         s.param.update(background=self.background)
         s.dispatch = session_dispatcher()
+        if s.dispatch is not None:  # served: a closed session's waiting work is dropped
+            pn.state.on_session_destroyed(lambda _context: s.worker.cancel())
         self.render_seconds = 0.0
         self._model_select = pn.widgets.Select(
             **label("Model"), options={e.label: e.path for e in s.models}, value=s.model_path,

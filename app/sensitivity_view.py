@@ -44,6 +44,8 @@ class SensitivityView(pn.viewable.Viewer):
         s = self.state
         s.param.update(background=True)
         s.dispatch = session_dispatcher()
+        if s.dispatch is not None:  # served: a closed session's sweep stops between points
+            pn.state.on_session_destroyed(lambda _context: s.worker.cancel())
         self._kind = "vector"
         w = {"sizing_mode": "stretch_width"}
         self._input = pn.widgets.Select(**label("Input"), **w)

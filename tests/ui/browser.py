@@ -146,7 +146,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve_dashboard(models_dir: str | Path | None = None, log_path: Path | None = None,
-                    timeout: float = 90.0) -> Iterator[str]:
+                    timeout: float = 90.0, processes: list | None = None) -> Iterator[str]:
     """Serve ``app/main.py`` with ``panel serve`` on a free local port; yields the page URL.
 
     Args:
@@ -154,6 +154,8 @@ def serve_dashboard(models_dir: str | Path | None = None, log_path: Path | None 
             temporary one, so only ``pretrained/`` models are offered.
         log_path: where the server's output goes (default: a temporary file).
         timeout: seconds to wait for the server to answer.
+        processes: if given, the server's ``subprocess.Popen`` is appended (benchmarks read
+            its memory and threads).
     """
     with tempfile.TemporaryDirectory(prefix="srom-ui-") as tmp:
         port = free_port()
@@ -167,6 +169,8 @@ def serve_dashboard(models_dir: str | Path | None = None, log_path: Path | None 
                  "--port", str(port), "--address", "127.0.0.1",
                  "--allow-websocket-origin", f"127.0.0.1:{port}"],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        if processes is not None:
+            processes.append(proc)
         try:
             deadline = time.monotonic() + timeout
             while True:

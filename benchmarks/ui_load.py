@@ -1,0 +1,207 @@
+"""Load and soak of a served dashboard on loopback, in real browsers (issue 15).
+
+**Load**: for each N of ``--sessions`` (default 1, 5, 10, 20), a fresh server; one more
+session trains a model meanwhile (the Train tab's defaults, 10⁶ steps, in its own process);
+N pages, each in its own headless Chromium driven from its own thread, drag the first μ
+slider ``--moves`` times as ``benchmarks/ui_speed.py`` does and time each move from the
+release of the handle to the first visible update and to the full view. A move that does
+not settle within 60 s, or a page that fails, counts as an error.
+
+**Soak**: ``--soak`` pages opened (until the first prediction is drawn) and closed one after
+the other on one server; the server's resident memory and thread count are read from
+``/proc`` every 10 sessions. Target: memory within 10 % of its level after the first 10
+sessions, and no thread growth.
+
+Usage:
+    python benchmarks/ui_load.py                       # ~10 min on a 2-core CPU
+    python benchmarks/ui_load.py --sessions 1,5 --moves 5 --soak 20   # a quick look
+
+Writes ``benchmarks/results/ui_load_cpu.json`` and ``.md``. Needs Panel, Playwright and
+Chromium (``/usr/bin/chromium`` or ``$SROM_CHROMIUM``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "tests" / "ui"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
+
+from browser import serve_dashboard  # noqa: E402
+from ui_speed import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, log, slider_moves, training_elsewhere  # noqa: E402
+
+#: issue 15's targets at N = 10 sessions
+TARGET_SESSIONS, TARGET_P95_S = 10, 1.5
+
+
+def _server_stats(pid: int) -> dict:
+    """Resident memory (MB) and threads of the server process, from /proc."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024, "threads": int(fields["Threads"])}
+
+
+def _one_page(url: str, moves: int, out: list, errors: list) -> None:
+    from playwright.sync_api import sync_playwright
+
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                samples, _ = slider_moves(browser, url, moves, warmup=1, quiet_ms=300, paths=None)
+                out.extend(samples)
+            finally:
+                browser.close()
+    except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
+        errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def load(n_sessions: int, moves: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    processes: list = []
+    samples: list[dict] = []
+    errors: list[str] = []
+    start = time.perf_counter()
+    with serve_dashboard(processes=processes) as url, sync_playwright() as p:
+        trainer = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            with training_elsewhere(trainer, url):
+                threads = [threading.Thread(target=_one_page, args=(url, moves, samples, errors))
+                           for _ in range(n_sessions)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                server = _server_stats(processes[0].pid)
+        finally:
+            trainer.close()
+    first = np.array([s["first_update_ms"] for s in samples]) / 1e3
+    full = np.array([s["full_view_ms"] for s in samples]) / 1e3
+
+    def stats(a):
+        return ({"median": float(np.median(a)), "p95": float(np.percentile(a, 95)),
+                 "max": float(a.max())} if a.size else None)
+
+    return {"sessions": n_sessions, "moves_done": len(samples), "moves_asked": n_sessions * moves,
+            "errors": errors, "first_update_s": stats(first), "full_view_s": stats(full),
+            "server_after": server, "load_1min_end": os.getloadavg()[0],
+            "seconds": time.perf_counter() - start}
+
+
+def soak(n_sessions: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    processes: list = []
+    trace, errors = [], []
+    start = time.perf_counter()
+    with serve_dashboard(processes=processes) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for i in range(1, n_sessions + 1):
+                page = browser.new_page(viewport=VIEWPORT)
+                try:
+                    page.goto(url)
+                    page.wait_for_function(
+                        "() => { const d = window.Bokeh && window.Bokeh.documents[0]; "
+                        "const m = d && d.get_model_by_name('qoi-bands'); "
+                        "return m && m.data.mean.length > 1; }", timeout=120_000)
+                except Exception as exc:  # noqa: BLE001 - counted
+                    errors.append(f"session {i}: {type(exc).__name__}: {str(exc)[:200]}")
+                finally:
+                    page.close()
+                if i % 10 == 0:
+                    time.sleep(2.0)  # let the server notice the closed sessions
+                    trace.append({"sessions": i, **_server_stats(processes[0].pid)})
+                    log(f"soak: {i} sessions, server {trace[-1]['rss_mb']:.0f} MB, "
+                        f"{trace[-1]['threads']} threads")
+        finally:
+            browser.close()
+    base = trace[0]
+    growth = max(t["rss_mb"] for t in trace) / base["rss_mb"] - 1
+    return {"sessions": n_sessions, "trace": trace, "errors": errors,
+            "memory_growth_after_10": growth, "threads_after_10": base["threads"],
+            "threads_max": max(t["threads"] for t in trace),
+            "memory_held": bool(growth <= 0.10),
+            "threads_held": bool(max(t["threads"] for t in trace) <= base["threads"]),
+            "seconds": time.perf_counter() - start}
+
+
+def markdown(result: dict) -> str:
+    lines = ["# Dashboard under load (loopback, real browsers)", "",
+             f"Generated by `{result['command']}` on {result['date']} ({result['host']}); do not "
+             "edit. Each N: a fresh server, one more session training a model meanwhile (in its "
+             "own process), N pages each in its own headless Chromium dragging the first μ "
+             "slider; times from the release of the handle to the first visible update and to "
+             "the full view. The browsers run on the same CPUs as the server.", "",
+             "| sessions | moves done / asked | errors | first update median / p95 (s) | "
+             "full view median / p95 (s) | server RSS after (MB) | load (1 min) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in result["load"]:
+        f, v = r["first_update_s"], r["full_view_s"]
+        cell = (lambda s: "—" if s is None else f"{s['median']:.2f} / {s['p95']:.2f}")
+        lines.append(f"| {r['sessions']} | {r['moves_done']} / {r['moves_asked']} | "
+                     f"{len(r['errors'])} | {cell(f)} | {cell(v)} | "
+                     f"{r['server_after']['rss_mb']:.0f} | {r['load_1min_end']:.1f} |")
+    at = next((r for r in result["load"] if r["sessions"] == TARGET_SESSIONS), None)
+    if at is not None and at["full_view_s"] is not None:
+        ok = at["full_view_s"]["p95"] <= TARGET_P95_S and not at["errors"]
+        lines += ["", f"Target at N = {TARGET_SESSIONS}: p95 ≤ {TARGET_P95_S} s and 0 errors: "
+                  + ("met." if ok else f"missed (full-view p95 {at['full_view_s']['p95']:.2f} s, "
+                     f"{len(at['errors'])} errors).")]
+    s = result.get("soak")
+    if s:
+        lines += ["", f"Soak: {s['sessions']} sessions opened and closed one after the other: "
+                  f"server memory grew {100 * s['memory_growth_after_10']:.1f} % over its level "
+                  f"after the first 10 (target ≤ 10 %: {'met' if s['memory_held'] else 'missed'}); "
+                  f"threads {s['threads_after_10']} → at most {s['threads_max']} "
+                  f"({'no growth' if s['threads_held'] else 'grew'}); {len(s['errors'])} errors.", "",
+                  "| sessions | server RSS (MB) | threads |", "|---|---|---|"]
+        lines += [f"| {t['sessions']} | {t['rss_mb']:.0f} | {t['threads']} |" for t in s["trace"]]
+    errors = [e for r in result["load"] for e in r["errors"]] + (s["errors"] if s else [])
+    if errors:
+        lines += ["", "Errors (first 10):", ""] + [f"- {e}" for e in errors[:10]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sessions", default="1,5,10,20")
+    p.add_argument("--moves", type=int, default=8, help="measured moves per page")
+    p.add_argument("--soak", type=int, default=200, help="sessions of the soak (0: none)")
+    p.add_argument("--out", default=str(RESULTS))
+    args = p.parse_args(argv)
+    result = {"command": "python benchmarks/ui_load.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              "date": time.strftime("%Y-%m-%d %H:%M"),
+              "host": f"{platform.machine()}, {os.cpu_count()} CPUs", "load": []}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for n in [int(v) for v in args.sessions.split(",") if v.strip()]:
+        log(f"load: {n} sessions")
+        result["load"].append(load(n, args.moves))
+        (out / "ui_load_cpu.json").write_text(json.dumps(result, indent=1))
+    if args.soak:
+        result["soak"] = soak(args.soak)
+    (out / "ui_load_cpu.json").write_text(json.dumps(result, indent=1))
+    (out / "ui_load_cpu.md").write_text(markdown(result))
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
