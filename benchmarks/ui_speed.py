@@ -247,10 +247,18 @@ TRAIN_STEPS_JS = """(n) => { const m = Array.from(window.Bokeh.documents[0].all_
 TRAIN_PROGRESS_JS = "(e) => e.value"
 
 
+def allow_long_trainings(steps: int = 10**6) -> None:
+    """Let the servers started from here accept the long training of
+    :func:`training_elsewhere` (the dashboard's default cap is lower)."""
+    os.environ["SROM_MAX_TRAINING_STEPS"] = str(max(steps, int(os.environ.get(
+        "SROM_MAX_TRAINING_STEPS", "0") or 0)))
+
+
 @contextlib.contextmanager
 def training_elsewhere(browser, url: str, steps: int = 10**6):
     """A training running in another session (another page) meanwhile: the Train tab's
-    defaults with ``steps`` steps, started with its Start button and stopped on exit."""
+    defaults with ``steps`` steps, started with its Start button and stopped on exit. The
+    server must allow that many (``SROM_MAX_TRAINING_STEPS``, set by :func:`allow_long_trainings`)."""
     page = browser.new_page(viewport=VIEWPORT)
     try:
         page.goto(url)
@@ -467,6 +475,8 @@ def main() -> None:
     from app import catalog
     from app.state import ExploreState
 
+    if args.during_training:
+        allow_long_trainings()
     entry = catalog.default_model(catalog.discover_models())
     load_start = os.getloadavg()
     log(f"load average {load_start}")

@@ -32,6 +32,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def _train(data: Path, out: Path, steps: int, every: int, resume: Path | None) -> subprocess.Popen:
+    """``srom train`` in a child; its progress bar goes to ``out``.log (a pipe left unread
+    would fill and stop the child)."""
     cmd = [sys.executable, "-m", "engine.cli", "train", str(data), "--out", str(out),
            "--steps", str(steps), "--window", "16", "--latent-dim", "2",
            "--set", "drift_hidden=[32,32]", "--set", "log_every=10",
@@ -39,8 +41,11 @@ def _train(data: Path, out: Path, steps: int, every: int, resume: Path | None) -
     if resume is not None:
         cmd += ["--resume", str(resume)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    log = open(out.parent / f"{out.name}.log", "a")
+    try:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    finally:
+        log.close()  # the child keeps its own handle
 
 
 def _tensors(model_dir: Path) -> dict:
@@ -68,7 +73,8 @@ def main(argv=None) -> dict:
         reference = tmp / "reference"
         ref = _train(data, reference, args.steps, args.checkpoint_every, None)
         if ref.wait() != 0:
-            raise SystemExit(f"the reference training failed: {ref.stderr.read()[-500:]}")
+            raise SystemExit("the reference training failed: "
+                             + (tmp / "reference.log").read_text()[-500:])
         ref_seconds = time.perf_counter() - start
         killed = tmp / "killed"
         checkpoint = killed / "checkpoint.safetensors"
@@ -79,7 +85,8 @@ def main(argv=None) -> dict:
             if kills >= args.kills:
                 code = proc.wait()
                 if code != 0:
-                    raise SystemExit(f"the final resumed training failed: {proc.stderr.read()[-500:]}")
+                    raise SystemExit("the final resumed training failed: "
+                                     + (tmp / "killed.log").read_text()[-500:])
                 break
             delay = rng.uniform(2.5, 5.0)  # start-up is ~2 s; then it trains
             try:
