@@ -2,8 +2,8 @@
 
 **Load**: for each N of ``--sessions`` (default 1, 5, 10, 20), a fresh server; one more
 session trains a model meanwhile (the Train tab's defaults, 10⁶ steps, in its own process);
-N pages, each in its own headless Chromium driven from its own thread, drag the first μ
-slider ``--moves`` times as ``benchmarks/ui_speed.py`` does and time each move from the
+N pages, each in its own headless Chromium driven from its own thread (opened 1.5 s apart),
+drag the first μ slider ``--moves`` times as ``benchmarks/ui_speed.py`` does and time each move from the
 release of the handle to the first visible update and to the full view. A move that does
 not settle within 60 s, or a page that fails, counts as an error.
 
@@ -57,9 +57,10 @@ def _server_stats(pid: int) -> dict:
     return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024, "threads": int(fields["Threads"])}
 
 
-def _one_page(url: str, moves: int, out: list, errors: list) -> None:
+def _one_page(url: str, moves: int, out: list, errors: list, delay_s: float = 0.0) -> None:
     from playwright.sync_api import sync_playwright
 
+    time.sleep(delay_s)  # a class opens its pages over a few seconds, not at one instant
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -83,8 +84,9 @@ def load(n_sessions: int, moves: int) -> dict:
         trainer = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             with training_elsewhere(trainer, url):
-                threads = [threading.Thread(target=_one_page, args=(url, moves, samples, errors))
-                           for _ in range(n_sessions)]
+                threads = [threading.Thread(target=_one_page,
+                                            args=(url, moves, samples, errors, 1.5 * i))
+                           for i in range(n_sessions)]
                 for t in threads:
                     t.start()
                 for t in threads:

@@ -286,6 +286,7 @@ def slider_moves(browser, url: str, moves: int, warmup: int, quiet_ms: float,
                  paths: int | None) -> tuple[list[dict], dict]:
     """Drag the first μ slider ``warmup + moves`` times; the measured moves' latencies."""
     page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_navigation_timeout(120_000)  # many pages opening at once on 2 cores
     try:
         page.goto(url)
         page.wait_for_function("() => { const d = window.Bokeh && window.Bokeh.documents[0]; "
