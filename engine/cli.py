@@ -32,17 +32,24 @@ _COUNT_OPTIONS = {"latent_dim", "steps", "window", "windows_per_step", "n_win", 
 
 
 def _check_counts(args: argparse.Namespace) -> None:
-    """One clear line for a count below 1 (``--n-samples 0``), before any work starts."""
+    """One clear line for a count below 1 (``--n-samples 0``) or a seed outside what the
+    random generators take (``--seed -1``), before any work starts."""
     for name in sorted(_COUNT_OPTIONS):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed < 2**63:
+        raise UserError(f"--seed must be in 0..2**63 - 1, got {seed}")
 
 
 def _parse_value(text: str):
+    """A JSON value, or the text itself where it is not JSON."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except RecursionError:
+        raise UserError(f"the value '{text[:40]}...' is nested too deeply") from None
+    except ValueError:  # not JSON, or an integer of over 4300 digits
         return text
 
 
@@ -207,7 +214,12 @@ def cmd_predict(args) -> int:
         raise UserError(f"--index {args.index} is outside 0..{dataset.n_trajectories - 1}")
     t = dataset.t
     if args.t_end is not None:
+        from engine.model import _check_prediction_size
+
         n = args.n_times or dataset.n_times
+        # before the grid is made: 10¹² output times would be terabytes already
+        _check_prediction_size("the sample paths (paths × times × state)",
+                               args.n_samples * n * int(np.prod(model.state_shape_)))
         t = np.linspace(dataset.t[0], args.t_end, n)
     mu = dataset.mu[args.index] if args.mu is None else np.asarray(args.mu, dtype=float)
     if args.forcing:
@@ -525,7 +537,10 @@ def main(argv: list[str] | None = None) -> int:
     from engine.train import CheckpointError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage (or --help): return its status
+        return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
     try:
         _check_counts(args)
         return int(args.func(args) or 0)

@@ -59,7 +59,20 @@ def _names(kind: str, names: Sequence[str] | None, count: int, prefix: str) -> l
     names = [str(n) for n in np.asarray(names, dtype=object).reshape(-1).tolist()]
     if len(names) != count:
         raise DatasetError(f"field '{kind}': expected {count} names, got {len(names)}")
+    for i, name in enumerate(names):
+        _check_text(f"{kind}[{i}]", name)
     return names
+
+
+def _check_text(kind: str, text: str) -> None:
+    """Names and ``system`` are stored as text in .npz and HDF5 files: a NUL character (cut
+    off by numpy, refused by HDF5) or a lone surrogate (not encodable) could not be saved."""
+    if "\0" in text:
+        raise DatasetError(f"field '{kind}': contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DatasetError(f"field '{kind}': is not valid Unicode text") from None
 
 
 @dataclass
@@ -145,6 +158,8 @@ class Dataset:
         self.param_names = _names("param_names", self.param_names, self.mu.shape[1], "mu")
         self.forcing_names = _names("forcing_names", self.forcing_names, self.f.shape[2], "f")
         self.system = None if self.system in (None, "") else str(self.system)
+        if self.system is not None:
+            _check_text("system", self.system)
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -257,7 +272,8 @@ def _read_npz(path: Path) -> dict:
         # allow_pickle=False: a dataset is never allowed to execute code on load.
         with np.load(path, allow_pickle=False) as archive:
             fields = {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError,
+            NotImplementedError) as exc:  # NotImplementedError: an unknown zip compression
         raise DatasetError(f"{path}: not a readable .npz dataset ({exc})") from exc
     for key in ("system", "attrs"):
         if key in fields:
@@ -314,7 +330,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     attrs_text = fields.get("attrs") or "{}"
     try:
         attrs = json.loads(attrs_text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, nested 10⁵ deep, a 5000-digit integer
         attrs = {}
     return Dataset(
         t=fields["t"], x=fields["x"], mu=fields.get("mu"), f=fields.get("f"),
@@ -378,13 +394,37 @@ class Normalization:
             safe(mu_std), np.asarray(f_mean, np.float64), safe(f_std),
         )
 
+    def check_shapes(self, state_shape: tuple[int, ...], n_params: int, n_forcing: int) -> None:
+        """Raise ``DatasetError`` unless these statistics fit states of ``state_shape``, ``P``
+        parameters and ``F`` forcing channels (statistics read from a checkpoint or a model
+        file can be edited to any shape)."""
+        for name, size in (("mu_mean", n_params), ("mu_std", n_params),
+                           ("f_mean", n_forcing), ("f_std", n_forcing)):
+            shape = getattr(self, name).shape
+            if shape != (size,):
+                raise DatasetError(f"normalization: '{name}' has shape {shape}, expected ({size},)")
+        for name in ("x_mean", "x_std"):
+            shape = getattr(self, name).shape
+            try:
+                fits = np.broadcast_shapes(shape, tuple(state_shape)) == tuple(state_shape)
+            except ValueError:
+                fits = False
+            if not fits:
+                raise DatasetError(f"normalization: '{name}' of shape {shape} does not fit "
+                                   f"states of shape {tuple(state_shape)}")
+
     def to_dict(self) -> dict:
         return {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}
 
     @staticmethod
     def from_dict(values: dict) -> "Normalization":
         try:
-            return Normalization(**{k: np.asarray(values[k], np.float64) for k in (
-                "x_mean", "x_std", "mu_mean", "mu_std", "f_mean", "f_std")})
-        except (KeyError, TypeError, ValueError) as exc:
+            arrays = {k: np.asarray(values[k], np.float64) for k in (
+                "x_mean", "x_std", "mu_mean", "mu_std", "f_mean", "f_std")}
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise DatasetError(f"normalization: malformed entry ({exc})") from exc
+        for name, array in arrays.items():
+            if not np.all(np.isfinite(array)) or (name.endswith("_std") and np.any(array <= 0)):
+                raise DatasetError(f"normalization: '{name}' must hold finite numbers"
+                                   f"{' > 0' if name.endswith('_std') else ''}")
+        return Normalization(**arrays)

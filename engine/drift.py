@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from typing import Callable, Sequence
 
 import torch
@@ -118,8 +119,23 @@ class NeuralDrift(nn.Module):
         return self.net[0].weight.new_zeros(())
 
 
+#: the most monomials a library may hold (its features cost terms × paths at every step)
+MAX_LIBRARY_TERMS = 100_000
+
+
 def monomial_exponent_indices(n_vars: int, degree: int) -> list[tuple[int, ...]]:
-    """Monomials up to ``degree`` in ``n_vars`` variables, as index tuples into ``[1, v…]``."""
+    """Monomials up to ``degree`` in ``n_vars`` variables, as index tuples into ``[1, v…]``.
+
+    Raises:
+        ValueError: ``degree`` is not a positive integer, or there would be more than
+            ``MAX_LIBRARY_TERMS`` monomials (counted before any is listed).
+    """
+    if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree < 1:
+        raise ValueError(f"library_degree must be a positive integer, got {degree!r}")
+    count = math.comb(n_vars + int(degree), int(degree))
+    if count > MAX_LIBRARY_TERMS:
+        raise ValueError(f"library_degree {degree} in {n_vars} variables gives {count:.3g} "
+                         f"monomials; at most {MAX_LIBRARY_TERMS}")
     return list(itertools.combinations_with_replacement(range(n_vars + 1), degree))
 
 

@@ -49,15 +49,24 @@ __all__ = [
 ]
 
 
+#: the largest size of a parameter, and the shortest ``smooth_random`` length scale: beyond
+#: them a signal overflows to inf or NaN on ordinary times (1e308 + 1e308, 1 / 1e-320)
+MAX_MAGNITUDE = 1e100
+MIN_LENGTH_SCALE = 1e-100
+
+
 def _finite(family: str, name: str, value: Any) -> float:
     try:
         out = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond 1e308
         raise ValueError(
             f"forcing '{family}': parameter '{name}' must be a number, got {value!r}"
         ) from None
     if not math.isfinite(out):
         raise ValueError(f"forcing '{family}': parameter '{name}' must be finite, got {out}")
+    if abs(out) > MAX_MAGNITUDE:
+        raise ValueError(f"forcing '{family}': parameter '{name}' must be at most "
+                         f"{MAX_MAGNITUDE:g} in size, got {out:g}")
     return out
 
 
@@ -115,6 +124,9 @@ class Forcing:
         """
         if not isinstance(d, Mapping) or "family" not in d:
             raise ValueError(f"forcing dict must have a 'family' key, got {d!r}")
+        odd = [k for k in d if not isinstance(k, str)]
+        if odd:
+            raise ValueError(f"forcing dict: parameter names must be text, got {odd[0]!r}")
         params = {k: v for k, v in d.items() if k != "family"}
         return make_forcing(str(d["family"]), **params)
 
@@ -246,9 +258,9 @@ class SmoothRandom(Forcing):
         fam = self.family
         for name in ("length_scale", "amplitude", "offset"):
             object.__setattr__(self, name, _finite(fam, name, getattr(self, name)))
-        if self.length_scale <= 0:
-            raise ValueError(f"forcing 'smooth_random': length_scale must be > 0, got "
-                             f"{self.length_scale}")
+        if not self.length_scale >= MIN_LENGTH_SCALE:
+            raise ValueError(f"forcing 'smooth_random': length_scale must be at least "
+                             f"{MIN_LENGTH_SCALE:g}, got {self.length_scale:g}")
         for name in ("seed", "n_features"):
             value = getattr(self, name)
             if isinstance(value, bool) or not float(_finite(fam, name, value)).is_integer():

@@ -10,6 +10,7 @@ The weights are a flat safetensors file of the module state.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -48,6 +49,41 @@ def _hidden_layer_size(params: dict) -> int:
         widths = [int(w) for w in params.get(name) or [] if isinstance(w, (int, float))]
         total += sum(a * b for a, b in zip(widths, widths[1:]))
     return total
+
+
+def _check_trained_fields(config: dict, config_path: Path) -> None:
+    """The counts, names and ranges of a config agree with each other (a hand-edited
+    config can break that; ``int(-7.3)`` would quietly give -7 inputs)."""
+    counts = {}
+    for key, names in (("n_params", "param_names"), ("n_forcing", "forcing_names")):
+        count = config[key]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ModelFileError(f"{config_path}: {key} must be a whole number >= 0, got {count!r}")
+        if not isinstance(config[names], list) or len(config[names]) != count:
+            raise ModelFileError(f"{config_path}: {names} must list {key} = {count} names")
+        counts[key] = count
+    ranges = config["param_ranges"]
+    if not isinstance(ranges, list) or len(ranges) != counts["n_params"] or any(
+            not isinstance(r, list) or len(r) != 2 for r in ranges):
+        raise ModelFileError(f"{config_path}: param_ranges must hold n_params [low, high] pairs")
+    t_range, dt = [float(v) for v in config["t_range"]], float(config["dt"])
+    if len(t_range) != 2 or not (np.all(np.isfinite(t_range)) and t_range[0] < t_range[1]):
+        raise ModelFileError(f"{config_path}: t_range must be two finite increasing times, "
+                             f"got {config['t_range']!r}")
+    if not (math.isfinite(dt) and dt > 0):
+        raise ModelFileError(f"{config_path}: dt must be a positive finite time step, got {dt!r}")
+
+
+def _built_weight_count(model, norm: Normalization) -> int:
+    """Values in the state of the networks the config describes, built on the meta device:
+    shapes only, nothing allocated, so that a config of huge layers (a latent of 10¹²
+    dimensions, a 10⁶-snapshot encoder window) costs nothing to refuse."""
+    import torch
+
+    with torch.device("meta"):
+        probe = model._build(model.state_shape_, model.n_params_, model.n_forcing_, norm,
+                             model.t_range_[1] - model.t_range_[0])
+    return sum(int(v.numel()) for v in probe.state_dict().values())
 
 
 class ModelFileError(ValueError):
@@ -123,7 +159,8 @@ def load_model(directory: str | os.PathLike, device: str = "cpu"):
             raise ModelFileError(f"{directory}: missing {path.name}")
     try:
         config = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, a 10⁵-deep nesting,
+        # an integer of over 4300 digits
         raise ModelFileError(f"{config_path}: not valid JSON ({exc})") from exc
     if not isinstance(config, dict) or config.get("kind") != "srom.StochasticROM":
         raise ModelFileError(f"{config_path}: not an srom model config")
@@ -142,6 +179,7 @@ def load_model(directory: str | os.PathLike, device: str = "cpu"):
         if unknown:
             raise ModelFileError(f"{config_path}: unknown hyperparameters {sorted(unknown)}")
         model = StochasticROM(**params)
+        model._check_params()  # the types and signs of every hyperparameter
         shape = [int(v) for v in config["state_shape"]]
         if not shape or min(shape) < 1 or int(np.prod(shape, dtype=np.float64)) > MAX_STATE_VALUES:
             raise ModelFileError(f"{config_path}: state_shape {config['state_shape']} is not a "
@@ -172,11 +210,18 @@ def load_model(directory: str | os.PathLike, device: str = "cpu"):
         model.integration_ = dict(config.get("integration") or {})
         model.integration_settings()  # a malformed integrator or substeps fails here
         model.uncertainty_scale_ = validate_scale(model.calibration_.get("scale", 1.0))
+        _check_trained_fields(config, config_path)
+        norm.check_shapes(model.state_shape_, model.n_params_, model.n_forcing_)
+        built = _built_weight_count(model, norm)
+        if built != stored:
+            raise ModelFileError(f"{weights_path}: weights do not match the config (its "
+                                 f"networks hold {built} values, the file {stored})")
         module = model._build(model.state_shape_, model.n_params_, model.n_forcing_, norm,
                               model.t_range_[1] - model.t_range_[0])
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, RuntimeError) as exc:
+        # OverflowError: int(inf); RuntimeError: torch refusing a size (negative, say)
         raise ModelFileError(f"{config_path}: malformed or incompatible config ({exc})") from exc
     try:
         state = load_file(str(weights_path))
@@ -196,6 +241,6 @@ def load_config(directory: str | os.PathLike) -> dict:
     """The parsed ``config.json`` of a model directory (for listings and cards)."""
     try:
         return json.loads((Path(directory) / CONFIG_NAME).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ModelFileError(f"{directory}: cannot read {CONFIG_NAME} ({exc})") from exc
 

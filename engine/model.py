@@ -48,6 +48,36 @@ def _check_prediction_size(what: str, values: int) -> None:
                          "sample paths, output times or substeps, or a decode stride")
 
 
+#: the most values the networks, or one of a training step's largest tensors, may hold: far
+#: above any real model (a 3 × 80 × 440 flow needs about 10⁷), far below requests that
+#: could never fit (a latent of 10¹² dimensions, 10¹² windows per step)
+MAX_TRAINING_VALUES = 2**31
+
+
+def _check_training_size(what: str, values: int) -> None:
+    """Refuse, before allocating, networks or a training step larger than the limit."""
+    if values > MAX_TRAINING_VALUES:
+        raise ValueError(f"this model is too large to train: {what} would hold {values:.3g} "
+                         f"values, over the limit of {MAX_TRAINING_VALUES:.3g}; use a smaller "
+                         "latent or layers, or fewer windows, samples or quadrature points")
+
+
+def _is_integer(value: Any) -> bool:
+    """An int or numpy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    """A finite int or float (not a bool) that float32 can hold: at most 1e30 in size."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        return math.isfinite(float(value)) and abs(float(value)) <= 1e30
+    except OverflowError:  # an int beyond 1e308
+        return False
+
+
 class NotFittedError(RuntimeError):
     """The model has not been fitted (or loaded) yet."""
 
@@ -234,7 +264,7 @@ class StochasticROM:
             value = getattr(self, name)
             if name == "substeps" and value is None:
                 continue  # chosen at fit time
-            if not isinstance(value, (int, np.integer)) or value < 1:
+            if not _is_integer(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in ("hidden", "drift_hidden", "kernel_hidden"):
             widths = getattr(self, name)
@@ -247,8 +277,45 @@ class StochasticROM:
                              f"got {self.conv_levels!r}")
         if self.window < 2:
             raise ValueError(f"window must be at least 2 snapshots, got {self.window}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+        self._check_value_types()
+
+    def _check_value_types(self) -> None:
+        """The numbers, pairs and names among the hyperparameters have the right types and
+        signs (a value from ``--set`` or a hand-edited config.json can be anything)."""
+        from engine.networks import ACTIVATIONS
+
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
+                             f"{self.activation!r}")
+        if self.latent_dim is not None and not (_is_integer(self.latent_dim)
+                                                and 1 <= self.latent_dim <= 65536):
+            raise ValueError(f"latent_dim must be None or an integer in 1..65536, got "
+                             f"{self.latent_dim!r}")
+        for name, optional in (("kl_warmup", False), ("kl_transition", True),
+                               ("checkpoint_every", False)):
+            value = getattr(self, name)
+            if not (value is None and optional) and not (_is_integer(value) and value >= 0):
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if not (_is_integer(self.seed) and 0 <= self.seed < 2**63):
+            raise ValueError(f"seed must be an integer in 0..2**63 - 1, got {self.seed!r}")
+        for name, low in (("encoder_log_var_init", None), ("decoder_log_var_init", None),
+                          ("dispersion_init", 0.0), ("kernel_length_scale", 0.0),
+                          ("kernel_nugget", 0.0), ("lr", 0.0)):
+            value = getattr(self, name)
+            if not (_is_real(value) and (low is None or value > low)):
+                limit = "" if low is None else f" > {low:g}"
+                raise ValueError(f"{name} must be a finite number{limit}, got {value!r}")
+        for name, optional in (("decoder_var_floor", False), ("grad_clip", True)):
+            value = getattr(self, name)
+            if not (value is None and optional) and not (_is_real(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        for name, optional in (("decoder_log_var_prior", False), ("dispersion_prior", True)):
+            pair = getattr(self, name)
+            if not (pair is None and optional) and not (
+                    isinstance(pair, (list, tuple)) and len(pair) == 2
+                    and all(_is_real(v) for v in pair) and pair[1] > 0):
+                raise ValueError(f"{name} must be a (mean, std) pair of finite numbers with "
+                                 f"std > 0, got {pair!r}")
 
     # ------------------------------------------------------------- building
     @property
@@ -328,6 +395,7 @@ class StochasticROM:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         norm = normalization or Normalization.fit(dataset, self.normalize)
+        norm.check_shapes(dataset.state_shape, dataset.n_params, dataset.n_forcing)
         self.normalization_ = norm
         self.state_shape_ = dataset.state_shape
         self.n_params_, self.n_forcing_ = dataset.n_params, dataset.n_forcing
@@ -342,12 +410,37 @@ class StochasticROM:
         self.dataset_info_ = {k: dataset.attrs[k] for k in ("preset", "config", "grid")
                               if k in dataset.attrs}
         t_span = float(dataset.t[-1] - dataset.t[0])
+        self._check_training_sizes(dataset, norm, t_span)
         self.uncertainty_scale_, self.calibration_ = 1.0, {}
         self.integration_ = {}  # a refit checks its integrator again
         self.module_ = self._build(dataset.state_shape, dataset.n_params, dataset.n_forcing,
                                    norm, t_span).to(device)
         self._rollout = None
         return self
+
+    def _check_training_sizes(self, dataset: Dataset, norm: Normalization, t_span: float) -> None:
+        """Count, before anything is allocated, the networks' weights (built on the meta
+        device: shapes only) and the largest tensors of one training step."""
+        try:
+            with torch.device("meta"):
+                probe = self._build(dataset.state_shape, dataset.n_params, dataset.n_forcing,
+                                    norm, t_span)
+        except RuntimeError as exc:  # even the shapes overflow (10¹² × 10¹² channels)
+            raise ValueError(f"this model is too large to train: its networks cannot even be "
+                             f"sized ({exc})") from None
+        _check_training_size("the networks' weights",
+                             sum(int(v.numel()) for v in probe.state_dict().values()))
+        d, state = self.latent_dim_, math.prod(dataset.state_shape)
+        nodes = min(int(self.window), dataset.n_times)
+        windows, samples = int(self.windows_per_step), int(self.n_samples)
+        points = nodes + samples * (int(self.n_quad) if self.quadrature == "stratified" else nodes)
+        widest = max([2 * d, nodes, *self.hidden, *self.drift_hidden, *self.kernel_hidden])
+        _check_training_size("one step's decoded snapshots (windows × samples × snapshots × "
+                             "state)", windows * samples * nodes * state)
+        _check_training_size("one step's encoder inputs (windows × snapshots × n_win × state)",
+                             windows * nodes * int(self.n_win) * state)
+        _check_training_size("one step's posterior and drift evaluations (windows × time "
+                             "points × widest layer)", windows * points * widest)
 
     def fit(self, dataset: Dataset, *, callback: TrainingCallback | None = None,
             stop_flag: StopFlag | None = None, checkpoint: str | os.PathLike | None = None,
@@ -554,6 +647,8 @@ class StochasticROM:
             x0 = x0[:, None]
         elif extra > 2:
             raise ValueError(f"{name}: expected shape (B, *{shape}), got {x0.shape}")
+        _check_prediction_size("the encoder windows (cases × n_win × state)",
+                               x0.shape[0] * int(self.n_win) * math.prod(shape))
         if x0.shape[1] < self.n_win:  # repeat the last available snapshot (edge padding)
             pad = np.repeat(x0[:, -1:], self.n_win - x0.shape[1], axis=1)
             x0 = np.concatenate([x0, pad], axis=1)
@@ -724,21 +819,23 @@ class StochasticROM:
         f_phys = self._prepare_f(f, t, n_cases)
         method, n_sub = self.integration_settings(integrator, substeps)
         scheme = get_scheme(method)
+        n_paths = n_cases * n_samples
+        d = self.latent_dim_
+        # checked before anything is drawn: the initial states alone (paths × latent) of
+        # 10¹² sample paths would be terabytes
+        noise_shape = scheme.noise_shape(t.size - 1, n_sub, n_paths, d)
+        _check_prediction_size("the Brownian draws (times × substeps × paths × latent)",
+                               math.prod(noise_shape))
 
         device, dtype, norm = self._device(), self.torch_dtype, self.normalization_
         gen = torch.Generator(device=device)
         gen.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
-        n_paths = n_cases * n_samples
-        d = self.latent_dim_
         mean0, log_var0 = self.module_.encode(windows)
         eps0 = torch.randn(n_cases, n_samples, d, generator=gen, dtype=dtype, device=device)
         noise_scale = float(getattr(self, "uncertainty_scale_", 1.0))  # see calibrate()
         if deterministic:
             eps0 = torch.zeros_like(eps0)
         z0 = (mean0[:, None] + noise_scale * torch.exp(0.5 * log_var0)[:, None] * eps0).reshape(n_paths, d)
-        noise_shape = scheme.noise_shape(t.size - 1, n_sub, n_paths, d)
-        _check_prediction_size("the Brownian draws (times × substeps × paths × latent)",
-                               math.prod(noise_shape))
         noise = torch.randn(noise_shape, generator=gen, dtype=dtype, device=device)
         if deterministic:
             noise = torch.zeros_like(noise)

@@ -36,6 +36,13 @@ def activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+def _xavier_normal_(weight: torch.Tensor) -> None:
+    """Xavier-normal initialisation, skipped on the meta device, where a model is only
+    sized (and where torch's ``normal_`` first imports torch._dynamo: a second)."""
+    if weight.device.type != "meta":
+        nn.init.xavier_normal_(weight)
+
+
 def mlp(n_in: int, hidden: Sequence[int], n_out: int, act: str = "silu",
         zero_last: bool = False) -> nn.Sequential:
     """A fully connected network ``n_in → hidden… → n_out``, Xavier-normal init, zero biases."""
@@ -47,7 +54,7 @@ def mlp(n_in: int, hidden: Sequence[int], n_out: int, act: str = "silu",
     layers.append(nn.Linear(width, n_out))
     for layer in layers:
         if isinstance(layer, nn.Linear):
-            nn.init.xavier_normal_(layer.weight)
+            _xavier_normal_(layer.weight)
             nn.init.zeros_(layer.bias)
     if zero_last:
         nn.init.zeros_(layers[-1].weight)
@@ -98,7 +105,7 @@ class _ConvStack(nn.Module):
     def conv(self, c_in: int, c_out: int, stride: int, padding_mode: str) -> nn.Module:
         cls = nn.Conv1d if self.spatial_dims == 1 else nn.Conv2d
         layer = cls(c_in, c_out, kernel_size=5, stride=stride, padding=2, padding_mode=padding_mode)
-        nn.init.xavier_normal_(layer.weight)
+        _xavier_normal_(layer.weight)
         nn.init.zeros_(layer.bias)
         return layer
 
@@ -128,7 +135,7 @@ class Encoder(nn.Module):
             raise ValueError(f"encoder variance '{variance}': use 'constant' or 'amortized'")
         self.mean_head = None if residual_identity else nn.Linear(n_features, latent_dim)
         if self.mean_head is not None:
-            nn.init.xavier_normal_(self.mean_head.weight)
+            _xavier_normal_(self.mean_head.weight)
             nn.init.zeros_(self.mean_head.bias)
 
     def forward(self, x_win: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -252,7 +259,7 @@ class _UpsampleConv(nn.Module):
         else:
             cls = nn.Conv1d if dims == 1 else nn.Conv2d
             self.conv = cls(c_in, c_out, kernel_size=5, padding=2, padding_mode=padding_mode)
-        nn.init.xavier_normal_(self.conv.weight)
+        _xavier_normal_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -288,6 +295,6 @@ def build_decoder(architecture: str, state_shape: Sequence[int], latent_dim: int
     layers.append(geo.conv(widths[-1], geo.channels, 1, padding_mode))
     for layer in layers:
         if isinstance(layer, nn.Linear):
-            nn.init.xavier_normal_(layer.weight)
+            _xavier_normal_(layer.weight)
             nn.init.zeros_(layer.bias)
     return Decoder(nn.Sequential(*layers), state_shape)

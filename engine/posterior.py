@@ -29,8 +29,8 @@ _JITTERS = (0.0, 1e-6, 1e-4, 1e-2)
 
 
 def inverse_softplus(value: float) -> float:
-    value = float(value)
-    return value + float(torch.log(-torch.expm1(torch.tensor(-value))))
+    value = float(value)  # on the CPU even while a model is built on the meta device
+    return value + float(torch.log(-torch.expm1(torch.tensor(-value, device="cpu"))))
 
 
 class DeepKernel(nn.Module):

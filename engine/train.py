@@ -127,6 +127,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         info = json.loads(meta["srom_checkpoint"])
     except Exception as exc:
         raise CheckpointError(f"{path}: not a readable srom checkpoint ({exc})") from exc
+    if not isinstance(info, dict) or not isinstance(info.get("normalization"), dict):
+        raise CheckpointError(f"{path}: not an srom checkpoint (its record has no normalization)")
     return tensors, info
 
 
@@ -344,24 +346,51 @@ class Trainer:
         _atomic_save(tensors, {"srom_checkpoint": json.dumps(info)}, path)
 
     def load_checkpoint(self, tensors: dict[str, torch.Tensor], info: dict) -> int:
-        model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        """Restore the module, optimizer and random state; returns the step to go on from.
+
+        Raises:
+            CheckpointError: the tensors or the record do not fit this model and optimizer.
+        """
         try:
-            self.module.load_state_dict(model_state)
-        except RuntimeError as exc:
+            return self._load_checkpoint(tensors, info)
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, OverflowError, IndexError, RuntimeError) as exc:
             raise CheckpointError(f"checkpoint does not match this model ({exc})") from exc
+
+    def _load_checkpoint(self, tensors: dict[str, torch.Tensor], info: dict) -> int:
+        step = info["step"]
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= 2**62:
+            raise CheckpointError(f"checkpoint step must be a whole number >= 0, got {step!r}")
+        model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.module.load_state_dict(model_state)
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
         opt_state = self.optimizer.state_dict()
         for key, value in tensors.items():
             if not key.startswith("optim."):
                 continue
             _, pid, name = key.split(".", 2)
+            moment = name in ("exp_avg", "exp_avg_sq")
+            expected = tuple(params[int(pid)].shape) if moment else ()
+            # a moment has its parameter's shape, the step count is one number
+            if tuple(value.shape) != expected if moment else value.numel() != 1:
+                raise CheckpointError(f"optimizer state '{key}' has shape {tuple(value.shape)}, "
+                                      f"expected {expected}")
+            if name == "step" and not (0 <= float(value) <= 2**53 and float(value) % 1 == 0):
+                raise CheckpointError(f"optimizer state '{key}' must be a step count, got "
+                                      f"{float(value)}")
             target = opt_state["state"].setdefault(int(pid), {})
             if name == "step" and self.device.type != "cuda":
                 target[name] = value.to(torch.float32).cpu()
             else:
                 target[name] = value.to(self.device)
+        for pid, state in opt_state["state"].items():
+            missing = {"step", "exp_avg", "exp_avg_sq"} - set(state)  # Adam's moments
+            if missing:
+                raise CheckpointError(f"optimizer state of parameter {pid} lacks {sorted(missing)}")
         self.optimizer.load_state_dict(opt_state)
         torch.set_rng_state(tensors["rng.cpu"])
         if self.device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.history = list(info.get("history", []))
-        return int(info["step"])
+        return step

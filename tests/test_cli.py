@@ -97,9 +97,36 @@ def test_predict_from_dataset_and_from_new_inputs(files, trained):
       "sum_of_sines:amplitudes=[1,2", "--out", "{tmp}/p.npz"], "unbalanced '['"),
     (["predict", "{model}", "--data", "{train}", "--n-samples", "100000000", "--out",
       "{tmp}/p.npz"], "this prediction is too large"),
+    # found by tests/test_properties.py: tracebacks (allocator errors, TypeError, MemoryError,
+    # RecursionError) or hours of work before these
+    (["predict", "{model}", "--data", "{train}", "--n-samples", "1000000000000", "--out",
+      "{tmp}/p.npz"], "this prediction is too large"),
+    (["predict", "{model}", "--data", "{train}", "--t-end", "3", "--n-times", "1000000000000",
+      "--forcing", "sine:", "--out", "{tmp}/p.npz"], "this prediction is too large"),
+    (["predict", "{model}", "--data", "{train}", "--t-end", "3", "--forcing",
+      "sine:amplitude=" + "[" * 5000 + "]" * 5000, "--out", "{tmp}/p.npz"], "nested too deeply"),
+    (["evaluate", "{model}", "{train}", "--seed", "-1"], "--seed must be in 0..2**63 - 1"),
+    (["train", "{train}", "--out", "{tmp}/m", "--latent-dim", "1000000000000"],
+     "latent_dim must be None or an integer in 1..65536"),
+    (["train", "{train}", "--out", "{tmp}/m", "--n-quad", "1000000000000"],
+     "this model is too large to train"),
+    (["train", "{train}", "--out", "{tmp}/m", "--windows-per-step", "1000000000000"],
+     "this model is too large to train"),
+    (["train", "{train}", "--out", "{tmp}/m", "--set", "conv_channels=1000000000000",
+      "--architecture", "conv1d"], "this model is too large to train"),
+    (["train", "{train}", "--out", "{tmp}/m", "--set", "decoder_log_var_prior=5"],
+     "decoder_log_var_prior must be a (mean, std) pair"),
+    (["train", "{train}", "--out", "{tmp}/m", "--drift", "library", "--set",
+      "library_degree=1000000000000"], "monomials; at most"),
+    (["tune-step", "{model}", "{train}", "--max-substeps", "1000000000000"],
+     "max_substeps must be an integer in 1..4096"),
+    (["generate", "oscillator", "--n", "1000000000000", "--out", "{tmp}/g.npz"],
+     "over the limit of 8 GiB"),
+    (["systems", "--bogus"], "unrecognized arguments: --bogus"),  # argparse: returned, not raised
 ])
 def test_user_errors_print_one_line(files, trained, tmp_path, capsys, argv, message):
-    argv = [a.format(train=files / "train.npz", tmp=tmp_path, model=trained) for a in argv]
+    argv = [a.replace("{train}", str(files / "train.npz")).replace("{tmp}", str(tmp_path))
+            .replace("{model}", str(trained)) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

@@ -44,10 +44,14 @@ def test_empty_params_and_forcing_round_trip(tmp_path):
     (dict(x=np.zeros((0, 5, 4))), "empty"),
     (dict(t=np.array([])), "field 't': is empty"),
     (dict(x="abc"), "field 'x'"),
+    (dict(param_names=["a", "b\0"]), "field 'param_names\\[1\\]': contains a NUL"),
+    (dict(system="toy\0"), "field 'system': contains a NUL"),
+    (dict(forcing_names=["\ud800"]), "field 'forcing_names\\[0\\]': is not valid Unicode"),
 ])
 def test_bad_arrays_name_the_field(kwargs, match):
     base = make()
-    fields = dict(t=base.t, x=base.x, mu=base.mu, f=base.f)
+    fields = dict(t=base.t, x=base.x, mu=base.mu, f=base.f, param_names=base.param_names,
+                  forcing_names=base.forcing_names)
     fields.update(kwargs)
     with pytest.raises(DatasetError, match=match):
         Dataset(**fields)
@@ -115,3 +119,22 @@ def test_subset_and_summary():
     assert sub.n_trajectories == 2 and np.array_equal(sub.x[1], data.x[2])
     summary = data.summary()
     assert summary["state_shape"] == [4] and len(summary["param_ranges"]) == 2
+
+
+def test_found_by_fuzzing_odd_files_raise_dataset_error_or_load(tmp_path):
+    """tests/test_properties.py found these: an unknown zip compression method raised
+    NotImplementedError; JSON attrs nested 10⁵ deep raised RecursionError."""
+    path = make().save(tmp_path / "d.npz")
+    raw = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local, central
+        at = raw.find(signature)
+        while at >= 0:
+            raw[at + offset:at + offset + 2] = (99).to_bytes(2, "little")
+            at = raw.find(signature, at + 1)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DatasetError, match="compression method is not supported"):
+        load_dataset(path)
+    for text in ("[" * 100_000, "1" * 5000):
+        np.savez(tmp_path / "a.npz", t=np.arange(2.0), x=np.zeros((1, 2, 1)),
+                 attrs=np.asarray(text))
+        assert load_dataset(tmp_path / "a.npz").attrs == {}

@@ -89,6 +89,10 @@ def test_smooth_random_reproducible_and_smooth():
     ("sum_of_sines", {"amplitudes": [1.0, 2.0], "frequencies": [1.0]}, "same length"),
     ("smooth_random", {"length_scale": 0.0}, "length_scale"),
     ("smooth_random", {"seed": 1.5}, "integer"),
+    # found by tests/test_properties.py: OverflowError, or signals of inf and NaN
+    ("sine", {"amplitude": 10**400}, "must be a number"),
+    ("sine", {"amplitude": 1e308, "offset": 1e308}, "at most 1e\\+100"),
+    ("smooth_random", {"length_scale": 1e-320}, "length_scale must be at least"),
 ])
 def test_bad_family_or_parameter_raises(family, params, match):
     with pytest.raises(ValueError, match=match):
@@ -98,6 +102,8 @@ def test_bad_family_or_parameter_raises(family, params, match):
 def test_from_dict_requires_family():
     with pytest.raises(ValueError, match="family"):
         Forcing.from_dict({"amplitude": 1.0})
+    with pytest.raises(ValueError, match="parameter names must be text"):  # was a TypeError
+        Forcing.from_dict({"family": "sine", None: 1.0})
 
 
 def test_sample_forcing_ranges_and_reproducibility():

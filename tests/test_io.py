@@ -63,6 +63,15 @@ def corrupt(tmp_path, small_model, edit):
     (lambda d: (d / "config.json").write_text(
         (d / "config.json").read_text().replace('"normalization"', '"normalisation"')),
      "malformed"),
+    # found by tests/test_properties.py: RecursionError, ValueError, IndexError, TypeError
+    (lambda d: (d / "config.json").write_text("[" * 100_000), "not valid JSON"),
+    (lambda d: (d / "config.json").write_text("1" * 5000), "not valid JSON"),
+    (lambda d: _edit_config(d, t_range=[0.0]), "t_range must be two finite increasing"),
+    (lambda d: _edit_config(d, n_forcing=-7.3), "n_forcing must be a whole number"),
+    (lambda d: _edit_config(d, decoder_log_var_prior=5), "decoder_log_var_prior must be a"),
+    (lambda d: _edit_config(d, param_names=[]), "param_names must list"),
+    (lambda d: (d / "config.json").write_text((d / "config.json").read_text().replace(
+        '"latent_dim": 2,', '"latent_dim": 1000000000000,', 1)), "latent_dim must be None or"),
 ])
 def test_corrupt_directories_are_rejected(tmp_path, small_model, edit, match):
     with pytest.raises(ModelFileError, match=match):
@@ -83,6 +92,9 @@ def _edit_config(d, **changes):
     ({"drift_hidden": [60000, 60000, 60000]}, "ask for about 72000[0-9]+ weights"),
     ({"state_shape": [1_000_000_000]}, "state_shape"),
     ({"state_shape": [0]}, "state_shape"),
+    # found by tests/test_properties.py (a RuntimeError from torch building -2⁶³ inputs)
+    ({"n_forcing": -(2**63)}, "n_forcing must be a whole number"),
+    ({"kernel_nugget": 0.0}, "kernel_nugget must be a finite number > 0"),
 ])
 def test_configs_asking_for_huge_networks_are_refused_before_building(tmp_path, small_model,
                                                                       changes, match):
@@ -136,3 +148,11 @@ def test_temporary_files_of_killed_writes_are_cleaned_up(tmp_path, small_model):
     assert not killed.exists() and live.exists()  # a fresh one may be another writer's
     assert sorted(p.name for p in target.iterdir()) == [".tmp-someone-writing-now", "config.json",
                                                        "model.safetensors"]
+
+
+def test_a_loaded_encoder_window_of_10_to_the_12_is_refused_at_predict(tmp_path, small_model):
+    """Found by tests/test_properties.py: a config's n_win of 10¹² loaded (the identity
+    encoder has no weights to disagree) and predict padded the window to terabytes."""
+    model = load_model(corrupt(tmp_path, small_model, lambda d: _edit_config(d, n_win=10**12)))
+    with pytest.raises(ValueError, match="the encoder windows .* over the limit"):
+        model.predict(np.zeros(2), [0.2], np.linspace(0, 1, 3), np.zeros((3, 1)), n_samples=2)

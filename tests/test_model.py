@@ -190,6 +190,28 @@ def test_estimator_discipline():
         StochasticROM().fit(np.zeros((2, 3, 4)))
 
 
+@pytest.mark.parametrize("params, match", [
+    # found by tests/test_properties.py (srom train --set, config.json): TypeError,
+    # OverflowError and RuntimeError, or terabytes asked of the allocator
+    (dict(activation=[1]), "activation must be one of"),
+    (dict(dispersion_prior=5), "dispersion_prior must be a \\(mean, std\\) pair"),
+    (dict(lr=None), "lr must be a finite number > 0"),
+    (dict(encoder_log_var_init=1e308), "encoder_log_var_init must be a finite number"),
+    (dict(kl_warmup=float("inf")), "kl_warmup must be an integer >= 0"),
+    (dict(windows_per_step=True), "windows_per_step must be a positive integer"),
+    (dict(seed=-1), "seed must be an integer in 0..2\\*\\*63 - 1"),
+    (dict(latent_dim=10**12), "latent_dim must be None or an integer in 1..65536"),
+    (dict(n_samples=10**12), "too large to train: one step's decoded snapshots"),
+    (dict(n_win=10**12), "too large to train: one step's encoder inputs"),
+    (dict(latent_dim=4, hidden=[8], conv_channels=10**12, architecture="conv1d"),
+     "too large to train: its networks cannot even be sized"),
+    (dict(drift="library", library_degree=10**12), "monomials; at most 100000"),
+])
+def test_bad_hyperparameters_are_refused_before_building(params, match):
+    with pytest.raises(ValueError, match=match):
+        StochasticROM(steps=1, window=8, **params).fit(ou_dataset(2, n_times=20))
+
+
 @pytest.mark.parametrize("quadrature", ["stratified", "data"])
 def test_fit_on_fields_with_conv_autoencoder(quadrature):
     from engine import Dataset

@@ -129,6 +129,42 @@ def test_bad_checkpoint_is_reported(tmp_path, data):
     assert os.path.getsize(ckpt) > 0
 
 
+def _edited_checkpoint(source, target, record=None, tensors=None):
+    """A copy of the checkpoint ``source`` with its record and tensors edited."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(source), "pt") as handle:
+        meta = dict(handle.metadata())
+    info = json.loads(meta["srom_checkpoint"])
+    save_file((tensors or (lambda t: t))(load_file(str(source))), str(target),
+              {**meta, "srom_checkpoint": json.dumps(record(info) if record else info)})
+    return target
+
+
+@pytest.mark.parametrize("record, tensors, match", [
+    # found by tests/test_properties.py: TypeError, OverflowError, KeyError and RuntimeError
+    # at the first step instead of CheckpointError
+    (lambda info: [1], None, "not an srom checkpoint"),
+    (lambda info: {**info, "step": 10**30}, None, "step must be a whole number"),
+    (None, lambda t: {k: v for k, v in t.items() if k != "optim.0.exp_avg_sq"},
+     "lacks \\['exp_avg_sq'\\]"),
+    (None, lambda t: {**t, "optim.0.step": torch.zeros(3)}, "'optim.0.step' has shape"),
+    (None, lambda t: {**t, "optim.0.step": torch.tensor(-1e30)}, "must be a step count"),
+    (None, lambda t: {**t, "optim.0.exp_avg": torch.zeros(7)}, "'optim.0.exp_avg' has shape"),
+    (lambda info: {**info, "normalization": {**info["normalization"], "mu_mean": []}}, None,
+     "'mu_mean' has shape"),
+])
+def test_an_edited_checkpoint_is_reported(tmp_path, data, record, tensors, match):
+    ckpt = tmp_path / "c.safetensors"
+    model(steps=10).fit(data, checkpoint=ckpt)
+    edited = _edited_checkpoint(ckpt, tmp_path / "e.safetensors", record, tensors)
+    with pytest.raises(ValueError, match=match):
+        model(steps=20).fit(data, resume_from=edited)
+
+
 def test_time_budget_ends_training_at_a_log_and_saves(tmp_path, data):
     ckpt = tmp_path / "ckpt.safetensors"
     m = model(steps=10_000).fit(data, max_seconds=0.0, checkpoint=ckpt)

@@ -39,6 +39,9 @@ __all__ = ["choose_substeps", "deterministic_rollouts", "TOLERANCE", "MAX_SUBSTE
 
 TOLERANCE = 0.01
 MAX_SUBSTEPS = 64
+#: the largest ``max_substeps`` a search may be given: each doubling integrates the whole
+#: horizon again, and a tolerance that is never met would double on for hours
+SUBSTEPS_LIMIT = 4096
 INFORMATIVE = 0.5
 MIN_SHARE = 0.1
 
@@ -92,8 +95,9 @@ def choose_substeps(model: "StochasticROM", dataset: Dataset, method: str,
     """
     if not 0 < tolerance < 1:
         raise ValueError(f"tolerance must lie in (0, 1), got {tolerance!r}")
-    if not isinstance(max_substeps, (int, np.integer)) or max_substeps < 1:
-        raise ValueError(f"max_substeps must be a positive integer, got {max_substeps!r}")
+    if not isinstance(max_substeps, (int, np.integer)) or not 1 <= max_substeps <= SUBSTEPS_LIMIT:
+        raise ValueError(f"max_substeps must be an integer in 1..{SUBSTEPS_LIMIT}, got "
+                         f"{max_substeps!r}")
     start = time.perf_counter()
     # at most max_trajectories, and few enough that a rollout stays near 2^26 values
     per_case = dataset.n_times * int(np.prod(dataset.state_shape))

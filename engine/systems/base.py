@@ -477,10 +477,22 @@ class System(param.Parameterized):
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0]))
         return self._package(n, None, seed, rng, {s: slices[s] for s in splits})
 
+    def _check_dataset_size(self, n: int, n_times: int) -> None:
+        """Refuse, before sampling, a dataset larger than a dataset file may be (10¹²
+        trajectories would ask for terabytes at once)."""
+        from engine.untrusted_files import max_dataset_bytes
+
+        size = n * n_times * math.prod(self.state_shape) * 8
+        if size > max_dataset_bytes():
+            raise ValueError(f"{n} trajectories of {n_times} times of states {self.state_shape} "
+                             f"would be {size / 2**30:.3g} GiB, over the limit of "
+                             f"{max_dataset_bytes() / 2**30:.3g} GiB (SROM_MAX_DATASET_BYTES)")
+
     def _package(self, n: int, split: str | None, seed: int, rng: np.random.Generator,
                  pieces: dict[str, slice]) -> dict[str, Dataset]:
         """Sample and simulate ``n`` trajectories once; one Dataset per time piece."""
         t_all = self.time_grid()
+        self._check_dataset_size(int(n), t_all.size)
         sample_rng, sim_rng = rng.spawn(2)
         mu, forcings = self.sample(int(n), sample_rng)
         x_all = self.simulate_batch(mu, forcings, t_all, sim_rng)
