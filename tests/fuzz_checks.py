@@ -26,6 +26,7 @@ import numpy as np
 from engine.data import Dataset, DatasetError, load_dataset
 from engine.forcing import Forcing, make_forcing
 from engine.io import ModelFileError, load_model
+from fuzz_strategies import apply_config_edits, apply_mutations, apply_tensor_edits
 
 __all__ = [
     "PropertyViolation", "HANG_SECONDS", "T_GRID", "FuzzFiles", "make_fuzz_files", "run_case",
@@ -165,8 +166,6 @@ def check_h5_members(members: dict[str, np.ndarray], workdir: Path) -> str:
 def check_mutated_dataset(files: FuzzFiles, suffix: str, edits: list, workdir: Path) -> str:
     """A valid dataset file with bytes flipped, set, inserted, deleted or cut loads or raises
     ``DatasetError``."""
-    from fuzz_strategies import apply_mutations
-
     valid = files.npz_bytes if suffix == ".npz" else files.h5_bytes
     return check_dataset_bytes(apply_mutations(valid, edits), suffix, workdir)
 
@@ -180,7 +179,7 @@ def check_round_trip(fields: dict[str, Any], suffix: str, workdir: Path) -> str:
     except DatasetError as exc:
         raise PropertyViolation(f"a valid dataset was refused: {exc}") from exc
     path = workdir / f"roundtrip{suffix}"
-    label, loaded = run_case(lambda: (dataset.save(path), load_dataset(path))[1], ())
+    _, loaded = run_case(lambda: (dataset.save(path), load_dataset(path))[1], ())
     for name in ("t", "x", "mu", "f"):
         a, b = getattr(dataset, name), getattr(loaded, name)
         if a.dtype != b.dtype or a.shape != b.shape or not np.array_equal(a, b):
@@ -236,7 +235,6 @@ def check_checkpoint(files: FuzzFiles, record_edits: list, tensor_edits: list,
     from safetensors.torch import load_file, save_file
 
     from engine import StochasticROM
-    from fuzz_strategies import apply_config_edits, apply_mutations, apply_tensor_edits
 
     with safe_open(str(files.checkpoint), "pt") as handle:
         meta = dict(handle.metadata())

@@ -140,7 +140,7 @@ def test_forcing_text_gives_finite_values_or_a_user_error(case):
 
 
 # ----------------------------------------------------------------------- CLI
-@settings(FAST, max_examples=100)
+@settings(FAST, max_examples=60)
 @given(argv=fs.cli_argvs())
 def test_the_command_line_exits_with_a_status_and_no_traceback(files, workdir, argv):
     check_cli(argv, files, workdir)
