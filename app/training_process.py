@@ -24,26 +24,11 @@ import tempfile
 from typing import Any
 
 from app.training_job import TrainingJob, run_job
+from engine.progress import StopFlag
 
 __all__ = ["run_job_in_process"]
 
 _CONTEXT = multiprocessing.get_context("spawn")
-
-
-class _EventFlag:
-    """A :class:`engine.StopFlag` over a process-shared event."""
-
-    def __init__(self, event) -> None:
-        self._event = event
-
-    def set(self) -> None:
-        self._event.set()
-
-    def clear(self) -> None:
-        self._event.clear()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
 
 
 class _ChildJob(TrainingJob):
@@ -52,7 +37,7 @@ class _ChildJob(TrainingJob):
 
     def __init__(self, spec, events, stop_event, out_dir: str):
         super().__init__(spec)
-        self.stop_flag = _EventFlag(stop_event)
+        self.stop_flag = StopFlag(stop_event)  # shared with the parent
         self._events, self._out_dir = events, out_dir
 
     def emit(self, kind: str, **data: Any) -> None:

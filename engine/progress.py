@@ -102,8 +102,11 @@ class CallbackList(NullCallback):
 class StopFlag:
     """A thread-safe cooperative stop request, checked between training steps."""
 
-    def __init__(self) -> None:
-        self._event = threading.Event()
+    def __init__(self, event=None) -> None:
+        """``event``: an object with ``set``/``clear``/``is_set`` to share (a
+        ``multiprocessing`` event, so that a child process sees the request); default a
+        new ``threading.Event``."""
+        self._event = event if event is not None else threading.Event()
 
     def set(self) -> None:
         self._event.set()

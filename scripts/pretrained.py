@@ -284,6 +284,20 @@ def train(names: list[str], out: Path, smoke: bool = False, reuse: bool = False,
             (target / "eval.json").write_text(json.dumps(record, indent=2))
 
 
+def _scored_models(names: list[str], out: Path, data_dir: Path | None):
+    """For each shipped model with an ``eval.json``: its name, spec, folder, record path,
+    record and the data cache (``data_dir`` or a temporary folder kept for the loop)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = data_dir or Path(tmp)
+        for name in names:
+            spec, target = _spec(name), out / name
+            record_path = target / "eval.json"
+            if not record_path.is_file():
+                print(f"skip {name}: no eval.json (train it first)", flush=True)
+                continue
+            yield name, spec, target, record_path, json.loads(record_path.read_text()), cache
+
+
 def rescore(names: list[str], out: Path, data_dir: Path | None = None) -> None:
     """Score shipped models again without training them (issue 13: the integrator).
 
@@ -294,46 +308,38 @@ def rescore(names: list[str], out: Path, data_dir: Path | None = None) -> None:
     Euler–Maruyama at the data step, so that the change is visible. ``eval.json`` keeps its
     training record and gains ``integration``, ``euler_data_step`` and ``rescored``.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = data_dir or Path(tmp)
-        for name in names:
-            spec, target = _spec(name), out / name
-            record_path = target / "eval.json"
-            if not record_path.is_file():
-                print(f"skip {name}: no eval.json (train it first)", flush=True)
-                continue
-            record = json.loads(record_path.read_text())
-            eval_split = spec.get("eval", "test")
-            tune_split = "val" if "val" in spec["generate"]["n"] and eval_split != "val" else "train"
-            files = _datasets(spec, cache, smoke=False,
-                              skip=tuple(s for s in spec["generate"]["n"]
-                                         if s not in (tune_split, eval_split, "val")))
-            samples = spec.get("eval_samples", 128)
-            start = time.time()
-            integration = json.loads(srom("tune-step", str(target), str(files[tune_split]), "--json"))
-            integration["split"] = tune_split
-            calibration = None
-            if spec.get("calibrate", True):
-                calibration = json.loads(srom("calibrate", str(target), str(files["val"]), "--json",
-                                               "--n-samples", str(min(64, samples))))
-            metrics = json.loads(srom("evaluate", str(target), str(files[eval_split]), "--json",
-                                      "--n-samples", str(samples)))
-            euler = json.loads(srom("evaluate", str(target), str(files[eval_split]), "--json",
-                                    "--n-samples", str(samples), "--integrator", "euler",
-                                    "--substeps", "1", "--no-paper-protocol"))
-            _store_metrics(target, metrics)
-            import torch
+    for name, spec, target, record_path, record, cache in _scored_models(names, out, data_dir):
+        eval_split = spec.get("eval", "test")
+        tune_split = "val" if "val" in spec["generate"]["n"] and eval_split != "val" else "train"
+        files = _datasets(spec, cache, smoke=False,
+                          skip=tuple(s for s in spec["generate"]["n"]
+                                     if s not in (tune_split, eval_split, "val")))
+        samples = spec.get("eval_samples", 128)
+        start = time.time()
+        integration = json.loads(srom("tune-step", str(target), str(files[tune_split]), "--json"))
+        integration["split"] = tune_split
+        calibration = None
+        if spec.get("calibrate", True):
+            calibration = json.loads(srom("calibrate", str(target), str(files["val"]), "--json",
+                                           "--n-samples", str(min(64, samples))))
+        metrics = json.loads(srom("evaluate", str(target), str(files[eval_split]), "--json",
+                                  "--n-samples", str(samples)))
+        euler = json.loads(srom("evaluate", str(target), str(files[eval_split]), "--json",
+                                "--n-samples", str(samples), "--integrator", "euler",
+                                "--substeps", "1", "--no-paper-protocol"))
+        _store_metrics(target, metrics)
+        import torch
 
-            record.update(test=metrics, euler_data_step=euler, integration=integration,
-                          calibration=calibration if calibration is not None else record.get("calibration"),
-                          rescored={"date": time.strftime("%Y-%m-%d"), "host": platform.node(),
-                                    "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-                                    "seconds": time.time() - start})
-            record_path.write_text(json.dumps(record, indent=2))
-            print(f"{name}: {integration['integrator']} x{integration['substeps']} "
-                  f"rel. L2 {metrics['rel_l2_mean']:.4f} (paper protocol "
-                  f"{metrics['paper_protocol']['rel_l2_mean']:.4f}; Euler at the data step "
-                  f"{euler['rel_l2_mean']:.4f}) in {time.time() - start:.0f} s", flush=True)
+        record.update(test=metrics, euler_data_step=euler, integration=integration,
+                      calibration=calibration if calibration is not None else record.get("calibration"),
+                      rescored={"date": time.strftime("%Y-%m-%d"), "host": platform.node(),
+                                "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+                                "seconds": time.time() - start})
+        record_path.write_text(json.dumps(record, indent=2))
+        print(f"{name}: {integration['integrator']} x{integration['substeps']} "
+              f"rel. L2 {metrics['rel_l2_mean']:.4f} (paper protocol "
+              f"{metrics['paper_protocol']['rel_l2_mean']:.4f}; Euler at the data step "
+              f"{euler['rel_l2_mean']:.4f}) in {time.time() - start:.0f} s", flush=True)
 
 
 def ensemble(names: list[str], out: Path, data_dir: Path | None = None,
@@ -355,40 +361,32 @@ def ensemble(names: list[str], out: Path, data_dir: Path | None = None,
     from engine.model import ExtrapolationWarning
     from engine.truth_ensembles import make_truth_ensemble
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = data_dir or Path(tmp)
-        for name in names:
-            spec, target = _spec(name), out / name
-            record_path = target / "eval.json"
-            if not record_path.is_file():
-                print(f"skip {name}: no eval.json (train it first)", flush=True)
-                continue
-            record = json.loads(record_path.read_text())
-            eval_split = spec.get("eval", "test")
-            files = _datasets(spec, cache, smoke=False,
-                              skip=tuple(s for s in spec["generate"]["n"] if s != eval_split))
-            cases = load_dataset(files[eval_split])
-            start = time.time()
-            try:
-                truth = make_truth_ensemble(cases, n_realisations, seed=1234)
-            except ValueError as exc:
-                print(f"skip {name}: {exc}", flush=True)
-                continue
-            if truth.kind == "deterministic" and truth.lyapunov_exponents is None:
-                print(f"skip {name}: deterministic and not chaotic (the data are the truth)", flush=True)
-                continue
-            model = load_model(target)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ExtrapolationWarning)
-                scores = evaluate_against_ensemble(model, truth, spec.get("eval_samples", 128))
-            scores["description"] = describe_scores(scores)
-            scores["seconds"] = time.time() - start
-            record["ensemble"] = scores
-            record_path.write_text(json.dumps(record, indent=2))
-            config = json.loads((target / "config.json").read_text())
-            _store_metrics(target, {**config.get("metrics", {}), "ensemble": {
-                k: v for k, v in scores.items() if not isinstance(v, (list, dict))}})
-            print(f"{name}: {scores['description']} ({scores['seconds']:.0f} s)", flush=True)
+    for name, spec, target, record_path, record, cache in _scored_models(names, out, data_dir):
+        eval_split = spec.get("eval", "test")
+        files = _datasets(spec, cache, smoke=False,
+                          skip=tuple(s for s in spec["generate"]["n"] if s != eval_split))
+        cases = load_dataset(files[eval_split])
+        start = time.time()
+        try:
+            truth = make_truth_ensemble(cases, n_realisations, seed=1234)
+        except ValueError as exc:
+            print(f"skip {name}: {exc}", flush=True)
+            continue
+        if truth.kind == "deterministic" and truth.lyapunov_exponents is None:
+            print(f"skip {name}: deterministic and not chaotic (the data are the truth)", flush=True)
+            continue
+        model = load_model(target)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            scores = evaluate_against_ensemble(model, truth, spec.get("eval_samples", 128))
+        scores["description"] = describe_scores(scores)
+        scores["seconds"] = time.time() - start
+        record["ensemble"] = scores
+        record_path.write_text(json.dumps(record, indent=2))
+        config = json.loads((target / "config.json").read_text())
+        _store_metrics(target, {**config.get("metrics", {}), "ensemble": {
+            k: v for k, v in scores.items() if not isinstance(v, (list, dict))}})
+        print(f"{name}: {scores['description']} ({scores['seconds']:.0f} s)", flush=True)
 
 
 def train_parallel(names: list[str], out: Path, jobs: int, smoke: bool, reuse: bool,

@@ -110,15 +110,17 @@ def test_stop_ends_early_and_keeps_a_usable_model(worker, models_dir):
     assert state.save("stopped-early") and (models_dir / "stopped-early" / "config.json").is_file()
 
 
-def test_two_more_sessions_are_told_their_place_in_the_queue():
-    def hold_until_stopped(job):  # a stand-in for a long training
-        job.status = "running"
-        job.emit("start", total=10, start=0)
-        deadline = time.monotonic() + 10
-        while not job.stop_flag.is_set() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        job.finish("stopped", "stopped at step 0 on request")
+def hold_until_stopped(job):
+    """A stand-in for a long training: runs until stopped (10 s at most)."""
+    job.status = "running"
+    job.emit("start", total=10, start=0)
+    deadline = time.monotonic() + 10
+    while not job.stop_flag.is_set() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    job.finish("stopped", "stopped at step 0 on request")
 
+
+def test_two_more_sessions_are_told_their_place_in_the_queue():
     worker = TrainingWorker(runner=hold_until_stopped)
     a, b, c = (TrainingState(worker=worker, owner=o, **TINY) for o in "abc")
     try:
@@ -147,14 +149,6 @@ def test_two_more_sessions_are_told_their_place_in_the_queue():
 
 
 def test_the_admins_caps_bound_the_queue_and_each_training(monkeypatch):
-    def hold_until_stopped(job):
-        job.status = "running"
-        job.emit("start", total=10, start=0)
-        deadline = time.monotonic() + 10
-        while not job.stop_flag.is_set() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        job.finish("stopped", "stopped")
-
     monkeypatch.setenv("SROM_MAX_QUEUED_TRAININGS", "1")
     monkeypatch.setenv("SROM_MAX_TRAINING_STEPS", "500")
     monkeypatch.setenv("SROM_MAX_GENERATED_TRAJECTORIES", "20")
