@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -412,6 +412,11 @@ class Normalization:
             if not fits:
                 raise DatasetError(f"normalization: '{name}' of shape {shape} does not fit "
                                    f"states of shape {tuple(state_shape)}")
+
+    def without_state_scaling(self) -> "Normalization":
+        """The same map for μ and f with the states left as they are (zero shift, unit
+        scale): for likelihoods that need the raw values, such as 0/1 frames."""
+        return replace(self, x_mean=np.zeros_like(self.x_mean), x_std=np.ones_like(self.x_std))
 
     def to_dict(self) -> dict:
         return {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["relative_l2", "rmse", "crps", "interval_coverage", "summarize", "MetricAccumulator",
-           "energy_score", "ensemble_scores", "oracle_ensemble_scores", "valid_prediction_time"]
+           "energy_score", "ensemble_scores", "oracle_ensemble_scores", "valid_prediction_time",
+           "model_free_baselines"]
 
 
 def _flat_state(a: np.ndarray, lead: int) -> np.ndarray:
@@ -247,4 +248,37 @@ def valid_prediction_time(prediction: np.ndarray, truth: np.ndarray, t: np.ndarr
     for i in range(b):
         bad = np.flatnonzero(~(error[i] <= threshold))  # NaN counts as past the threshold
         out[i] = (t[bad[0]] if bad.size else t[-1]) - t[0]
+    return out
+
+
+def model_free_baselines(train_x: np.ndarray, test_x: np.ndarray,
+                         last_seen: np.ndarray | None = None) -> dict[str, float]:
+    """Scores of two predictions that need no model, to put a model's score in context.
+
+    - ``average_state``: the mean training state (over trajectories and times) at every
+      test time;
+    - ``last_seen_state``: each test trajectory's last seen state held for the whole horizon
+      (``last_seen``, e.g. the last training frame of a video cut in time; default the test
+      trajectory's first snapshot, which the model encodes).
+
+    Args:
+        train_x: ``(N, T, *S)`` training states.
+        test_x: ``(B, T', *S)`` held-out states.
+        last_seen: ``(B, *S)`` states to hold, or ``None``.
+
+    Returns:
+        ``{name}_rel_l2`` (per-step relative L2 averaged over cases and steps, as
+        ``StochasticROM.evaluate``'s ``rel_l2_mean``) and ``{name}_rmse`` for both.
+    """
+    test_x = np.asarray(test_x, dtype=np.float64)
+    hold = test_x[:, 0] if last_seen is None else np.asarray(last_seen, dtype=np.float64)
+    if hold.shape != (test_x.shape[0],) + test_x.shape[2:]:
+        raise ValueError(f"last_seen must be (B, *S) = {(test_x.shape[0],) + test_x.shape[2:]}, "
+                         f"got {hold.shape}")
+    average = np.asarray(train_x, dtype=np.float64).mean(axis=(0, 1))
+    out = {}
+    for name, guess in (("average_state", np.broadcast_to(average, test_x.shape)),
+                        ("last_seen_state", np.broadcast_to(hold[:, None], test_x.shape))):
+        out[f"{name}_rel_l2"] = float(relative_l2(guess, test_x).mean())
+        out[f"{name}_rmse"] = rmse(guess, test_x)
     return out

@@ -18,6 +18,7 @@ from engine.data import Dataset, DatasetError, Normalization
 from engine.drift import Dispersion, build_drift
 from engine.metrics import MetricAccumulator
 from engine.module import SROMModule
+from engine.likelihoods import LIKELIHOODS, observations, predictive_moments
 from engine.networks import build_decoder, build_encoder, choose_architecture
 from engine.posterior import DeepKernel, WindowPosterior
 from engine.prediction import Prediction, sample_quantiles
@@ -102,6 +103,17 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return device
 
 
+def _check_binary_states(dataset) -> None:
+    """The Bernoulli likelihood models 0/1 (or [0, 1]) states; refuse others clearly."""
+    x = getattr(dataset, "x", None)
+    if x is None:  # streamed from disk: checked while reading is not possible here
+        return
+    low, high = float(np.min(x)), float(np.max(x))
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"likelihood='bernoulli' needs states in [0, 1] (binary frames), but "
+                         f"this dataset's states lie in [{low:.4g}, {high:.4g}]")
+
+
 def _tuple(value) -> tuple:
     return tuple(value) if value is not None else None
 
@@ -133,6 +145,9 @@ class StochasticROM:
             units): initial log σ² and the (mean, std) of its Gaussian prior.
         decoder_var_floor: lower bound on the decoder variance (normalized units); keeps
             noise-free data from collapsing the variances and over-confident predictions.
+        likelihood: ``gaussian`` (default) or ``bernoulli`` for binary data such as
+            thresholded video frames (the decoder gives logits; states in [0, 1] are not
+            normalized; :mod:`engine.likelihoods`).
         kernel_hidden, kernel_length_scale, kernel_nugget: the deep kernel.
         normalize: scale states, μ and f to zero mean and unit std before the networks.
         dtype: ``float32`` or ``float64``.
@@ -166,7 +181,7 @@ class StochasticROM:
                  dispersion_prior: tuple[float, float] | None = None,
                  decoder_log_var_init: float = -4.0,
                  decoder_log_var_prior: tuple[float, float] = (-4.0, 1.0),
-                 decoder_var_floor: float = 0.0,
+                 decoder_var_floor: float = 0.0, likelihood: str = "gaussian",
                  kernel_hidden: tuple[int, ...] = (32, 32), kernel_length_scale: float = 0.1,
                  kernel_nugget: float = 1e-2, normalize: bool = True, dtype: str = "float32",
                  steps: int = 2000, lr: float = 1e-3, lr_decay_steps: int = 1000,
@@ -200,6 +215,7 @@ class StochasticROM:
         self.decoder_log_var_init = decoder_log_var_init
         self.decoder_log_var_prior = decoder_log_var_prior
         self.decoder_var_floor = decoder_var_floor
+        self.likelihood = likelihood
         self.kernel_hidden = kernel_hidden
         self.kernel_length_scale = kernel_length_scale
         self.kernel_nugget = kernel_nugget
@@ -284,6 +300,9 @@ class StochasticROM:
         signs (a value from ``--set`` or a hand-edited config.json can be anything)."""
         from engine.networks import ACTIVATIONS
 
+        if not isinstance(self.likelihood, str) or self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, got "
+                             f"{self.likelihood!r}")
         if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
                              f"{self.activation!r}")
@@ -369,7 +388,7 @@ class StochasticROM:
         dispersion = Dispersion(d, self.dispersion_init,
                                 _tuple(self.dispersion_prior) if self.dispersion_prior else None)
         module = SROMModule(encoder, decoder, dec_var, WindowPosterior(kernel), drift, dispersion,
-                            state_shape, d)
+                            state_shape, d, likelihood=self.likelihood)
         self.architecture_ = arch
         self.latent_dim_ = d
         return module.to(self.torch_dtype)
@@ -394,7 +413,11 @@ class StochasticROM:
             torch.cuda.manual_seed_all(self.seed)
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+        if self.likelihood == "bernoulli":
+            _check_binary_states(dataset)
         norm = normalization or Normalization.fit(dataset, self.normalize)
+        if self.likelihood == "bernoulli":  # the decoder's logits need the raw 0/1 states
+            norm = norm.without_state_scaling()
         norm.check_shapes(dataset.state_shape, dataset.n_params, dataset.n_forcing)
         self.normalization_ = norm
         self.state_shape_ = dataset.state_shape
@@ -753,20 +776,14 @@ class StochasticROM:
         decoded = self._decode_paths(latent.reshape(-1, d)).view(n_cases, n_samples, t.size,
                                                                  *self.state_shape_)
         dec_var = self.module_.decoder_variance.point() * noise_scale**2 if decoder_noise else None
-        x_mean_n = decoded.mean(1)
-        x_var_n = decoded.var(1, unbiased=False) if n_samples > 1 else torch.zeros_like(x_mean_n)
-        if dec_var is not None:
-            x_var_n = x_var_n + dec_var
+        x_mean_n, x_var_n = predictive_moments(self.likelihood, decoded, dec_var)
         scale = torch.as_tensor(norm.x_std, dtype=dtype, device=device)
         shift = torch.as_tensor(norm.x_mean, dtype=dtype, device=device)
         mean = (x_mean_n * scale + shift).cpu().numpy()
         std = (x_var_n.sqrt() * scale).cpu().numpy()
         samples, q_values, q_levels = None, None, None
         if return_samples or quantiles is not None:
-            if dec_var is not None:
-                obs_noise = torch.randn(decoded.shape, generator=gen, dtype=dtype, device=device)
-                decoded = decoded + dec_var.sqrt() * obs_noise
-            decoded = decoded * scale + shift
+            decoded = observations(self.likelihood, decoded, dec_var, gen) * scale + shift
             if quantiles is not None:
                 q_levels = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
                 q_values = sample_quantiles(decoded, q_levels, dim=1).cpu().numpy()

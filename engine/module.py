@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from engine.elbo import gaussian_log_likelihood, kl_weight, path_residual, stratified_times
+from engine.elbo import kl_weight, path_residual, stratified_times
+from engine.likelihoods import log_likelihood
 from engine.posterior import WindowPosterior
 
 __all__ = ["WindowBatch", "SROMModule"]
@@ -73,8 +74,9 @@ class SROMModule(nn.Module):
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, decoder_variance: nn.Module,
                  posterior: WindowPosterior, drift: nn.Module, dispersion: nn.Module,
-                 state_shape: tuple[int, ...], latent_dim: int):
+                 state_shape: tuple[int, ...], latent_dim: int, likelihood: str = "gaussian"):
         super().__init__()
+        self.likelihood = likelihood  # engine.likelihoods.LIKELIHOODS
         self.encoder, self.decoder = encoder, decoder
         self.decoder_variance = decoder_variance
         self.posterior, self.drift, self.dispersion = posterior, drift, dispersion
@@ -120,9 +122,10 @@ class SROMModule(nn.Module):
         eps = torch.randn(n_samples, n_win_, n_nodes, d, device=m_nodes.device, dtype=m_nodes.dtype)
         z_nodes = m_nodes + torch.exp(0.5 * logs_nodes) * eps
         x_hat = self.decode(z_nodes.reshape(-1, d)).view(n_samples, n_win_, n_nodes, *self.state_shape)
-        dec_var = self.decoder_variance.sample()
-        log_lik = gaussian_log_likelihood(batch.x_nodes.unsqueeze(0), x_hat, dec_var,
-                                          len(self.state_shape))
+        gaussian = self.likelihood == "gaussian"
+        dec_var = self.decoder_variance.sample() if gaussian else None
+        log_lik = log_likelihood(self.likelihood, batch.x_nodes.unsqueeze(0), x_hat, dec_var,
+                                 len(self.state_shape))
         ell = log_lik.mean(0).sum(-1).mean() / (n_nodes * n_state)
 
         # --- path-KL residual by quadrature in time
@@ -143,7 +146,10 @@ class SROMModule(nn.Module):
         residual = (0.5 * (t_last - t_first) * integrand.mean(-1)).mean() / (n_nodes * n_state)
 
         # --- KL of global variables
-        kl = (self.decoder_variance.kl() + self.dispersion.kl() + self.drift.kl()) / (n_total * n_state)
+        kl = self.dispersion.kl() + self.drift.kl()
+        if gaussian:  # the Bernoulli likelihood has no decoder variance
+            kl = kl + self.decoder_variance.kl()
+        kl = kl / (n_total * n_state)
 
         beta = kl_weight(step, kl_warmup, kl_transition)
         loss = -(ell - beta * (residual + kl))

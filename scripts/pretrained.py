@@ -64,6 +64,12 @@ _RD_PAPER_TRAIN = ["--latent-dim", "2", "--drift", "library", "--steps", "30000"
 # the long rollout of a latent limit cycle can drift although every training window fits:
 # keep the parameters whose validation rollout is best
 _RD_PAPER_SELECT = {"every": 2000, "samples": 16}
+# binary frames: a Bernoulli likelihood on the decoder's logits and the diffusion pinned near
+# Ψ² = 1e-5 by a tight log-normal prior (ARCTA's pendulum; with a Gaussian likelihood and a
+# free Ψ ≈ 1.15 the rollout collapsed to a fixed point, rel. L2 1.035, worse than the
+# average frame)
+_PENDULUM_OBSERVATION = ["--set", "likelihood=bernoulli", "--set", "dispersion_init=0.00316",
+                         "--set", "dispersion_prior=[-11.513,1e-5]"]
 SPECS: dict[str, dict] = {
     "burgers": {
         "title": "Forced viscous Burgers 1-D (physically consistent default preset)",
@@ -154,7 +160,23 @@ SPECS: dict[str, dict] = {
         "generate": {"preset": None, "n": {"train": 64, "val": 8, "test": 8}},
         "train": ["--latent-dim", "2", "--n-win", "5", "--steps", "15000", "--window", "64",
                   "--windows-per-step", "4", "--lr", "1e-3", "--set", "drift_hidden=[64,64]",
-                  "--set", "lr_decay_steps=1500"],
+                  "--set", "lr_decay_steps=1500", *_PENDULUM_OBSERVATION],
+        "baselines": True,
+    },
+    "pendulum_video_paper": {
+        "system": "pendulum_video",
+        "title": "Pendulum video, the amortized-reparametrization paper's set-up (one θ0 = π/2 "
+                 "video, the last 10 s held out)",
+        "generate": {"preset": "paper", "n": {"train": 1, "test": 1}},
+        "eval": "test", "calibrate": False, "baselines": True,
+        # ARCTA's nsde-video settings: window 128 with 5-frame encoder inputs, R = 20 latent
+        # samples, S = 10 quadrature points, lr 1e-3 × 0.9 every 1 000, β ramp 1 000, drift
+        # 64-64 tanh, kernel 32-32, 10 000 steps
+        "train": ["--latent-dim", "2", "--n-win", "5", "--steps", "10000", "--window", "128",
+                  "--windows-per-step", "1", "--lr", "1e-3", "--n-samples", "20", "--n-quad", "10",
+                  "--kl-transition", "1000", "--set", "lr_decay_steps=1000",
+                  "--set", "drift_hidden=[64,64]", "--set", "activation=tanh",
+                  "--set", "kernel_hidden=[32,32]", *_PENDULUM_OBSERVATION],
     },
 }
 
@@ -238,6 +260,18 @@ def _trained(target: Path) -> dict | None:
     return json.loads(record.read_text()) if record.is_file() else {"seconds": None}
 
 
+def _baselines(train_file: Path, test_file: Path) -> dict:
+    """Scores of the average training state and of the last seen state (the last training
+    frame of a video cut in time, else each test trajectory's first snapshot)."""
+    from engine import load_dataset
+    from engine.metrics import model_free_baselines
+
+    train, test = load_dataset(train_file), load_dataset(test_file)
+    cut_in_time = (train.n_trajectories == test.n_trajectories and test.t[0] > train.t[-1]
+                   and train.attrs.get("seed") == test.attrs.get("seed"))
+    return model_free_baselines(train.x, test.x, last_seen=train.x[:, -1] if cut_in_time else None)
+
+
 def _spec(name: str) -> dict:
     return {**SPECS[name], "system_name": SPECS[name].get("system", name)}
 
@@ -279,6 +313,8 @@ def train(names: list[str], out: Path, smoke: bool = False, reuse: bool = False,
             metrics = json.loads(srom("evaluate", str(target), str(files[eval_split]), "--json",
                                       "--n-samples", "8" if smoke else str(samples)))
             (target / "checkpoint.safetensors").unlink(missing_ok=True)
+            if spec.get("baselines") and "train" in files:
+                metrics["baselines"] = _baselines(files["train"], files[eval_split])
             _store_metrics(target, metrics)
             from engine import load_model
 

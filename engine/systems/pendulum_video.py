@@ -28,7 +28,9 @@ class PendulumVideoSystem(System):
     system_name = "pendulum_video"
     units = {"theta0": "rad", "omega0": "rad/time", "frequency2": "1/time²"}
     presets = {
-        "paper": {"mu_names": [], "view": (-1.5, 1.5, -1.5, 0.1)},
+        # one video; the first 20 s train, the last 10 s (1.35 periods) are held out
+        "paper": {"mu_names": [], "view": (-1.5, 1.5, -1.5, 0.1),
+                  "time_split": [("train", 20.0), ("test", None)]},
         "default": {},
         "small": {"t_end": 2.0, "n_t": 30, "resolution": 16},
     }
