@@ -617,6 +617,84 @@ def _ensemble_lines(record: dict) -> list[str]:
     return lines
 
 
+def _seed_lines(record: dict) -> list[str]:
+    """Every training seed's figures and the spread (``train --seeds``)."""
+    seeds = record.get("seeds")
+    if not seeds:
+        return []
+
+    def cell(value):
+        return "–" if value is None else f"{value:.4g}"
+
+    lines = ["", "## Robustness over training seeds", "",
+             f"The same settings trained with seeds {', '.join(str(s['seed']) for s in seeds['seeds'])}; "
+             f"seed {seeds['shipped_seed']} ships ({seeds['selected_by']}, never the test score). "
+             f"Test rel. L2 over seeds {seeds['test_rel_l2_mean_mean']:.4g} ± "
+             f"{seeds['test_rel_l2_mean_std']:.2g} (worst / best {seeds['worst_over_best']:.2f}).", "",
+             "| seed | best validation rel. L2 (step) | test rel. L2 | 90 % coverage | steps | training s |",
+             "|---|---|---|---|---|---|"]
+    for s in seeds["seeds"]:
+        lines.append(f"| {s['seed']}{' (shipped)' if s['seed'] == seeds['shipped_seed'] else ''} | "
+                     f"{cell(s['best_val_rel_l2'])} ({s['best_step']}) | {cell(s['test_rel_l2_mean'])} | "
+                     f"{cell(s['coverage_90'])} | {s['steps']} | {s['train_seconds']:.0f} |")
+    return lines
+
+
+def _baseline_lines(test: dict) -> list[str]:
+    """The model against two predictions that need no model (``"baselines"`` specs)."""
+    base = test.get("baselines")
+    if not base:
+        return []
+    return ["", "Against predictions that need no model (same frames, same error):", "",
+            "| prediction | rel. L2 | RMSE |", "|---|---|---|",
+            f"| this model (predictive mean) | {test['rel_l2_mean']:.4g} | {test['rmse']:.4g} |",
+            f"| the average training frame | {base['average_state_rel_l2']:.4g} | "
+            f"{base['average_state_rmse']:.4g} |",
+            f"| the last seen frame, held | {base['last_seen_state_rel_l2']:.4g} | "
+            f"{base['last_seen_state_rmse']:.4g} |"]
+
+
+def _phase_portrait(name: str, target: Path, plt) -> list[str]:
+    """The latent phase portrait of a model of a time-split video (``"baselines"`` specs with
+    one trajectory): the encoder's latent means along the training frames beside the
+    predicted paths over the held-out horizon."""
+    import warnings
+
+    import numpy as np
+
+    from engine import load_model
+    from engine.systems import get_system
+
+    spec = _spec(name)
+    system = get_system(spec["system_name"], spec["generate"]["preset"])
+    if not system.time_split:
+        return []
+    pieces = system.generate_time_splits(1, seed=0)
+    train, test = pieces["train"], pieces[spec.get("eval", "test")]
+    model = load_model(target)
+    n_win = int(model.n_win)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frames = train.x[0]
+        windows = np.stack([frames[i:i + n_win] for i in range(frames.shape[0] - n_win + 1)])
+        encoded, _ = model.encode(windows)
+        latent = model.predict_latent(test.x[:1, :n_win], mu=test.mu[:1], t=test.t, n_samples=16,
+                                      seed=0)[0]
+    fig, ax = plt.subplots(figsize=(4.5, 4), constrained_layout=True)
+    ax.plot(encoded[:, 0], encoded[:, 1], ".", ms=2, color="0.5", label="encoded training frames")
+    for k, path in enumerate(latent):
+        ax.plot(path[:, 0], path[:, 1], lw=0.8, alpha=0.6, color="C0",
+                label="predicted paths, held-out horizon" if k == 0 else None)
+    ax.set_xlabel("z₁")
+    ax.set_ylabel("z₂")
+    ax.legend(fontsize=7)
+    ax.set_title(f"{name}: latent phase portrait", fontsize=9)
+    fig.savefig(target / "phase_portrait.png", dpi=90)
+    plt.close(fig)
+    return ["", "![latent phase portrait: encoded training frames and predicted paths]"
+                "(phase_portrait.png)"]
+
+
 def cards(names: list[str], out: Path) -> None:
     import matplotlib
 
@@ -694,7 +772,10 @@ def cards(names: list[str], out: Path) -> None:
              "validation split, or the preset's only held-out piece is the one scored)."), "",
             *_integration_lines(record),
             *_metric_table(test, record.get("euler_data_step")),
+            *_baseline_lines(test),
+            *(_phase_portrait(name, target, plt) if SPECS[name].get("baselines") else []),
             *_ensemble_lines(record),
+            *_seed_lines(record),
             "", "## Known limits", "",
             "Trained parameter ranges (predictions outside them extrapolate and warn):", "",
             "| parameter | trained range |", "|---|---|", ranges, "",
