@@ -114,6 +114,14 @@ def _check_binary_states(dataset) -> None:
                          f"this dataset's states lie in [{low:.4g}, {high:.4g}]")
 
 
+def _system_units(system: str | None) -> dict[str, str]:
+    """Units by name of a built-in system's parameters and forcing (``{}`` otherwise)."""
+    from engine.systems import SYSTEMS
+
+    cls = SYSTEMS.get(system) if system else None
+    return dict(getattr(cls, "units", {}) or {}) if cls is not None else {}
+
+
 def _tuple(value) -> tuple:
     return tuple(value) if value is not None else None
 
@@ -791,7 +799,10 @@ class StochasticROM:
                 samples = decoded.cpu().numpy()
         return Prediction(t=t, mean=mean, std=std, samples=samples,
                           latent=latent.view(n_cases, n_samples, t.size, d).cpu().numpy(),
-                          mu=mu, f=f_phys, quantile_levels=q_levels, quantile_values=q_values)
+                          mu=mu, f=f_phys, quantile_levels=q_levels, quantile_values=q_values,
+                          param_names=list(self.param_names_), forcing_names=list(self.forcing_names_),
+                          system=self.system_, units=_system_units(self.system_),
+                          grid=dict((getattr(self, "dataset_info_", None) or {}).get("grid") or {}))
 
     @torch.no_grad()
     def predict_latent(self, x0: np.ndarray, mu=None, t=None, f=None, n_samples: int = 128,

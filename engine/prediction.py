@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -33,6 +33,15 @@ def sorted_quantiles(ordered: torch.Tensor, levels: np.ndarray, dim: int) -> tor
     return ordered[lo] * (1 - w) + ordered[hi] * w
 
 
+def _space_dims(state_shape: tuple[int, ...]) -> tuple[str, ...]:
+    """Names of the state axes: ``component`` (vectors of ≤ 16), ``x`` (1-D fields),
+    ``channel, y, x`` (2-D fields), ``channel, z, y, x`` (3-D)."""
+    if len(state_shape) == 1:
+        return ("component",) if state_shape[0] <= 16 else ("x",)
+    names = {2: ("channel", "x"), 3: ("channel", "y", "x"), 4: ("channel", "z", "y", "x")}
+    return names.get(len(state_shape), tuple(f"axis{i}" for i in range(len(state_shape))))
+
+
 @dataclass
 class Prediction:
     """A probabilistic prediction of B cases over T times, in physical units.
@@ -46,6 +55,11 @@ class Prediction:
         latent: ``(B, n, T, d)`` latent sample paths.
         mu: ``(B, P)`` parameters used.
         f: ``(B, T, F)`` forcing used.
+        quantile_levels, quantile_values: levels computed at prediction time and their
+            values ``(Q, B, T, *S)``.
+        param_names, forcing_names, system, units, grid: what the numbers are (labels of
+            μ and f, the system's name, units by name, coordinates of the state's space
+            axes by name), for :meth:`to_xarray` and plots.
     """
 
     t: np.ndarray
@@ -57,6 +71,11 @@ class Prediction:
     f: np.ndarray
     quantile_levels: np.ndarray | None = None
     quantile_values: np.ndarray | None = None
+    param_names: list[str] = field(default_factory=list)
+    forcing_names: list[str] = field(default_factory=list)
+    system: str | None = None
+    units: dict[str, str] = field(default_factory=dict)
+    grid: dict[str, list] = field(default_factory=dict)
 
     @property
     def n_cases(self) -> int:
@@ -87,6 +106,58 @@ class Prediction:
         """Quantiles of the latent paths: ``(len(qs), B, T, d)``."""
         qs = np.atleast_1d(np.asarray(qs, dtype=np.float64))
         return np.quantile(self.latent, qs, axis=1).astype(self.latent.dtype)
+
+    def to_xarray(self, qs: Sequence[float] | None = None):
+        """The prediction as a labelled :class:`xarray.Dataset` (needs ``xarray``).
+
+        Variables: ``mean`` and ``std`` ``(case, time, *space)``; ``quantile``
+        ``(quantile, case, time, *space)`` at ``qs`` (default: the levels computed at
+        prediction time, else 5/25/50/75/95 % when there are samples); ``samples``
+        ``(case, path, time, *space)`` when kept; ``latent`` ``(case, path, time,
+        latent_dim)``; ``mu`` ``(case, param)``; ``forcing`` ``(case, time, forcing_channel)``.
+        Space axes are ``component`` for vector states, ``x`` for 1-D fields and
+        ``channel, y, x`` for 2-D fields. Attributes: ``system`` and the ``units`` of μ
+        and f where known.
+        """
+        try:
+            import xarray as xr
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("Prediction.to_xarray needs xarray: pip install xarray") from exc
+        space = _space_dims(self.mean.shape[2:])
+        cases = np.arange(self.n_cases)
+        coords = {"case": cases, "time": np.asarray(self.t), "path": np.arange(self.n_paths),
+                  "latent_dim": [f"z{i + 1}" for i in range(self.latent.shape[-1])],
+                  "param": list(self.param_names) or [f"mu{i + 1}" for i in range(self.mu.shape[1])],
+                  "forcing_channel": (list(self.forcing_names)
+                                      or [f"f{i + 1}" for i in range(self.f.shape[-1])])}
+        data = {"mean": (("case", "time", *space), self.mean),
+                "std": (("case", "time", *space), self.std),
+                "latent": (("case", "path", "time", "latent_dim"), self.latent),
+                "mu": (("case", "param"), np.asarray(self.mu)),
+                "forcing": (("case", "time", "forcing_channel"), np.asarray(self.f))}
+        if qs is None and self.quantile_levels is not None:
+            qs = self.quantile_levels
+        elif qs is None and self.samples is not None:
+            qs = (0.05, 0.25, 0.5, 0.75, 0.95)
+        if qs is not None:
+            qs = np.atleast_1d(np.asarray(qs, dtype=np.float64))
+            data["quantile_value"] = (("quantile", "case", "time", *space), self.quantiles(qs))
+            coords["quantile"] = qs
+        for dim, size in zip(space, self.mean.shape[2:]):
+            values = self.grid.get(dim)
+            if values is not None and np.ndim(values) == 1 and len(values) == size:
+                coords[dim] = np.asarray(values, dtype=np.float64)
+        if self.samples is not None:
+            data["samples"] = (("case", "path", "time", *space), self.samples)
+        out = xr.Dataset(data, coords=coords,
+                         attrs={"system": self.system or "", "n_paths": self.n_paths})
+        for name, var in (("mean", "mean"), ("std", "std")):
+            out[var].attrs["long_name"] = f"predictive {name}"
+        for names, coord in ((self.param_names, "param"), (self.forcing_names, "forcing_channel")):
+            found = {n: self.units[n] for n in names if n in self.units}
+            if found:
+                out[coord].attrs["units"] = found
+        return out
 
     def to_npz(self, path: str | os.PathLike, qs: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95)) -> Path:
         """Write t, mean, std, quantiles (and samples, latent, mu, f) to a ``.npz`` file."""

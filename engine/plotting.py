@@ -1,0 +1,152 @@
+"""HoloViews elements of a :class:`~engine.prediction.Prediction`, for notebooks.
+
+Each function returns a composable HoloViews object (``+`` lays out, ``*`` overlays,
+``.opts`` styles), labelled with the names and units the prediction carries::
+
+    import holoviews as hv; hv.extension("bokeh")
+    pred = model.predict(x0, mu=[0.07], t=t, f=f, quantiles=[0.025, 0.1, 0.25, 0.75, 0.9, 0.975])
+    bands(pred, index=250) + latent_phase(pred) + field(pred)
+
+Needs ``holoviews`` (``pip install holoviews``; its Bokeh backend is loaded when no
+``hv.extension`` was); the rest of the engine does not.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from engine.prediction import Prediction
+
+__all__ = ["BAND_LEVELS", "bands", "sample_paths", "field", "latent_phase"]
+
+#: central interval levels drawn by :func:`bands` (the dashboard draws the same three)
+BAND_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.95)
+
+
+def _hv():
+    try:
+        import holoviews as hv
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("engine.plotting needs holoviews: pip install holoviews") from exc
+    if not hv.Store.renderers:  # styles need a backend; a notebook's hv.extension() loads one
+        import holoviews.plotting.bokeh  # noqa: F401
+    return hv
+
+
+def _component(pred: Prediction, values: np.ndarray, index: int | Sequence[int]) -> np.ndarray:
+    """``values (..., *S)`` at one state entry ``index`` (a flat index into the state, or
+    one index per state axis): ``(...)``."""
+    shape = pred.mean.shape[2:]
+    flat = np.ravel_multi_index(tuple(np.atleast_1d(index)), shape) if np.ndim(index) else int(index)
+    if not 0 <= flat < int(np.prod(shape)):
+        raise ValueError(f"index {index!r} is outside the state of shape {shape}")
+    return values.reshape(*values.shape[:-len(shape)], -1)[..., flat]
+
+
+def _check_case(pred: Prediction, case: int) -> None:
+    if not 0 <= case < pred.n_cases:
+        raise ValueError(f"case must be in 0..{pred.n_cases - 1}, got {case}")
+
+
+def bands(pred: Prediction, case: int = 0, index: int | Sequence[int] = 0,
+          levels: Sequence[float] = BAND_LEVELS, label: str = "state"):
+    """Predictive mean and central intervals of one state entry over time.
+
+    Args:
+        case: which case of the prediction.
+        index: the state entry (flat index, or one index per state axis).
+        levels: central interval probabilities (each band spans its (1 − p)/2 and
+            (1 + p)/2 quantiles); the prediction needs samples or these quantiles.
+
+    Returns:
+        ``hv.Overlay`` of one ``hv.Area`` per band (widest first) and the mean ``hv.Curve``.
+    """
+    hv = _hv()
+    _check_case(pred, case)
+    t = np.asarray(pred.t)
+    overlay = []
+    for level in sorted(levels, reverse=True):
+        if not 0 < level < 1:
+            raise ValueError(f"band levels must lie in (0, 1), got {level}")
+        lo_hi = pred.quantiles([(1 - level) / 2, (1 + level) / 2])
+        lo = _component(pred, lo_hi[0], index)[case]
+        hi = _component(pred, lo_hi[1], index)[case]
+        overlay.append(hv.Area((t, lo, hi), kdims="time", vdims=[label, f"{label}_high"],
+                               label=f"{100 * level:g} % band").opts(alpha=0.25))
+    mean = _component(pred, pred.mean, index)[case]
+    overlay.append(hv.Curve((t, mean), "time", label, label="mean"))
+    return hv.Overlay(overlay).opts(title=_title(pred, case))
+
+
+def sample_paths(pred: Prediction, case: int = 0, index: int | Sequence[int] = 0,
+                 n: int = 10, label: str = "state"):
+    """Up to ``n`` sample paths of one state entry (``hv.Overlay`` of ``hv.Curve``)."""
+    hv = _hv()
+    _check_case(pred, case)
+    if pred.samples is None:
+        raise ValueError("this prediction kept no samples: predict(..., return_samples=True)")
+    paths = _component(pred, pred.samples, index)[case]  # (n_paths, T)
+    curves = [hv.Curve((pred.t, p), "time", label).opts(alpha=0.5) for p in paths[:n]]
+    return hv.Overlay(curves).opts(title=_title(pred, case))
+
+
+def field(pred: Prediction, case: int = 0, time_index: int | None = None, channel: int = 0,
+          statistic: str = "mean"):
+    """A field of the prediction as an image.
+
+    1-D fields: the whole space–time map (``hv.Image`` over x and time). 2-D fields: the
+    map of ``channel`` at ``time_index`` (default the last time) with equal aspect.
+
+    Args:
+        statistic: ``mean`` or ``std``.
+    """
+    hv = _hv()
+    _check_case(pred, case)
+    if statistic not in ("mean", "std"):
+        raise ValueError(f"statistic must be 'mean' or 'std', got {statistic!r}")
+    values = getattr(pred, statistic)[case]  # (T, *S)
+    shape = values.shape[1:]
+    t = np.asarray(pred.t, dtype=np.float64)
+    if len(shape) == 1:
+        x = np.asarray(pred.grid.get("x", np.arange(shape[0])), dtype=np.float64)
+        if x.size != shape[0]:
+            x = np.arange(shape[0], dtype=np.float64)
+        return hv.QuadMesh((x, t, values), kdims=["x", "time"], vdims=statistic).opts(
+            title=_title(pred, case), colorbar=True)
+    if len(shape) != 3:
+        raise ValueError(f"field plots need a 1-D or a (channel, y, x) state, got {shape}")
+    k = t.size - 1 if time_index is None else int(time_index)
+    if not 0 <= k < t.size:
+        raise ValueError(f"time_index must be in 0..{t.size - 1}, got {time_index}")
+    if not 0 <= channel < shape[0]:
+        raise ValueError(f"channel must be in 0..{shape[0] - 1}, got {channel}")
+    ny, nx = shape[1:]
+    x = np.asarray(pred.grid.get("x", np.arange(nx)), dtype=np.float64)
+    y = np.asarray(pred.grid.get("y", np.arange(ny)), dtype=np.float64)
+    if x.size != nx or y.size != ny:
+        x, y = np.arange(nx, dtype=np.float64), np.arange(ny, dtype=np.float64)
+    return hv.QuadMesh((x, y, values[k, channel]), kdims=["x", "y"], vdims=statistic).opts(
+        title=f"{_title(pred, case)}, t = {t[k]:.4g}", colorbar=True, data_aspect=1)
+
+
+def latent_phase(pred: Prediction, case: int = 0, dims: tuple[int, int] = (0, 1), n: int = 20):
+    """Latent phase portrait: up to ``n`` latent sample paths in the plane of ``dims``."""
+    hv = _hv()
+    _check_case(pred, case)
+    d = pred.latent.shape[-1]
+    i, j = dims
+    if d < 2 or not (0 <= i < d and 0 <= j < d and i != j):
+        raise ValueError(f"dims must be two different latent axes of 0..{d - 1}, got {dims}")
+    paths = [np.column_stack([p[:, i], p[:, j]]) for p in pred.latent[case, :n]]
+    return hv.Path(paths, kdims=[f"z{i + 1}", f"z{j + 1}"]).opts(
+        title=f"latent paths, {_title(pred, case)}", alpha=0.6)
+
+
+def _title(pred: Prediction, case: int) -> str:
+    """``system: μ = …`` for the case (names and values of its parameters)."""
+    names = pred.param_names or [f"mu{k + 1}" for k in range(pred.mu.shape[1])]
+    mu = ", ".join(f"{n} = {v:.4g}" for n, v in zip(names, np.asarray(pred.mu)[case]))
+    head = pred.system or "prediction"
+    return f"{head}: {mu}" if mu else head
