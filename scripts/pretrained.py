@@ -312,6 +312,7 @@ def train(names: list[str], out: Path, smoke: bool = False, reuse: bool = False,
                     *(["--max-seconds", str(max_seconds)] if max_seconds else [])]
             eval_split = spec.get("eval", "test")
             samples = spec.get("eval_samples", 128)  # fewer for large fields (memory)
+            select_args: list[str] = []
             if wall is None:
                 start = time.time()
                 # the held-out scores below replace the validation metrics in config.json
@@ -349,6 +350,9 @@ def train(names: list[str], out: Path, smoke: bool = False, reuse: bool = False,
                       "train_args": spec["train"], "select": spec.get("select"), "smoke": smoke,
                       "eval_samples": samples,
                       "host": platform.node(), "python": platform.python_version()}
+            integration = json.loads((target / "config.json").read_text()).get("integration")
+            if integration:  # the step check that fit ran on the held-out (or training) data
+                record["integration"] = {**integration, "split": "val" if select_args else "train"}
             (target / "eval.json").write_text(json.dumps(record, indent=2))
 
 
@@ -509,7 +513,8 @@ def _seed_summary(seed: int, record: dict, config: dict) -> dict:
     test = record["test"]
     return {"seed": seed, "best_val_rel_l2": selection.get("best_val_rel_l2"),
             "best_step": selection.get("best_step"), "val_scores": selection.get("scores"),
-            "test_rel_l2_mean": test.get("rel_l2_mean"), "coverage_90": test.get("coverage_90"),
+            "test_rel_l2_mean": test.get("rel_l2_mean"), "test_rmse": test.get("rmse"),
+            "coverage_90": test.get("coverage_90"), "coverage_50": test.get("coverage_50"),
             "paper_protocol_rel_l2_mean": (test.get("paper_protocol") or {}).get("rel_l2_mean"),
             "steps": config["training"]["steps"], "train_seconds": config["training"]["seconds"],
             "status": config["training"]["status"]}
@@ -654,11 +659,12 @@ def _seed_lines(record: dict) -> list[str]:
              f"seed {seeds['shipped_seed']} ships ({seeds['selected_by']}, never the test score). "
              f"Test rel. L2 over seeds {seeds['test_rel_l2_mean_mean']:.4g} ± "
              f"{seeds['test_rel_l2_mean_std']:.2g} (worst / best {seeds['worst_over_best']:.2f}).", "",
-             "| seed | best validation rel. L2 (step) | test rel. L2 | 90 % coverage | steps | training s |",
-             "|---|---|---|---|---|---|"]
+             "| seed | best validation rel. L2 (step) | test rel. L2 | test RMSE | 90 % coverage | steps | training s |",
+             "|---|---|---|---|---|---|---|"]
     for s in seeds["seeds"]:
         lines.append(f"| {s['seed']}{' (shipped)' if s['seed'] == seeds['shipped_seed'] else ''} | "
                      f"{cell(s['best_val_rel_l2'])} ({s['best_step']}) | {cell(s['test_rel_l2_mean'])} | "
+                     f"{cell(s.get('test_rmse'))} | "
                      f"{cell(s['coverage_90'])} | {s['steps']} | {s['train_seconds']:.0f} |")
     return lines
 
