@@ -656,7 +656,7 @@ def _seed_lines(record: dict) -> list[str]:
 
     lines = ["", "## Robustness over training seeds", "",
              f"The same settings trained with seeds {', '.join(str(s['seed']) for s in seeds['seeds'])}; "
-             f"seed {seeds['shipped_seed']} ships ({seeds['selected_by']}, never the test score). "
+             f"seed {seeds['shipped_seed']} ships ({seeds['selected_by']}; never chosen by the test score). "
              f"Test rel. L2 over seeds {seeds['test_rel_l2_mean_mean']:.4g} ± "
              f"{seeds['test_rel_l2_mean_std']:.2g} (worst / best {seeds['worst_over_best']:.2f}).", "",
              "| seed | best validation rel. L2 (step) | test rel. L2 | test RMSE | 90 % coverage | steps | training s |",
@@ -792,8 +792,12 @@ def cards(names: list[str], out: Path) -> None:
             f"trajectory, predict its whole time grid with its μ and forcing ({record.get('eval_samples', 128)} "
             "paths), score the "
             "predictive mean and samples.",
-            (f"Uncertainty calibrated on the validation split before scoring: every noise source "
-             f"scaled by {record['calibration']['scale']:.3g} (90% coverage on validation "
+            ("Uncertainty calibrated on "
+             + (f"forecasts of the last {SPECS[name]['calibrate_tail']:g} time units of the training "
+                "piece (the only held-out piece is the one scored)"
+                if SPECS[name].get("calibrate") == "train_tail" else "the validation split")
+             + " before scoring: every noise source "
+             f"scaled by {record['calibration']['scale']:.3g} (90% coverage there "
              f"{record['calibration']['coverage_before']:.3f} → {record['calibration']['coverage_after']:.3f})."
              if record.get("calibration") else "Uncertainty not recalibrated (no separate "
              "validation split, or the preset's only held-out piece is the one scored)."), "",
