@@ -57,12 +57,22 @@ def _attempts_text(model: str) -> str:
     return ("not shipped: " if parts else "") + "; ".join(parts)
 
 
+def _seeds_cell(record: dict) -> str:
+    """Mean ± std of the held-out error over the training seeds (``train --seeds``)."""
+    seeds = record.get("seeds")
+    if not seeds:
+        return "one seed"
+    return (f"{_pm(seeds['test_rel_l2_mean_mean'], seeds['test_rel_l2_mean_std'])} "
+            f"({len(seeds['seeds'])}; {seeds['worst_over_best']:.2f})")
+
+
 def rom_visde_rows(refs: dict, pretrained: Path) -> tuple[list[str], list[dict]]:
     lo, hi = refs["coverage_target"]
     lines = ["| problem | d | paper (mean ± std) | ours, papers' protocol | ours vs paper | "
              "ours, headline (128 paths, calibrated) | ours, former Euler at the data step | "
+             "over training seeds: headline mean ± std (n; worst / best) | "
              "90% coverage (target [{:.2f}, {:.2f}]) | 50% coverage | CRPS | model |".format(lo, hi),
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     raw = []
     for ref in refs["rom_visde"]:
         record = _load(pretrained / ref["model"] / "eval.json")
@@ -71,7 +81,7 @@ def rom_visde_rows(refs: dict, pretrained: Path) -> tuple[list[str], list[dict]]
         if record is None or record.get("smoke"):
             state = "no model shipped" if attempts else "not trained yet"
             lines.append(f"| {ref['problem']} | {ref['latent_dim']} | {paper} | {state}: "
-                         f"{ref.get('tried', '')} {attempts} | – | – | – | – | – | – | "
+                         f"{ref.get('tried', '')} {attempts} | – | – | – | – | – | – | – | "
                          f"`{ref['model']}` (missing) |")
             raw.append({**ref, "ours": None})
             continue
@@ -92,7 +102,7 @@ def rom_visde_rows(refs: dict, pretrained: Path) -> tuple[list[str], list[dict]]
             f"{_pm(paper_like['rel_l2_mean'], paper_like['rel_l2_std'])} | {verdict} | "
             f"{_pm(test['rel_l2_mean'], test['rel_l2_std'])} ({scheme}) | "
             f"{_pm(euler['rel_l2_mean'], euler['rel_l2_std']) if euler else '–'} | "
-            f"{cov:.3f} ({cov_note}) | "
+            f"{_seeds_cell(record)} | {cov:.3f} ({cov_note}) | "
             f"{test['coverage_50']:.3f} | {test['crps']:.4g} | [`{ref['model']}`](../pretrained/{ref['model']}/card.md) |")
         raw.append({**ref, "ours": test, "euler_data_step": euler,
                     "calibration": record.get("calibration"),
@@ -153,6 +163,13 @@ def arcta_rows(refs: dict, pretrained: Path) -> tuple[list[str], list[dict]]:
                         f"step {euler['rmse']:.4g})" if euler and "integrator" in test else ""),
                      f"rel. L2 {_pm(test['rel_l2_mean'], test['rel_l2_std'])}",
                      f"90% coverage {test['coverage_90']:.3f}"]
+            seeds = record.get("seeds")
+            if seeds:
+                rmse = [s["test_rmse"] for s in seeds["seeds"] if s.get("test_rmse") is not None]
+                parts.append(f"over {len(seeds['seeds'])} training seeds: RMSE "
+                             + ", ".join(f"{v:.4g}" for v in rmse)
+                             + ", 90% coverage " + ", ".join(f"{s['coverage_90']:.3f}"
+                                                             for s in seeds["seeds"]))
             if ref.get("truth"):
                 learned = record.get("drift_parameters", {})
                 parts.append("learned " + ", ".join(
