@@ -72,10 +72,42 @@ _TRAIN_OPTIONS = {
 }
 
 
+def _open_training_data(args):
+    """The training data: loaded whole, or (``--stream``) left on disk and read ahead."""
+    from engine import load_dataset
+
+    if not args.stream:
+        return load_dataset(args.data)
+    from engine.streaming import StreamingDataset
+
+    if args.prefetch < 1:
+        raise UserError(f"--prefetch must be a positive integer, got {args.prefetch}")
+    cap = None
+    if args.stream_memory_mb is not None:
+        if not args.stream_memory_mb > 0:
+            raise UserError(f"--stream-memory-mb must be positive, got {args.stream_memory_mb}")
+        cap = int(args.stream_memory_mb * 2**20)
+    return StreamingDataset(args.data, prefetch=args.prefetch, max_host_bytes=cap)
+
+
 def cmd_train(args) -> int:
+    """Train; under ``torchrun`` (``WORLD_SIZE`` > 1) as one rank of a data-parallel run."""
+    from engine import distributed
+
+    ctx = distributed.init_from_environment(args.device or "auto")
+    try:
+        code = _train(args, ctx)
+    except BaseException:
+        distributed.shutdown(wait=False)
+        raise
+    distributed.shutdown()
+    return code
+
+
+def _train(args, ctx) -> int:
     from engine import StochasticROM, TqdmCallback, load_dataset
 
-    dataset = load_dataset(args.data)
+    dataset = _open_training_data(args)
     params = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None}
     if args.periodic:
         params["periodic"] = True
@@ -87,6 +119,9 @@ def cmd_train(args) -> int:
     except TypeError as exc:
         raise UserError(f"bad hyperparameter: {exc}") from exc
     model._check_params()  # bad settings fail now, not after loading or training
+    if model.windows_per_step % ctx.world_size:
+        raise UserError(f"--windows-per-step {model.windows_per_step} is the global batch and "
+                        f"must be a multiple of the {ctx.world_size} ranks")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file: give a directory for the model")
@@ -96,16 +131,23 @@ def cmd_train(args) -> int:
         raise UserError(f"--val has state shape {val_data.state_shape}, {val_data.n_params} "
                         f"parameters and {val_data.n_forcing} forcing channels; the training "
                         f"data {dataset.state_shape}, {dataset.n_params} and {dataset.n_forcing}")
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / "checkpoint.safetensors"
-    print(f"srom: training on {dataset}", file=sys.stderr)
     if args.select_every is not None and val_data is None:
         raise UserError("--select-every needs --val (the validation data to select on)")
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "checkpoint.safetensors"
+    if ctx.is_main:
+        ranks = f" on {ctx.world_size} ranks" if ctx.enabled else ""
+        print(f"srom: training on {dataset}{ranks}", file=sys.stderr)
     selecting = args.select_every is not None
-    model.fit(dataset, callback=TqdmCallback(desc="srom train"), checkpoint=checkpoint,
-              resume_from=args.resume, max_seconds=args.max_seconds,
+    model.fit(dataset, callback=TqdmCallback(desc="srom train") if ctx.is_main else None,
+              checkpoint=checkpoint, resume_from=args.resume, max_seconds=args.max_seconds,
               validation=val_data if selecting else None, select_every=args.select_every,
               select_samples=args.select_samples)
+    if hasattr(dataset, "close"):
+        dataset.close()
+    if not ctx.is_main:  # the model is the same on every rank: rank 0 saves and reports
+        return 0
     status = model.training_["status"]
     if selecting and model.training_["selection"]["best_step"] is not None:
         sel = model.training_["selection"]
@@ -319,10 +361,41 @@ def cmd_generate(args) -> int:
     from engine import systems
 
     overrides = _parse_sets(args.set)
+    if args.shards is not None:
+        return _generate_sharded(args, overrides)
     dataset = systems.generate(args.system, n=args.n, split=args.split, seed=args.seed,
                                preset=args.preset, **overrides)
     path = dataset.save(args.out)
     print(f"srom: wrote {path}: {dataset}", file=sys.stderr)
+    return 0
+
+
+def _generate_sharded(args, overrides: dict) -> int:
+    """``--shards K``: simulate K groups of trajectories one after the other into one chunked
+    HDF5 file (one group in memory at a time), for ``srom train --stream``."""
+    from engine import systems
+    from engine.streaming import save_sharded
+
+    if not 1 <= args.shards <= args.n:
+        raise UserError(f"--shards must be between 1 and --n ({args.n}), got {args.shards}")
+    if not args.chunk_kb > 0:
+        raise UserError(f"--chunk-kb must be positive, got {args.chunk_kb}")
+    if Path(args.out).suffix.lower() not in (".h5", ".hdf5"):
+        raise UserError("--shards writes a chunked HDF5 file: give --out NAME.h5")
+    sizes = [args.n // args.shards + (k < args.n % args.shards) for k in range(args.shards)]
+    # shard k has its own stream, derived from (seed, k)
+    seeds = [int(np.random.SeedSequence([args.seed, k]).generate_state(2, np.uint32)[0])
+             for k in range(args.shards)]
+
+    def shards():
+        for k, (size, seed) in enumerate(zip(sizes, seeds)):
+            print(f"srom: shard {k + 1}/{args.shards}: {size} trajectories (seed {seed})",
+                  file=sys.stderr)
+            yield systems.generate(args.system, n=size, split=args.split, seed=seed,
+                                   preset=args.preset, **overrides)
+
+    path = save_sharded(args.out, shards(), chunk_bytes=int(args.chunk_kb * 1024))
+    print(f"srom: wrote {path}: {args.n} trajectories in {args.shards} shards", file=sys.stderr)
     return 0
 
 
@@ -428,6 +501,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wall-clock budget: stop (and save) at the first log after it")
     p.add_argument("--periodic", action="store_true", help="circular padding (periodic domain)")
     p.add_argument("--no-cuda-graph", action="store_true")
+    p.add_argument("--stream", action="store_true",
+                   help="leave the states of DATA (HDF5) on disk and read each step's windows "
+                        "ahead (datasets larger than memory; same batches as in memory)")
+    p.add_argument("--prefetch", type=int, default=4, help="steps read ahead with --stream")
+    p.add_argument("--stream-memory-mb", type=float, default=None,
+                   help="host memory cap of --stream (default $SROM_STREAM_HOST_BYTES or 512)")
     for name, kind in _TRAIN_OPTIONS.items():
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -494,6 +573,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default=None)
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--shards", type=int, default=None, metavar="K",
+                   help="simulate in K shards (one in memory at a time) into one chunked HDF5 "
+                        "file for srom train --stream (shard k is seeded from (seed, k))")
+    p.add_argument("--chunk-kb", type=float, default=1024,
+                   help="HDF5 chunk size of the states with --shards")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_generate)
 

@@ -357,26 +357,32 @@ class Normalization:
 
     @staticmethod
     def fit(dataset: Dataset, enabled: bool = True, per_component: bool = False) -> "Normalization":
-        """Statistics of ``dataset``; ``enabled=False`` gives the identity map.
+        """Statistics of ``dataset`` (or of an :class:`engine.streaming.StreamingDataset`, in
+        one pass over its file); ``enabled=False`` gives the identity map.
 
         Args:
             per_component: one mean/std per state component (for vector states whose
                 components have different units); otherwise per channel.
         """
         state_shape = dataset.state_shape
-        x = dataset.x
+        ndim = 2 + len(state_shape)
         if per_component or len(state_shape) == 1 and state_shape[0] <= 16:
             shape = state_shape
             axes = (0, 1)
         elif len(state_shape) >= 2:
             shape = (state_shape[0],) + (1,) * (len(state_shape) - 1)
-            axes = (0, 1) + tuple(range(3, x.ndim))
+            axes = (0, 1) + tuple(range(3, ndim))
         else:
             shape = (1,)
-            axes = tuple(range(x.ndim))
-        if enabled:
+            axes = tuple(range(ndim))
+        if enabled and not isinstance(dataset, Dataset):
+            # a dataset whose states stay on disk (engine.streaming): one bounded pass
+            x_mean, x_std = dataset.state_moments(shape, axes)
+        elif enabled:
+            x = dataset.x
             x_mean = x.mean(axis=axes).reshape(shape)
             x_std = x.std(axis=axes).reshape(shape)
+        if enabled:
             mu_mean, mu_std = dataset.mu.mean(axis=0), dataset.mu.std(axis=0)
             f_flat = dataset.f.reshape(dataset.n_trajectories * dataset.n_times, dataset.n_forcing)
             f_mean, f_std = f_flat.mean(axis=0), f_flat.std(axis=0)

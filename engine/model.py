@@ -412,8 +412,11 @@ class StochasticROM:
             dataset: the training trajectories (their shapes, normalization and ranges).
             normalization: use these statistics instead of fitting them (resuming).
         """
-        if not isinstance(dataset, Dataset):
-            raise TypeError(f"fit expects an engine.Dataset, got {type(dataset).__name__}")
+        from engine.streaming import StreamingDataset
+
+        if not isinstance(dataset, (Dataset, StreamingDataset)):
+            raise TypeError(f"fit expects an engine.Dataset or an engine.streaming."
+                            f"StreamingDataset, got {type(dataset).__name__}")
         self._check_params()
         device = resolve_device(self.device)
         torch.manual_seed(self.seed)
@@ -432,7 +435,8 @@ class StochasticROM:
         self.n_params_, self.n_forcing_ = dataset.n_params, dataset.n_forcing
         self.param_names_ = list(dataset.param_names)
         self.forcing_names_ = list(dataset.forcing_names)
-        self.param_ranges_ = dataset.summary()["param_ranges"]
+        self.param_ranges_ = [[float(lo), float(hi)]  # as Dataset.summary() gives them
+                              for lo, hi in zip(dataset.mu.min(axis=0), dataset.mu.max(axis=0))]
         self.t_range_ = [float(dataset.t[0]), float(dataset.t[-1])]
         self.dt_ = float(np.median(np.diff(dataset.t)))
         self.system_ = dataset.system
@@ -481,7 +485,9 @@ class StochasticROM:
         """Train on ``dataset`` by amortized variational inference (no SDE solve).
 
         Args:
-            dataset: the training trajectories.
+            dataset: the training trajectories: a :class:`Dataset` (moved to the device
+                whole), or an :class:`engine.streaming.StreamingDataset` whose states are
+                read from disk ahead of each step (the same batches, bounded host memory).
             callback: progress callbacks (start / log / end).
             stop_flag: set it from another thread to stop after the current step.
             checkpoint: file to write checkpoints to (every ``checkpoint_every`` steps and
@@ -497,23 +503,44 @@ class StochasticROM:
                 history as ``val_rel_l2``; ``training_["selection"]`` summarises them.
             select_samples: sample paths per validation trajectory.
 
+        Distributed: when a ``torch.distributed`` process group is initialised (``srom
+        train`` under ``torchrun``, :func:`engine.distributed.init_from_environment`),
+        every rank calls ``fit`` with the same data and settings; ``windows_per_step`` is
+        the global batch (a multiple of the number of ranks; each rank gathers its share),
+        gradients are averaged over the ranks, and rank 0 writes the checkpoints.
+
         Returns:
             self. ``training_`` records status (``completed``, ``stopped``, ``budget``,
             ``diverged``, ``interrupted``), steps, seconds, device and the loss history.
         """
+        from engine.distributed import broadcast_json, current_context, noise_seed
+        from engine.streaming import StreamingDataset, StreamingWindowSampler
+
         if (validation is None) != (select_every is None):
             raise ValueError("model selection needs both validation= and select_every=")
         resume = read_checkpoint(resume_from) if resume_from is not None else None
-        self.initialize(dataset, Normalization.from_dict(resume[1]["normalization"])
-                        if resume is not None else None)
+        norm = Normalization.from_dict(resume[1]["normalization"]) if resume is not None else None
+        if norm is None and isinstance(dataset, StreamingDataset):
+            self._check_params()  # before a pass over the file: on rank 0, shared with all
+            norm = Normalization.from_dict(broadcast_json(
+                lambda: Normalization.fit(dataset, self.normalize).to_dict()))
+        self.initialize(dataset, norm)
         device, norm = self._device(), self.normalization_
-
+        ctx = current_context()
+        if ctx.enabled:  # the same model everywhere (seeded above); its own noise per rank
+            torch.manual_seed(noise_seed(self.seed, ctx.rank, 0))
         dtype = self.torch_dtype
         t = torch.as_tensor(dataset.t, dtype=dtype, device=device)
-        x = self._device_states(dataset.x, dtype, device)
         mu = torch.as_tensor((dataset.mu - norm.mu_mean) / norm.mu_std, dtype=dtype, device=device)
         f = torch.as_tensor((dataset.f - norm.f_mean) / norm.f_std, dtype=dtype, device=device)
-        sampler = WindowSampler(t, x, mu, f, self.window, self.windows_per_step, self.n_win)
+        where = dict(seed=int(self.seed), rank=ctx.rank, world_size=ctx.world_size)
+        if isinstance(dataset, StreamingDataset):
+            sampler = StreamingWindowSampler(dataset, norm, t, mu, f, self.window,
+                                             self.windows_per_step, self.n_win, **where)
+        else:
+            x = self._device_states(dataset.x, dtype, device)
+            sampler = WindowSampler(t, x, mu, f, self.window, self.windows_per_step, self.n_win,
+                                    **where)
         settings = TrainSettings(
             steps=int(self.steps), lr=float(self.lr), lr_decay_steps=int(self.lr_decay_steps),
             window=sampler.window, windows_per_step=int(self.windows_per_step),
@@ -534,10 +561,13 @@ class StochasticROM:
             self.module_, sampler, settings, n_total, device,
             callback=CallbackList(callbacks) if callbacks else None, stop_flag=stop_flag,
             checkpoint_path=checkpoint,
-            checkpoint_extra={"normalization": norm.to_dict(), "params": self.get_params()})
+            checkpoint_extra={"normalization": norm.to_dict(), "params": self.get_params()},
+            distributed=ctx)
         start = 0
         if resume is not None:
             start = trainer.load_checkpoint(*resume)
+            if ctx.enabled:  # saved by one rank: each rank's stream from this step instead
+                torch.manual_seed(noise_seed(self.seed, ctx.rank, start))
         result = trainer.run(start)
         if result.status == "diverged":
             warnings.warn(result.message, RuntimeWarning, stacklevel=2)
@@ -553,7 +583,12 @@ class StochasticROM:
             "n_times": dataset.n_times, "resumed_from_step": start,
             "cuda_graph": trainer.use_graph,
             "peak_step_memory_mb": result.peak_step_memory_mb,
+            "world_size": ctx.world_size,
         }
+        if isinstance(sampler, StreamingWindowSampler):
+            self.training_["streaming"] = {
+                "prefetch": sampler.prefetch, "host_bytes": sampler.host_bytes,
+                "wait_seconds": sampler.wait_seconds, "read_seconds": sampler.read_seconds}
         if selection is not None:
             self.training_["selection"] = selection
         if trainer.checkpoint_error is not None:
@@ -561,7 +596,12 @@ class StochasticROM:
         self.module_.eval()
         if self.substeps is None and result.status != "diverged":
             # held-out data if given, else a few training trajectories
-            self.tune_integrator(validation if validation is not None else dataset)
+            held_out = validation if validation is not None else dataset
+            if isinstance(held_out, StreamingDataset):  # a few trajectories, read into memory
+                per_case = held_out.n_times * math.prod(held_out.state_shape)
+                held_out = held_out.subset(range(max(1, min(held_out.n_trajectories, 8,
+                                                             2**26 // per_case))))
+            self.tune_integrator(held_out)
         return self
 
     # ----------------------------------------------------------- integrator

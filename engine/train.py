@@ -1,7 +1,8 @@
 """The training loop: device-resident data, static shapes, optional CUDA graph, checkpoints.
 
-One step samples W random windows of B consecutive snapshots (from random trajectories),
-computes the negative ELBO, back-propagates and takes an Adam step. Nothing in a step
+One step takes W random windows of B consecutive snapshots (from random trajectories;
+which ones is a function of the seed and the step, :mod:`engine.windows`), computes the
+negative ELBO, back-propagates and takes an Adam step. Nothing in a step
 reads a value back to the host, so on CUDA the whole step (forward, backward, gradient
 clipping, Adam, learning-rate decay, metric accumulation) is captured once as a CUDA
 graph and replayed. Metrics are accumulated on the device and read every ``log_every``
@@ -22,8 +23,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from engine.atomic import atomic_write
+from engine.distributed import DistributedContext
 from engine.module import SROMModule, WindowBatch
 from engine.progress import NullCallback, StopFlag, TrainingCallback
+from engine.windows import DrawTable, rank_slots, seed_key
 
 __all__ = ["TrainSettings", "WindowSampler", "Trainer", "TrainResult", "CheckpointError",
            "read_checkpoint", "capture_training_step", "WARMUP_STEPS"]
@@ -65,7 +68,8 @@ class TrainResult:
 
 
 class WindowSampler:
-    """Gathers random windows from device-resident, normalized trajectories.
+    """Gathers the windows of the schedule (:mod:`engine.windows`) from device-resident,
+    normalized trajectories.
 
     Args:
         t: ``(T,)`` times.
@@ -73,24 +77,34 @@ class WindowSampler:
         mu: ``(N, P)`` normalized parameters.
         f: ``(N, T, F)`` normalized forcing.
         window: B, snapshots per window (clipped to T).
-        windows_per_step: W.
+        windows_per_step: W, windows per step over all ranks (the global batch).
         n_win: encoder window length (forward-looking, edge-padded at the end).
+        seed: keys the window schedule.
+        rank, world_size: this process's share of the W windows (W/k each).
     """
 
-    def __init__(self, t, x, mu, f, window: int, windows_per_step: int, n_win: int):
+    def __init__(self, t, x, mu, f, window: int, windows_per_step: int, n_win: int,
+                 seed: int = 0, rank: int = 0, world_size: int = 1):
         self.t, self.x, self.mu, self.f = t, x, mu, f
         self.n_traj, self.n_times = x.shape[0], x.shape[1]
         self.window = min(window, self.n_times)
         self.windows_per_step = windows_per_step
         device = x.device
+        self.slots = rank_slots(windows_per_step, rank, world_size, device)
+        self.n_starts = self.n_times - self.window + 1
+        self.table = DrawTable(seed_key(int(seed)), self.slots, self.n_traj, self.n_starts,
+                               block=max(1, min(1024, 2**20 // self.slots.numel())))
         self.offsets = torch.arange(self.window, device=device)
         self.win_offsets = torch.arange(n_win, device=device)
 
-    def sample(self) -> WindowBatch:
-        device = self.x.device
-        w = self.windows_per_step
-        traj = torch.randint(0, self.n_traj, (w,), device=device)
-        start = torch.randint(0, self.n_times - self.window + 1, (w,), device=device)
+    def stage(self, step: int) -> None:
+        """Before step ``step`` (outside a CUDA graph): the draws of its block are ready."""
+        self.table.prepare(step)
+
+    def sample(self, step: torch.Tensor) -> WindowBatch:
+        """This rank's windows of ``step`` (a 0-d int64 tensor on the data's device; its
+        block staged by :meth:`stage`)."""
+        traj, start = self.table.lookup(step)
         idx = start[:, None] + self.offsets  # (W, B)
         x_nodes = self.x[traj[:, None], idx]
         if self.win_offsets.numel() == 1:  # encoder sees one snapshot: no second gather
@@ -165,14 +179,41 @@ def capture_training_step(step: Callable[[], None], optimizer: torch.optim.Optim
     return graph
 
 
+class _LossTerms(torch.nn.Module):
+    """The module's loss as ``forward``, the call ``DistributedDataParallel`` wraps."""
+
+    def __init__(self, module: SROMModule, settings: TrainSettings, n_total: int):
+        super().__init__()
+        self.module, self.s, self.n_total = module, settings, n_total
+
+    def forward(self, batch: WindowBatch, step: torch.Tensor) -> dict[str, torch.Tensor]:
+        s = self.s
+        return self.module.loss_terms(
+            batch, step, n_samples=s.n_samples, n_quad=s.n_quad, quadrature=s.quadrature,
+            n_total=self.n_total, kl_warmup=s.kl_warmup, kl_transition=s.kl_transition)
+
+
 class Trainer:
-    """Runs the optimisation of a :class:`SROMModule` on a :class:`WindowSampler`."""
+    """Runs the optimisation of a :class:`SROMModule` on a :class:`WindowSampler` (or a
+    streaming sampler, :class:`engine.streaming.StreamingWindowSampler`).
+
+    With a distributed context of several ranks (:mod:`engine.distributed`), eager steps go
+    through ``DistributedDataParallel`` (gradients averaged in buckets during the backward
+    pass); a CUDA-graph step records one ``all_reduce`` of the flattened gradients instead,
+    because DDP's reducer hooks cannot be captured without constraints on the whole
+    process (``SROM_GRAD_SYNC=all_reduce`` uses that all_reduce for eager steps too, a
+    check of the graph path without GPUs). Metrics, divergence and stop requests are agreed
+    on where metrics are logged, so every rank takes the same decisions; only rank 0 writes
+    checkpoints.
+    """
 
     def __init__(self, module: SROMModule, sampler: WindowSampler, settings: TrainSettings,
                  n_total: int, device: torch.device, callback: TrainingCallback | None = None,
                  stop_flag: StopFlag | None = None, checkpoint_path: str | os.PathLike | None = None,
-                 checkpoint_extra: dict | None = None):
+                 checkpoint_extra: dict | None = None,
+                 distributed: DistributedContext | None = None):
         self.module, self.sampler, self.s = module, sampler, settings
+        self.dist = distributed or DistributedContext()
         self.n_total, self.device = n_total, device
         self.callback = callback or NullCallback()
         self.stop_flag = stop_flag or StopFlag()
@@ -195,16 +236,40 @@ class Trainer:
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         self.history: list[dict] = []
         self._graph = None
+        self.loss = _LossTerms(module, settings, n_total)
+        # the graph path's explicit all_reduce, also eager with SROM_GRAD_SYNC=all_reduce (so
+        # that the CPU tests check it against DistributedDataParallel)
+        self.explicit_sync = self.dist.enabled and (
+            self.use_graph or os.environ.get("SROM_GRAD_SYNC") == "all_reduce")
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            if self.explicit_sync:  # the same start everywhere (DDP does this itself)
+                for value in module.state_dict().values():
+                    dist.broadcast(value, 0)
+            else:
+                import inspect
+
+                from torch.nn.parallel import DistributedDataParallel
+
+                # the buffers (a library's exponents) are constants: never synced per step
+                # (the argument was renamed in torch 2.13)
+                names = inspect.signature(DistributedDataParallel).parameters
+                no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in names
+                           else {"broadcast_buffers": False})
+                # static_graph: the same parameters take part in every step (some, like a
+                # prior-free library term, may get no gradient at all)
+                self.loss = DistributedDataParallel(self.loss, device_ids=None,
+                                                    static_graph=True, **no_sync)
 
     # -------------------------------------------------------------- one step
     def _compute_and_update(self) -> None:
         s = self.s
-        batch = self.sampler.sample()
-        terms = self.module.loss_terms(
-            batch, self.step_tensor, n_samples=s.n_samples, n_quad=s.n_quad,
-            quadrature=s.quadrature, n_total=self.n_total, kl_warmup=s.kl_warmup,
-            kl_transition=s.kl_transition)
+        batch = self.sampler.sample(self.step_tensor)
+        terms = self.loss(batch, self.step_tensor)
         terms["loss"].backward()
+        if self.explicit_sync:
+            self._average_gradients()
         if s.grad_clip and s.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, s.grad_clip, foreach=True)
         self.optimizer.step()
@@ -214,15 +279,41 @@ class Trainer:
         self.accum += torch.stack([terms[k].detach().float() for k in _TERMS])
         self.nonfinite |= ~torch.isfinite(terms["loss"].detach())
 
+    def _average_gradients(self) -> None:
+        """Average the gradients over the ranks with one ``all_reduce`` (graph-capturable)."""
+        import torch.distributed as dist
+
+        grads = [p.grad for p in self.params if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.dist.world_size
+        for grad, part in zip(grads, flat.split([g.numel() for g in grads])):
+            grad.copy_(part.view_as(grad))
+
+    def _stage(self, step: int) -> None:
+        """Before step ``step``, outside the graph: the in-memory sampler computes a new block
+        of window draws when the step leaves the last one; a streaming sampler moves the
+        step's windows onto the device (a graph replay reads fixed buffers)."""
+        self.sampler.stage(step)
+
     def _eager_step(self, step: int) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = self.s.lr * self.gamma ** step
         self.optimizer.zero_grad(set_to_none=True)
         self._compute_and_update()
 
-    def _capture(self) -> int:
-        """Warm up (real steps), then capture one step as a graph; returns the steps taken."""
-        self._graph = capture_training_step(self._compute_and_update, self.optimizer)
+    def _capture(self, first: int) -> int:
+        """Warm up (real steps from ``first`` on), then capture one step as a graph; returns
+        the steps taken."""
+        next_step = [first]
+
+        def step() -> None:
+            if not torch.cuda.is_current_stream_capturing():  # warm-up steps are real ones
+                self._stage(next_step[0])
+                next_step[0] += 1
+            self._compute_and_update()
+
+        self._graph = capture_training_step(step, self.optimizer)
         return WARMUP_STEPS
 
     # -------------------------------------------------------------- the loop
@@ -241,19 +332,25 @@ class Trainer:
             torch.cuda.reset_peak_memory_stats(self.device)
             base_memory = torch.cuda.memory_allocated(self.device)
         t_start = time.perf_counter()
+        start = getattr(self.sampler, "start", None)
+        if start is not None:
+            start(start_step)  # a streaming sampler begins reading ahead from this step
         try:
             while step < s.steps:
                 if self.use_graph:
                     if self._graph is None:
-                        step += self._capture()
+                        step += self._capture(step)
                     else:
+                        self._stage(step)
                         self._graph.replay()
                         step += 1
                 else:
+                    self._stage(step)
                     self._eager_step(step)
                     step += 1
                 at_log = (step - last_log_step >= s.log_every) or step >= s.steps
-                stop_now = self.stop_flag.is_set()
+                # several ranks act on a stop request only where they log, all together
+                stop_now = self.stop_flag.is_set() and not self.dist.enabled
                 if at_log or stop_now:
                     ok, snapshot = self._log(step, step - last_log_step, t_start)
                     last_log_step = step
@@ -266,9 +363,12 @@ class Trainer:
                         step = last_good["step"]
                         break
                     last_good = snapshot
-                stop_now = stop_now or self.stop_flag.is_set()  # a callback may have asked
+                if not self.dist.enabled:  # a callback may have asked
+                    stop_now = stop_now or self.stop_flag.is_set()
                 over_budget = (at_log and s.max_seconds is not None and step < s.steps
                                and time.perf_counter() - t_start >= s.max_seconds)
+                if self.dist.enabled and at_log:
+                    stop_now, over_budget = self._agree(self.stop_flag.is_set(), over_budget)
                 if self.checkpoint_path and s.checkpoint_every and step % s.checkpoint_every == 0:
                     self._try_checkpoint(step)
                 if stop_now:
@@ -281,6 +381,10 @@ class Trainer:
                     break
         except KeyboardInterrupt:
             status, message = "interrupted", f"interrupted at step {step}"
+        finally:
+            close = getattr(self.sampler, "close", None)
+            if close is not None:
+                close()
         if self.checkpoint_path and status in ("stopped", "interrupted", "completed", "budget"):
             self._try_checkpoint(step)
         self.module.eval()
@@ -294,8 +398,16 @@ class Trainer:
 
     def _log(self, step: int, n_steps: int, t_start: float) -> tuple[bool, dict | None]:
         """Read the accumulated terms; snapshot the parameters (before any callback runs)."""
-        values = self.accum.detach().cpu().numpy() / max(n_steps, 1)
-        bad = bool(self.nonfinite.item()) or not np.all(np.isfinite(values))
+        if self.dist.enabled:  # the mean over ranks; non-finite anywhere is non-finite
+            import torch.distributed as dist
+
+            reduced = torch.cat([self.accum.detach().float(), self.nonfinite.float().reshape(1)])
+            dist.all_reduce(reduced)
+            values = reduced[:-1].cpu().numpy() / self.dist.world_size / max(n_steps, 1)
+            bad = bool(reduced[-1].item() > 0) or not np.all(np.isfinite(values))
+        else:
+            values = self.accum.detach().cpu().numpy() / max(n_steps, 1)
+            bad = bool(self.nonfinite.item()) or not np.all(np.isfinite(values))
         self.accum.zero_()
         metrics = {k: float(v) for k, v in zip(_TERMS, values)}
         metrics["lr"] = self.s.lr * self.gamma ** step
@@ -307,6 +419,14 @@ class Trainer:
         self.history.append(metrics)
         self.callback.on_log(step, metrics)
         return True, snapshot
+
+    def _agree(self, stop: bool, over_budget: bool) -> tuple[bool, bool]:
+        """Whether any rank was asked to stop or ran out of time (every rank gets the answer)."""
+        import torch.distributed as dist
+
+        flags = torch.tensor([float(stop), float(over_budget)], device=self.accum.device)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        return bool(flags[0].item() > 0), bool(flags[1].item() > 0)
 
     def _snapshot(self, step: int = None) -> dict:
         return {"step": int(self.step_tensor.item()) if step is None else step,
@@ -320,7 +440,9 @@ class Trainer:
     def _try_checkpoint(self, step: int) -> None:
         """A checkpoint that cannot be written (a full disk, a read-only folder) must not end
         the training, whose parameters are still in memory: warn once and go on
-        (``checkpoint_error`` keeps the reason)."""
+        (``checkpoint_error`` keeps the reason). Only rank 0 writes."""
+        if not self.dist.is_main:
+            return
         try:
             self.save_checkpoint(self.checkpoint_path, step)
         except OSError as exc:
@@ -342,7 +464,8 @@ class Trainer:
         tensors["rng.cpu"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        info = {"step": step, "history": self.history, **self.checkpoint_extra}
+        info = {"step": step, "history": self.history, "world_size": self.dist.world_size,
+                **self.checkpoint_extra}
         _atomic_save(tensors, {"srom_checkpoint": json.dumps(info)}, path)
 
     def load_checkpoint(self, tensors: dict[str, torch.Tensor], info: dict) -> int:
