@@ -8,11 +8,12 @@ from engine.io import ModelFileError, load_model
 from engine.model import ExtrapolationWarning, NotFittedError, StochasticROM
 from engine.prediction import Prediction
 from engine.progress import RecordingCallback, StopFlag, TqdmCallback
+from engine.streaming import StreamingDataset
 
 __all__ = [
     "Dataset", "DatasetError", "load_dataset", "StochasticROM", "load_model", "Prediction",
     "ModelFileError", "NotFittedError", "ExtrapolationWarning", "StopFlag", "TqdmCallback",
-    "RecordingCallback",
+    "RecordingCallback", "StreamingDataset",
 ]
 __version__ = "0.1.0"
 
