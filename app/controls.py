@@ -4,6 +4,11 @@ the forcing family's parameter widgets.
 Every function returns *new* widgets (never shared between sessions). Sliders report
 through ``value_throttled`` (on release, or on Enter in the text box) so that a drag
 costs one prediction, not one per pixel.
+
+Widgets with a JavaScript callback (Panel's editable sliders) must be handed to
+:func:`release_js_callbacks` when they are dropped or their session ends: Panel keeps the
+callback in a process-wide registry that would otherwise hold them, and through their
+watchers the whole session, forever.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import panel as pn
 from app.state import ForcingField, MuSpec
 
 __all__ = ["MuControl", "range_bar_html", "forcing_widget", "nice_step", "label", "label_of",
-           "BusyLabel", "PromptFloatSlider", "PromptEditableFloatSlider"]
+           "BusyLabel", "PromptFloatSlider", "PromptEditableFloatSlider", "release_js_callbacks",
+           "release_at_session_end"]
 
 TRAINED_COLOR = "#2ca02c"
 OUTSIDE_COLOR = "#d62728"
@@ -40,6 +46,43 @@ class PromptEditableFloatSlider(pn.widgets.EditableFloatSlider):
     """An ``EditableFloatSlider`` built on :class:`PromptFloatSlider`."""
 
     _slider_widget = PromptFloatSlider
+
+
+def release_js_callbacks(*viewables) -> int:
+    """Drop the JavaScript callbacks of ``viewables`` and of everything inside them from
+    Panel's process-wide registry; the number of objects released.
+
+    Call it for widgets that are replaced (a model switch) and for a session's whole page
+    when the session is destroyed. Panel keeps every ``jscallback`` in
+    ``panel.links.Callback.registry``, a ``WeakKeyDictionary`` keyed by the source widget;
+    an editable slider registers one on its text box whose ``args`` hold its slider, and the
+    slider's watchers lead back to the editable slider and its text box. The value keeps its
+    own key alive, so the entry is never collected, and with it the widget's other watchers:
+    our callbacks, the session state, its worker and the session's Bokeh document (3.4 MB
+    per closed session, measured by ``benchmarks/ui_load.py --soak``). The callbacks already
+    attached to rendered Bokeh models are not touched.
+    """
+    from panel.links import Callback
+
+    released = 0
+    for viewable in viewables:
+        for obj in viewable.select():
+            if Callback.registry.pop(obj, None) is not None:
+                released += 1
+    return released
+
+
+def release_at_session_end(*viewables) -> None:
+    """In a served session, :func:`release_js_callbacks` of ``viewables`` (the parts of a
+    session's page) when the session is destroyed; nothing outside a session.
+
+    Defined here rather than in the served script: Bokeh empties the script's module when
+    the session ends, so a callback defined there no longer finds its globals.
+    """
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None:
+        return  # pn.state.on_session_destroyed would register it for every future session
+    pn.state.on_session_destroyed(lambda _context: release_js_callbacks(*viewables))
 
 
 class BusyLabel:

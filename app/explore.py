@@ -40,7 +40,7 @@ from bokeh.models import Range1d
 from panel.io.state import set_curdoc
 
 from app import export
-from app.controls import BusyLabel, MuControl, forcing_widget, label
+from app.controls import BusyLabel, MuControl, forcing_widget, label, release_js_callbacks
 from app.plots import ErrorPlot, FieldPlot, ForcingPlot, LatentPlot, PhasePlot, QoIPlot
 from app.safe_text import md
 from app.state import BANDS, ExploreResult, ExploreState, forcing_fields
@@ -253,6 +253,7 @@ class ExploreView(pn.viewable.Viewer):
         """Rebuild the model-specific widgets and figures (on a model switch only)."""
         s = self.state
         with pn.io.hold():
+            release_js_callbacks(self._mu_box)  # the old model's sliders are dropped
             if s.model is None:
                 self._mu_box[:] = []
                 self._plot_box[:] = [pn.pane.Markdown(NO_MODEL_HELP, sizing_mode="stretch_width")
@@ -288,6 +289,7 @@ class ExploreView(pn.viewable.Viewer):
 
     def _build_forcing_widgets(self) -> None:
         s = self.state
+        release_js_callbacks(self._forcing_box)  # the old widgets are dropped
         if s.model is None or not s.model.forcing_names_:
             self._forcing_box[:] = [pn.pane.Markdown("*This model has no forcing.*")]
             return

@@ -27,6 +27,7 @@ import panel as pn  # noqa: E402
 import torch  # noqa: E402
 
 from app.about import about_panel  # noqa: E402
+from app.controls import release_at_session_end  # noqa: E402
 from app.explore import ExploreView  # noqa: E402
 from app.safe_text import md  # noqa: E402
 from app.sensitivity_view import SensitivityView  # noqa: E402
@@ -58,6 +59,10 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
         title=TITLE, sidebar=[view.controls], main=[tabs], sidebar_width=340,
         header_background="#0b3d91")
     template.explore_view = view  # for tests and scripts
+    # else a closed session's page stays in Panel's jscallback registry, and with it the
+    # session's state, worker and document (see app.controls.release_js_callbacks); the
+    # parts, not the template: a template's select() fails on its BrowserInfo (Panel 1.9)
+    release_at_session_end(view.controls, tabs)
     return template
 
 

@@ -9,7 +9,10 @@ the child's reports into the job's outbox, so that
 - a training's Python work does not hold the server's interpreter lock: sliders of other
   sessions keep answering while it runs;
 - stopping stays cooperative: the job's stop flag is passed on to the child, which ends
-  after its current step and hands the model trained so far back.
+  after its current step and hands the model trained so far back;
+- the child runs at a lower CPU priority (``$SROM_TRAINING_NICE``, default 10; 0 keeps the
+  server's): on a small server a training then takes the CPU the sessions leave, rather
+  than half of it while a class drags sliders (issue 15).
 
 The child hands the model back as a model folder (safetensors + JSON, read with
 ``load_model``), and its reports as plain events.
@@ -18,6 +21,7 @@ The child hands the model back as a model folder (safetensors + JSON, read with
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import shutil
 import tempfile
@@ -26,9 +30,20 @@ from typing import Any
 from app.training_job import TrainingJob, run_job
 from engine.progress import StopFlag
 
-__all__ = ["run_job_in_process"]
+__all__ = ["run_job_in_process", "training_niceness"]
 
 _CONTEXT = multiprocessing.get_context("spawn")
+#: the environment variable of the training processes' niceness increment, and its default
+ENV_NICE, DEFAULT_NICE = "SROM_TRAINING_NICE", 10
+
+
+def training_niceness() -> int:
+    """The niceness increment of a training process: ``$SROM_TRAINING_NICE`` (0 to 19,
+    default 10)."""
+    try:
+        return min(19, max(0, int(os.environ.get(ENV_NICE, DEFAULT_NICE))))
+    except ValueError:
+        return DEFAULT_NICE
 
 
 class _ChildJob(TrainingJob):
@@ -56,7 +71,12 @@ class _ChildJob(TrainingJob):
                                   "metrics": dict(self.metrics), "model_dir": model_dir}))
 
 
-def _child_main(spec, events, stop_event, out_dir: str) -> None:
+def _child_main(spec, events, stop_event, out_dir: str, nice: int = 0) -> None:
+    if nice and hasattr(os, "nice"):
+        try:
+            os.nice(nice)
+        except OSError:  # not allowed here: train at the server's priority
+            pass
     run_job(_ChildJob(spec, events, stop_event, out_dir))
 
 
@@ -67,7 +87,8 @@ def run_job_in_process(job: TrainingJob, poll_s: float = 0.1) -> None:
 
     events, stop_event = _CONTEXT.Queue(), _CONTEXT.Event()
     out_dir = tempfile.mkdtemp(prefix="srom-job-")
-    child = _CONTEXT.Process(target=_child_main, args=(job.spec, events, stop_event, out_dir),
+    child = _CONTEXT.Process(target=_child_main,
+                             args=(job.spec, events, stop_event, out_dir, training_niceness()),
                              name=f"srom-training-{job.id}", daemon=True)
     job.status = "preparing"
     job.process = child

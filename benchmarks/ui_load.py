@@ -5,7 +5,10 @@ session trains a model meanwhile (the Train tab's defaults, 10⁶ steps, in its 
 N pages, each in its own headless Chromium driven from its own thread (opened 1.5 s apart),
 drag the first μ slider ``--moves`` times as ``benchmarks/ui_speed.py`` does and time each move from the
 release of the handle to the first visible update and to the full view. A move that does
-not settle within 60 s, or a page that fails, counts as an error.
+not settle within 60 s, or a page that fails, counts as an error. Meanwhile the CPU time of
+every process is sampled from ``/proc`` (:class:`CpuShares`) and split into the server, its
+training process, the browsers this benchmark started (with their Playwright drivers) and
+everything else on the machine (other users' work included).
 
 **Soak**: ``--soak`` pages opened (until the first prediction is drawn) and closed one after
 the other on one server; the server's resident memory and thread count are read from
@@ -57,6 +60,88 @@ def _server_stats(pid: int) -> dict:
     return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024, "threads": int(fields["Threads"])}
 
 
+class CpuShares:
+    """CPU seconds used while it runs, from ``/proc`` sampled every ``period_s``: the
+    server (``server_pid``), its descendants (the training process), the descendants of this
+    benchmark process (browsers and Playwright drivers) and the rest of the machine.
+
+    A process that ends between two samples loses its last ``period_s`` of CPU time; the
+    machine's total comes from ``/proc/stat``, so that loss lands in ``other``.
+    """
+
+    def __init__(self, server_pid: int, period_s: float = 0.5):
+        self.server_pid, self.period_s = server_pid, period_s
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._first: dict[int, float] = {}  # pid -> CPU seconds at its first sample
+        self._last: dict[int, tuple[str, float]] = {}  # pid -> (group, CPU seconds)
+        self._started = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _machine_busy() -> float:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return float(sum(values) - values[3] - values[4])  # all but idle and iowait
+
+    def _sample(self) -> None:
+        parents, cpu = {}, {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(entry)
+            parents[pid] = int(fields[1])
+            cpu[pid] = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+
+        def group(pid: int) -> str | None:
+            seen = 0
+            while pid > 1 and seen < 64:
+                if pid == self.server_pid:
+                    return "server" if seen == 0 else "training"
+                if pid == os.getpid():
+                    return "browsers" if seen else None  # this process: the driver's own work
+                pid, seen = parents.get(pid, 0), seen + 1
+            return None
+
+        for pid, seconds in cpu.items():
+            g = group(pid)
+            if g is None:
+                continue
+            # a process born while it runs counts from 0
+            self._first.setdefault(pid, 0.0 if self._started else seconds)
+            self._last[pid] = (g, seconds)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self._sample()
+
+    def __enter__(self) -> "CpuShares":
+        self._started = False
+        self._sample()
+        self._started = True
+        self._busy0, self._wall0 = self._machine_busy(), time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        busy = (self._machine_busy() - self._busy0) / self._tick
+        out = {"server": 0.0, "training": 0.0, "browsers": 0.0}
+        for pid, (g, seconds) in self._last.items():
+            out[g] += seconds - self._first.get(pid, 0.0)
+        self.result = {**{k: round(v, 1) for k, v in out.items()},
+                       "other": round(max(0.0, busy - sum(out.values())), 1),
+                       "machine_busy": round(busy, 1),
+                       "wall": round(time.perf_counter() - self._wall0, 1)}
+
+
 def _one_page(url: str, moves: int, out: list, errors: list, delay_s: float = 0.0) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -87,10 +172,11 @@ def load(n_sessions: int, moves: int) -> dict:
                 threads = [threading.Thread(target=_one_page,
                                             args=(url, moves, samples, errors, 1.5 * i))
                            for i in range(n_sessions)]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
+                with CpuShares(processes[0].pid) as cpu:
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join()
                 server = _server_stats(processes[0].pid)
         finally:
             trainer.close()
@@ -104,6 +190,7 @@ def load(n_sessions: int, moves: int) -> dict:
     return {"sessions": n_sessions, "moves_done": len(samples), "moves_asked": n_sessions * moves,
             "errors": errors, "first_update_s": stats(first), "full_view_s": stats(full),
             "server_after": server, "load_1min_end": os.getloadavg()[0],
+            "cpu_seconds": cpu.result,
             "seconds": time.perf_counter() - start}
 
 
@@ -161,6 +248,18 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['sessions']} | {r['moves_done']} / {r['moves_asked']} | "
                      f"{len(r['errors'])} | {cell(f)} | {cell(v)} | "
                      f"{r['server_after']['rss_mb']:.0f} | {r['load_1min_end']:.1f} |")
+    shares = [r for r in result["load"] if r.get("cpu_seconds")]
+    if shares:
+        lines += ["", "CPU seconds used while the pages dragged their sliders (from `/proc`; "
+                  "`other`: the rest of the machine, other users included):", "",
+                  "| sessions | wall (s) | server | its training process | browsers | other | "
+                  "server's share of the busy CPU |", "|---|---|---|---|---|---|---|"]
+        for r in shares:
+            c = r["cpu_seconds"]
+            share = c["server"] / c["machine_busy"] if c["machine_busy"] else float("nan")
+            lines.append(f"| {r['sessions']} | {c['wall']:.0f} | {c['server']:.0f} | "
+                         f"{c['training']:.0f} | {c['browsers']:.0f} | {c['other']:.0f} | "
+                         f"{100 * share:.0f} % |")
     at = next((r for r in result["load"] if r["sessions"] == TARGET_SESSIONS), None)
     if at is not None and at["full_view_s"] is not None:
         ok = at["full_view_s"]["p95"] <= TARGET_P95_S and not at["errors"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 import pickle
 import resource
 import threading
@@ -375,6 +376,9 @@ def test_trainings_run_in_a_child_process_that_may_crash_alone():
         # a stop request reaches the child, which hands back what it trained
         job = worker.submit(JobSpec(**spec, steps=1_000_000))
         _wait_for(lambda: job.status == "running", 60)
+        if hasattr(os, "getpriority"):  # the child trains at a lower priority (issue 15)
+            mine = os.getpriority(os.PRIO_PROCESS, 0)
+            assert os.getpriority(os.PRIO_PROCESS, job.process.pid) == min(19, mine + 10)
         job.stop()
         assert worker.wait_idle(60)
         assert job.status == "stopped" and 0 < job.model.training_["steps"] < 1_000_000
@@ -390,6 +394,16 @@ def test_trainings_run_in_a_child_process_that_may_crash_alone():
         assert worker.wait_idle(120) and after.status == "completed"
     finally:
         worker.shutdown()
+
+
+def test_training_niceness_comes_from_the_environment(monkeypatch):
+    from app.training_process import training_niceness
+
+    monkeypatch.delenv("SROM_TRAINING_NICE", raising=False)
+    assert training_niceness() == 10
+    for value, expected in (("0", 0), ("5", 5), ("40", 19), ("-3", 0), ("x", 10)):
+        monkeypatch.setenv("SROM_TRAINING_NICE", value)
+        assert training_niceness() == expected
 
 
 def _wait_for(condition, timeout: float) -> None:

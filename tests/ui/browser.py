@@ -126,6 +126,19 @@ def wait_for_new_plot(page, before: list[float], timeout_ms: int = 60_000) -> li
     return page.evaluate(READ_QOI_MEAN)
 
 
+# the Explore tab's busy mark ("⏳ computing…", app.controls.BusyLabel) is showing: a
+# prediction is pending, or its preview is shown and the full result is still to come
+BUSY_SHOWN = """() => Array.from(document.querySelectorAll('*')).some((el) =>
+  el.shadowRoot && el.shadowRoot.textContent.includes('computing…'))"""
+
+
+def wait_until_settled(page, timeout_ms: int = 60_000) -> list[float]:
+    """Wait until no prediction is pending (a preview has been replaced by its full
+    result); the probe curve's mean then."""
+    page.wait_for_function(f"() => !({BUSY_SHOWN})()", timeout=timeout_ms)
+    return page.evaluate(READ_QOI_MEAN)
+
+
 def drag_first_slider(page, dx: int) -> None:
     """Drag the first slider handle on the page (the sidebar's first μ) by ``dx`` pixels
     with the mouse and release it, as a user does."""
@@ -135,6 +148,20 @@ def drag_first_slider(page, dx: int) -> None:
     page.mouse.down()
     page.mouse.move(x + dx, y, steps=5)
     page.mouse.up()
+
+
+def wait_for_server(port: int, timeout: float, alive=lambda: True) -> bool:
+    """Wait until a server on ``port`` answers (a static file: asking for the app would open
+    a session per try); ``False`` when ``timeout`` passes or ``alive()`` turns false."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/static/js/bokeh.min.js", timeout=5)
+            return True
+        except OSError:
+            if not alive() or time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
 
 
 def free_port() -> int:
@@ -172,16 +199,8 @@ def serve_dashboard(models_dir: str | Path | None = None, log_path: Path | None 
         if processes is not None:
             processes.append(proc)
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:  # a static file: asking for the app would open a session per try
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/static/js/bokeh.min.js",
-                                           timeout=5)
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"panel serve did not start:\n{log_path.read_text()}")
-                    time.sleep(0.3)
+            if not wait_for_server(port, timeout, alive=lambda: proc.poll() is None):
+                raise RuntimeError(f"panel serve did not start:\n{log_path.read_text()}")
             yield f"http://127.0.0.1:{port}/main"
         finally:
             proc.terminate()

@@ -10,7 +10,7 @@ import pytest
 
 from browser import (READ_QOI_MEAN, assert_clean, drag_first_slider,  # noqa: E402
                      local_browser, open_page, playwright_sync_api, serve_dashboard,
-                     wait_for_new_plot, wait_for_plot)
+                     wait_for_new_plot, wait_for_plot, wait_until_settled)
 
 sync_api = playwright_sync_api()
 
@@ -63,10 +63,12 @@ def test_two_sessions_switch_models_and_move_sliders_independently(server):
         assert switched["model"].endswith("oscillator") and not a.evaluate(ERROR_SHOWN)
         assert b.get_by_text(NU).count() > 0  # B still has Burgers' ν
 
-        # B moves its μ slider: its plot changes, A's does not
-        a_after_switch = a.evaluate(READ_QOI_MEAN)
+        # B moves its μ slider: its plot changes, A's does not (each compared once its full
+        # prediction has replaced the quick preview, which may come first)
+        a_after_switch = wait_until_settled(a)
         drag_first_slider(b, 60)
         wait_for_new_plot(b, b_qoi)
+        wait_until_settled(b)
         b_moved = b.evaluate(READ_CONTROLS)
         assert b_moved["model"] == b_ctl["model"]  # B still shows Burgers ...
         assert b_moved["mu"] != b_ctl["mu"]  # ... at its new ν
