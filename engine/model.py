@@ -841,8 +841,24 @@ class StochasticROM:
                           latent=latent.view(n_cases, n_samples, t.size, d).cpu().numpy(),
                           mu=mu, f=f_phys, quantile_levels=q_levels, quantile_values=q_values,
                           param_names=list(self.param_names_), forcing_names=list(self.forcing_names_),
-                          system=self.system_, units=_system_units(self.system_),
-                          grid=dict((getattr(self, "dataset_info_", None) or {}).get("grid") or {}))
+                          **self._prediction_labels())
+
+    def _prediction_labels(self) -> dict:
+        """``system``, ``units`` and ``grid`` for a :class:`Prediction`, from what the model
+        saved of its data (a hand-edited config.json may hold anything there: what is not a
+        name or a 1-D list of numbers is left out, never an error)."""
+        system = self.system_ if isinstance(self.system_, str) else None
+        info = getattr(self, "dataset_info_", None)
+        grid = info.get("grid") if isinstance(info, dict) else None
+        axes = {}
+        for name, values in (grid.items() if isinstance(grid, dict) else ()):
+            try:
+                array = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):
+                continue
+            if isinstance(name, str) and array.ndim == 1:
+                axes[name] = array.tolist()
+        return {"system": system, "units": _system_units(system), "grid": axes}
 
     @torch.no_grad()
     def predict_latent(self, x0: np.ndarray, mu=None, t=None, f=None, n_samples: int = 128,
