@@ -66,7 +66,8 @@ per step does not grow with the length of the trajectories.
 
 ### Reading the plots
 
-* **Bands**: the central 50 %, 80 % and 95 % of the sample paths at each time; the thick line
+* **Bands**: the central 50 %, 90 % and 95 % of the sample paths at each time (the coverage
+  quoted is that of the 90 % band); the thick line
   is the mean, the thin lines a few individual paths.
 * **Space–time maps**: the mean field and its standard deviation; bright in the std map means
   uncertain.

@@ -135,9 +135,14 @@ def _held_out_line(metrics: dict) -> str:
                 f"mean of {ens.get('n_realisations', '?')} truth realisations (random truth: one "
                 "noisy path cannot be predicted, its law can), 90 % coverage of the "
                 f"realisations {100 * ens.get('coverage_90', float('nan')):.0f} %")
-    if "rel_l2_mean" in metrics:
-        return (f"held-out relative L2 error {metrics['rel_l2_mean']:.3g}, "
-                f"90 % coverage {100 * metrics.get('coverage_90', float('nan')):.0f} %")
+    coverage = f"90 % coverage {100 * metrics.get('coverage_90', float('nan')):.0f} %"
+    if "scaled_l2_mean" in metrics:
+        return (f"held-out error {metrics['scaled_l2_mean']:.3g} of the truth's RMS size over "
+                f"the horizon, {coverage}")
+    if "rel_l2_mean" in metrics and metrics["rel_l2_mean"] < 10:
+        return f"held-out relative L2 error {metrics['rel_l2_mean']:.3g}, {coverage}"
+    if "rmse" in metrics:  # the relative error is meaningless where the truth passes zero
+        return f"held-out RMSE {metrics['rmse']:.3g} (state units), {coverage}"
     return ""
 
 
@@ -465,7 +470,8 @@ class ExploreView(pn.viewable.Viewer):
             text = (f"preview: {text}; refining with {self.state.n_paths} paths at every "
                     "output time …")
         if r.truth is not None:
-            text += (f" · simulator {1e3 * r.truth_seconds:.0f} ms · median relative error "
+            text += (f" · simulator {1e3 * r.truth_seconds:.0f} ms · median error "
+                     "(÷ the truth's RMS size) "
                      f"{float(np.median(r.rel_error)):.3g} · truth inside the 90 % band: "
                      f"{100 * r.coverage:.0f} %")
         return text
@@ -501,4 +507,4 @@ class ExploreView(pn.viewable.Viewer):
         space = self._space_coords(r.mean.shape[-1]) if self._kind == "field1d" else None
         return io.BytesIO(export.prediction_png(
             r, k, kind=self._kind, frame=self._frame.value, space=space,
-            title=self.state.describe(), probe_label=self._probe_label(k)))
+            title=export.title(r), probe_label=self._probe_label(k)))

@@ -22,11 +22,12 @@ import numpy as np
 
 from app.state import BANDS, ExploreResult
 
-__all__ = ["EXPORT_LEVELS", "field_kind", "description", "prediction_npz", "qoi_csv",
+__all__ = ["EXPORT_LEVELS", "field_kind", "description", "title", "prediction_npz", "qoi_csv",
            "prediction_png"]
 
 #: quantile levels written to the npz and CSV files
-EXPORT_LEVELS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+#: (every drawn band's ends, so an export rebuilds each band on screen, and the median)
+EXPORT_LEVELS: tuple[float, ...] = tuple(sorted({q for band in BANDS for q in band} | {0.5}))
 _BLUE = "#1f77b4"
 
 
@@ -53,11 +54,29 @@ def description(result: ExploreResult, extra: dict[str, Any] | None = None) -> s
     return json.dumps(info, default=float)
 
 
+def title(result: ExploreResult) -> str:
+    """What was predicted, in one line: the system, μ by name and value, each forcing
+    channel's family and parameters, the paths (for a figure's title)."""
+    inputs = result.inputs
+    parts = [str(inputs.get("system") or "custom data")]
+    mu = inputs.get("mu") or {}
+    if mu:
+        parts.append("μ: " + ", ".join(f"{name} = {float(value):.4g}" for name, value in mu.items()))
+    for name, spec in (inputs.get("forcing") or {}).items():
+        spec = dict(spec)
+        family = spec.pop("family", "?")
+        values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in spec.items())
+        parts.append(f"{name}: {family}({values})")
+    parts.append(f"{int(result.n_paths)} paths")
+    return " · ".join(parts)
+
+
 def prediction_npz(result: ExploreResult, extra: dict[str, Any] | None = None) -> bytes:
     """A compressed ``.npz`` of the prediction (load with ``np.load``; no pickles).
 
     Arrays (T output times, S the state shape, L = 7 levels, k kept paths, d latent size):
-    ``t (T,)``, ``mean``/``std (T, *S)``, ``quantile_levels (L,)`` = 5/10/25/50/75/90/95 %,
+    ``t (T,)``, ``mean``/``std (T, *S)``, ``quantile_levels (L,)`` = 2.5/5/25/50/75/95/97.5 %,
     ``quantiles (L, T, *S)``, ``samples (k, T, *S)`` (the paths the dashboard draws; the
     statistics use all ``n_paths``), ``latent_mean (T, d)``, ``latent_quantiles (L, T, d)``,
     ``latent_samples (k, T, d)``, ``mu (P,)``, ``param_names (P,)``, ``forcing (T, F)``,
@@ -107,7 +126,10 @@ def qoi_csv(result: ExploreResult, probe: int) -> bytes:
                          f"got {probe}")
     columns = {"t": result.t, "mean": mean[:, probe], "std": _flat(result.std, n_lead)[:, probe]}
     for q in EXPORT_LEVELS:
-        columns[f"q{round(100 * q):02d}"] = _flat(result.quantile(q), n_lead)[:, probe]
+        percent = 100 * q  # q05, q25, …; q02_5 and q97_5 where the level is not whole
+        name = (f"q{round(percent):02d}" if abs(percent - round(percent)) < 1e-9
+                else "q" + f"{percent:04.1f}".replace(".", "_"))
+        columns[name] = _flat(result.quantile(q), n_lead)[:, probe]
     if result.truth is not None:
         columns["truth"] = _flat(result.truth, n_lead)[:, probe]
     text = io.StringIO()

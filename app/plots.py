@@ -6,7 +6,7 @@ view, against ~490 ms for re-creating HoloViews elements). Call ``update`` only 
 session's thread (inside a Panel callback), ideally under ``pn.io.hold()`` so that one
 message carries every change.
 
-Uncertainty is drawn as nested quantile bands (95 %, 80 %, 50 %) plus a few sample paths.
+Uncertainty is drawn as nested quantile bands (95 %, 90 %, 50 %) plus a few sample paths.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from bokeh.models import (BoxAnnotation, ColorBar, ColumnDataSource, FactorRange
                           Legend, LegendItem, LinearColorMapper, Range1d, Span)
 from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
+
+from app.specs import BANDS
 
 __all__ = ["QoIPlot", "FieldPlot", "LatentPlot", "PhasePlot", "ForcingPlot", "ErrorPlot",
            "SweepPlot", "TornadoPlot", "BAND_ALPHAS", "decimate", "joined_paths"]
@@ -102,7 +104,8 @@ class QoIPlot:
         self.source = ColumnDataSource(cols, name=f"{name}-bands")
         self.paths = ColumnDataSource({"x": [], "y": []}, name=f"{name}-paths")  # joined_paths
         self.figure = _figure(title, "t", y_label, height, x_range)
-        labels = ("95 %", "80 %", "50 %") if n_bands == 3 else [f"band {b}" for b in range(n_bands)]
+        labels = ([f"{100 * (hi - lo):.0f} %" for lo, hi in BANDS] if n_bands == len(BANDS)
+                  else [f"band {b}" for b in range(n_bands)])
         items = []
         for b in range(n_bands):
             items.append((labels[b], self.figure.varea(
@@ -276,13 +279,14 @@ class ForcingPlot:
 
 
 class ErrorPlot:
-    """Against the simulator: relative L2 error of the mean and the share inside the 90 % band."""
+    """Against the simulator: the error of the mean (scaled by the truth's RMS size over the
+    horizon, so it stays finite where the truth passes zero) and the share inside the 90 % band."""
 
     def __init__(self, x_range=None, height: int = 200, name: str = "error"):
         self.source = ColumnDataSource({"t": [], "err": [], "inside": []}, name=f"{name}-lines")
         self.figure = _figure("Against the simulator", "t", "share", height, x_range)
         _legend_above(self.figure, [
-            ("relative L2 error of the mean", self.figure.line(
+            ("error of the mean ÷ the truth's RMS size over the horizon", self.figure.line(
                 x="t", y="err", source=self.source, color="#d62728", line_width=2)),
             ("share of the truth inside the 90 % band", self.figure.line(
                 x="t", y="inside", source=self.source, color="#2ca02c", line_width=2))])

@@ -14,7 +14,11 @@ from typing import Any
 
 from engine.forcing import FORCING_FAMILIES
 
-__all__ = ["MuSpec", "ForcingField", "mu_specs", "forcing_fields", "forcing_defaults"]
+__all__ = ["MuSpec", "ForcingField", "mu_specs", "forcing_fields", "forcing_defaults", "BANDS"]
+
+#: the nested bands the dashboard draws, widest first: 95 %, 90 %, 50 % (the 90 % one is the
+#: band whose coverage the page quotes, so the number and the picture are of the same band)
+BANDS: tuple[tuple[float, float], ...] = ((0.025, 0.975), (0.05, 0.95), (0.25, 0.75))
 
 
 @dataclass(frozen=True)

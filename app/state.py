@@ -36,9 +36,9 @@ import param
 from app import catalog
 from app.background import LatestOnlyWorker
 from app.simulate import initial_state, simulate_truth
-from app.specs import ForcingField, MuSpec, forcing_defaults, forcing_fields, mu_specs
+from app.specs import BANDS, ForcingField, MuSpec, forcing_defaults, forcing_fields, mu_specs
 from engine.forcing import FORCING_FAMILIES, Forcing, make_forcing
-from engine.metrics import relative_l2
+from engine.metrics import scaled_l2
 from engine.model import ExtrapolationWarning
 
 __all__ = ["QUANTILE_LEVELS", "BANDS", "COVERAGE_BAND", "ExploreResult", "ExploreState",
@@ -47,8 +47,7 @@ __all__ = ["QUANTILE_LEVELS", "BANDS", "COVERAGE_BAND", "ExploreResult", "Explor
 
 #: quantile levels computed on the device for every prediction
 QUANTILE_LEVELS: tuple[float, ...] = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)
-#: the nested bands drawn, widest first: 95 %, 80 %, 50 %
-BANDS: tuple[tuple[float, float], ...] = ((0.025, 0.975), (0.1, 0.9), (0.25, 0.75))
+#: the nested bands drawn (app.specs.BANDS)
 #: the band used for the truth coverage figure (90 %)
 COVERAGE_BAND: tuple[float, float] = (0.05, 0.95)
 
@@ -64,8 +63,9 @@ class ExploreResult:
         samples: ``(k, T, *S)`` a few sample paths.
         latent_mean: ``(T, d)``; latent_quantiles: ``(L, T, d)``; latent_samples: ``(k, T, d)``.
         forcing: ``(T, F)`` the forcing used; mu: ``(P,)``.
-        truth: ``(T, *S)`` simulator trajectory or ``None``; rel_error: ``(T,)`` relative L2
-            error of the mean; inside_band: ``(T,)`` share of the state inside the 90 % band;
+        truth: ``(T, *S)`` simulator trajectory or ``None``; rel_error: ``(T,)`` L2 error of
+            the mean scaled by the truth's RMS norm over the horizon (``engine.metrics.
+            scaled_l2``: finite where the truth passes near zero); inside_band: ``(T,)`` share of the state inside the 90 % band;
             coverage: its mean over time.
         seconds: wall time of the model call; truth_seconds: of the simulator (0 if cached).
         n_paths: sample paths behind the statistics; preview: a quick result (fewer paths,
@@ -214,7 +214,7 @@ def _add_truth(result: ExploreResult, req: PredictRequest) -> None:
     truth = simulate_truth(req.system, result.mu, req.forcings, result.t, req.seed)
     result.truth_seconds = time.perf_counter() - start
     result.truth = truth
-    result.rel_error = relative_l2(result.mean[None], truth[None])[0]
+    result.rel_error = scaled_l2(result.mean[None], truth[None])[0]
     lo, hi = (result.quantile(q) for q in COVERAGE_BAND)
     inside = (truth >= lo) & (truth <= hi)
     result.inside_band = inside.reshape(inside.shape[0], -1).mean(axis=1)

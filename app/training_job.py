@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from app.specs import BANDS
 from engine.data import Dataset
 from engine.metrics import relative_l2
 from engine.model import StochasticROM
@@ -37,8 +38,8 @@ __all__ = ["JobSpec", "JobEvent", "TrainingJob", "ValidationCurve", "run_job", "
 ACTIVE = ("queued", "preparing", "running")
 #: statuses of a finished job (``cancelled``: dropped from the queue before it ran)
 FINISHED = ("completed", "stopped", "diverged", "failed", "cancelled")
-#: quantile levels of the validation prediction: the 95 %, 80 % and 50 % bands
-BAND_LEVELS: tuple[tuple[float, float], ...] = ((0.025, 0.975), (0.1, 0.9), (0.25, 0.75))
+#: quantile levels of the validation prediction: the bands the Explore tab draws
+BAND_LEVELS: tuple[tuple[float, float], ...] = BANDS
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["relative_l2", "rmse", "crps", "interval_coverage", "summarize", "MetricAccumulator",
+__all__ = ["relative_l2", "scaled_l2", "rmse", "crps", "interval_coverage", "summarize", "MetricAccumulator",
            "energy_score", "ensemble_scores", "oracle_ensemble_scores", "valid_prediction_time",
            "model_free_baselines"]
 
@@ -25,6 +25,23 @@ def relative_l2(mean: np.ndarray, truth: np.ndarray, eps: float = 1e-12) -> np.n
     diff = np.linalg.norm(_flat_state(mean - truth, 2), axis=-1)
     norm = np.linalg.norm(_flat_state(truth, 2), axis=-1)
     return diff / np.maximum(norm, eps)
+
+
+def scaled_l2(mean: np.ndarray, truth: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Per-step error over the state scaled by the truth's size over the whole horizon,
+    ``‖mean_t − truth_t‖₂ / √(mean_s ‖truth_s‖₂²)`` per trajectory, ``(B, T)``.
+
+    Unlike :func:`relative_l2` it stays meaningful where the truth passes near zero (a
+    field that starts at rest, a forcing that switches off): the scale is the trajectory's
+    root-mean-square norm, not the norm at that instant.
+    """
+    mean, truth = np.asarray(mean), np.asarray(truth)
+    if mean.shape != truth.shape:
+        raise ValueError(f"scaled_l2: shapes differ, mean {mean.shape} vs truth {truth.shape}")
+    diff = np.linalg.norm(_flat_state(mean - truth, 2), axis=-1)
+    scale = np.sqrt(np.mean(np.sum(_flat_state(truth, 2).astype(np.float64) ** 2, axis=-1),
+                            axis=1, keepdims=True))
+    return diff / np.maximum(scale, eps)
 
 
 def rmse(mean: np.ndarray, truth: np.ndarray) -> float:
@@ -66,6 +83,7 @@ def summarize(mean: np.ndarray, samples: np.ndarray, truth: np.ndarray) -> dict[
     return {
         "rel_l2_mean": float(err.mean()),
         "rel_l2_std": float(err.std()),
+        "scaled_l2_mean": float(scaled_l2(mean, truth).mean()),
         "rmse": rmse(mean, truth),
         "crps": crps(samples, truth),
         "coverage_50": interval_coverage(samples, truth, 0.5),
@@ -85,6 +103,7 @@ class MetricAccumulator:
 
     def __init__(self):
         self._errors: list[np.ndarray] = []
+        self._scaled: list[np.ndarray] = []
         self._sq, self._crps, self._count = 0.0, 0.0, 0
         self._inside = {level: 0.0 for level in self.LEVELS}
 
@@ -97,7 +116,9 @@ class MetricAccumulator:
         device = samples.device
         mean = torch.as_tensor(mean, device=device, dtype=torch.float64)
         truth64 = torch.as_tensor(truth, device=device, dtype=torch.float64)
-        self._errors.append(relative_l2(mean.cpu().numpy(), truth64.cpu().numpy()).ravel())
+        mean_np, truth_np = mean.cpu().numpy(), truth64.cpu().numpy()
+        self._errors.append(relative_l2(mean_np, truth_np).ravel())
+        self._scaled.append(scaled_l2(mean_np, truth_np).ravel())
         self._sq += float(((mean - truth64) ** 2).sum())
         n = samples.shape[1]
         xs = samples.float().flatten(2).sort(dim=1).values  # (B, n, T·|S|)
@@ -119,6 +140,7 @@ class MetricAccumulator:
         return {
             "rel_l2_mean": float(err.mean()),
             "rel_l2_std": float(err.std()),
+            "scaled_l2_mean": float(np.concatenate(self._scaled).mean()),
             "rmse": float(np.sqrt(self._sq / self._count)),
             "crps": self._crps / self._count,
             "coverage_50": self._inside[0.5] / self._count,

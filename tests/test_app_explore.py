@@ -69,6 +69,24 @@ def test_the_held_out_line_shows_the_metric_that_fits_the_truth():
                                      "vpt_threshold": 0.3}}
     assert _held_out_line(chaotic).startswith("valid prediction time 0.33 Lyapunov times")
     assert _held_out_line({}) == ""
+    # where the truth passes zero the relative error is meaningless (the heat card's 5e7):
+    # the error scaled by the truth's RMS size, else the RMSE with its units
+    heat = {"rel_l2_mean": 5.08e7, "rmse": 0.0213, "coverage_90": 0.9}
+    assert _held_out_line(heat).startswith("held-out RMSE 0.0213 (state units)")
+    scaled = {**heat, "scaled_l2_mean": 0.071}
+    assert _held_out_line(scaled).startswith("held-out error 0.071 of the truth's RMS size")
+
+
+def test_the_error_against_the_simulator_stays_finite_where_the_truth_is_zero():
+    from engine.metrics import relative_l2, scaled_l2
+
+    t = np.linspace(0, 1, 11)
+    truth = np.stack([np.sin(np.pi * t), np.zeros_like(t)], -1)[None]  # zero at t = 0 and 1
+    mean = truth + 0.01
+    assert relative_l2(mean, truth)[0, 0] > 1e9  # what the plot showed before
+    scaled = scaled_l2(mean, truth)[0]
+    rms = np.sqrt(np.mean(np.sum(truth[0] ** 2, -1)))
+    np.testing.assert_allclose(scaled, np.sqrt(2) * 0.01 / rms)
 
 
 def test_slider_release_pushes_new_data_into_the_same_figures(view):

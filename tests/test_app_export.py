@@ -46,7 +46,7 @@ def test_npz_round_trip_has_every_array_with_its_shape():
     data = np.load(io.BytesIO(export.prediction_npz(r, {"probe": 4})), allow_pickle=False)
     n_t, n_x, levels = 9, 12, len(export.EXPORT_LEVELS)
     assert data["t"].shape == (n_t,) and data["mean"].shape == data["std"].shape == (n_t, n_x)
-    np.testing.assert_allclose(data["quantile_levels"], [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95])
+    np.testing.assert_allclose(data["quantile_levels"], [0.025, 0.05, 0.25, 0.5, 0.75, 0.95, 0.975])
     assert data["quantiles"].shape == (levels, n_t, n_x)
     for i, q in enumerate(export.EXPORT_LEVELS):  # each level is the one asked for
         np.testing.assert_allclose(data["quantiles"][i], r.mean + q)
@@ -74,14 +74,15 @@ def test_csv_has_a_header_and_one_row_per_time():
     r = make_result(truth=True)
     text = export.qoi_csv(r, probe=5).decode()
     lines = text.splitlines()
-    assert lines[0] == "t,mean,std,q05,q10,q25,q50,q75,q90,q95,truth" and len(lines) == 10
+    assert lines[0] == "t,mean,std,q02_5,q05,q25,q50,q75,q95,q97_5,truth" and len(lines) == 10
     table = np.genfromtxt(io.StringIO(text), delimiter=",", names=True)
-    assert table.dtype.names == ("t", "mean", "std", "q05", "q10", "q25", "q50", "q75", "q90",
-                                 "q95", "truth")
+    assert table.dtype.names == ("t", "mean", "std", "q02_5", "q05", "q25", "q50", "q75", "q95",
+                                 "q97_5", "truth")
     assert table.shape == (9,)
     np.testing.assert_allclose(table["t"], r.t)
     np.testing.assert_allclose(table["mean"], r.mean[:, 5], rtol=1e-8)
-    np.testing.assert_allclose(table["q90"], r.mean[:, 5] + 0.9, rtol=1e-8)
+    np.testing.assert_allclose(table["q95"], r.mean[:, 5] + 0.95, rtol=1e-8)
+    np.testing.assert_allclose(table["q97_5"], r.mean[:, 5] + 0.975, rtol=1e-8)
     np.testing.assert_allclose(table["truth"], r.truth[:, 5], rtol=1e-8)
 
 
@@ -101,3 +102,22 @@ def test_png_is_a_png_for_every_kind_of_state(shape, kind):
     assert export.field_kind(shape) == kind
     png = export.prediction_png(r, probe=1, frame=4, title="test", dpi=40)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2_000
+
+
+def test_every_drawn_band_can_be_rebuilt_from_an_export_and_the_quoted_band_is_drawn():
+    from app.state import BANDS, COVERAGE_BAND
+
+    r = make_result()
+    data = np.load(io.BytesIO(export.prediction_npz(r)), allow_pickle=False)
+    levels = list(data["quantile_levels"])
+    for lo, hi in BANDS:  # each band on screen from the exported quantiles
+        np.testing.assert_allclose(data["quantiles"][levels.index(lo)], r.quantile(lo))
+        np.testing.assert_allclose(data["quantiles"][levels.index(hi)], r.quantile(hi))
+    assert tuple(COVERAGE_BAND) in BANDS  # the coverage quoted is of a band that is drawn
+
+
+def test_the_figure_title_names_mu_values_and_the_forcing():
+    title = export.title(make_result())
+    assert title.startswith("burgers · μ: nu = 0.03 · u_left: sine(")
+    assert "amplitude=2" in title and "frequency=1" in title and title.endswith("48 paths")
+    assert "['nu']" not in title
