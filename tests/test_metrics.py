@@ -46,7 +46,8 @@ def test_summarize_keys():
     truth = rng.normal(size=(2, 5, 3))
     samples = truth[:, None] + 0.1 * rng.normal(size=(2, 50, 5, 3))
     out = summarize(samples.mean(1), samples, truth)
-    assert set(out) == {"rel_l2_mean", "rel_l2_std", "rmse", "crps", "coverage_50", "coverage_90"}
+    assert set(out) == {"rel_l2_mean", "rel_l2_std", "scaled_l2_mean", "rmse", "crps", "coverage_50",
+                        "coverage_90"}
 
 
 def test_accumulator_over_batches_equals_summarize():
