@@ -297,3 +297,15 @@ def test_a_checkpoint_that_cannot_be_written_does_not_end_the_training(files, mo
         model.fit(load_dataset(files / "train.npz"), checkpoint=files / "ro" / "c.safetensors")
     assert model.training_["status"] == "completed" and model.training_["steps"] == 20
     assert "Read-only file system" in model.training_["checkpoint_error"]
+
+
+def test_python_dash_m_srom_is_the_cli():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-m", "srom", "systems"], cwd=root, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "burgers" in out.stdout
