@@ -34,6 +34,20 @@ TRUTH_SHOWN = """() => {
 }"""
 
 
+DISPLAY_FACTS = """() => {
+  const doc = window.Bokeh.documents[0];
+  const labels = [];
+  for (const m of doc.all_models) {
+    if (m.type === 'LegendItem' || (m.constructor && m.constructor.name === 'LegendItem')) {
+      const label = m.label;
+      labels.push(typeof label === 'string' ? label : (label && label.value) || JSON.stringify(label));
+    }
+  }
+  const err = Array.from(doc.get_model_by_name('error-lines').data.err).filter(Number.isFinite);
+  return {labels: labels, err_max: err.length ? Math.max(...err) : null, n_err: err.length};
+}"""
+
+
 SWEEP_DRAWN = """() => {
   const doc = window.Bokeh.documents[0];
   const source = doc.get_model_by_name('sweep-bands');
@@ -80,6 +94,7 @@ def test_slider_move_updates_the_plot(server, tmp_path):
             page.locator("input[type=checkbox]").first.click()  # "Compare with the simulator"
             page.wait_for_function(TRUTH_SHOWN, polling="raf", timeout=30_000)
             page.wait_for_timeout(800)  # let the other figures repaint before the picture
+            facts = page.evaluate(DISPLAY_FACTS)
             page.screenshot(path=str(tmp_path / "explore.png"))
             page.locator(".bk-tab", has_text="About").first.click()
             page.locator(".katex").first.wait_for(state="attached", timeout=10_000)  # KaTeX ran
@@ -87,6 +102,11 @@ def test_slider_move_updates_the_plot(server, tmp_path):
     print(f"\nfirst render {first_render:.2f} s, slider release → new plot data {update:.3f} s")
     assert_clean(external, errors, log)
     assert (tmp_path / "explore.png").stat().st_size > 10_000
+    # issue 17: the bands drawn include the 90 % one whose coverage is quoted, and the error
+    # against the simulator is scaled by the truth's size (finite where the truth is ~0)
+    assert {"95 %", "90 %", "50 %"} <= set(facts["labels"]) and "80 %" not in facts["labels"]
+    assert any("RMS size" in label for label in facts["labels"]), facts["labels"]
+    assert facts["n_err"] > 0 and facts["err_max"] < 100, facts
 
 
 def test_sensitivity_sweep_draws_and_the_npz_downloads(server, tmp_path):
