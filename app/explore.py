@@ -246,6 +246,7 @@ class ExploreView(pn.viewable.Viewer):
                               self._plot_box, sizing_mode="stretch_width")
         s.param.watch(lambda e: self._rebuild(), "model")
         s.param.watch(lambda e: self._apply_result(), "result")
+        s.param.watch(lambda e: self._sync_downloads(), ["result", "model"])
         s.param.watch(self._show_messages, ["warning", "error"])
         self._rebuild()
         self._show_messages()
@@ -268,9 +269,9 @@ class ExploreView(pn.viewable.Viewer):
                           *self._downloads.values()):
                     w.disabled = True
                 return
-            for w in (self._family, self._n_paths, self._horizon, self._seed, self._truth,
-                      *self._downloads.values()):
+            for w in (self._family, self._n_paths, self._horizon, self._seed, self._truth):
                 w.disabled = False
+            self._sync_downloads()
             m = s.model
             stem = f"srom-{m.system_ or 'model'}-prediction"
             for kind, button in self._downloads.items():
@@ -489,6 +490,13 @@ class ExploreView(pn.viewable.Viewer):
     def _export_extra(self) -> dict:
         k = self.probe_index()
         return {"probe": k, "probe_label": self._probe_label(k)}
+
+    def _sync_downloads(self) -> None:
+        """The download buttons work only when there is a prediction to download (a click
+        without one used to log a server traceback)."""
+        ready = self.state.model is not None and self.state.result is not None
+        for button in self._downloads.values():
+            button.disabled = not ready
 
     def _result_or_raise(self) -> ExploreResult:
         if self.state.result is None:

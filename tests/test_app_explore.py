@@ -227,3 +227,14 @@ def test_download_buttons_send_the_shown_prediction(view):
     table = np.genfromtxt(view._csv_bytes(), delimiter=",", names=True)
     np.testing.assert_allclose(table["mean"], view.state.result.mean[:, 5], rtol=1e-6)
     assert view._png_bytes().getvalue()[:4] == b"\x89PNG"
+
+
+def test_download_buttons_are_off_until_there_is_a_prediction(view):
+    assert view.state.result is not None
+    assert not any(b.disabled for b in view._downloads.values())
+    view.state.result = None  # e.g. a model switch before its first prediction lands
+    assert all(b.disabled for b in view._downloads.values())
+    view.state.refresh()
+    _settle(view)
+    assert view.state.result is not None
+    assert not any(b.disabled for b in view._downloads.values())
