@@ -246,7 +246,7 @@ class ExploreView(pn.viewable.Viewer):
                               self._plot_box, sizing_mode="stretch_width")
         s.param.watch(lambda e: self._rebuild(), "model")
         s.param.watch(lambda e: self._apply_result(), "result")
-        s.param.watch(lambda e: self._sync_downloads(), ["result", "model"])
+        s.param.watch(lambda *events: self._sync_downloads(), ["result", "model"])
         s.param.watch(self._show_messages, ["warning", "error"])
         self._rebuild()
         self._show_messages()
@@ -260,6 +260,8 @@ class ExploreView(pn.viewable.Viewer):
         s = self.state
         with pn.io.hold():
             release_js_callbacks(self._mu_box)  # the old model's sliders are dropped
+            self._status.object = ""  # the previous model's timing line is not this one's
+            self._truth.value = s.show_truth  # off after a switch (ExploreState.load)
             if s.model is None:
                 self._mu_box[:] = []
                 self._plot_box[:] = [pn.pane.Markdown(NO_MODEL_HELP, sizing_mode="stretch_width")

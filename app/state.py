@@ -315,7 +315,7 @@ class ExploreState(param.Parameterized):
             self.param.update(
                 model=model, system=system, mu_specs=specs, mu={s.name: s.default for s in specs},
                 forcing_family=family, forcing_params=fparams, horizon=float(model.t_range_[1]),
-                result=None, error="", warning="")
+                result=None, error="", warning="", show_truth=False)  # a new model: fresh view
         finally:
             self._loading = False
         self.refresh()

@@ -238,3 +238,14 @@ def test_download_buttons_are_off_until_there_is_a_prediction(view):
     _settle(view)
     assert view.state.result is not None
     assert not any(b.disabled for b in view._downloads.values())
+
+
+def test_a_model_switch_clears_the_comparison_and_the_status_line(view):
+    view._truth.value = True  # "Compare with the simulator"
+    _settle(view)
+    assert view.state.show_truth and view._status.object
+    path = view.state.model_path
+    view.state.load(path)  # a switch (here to the same model: a fresh load all the same)
+    assert not view.state.show_truth and not view._truth.value
+    _settle(view)
+    assert view.state.result is not None and view.state.result.truth is None
