@@ -35,6 +35,13 @@ __all__ = ["Dataset", "load_dataset", "DatasetError", "Normalization"]
 
 _ARRAY_FIELDS = ("t", "x", "mu", "f")
 _NAME_FIELDS = ("param_names", "forcing_names")
+#: names people give the fields by mistake (lower case), and what the field holds
+_ALIASES = {
+    "t": (("time", "times", "ts", "tt"), "time grid"),
+    "x": (("state", "states", "data", "xs", "u", "y", "snapshots"), "states"),
+    "mu": (("params", "param", "parameters", "parameter", "mus", "theta", "p"), "parameters"),
+    "f": (("forcing", "forcings", "force", "forces", "inputs", "input", "fs"), "forcing"),
+}
 
 
 class DatasetError(ValueError):
@@ -266,6 +273,22 @@ class Dataset:
             h5.attrs["attrs"] = json.dumps(self.attrs)
 
 
+def _check_misnamed_fields(path: Path, keys: list[str], fields: dict) -> None:
+    """Refuse a file whose fields are misnamed (``params`` for ``mu``, ``forcing`` for ``f``):
+    read as it is, it would train with no parameters or no forcing and nobody would notice.
+    Other extra fields are ignored."""
+    known = set(_ARRAY_FIELDS) | set(_NAME_FIELDS) | {"system", "attrs"}
+    for name, (aliases, meaning) in _ALIASES.items():
+        if name in fields:
+            continue
+        found = [k for k in keys if k not in known and k.lower() in aliases]
+        if found:
+            raise DatasetError(
+                f"{path}: field '{found[0]}' is not part of the dataset format; did you mean "
+                f"'{name}' (the {meaning})? Read as it is, the dataset would have no {meaning}. "
+                f"Fields: t, x, mu, f, param_names, forcing_names, system.")
+
+
 def _read_npz(path: Path) -> dict:
     try:
         check_npz_members(path)  # bounded before anything is decompressed
@@ -288,6 +311,7 @@ def _read_h5(path: Path) -> dict:
         with h5py.File(path, "r") as h5:
             fields, total, limit = {}, 0, max_dataset_bytes()
             present = [k for k in (*_ARRAY_FIELDS, *_NAME_FIELDS) if k in h5]
+            fields["_keys"] = [str(k) for k in list(h5.keys())[:1000]]
             for key in present:  # every field checked before any is read
                 total += check_h5_field(h5, key, names=key in _NAME_FIELDS)
             if total > limit:
@@ -324,6 +348,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     if not path.is_file():
         raise DatasetError(f"{path}: no such dataset file")
     fields = _read_npz(path) if suffix == ".npz" else _read_h5(path)
+    _check_misnamed_fields(path, fields.pop("_keys", list(fields)), fields)
     for key in ("t", "x"):
         if key not in fields:
             raise DatasetError(f"{path}: missing required field '{key}'")

@@ -138,3 +138,26 @@ def test_found_by_fuzzing_odd_files_raise_dataset_error_or_load(tmp_path):
         np.savez(tmp_path / "a.npz", t=np.arange(2.0), x=np.zeros((1, 2, 1)),
                  attrs=np.asarray(text))
         assert load_dataset(tmp_path / "a.npz").attrs == {}
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".h5"])
+@pytest.mark.parametrize("wrong, right", [("params", "mu"), ("forcing", "f"), ("Parameters", "mu")])
+def test_misnamed_fields_are_refused_not_ignored(tmp_path, suffix, wrong, right):
+    import h5py
+
+    arrays = {"t": np.linspace(0, 1, 5), "x": np.zeros((2, 5, 3)),
+              wrong: np.ones((2, 1)) if right == "mu" else np.ones((2, 5, 1))}
+    path = tmp_path / f"d{suffix}"
+    if suffix == ".npz":
+        np.savez(path, **arrays)
+    else:
+        with h5py.File(path, "w") as h5:
+            for key, value in arrays.items():
+                h5[key] = value
+    with pytest.raises(DatasetError, match=rf"'{wrong}'.*did you mean '{right}'"):
+        load_dataset(path)
+
+
+def test_other_extra_fields_are_ignored(tmp_path):
+    np.savez(tmp_path / "d.npz", t=np.linspace(0, 1, 5), x=np.zeros((2, 5, 3)), notes=np.ones(3))
+    assert load_dataset(tmp_path / "d.npz").n_trajectories == 2
