@@ -143,7 +143,12 @@ class TrainingView(pn.viewable.Viewer):
         self._periodic = None
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:  # served: poll and clean up
-            self._periodic = pn.state.add_periodic_callback(self.poll, period=poll_ms)
+            # background: Panel otherwise marks the page busy at every poll, and the
+            # header's busy spinner never stops (issue 17); stopped at session end below
+            from panel.io.callbacks import PeriodicCallback
+
+            self._periodic = PeriodicCallback(callback=self.poll, period=poll_ms, background=True)
+            self._periodic.start()
             pn.state.on_session_destroyed(self._on_session_destroyed)
 
     def __panel__(self) -> pn.viewable.Viewable:
