@@ -73,6 +73,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         model = StochasticROM(**params(0, steps=40, normalize=False)).fit(dataset)
         del os.environ["SROM_GRAD_SYNC"]
         torch.save(model.module_.state_dict(), Path(out_dir) / f"all_reduce_rank{rank}.pt")
+        dist.barrier()  # neither rank tears the group down while the other still uses it
     finally:
         dist.destroy_process_group()
 
