@@ -309,26 +309,39 @@ def _read_h5(path: Path) -> dict:
 
     try:
         with h5py.File(path, "r") as h5:
-            fields, total, limit = {}, 0, max_dataset_bytes()
-            present = [k for k in (*_ARRAY_FIELDS, *_NAME_FIELDS) if k in h5]
+            fields = read_h5_fields(h5, (*_ARRAY_FIELDS, *_NAME_FIELDS))
             fields["_keys"] = [str(k) for k in list(h5.keys())[:1000]]
-            for key in present:  # every field checked before any is read
-                total += check_h5_field(h5, key, names=key in _NAME_FIELDS)
-            if total > limit:
-                raise ValueError(f"the fields declare {total / 2**30:.3g} GiB together, over "
-                                 f"the limit of {limit / 2**30:.3g} GiB (SROM_MAX_DATASET_BYTES)")
-            for key in present:
-                data = h5[key][()]
-                if key in _NAME_FIELDS:
-                    data = [d.decode() if isinstance(d, bytes) else str(d) for d in data]
-                fields[key] = data
-            for key in ("system", "attrs"):
-                if key in h5.attrs:
-                    check_h5_attribute(h5, key)
-                    value = h5.attrs[key]
-                    fields[key] = value.decode() if isinstance(value, bytes) else str(value)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: not a readable HDF5 dataset ({exc})") from exc
+    return fields
+
+
+def read_h5_fields(h5, keys: Sequence[str]) -> dict:
+    """The fields ``keys`` present in an open HDF5 file (names decoded to ``str``) and its
+    ``system``/``attrs`` attributes; every field is checked
+    (:func:`engine.untrusted_files.check_h5_field`) and their declared sizes bounded
+    together before any is read.
+
+    Raises:
+        ValueError, OSError, …: as h5py and the checks raise them (callers wrap them).
+    """
+    fields, total, limit = {}, 0, max_dataset_bytes()
+    present = [k for k in keys if k in h5]
+    for key in present:  # every field checked before any is read
+        total += check_h5_field(h5, key, names=key in _NAME_FIELDS)
+    if total > limit:
+        raise ValueError(f"the fields declare {total / 2**30:.3g} GiB together, over "
+                         f"the limit of {limit / 2**30:.3g} GiB (SROM_MAX_DATASET_BYTES)")
+    for key in present:
+        data = h5[key][()]
+        if key in _NAME_FIELDS:
+            data = [d.decode() if isinstance(d, bytes) else str(d) for d in data]
+        fields[key] = data
+    for key in ("system", "attrs"):
+        if key in h5.attrs:
+            check_h5_attribute(h5, key)
+            value = h5.attrs[key]
+            fields[key] = value.decode() if isinstance(value, bytes) else str(value)
     return fields
 
 

@@ -34,8 +34,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from engine.data import Dataset, DatasetError, Normalization
-from engine.untrusted_files import check_h5_attribute, check_h5_field, max_dataset_bytes
+from engine.data import Dataset, DatasetError, Normalization, read_h5_fields
+from engine.untrusted_files import env_bytes
 from engine.windows import DrawTable, rank_slots, seed_key
 
 __all__ = ["StreamingDataset", "StreamingWindowSampler", "save_sharded",
@@ -52,17 +52,6 @@ DEFAULT_MAX_STREAM_BYTES = 2**44
 MAX_CHUNK_BYTES = 64 * 2**20
 _SMALL_FIELDS = ("t", "mu", "f")
 _NAME_FIELDS = ("param_names", "forcing_names")
-
-
-def _env_bytes(name: str, default: int) -> int:
-    text = os.environ.get(name, "")
-    try:
-        value = int(text) if text else default
-    except ValueError:
-        raise ValueError(f"{name} must be a number of bytes, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return value
 
 
 def _check_state_field(h5, path: Path) -> None:
@@ -87,7 +76,7 @@ def _check_state_field(h5, path: Path) -> None:
     if x.ndim < 3 or 0 in x.shape:
         raise DatasetError(f"{path}: field 'x': expected shape (N, T, *state_shape) with at "
                            f"least 3 axes and no empty one, got {x.shape}")
-    limit = _env_bytes("SROM_MAX_STREAM_BYTES", DEFAULT_MAX_STREAM_BYTES)
+    limit = env_bytes("SROM_MAX_STREAM_BYTES", DEFAULT_MAX_STREAM_BYTES)
     declared = math.prod(x.shape) * x.dtype.itemsize
     if declared > limit:
         raise DatasetError(f"{path}: field 'x' declares {declared / 2**30:.3g} GiB, over the "
@@ -125,7 +114,7 @@ class StreamingDataset:
         if not isinstance(prefetch, int) or prefetch < 1:
             raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
         self.prefetch = prefetch
-        self.max_host_bytes = int(max_host_bytes or _env_bytes("SROM_STREAM_HOST_BYTES",
+        self.max_host_bytes = int(max_host_bytes or env_bytes("SROM_STREAM_HOST_BYTES",
                                                                DEFAULT_MAX_HOST_BYTES))
         if self.path.suffix.lower() not in (".h5", ".hdf5"):
             raise DatasetError(f"{self.path}: streaming needs an HDF5 dataset (.h5 or .hdf5)")
@@ -169,21 +158,7 @@ class StreamingDataset:
         try:
             if "t" not in h5:
                 raise DatasetError(f"{self.path}: missing required field 't'")
-            present = [k for k in (*_SMALL_FIELDS, *_NAME_FIELDS) if k in h5]
-            total = sum(check_h5_field(h5, k, names=k in _NAME_FIELDS) for k in present)
-            if total > max_dataset_bytes():
-                raise ValueError(f"t, mu, f and the names declare {total / 2**30:.3g} GiB, over "
-                                 "the limit (SROM_MAX_DATASET_BYTES)")
-            for key in present:
-                data = h5[key][()]
-                if key in _NAME_FIELDS:
-                    data = [d.decode() if isinstance(d, bytes) else str(d) for d in data]
-                fields[key] = data
-            for key in ("system", "attrs"):
-                if key in h5.attrs:
-                    check_h5_attribute(h5, key)
-                    value = h5.attrs[key]
-                    fields[key] = value.decode() if isinstance(value, bytes) else str(value)
+            fields = read_h5_fields(h5, (*_SMALL_FIELDS, *_NAME_FIELDS))  # x stays on disk
         except DatasetError:
             raise
         except (OSError, ValueError, TypeError, KeyError, RuntimeError, UnicodeDecodeError) as exc:

@@ -24,16 +24,25 @@ DEFAULT_MAX_BYTES = 8 * 2**30
 MAX_ATTRIBUTE_BYTES = 2**20
 
 
+def env_bytes(name: str, default: int) -> int:
+    """A positive byte count from the environment variable ``name`` (``default`` if unset).
+
+    Raises:
+        ValueError: the variable is not a positive integer.
+    """
+    text = os.environ.get(name, "")
+    try:
+        value = int(text) if text else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number of bytes, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
 def max_dataset_bytes() -> int:
     """The most bytes a dataset file may declare (``$SROM_MAX_DATASET_BYTES``)."""
-    text = os.environ.get("SROM_MAX_DATASET_BYTES", "")
-    try:
-        value = int(text) if text else DEFAULT_MAX_BYTES
-    except ValueError:
-        raise ValueError(f"SROM_MAX_DATASET_BYTES must be a number of bytes, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"SROM_MAX_DATASET_BYTES must be positive, got {value}")
-    return value
+    return env_bytes("SROM_MAX_DATASET_BYTES", DEFAULT_MAX_BYTES)
 
 
 def _declared(shape, itemsize: int) -> int:
