@@ -12,6 +12,7 @@ stop requests where they are logged.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ def shutdown(wait: bool = True) -> None:
             down while another still writes its results); ``False`` on an error path.
     """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()  # no wrapper that holds the group may outlive it (see Trainer.release)
         if wait and dist.get_world_size() > 1:
             dist.barrier()
         dist.destroy_process_group()

@@ -568,7 +568,10 @@ class StochasticROM:
             start = trainer.load_checkpoint(*resume)
             if ctx.enabled:  # saved by one rank: each rank's stream from this step instead
                 torch.manual_seed(noise_seed(self.seed, ctx.rank, start))
-        result = trainer.run(start)
+        try:
+            result = trainer.run(start)
+        finally:
+            trainer.release()
         if result.status == "diverged":
             warnings.warn(result.message, RuntimeWarning, stacklevel=2)
         selection = None

@@ -262,6 +262,18 @@ class Trainer:
                 self.loss = DistributedDataParallel(self.loss, device_ids=None,
                                                     static_graph=True, **no_sync)
 
+    def release(self) -> None:
+        """Drop the ``DistributedDataParallel`` wrapper once training is over: its reducer holds
+        the process group and hooks on the parameters, and one left to the interpreter's
+        finalisation (after the group is destroyed) can abort the process."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        if isinstance(self.loss, DistributedDataParallel):
+            self.loss = self.loss.module
+            import gc
+
+            gc.collect()  # DDP objects sit in reference cycles
+
     # -------------------------------------------------------------- one step
     def _compute_and_update(self) -> None:
         s = self.s

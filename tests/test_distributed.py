@@ -9,6 +9,7 @@ identical on both ranks; a 2-rank checkpoint must resume on 1 rank.
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from engine import StochasticROM
-from engine.distributed import DistributedContext, current_context, noise_seed
+from engine.distributed import DistributedContext, current_context, noise_seed, shutdown
 from engine.train import read_checkpoint
 from problems import duffing_dataset
 
@@ -48,6 +49,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                             world_size=world)
+    done = False
     try:
         dataset = data()
         for seed in SEEDS:
@@ -73,9 +75,13 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         model = StochasticROM(**params(0, steps=40, normalize=False)).fit(dataset)
         del os.environ["SROM_GRAD_SYNC"]
         torch.save(model.module_.state_dict(), Path(out_dir) / f"all_reduce_rank{rank}.pt")
-        dist.barrier()  # neither rank tears the group down while the other still uses it
+        done = True
     finally:
-        dist.destroy_process_group()
+        # what torchrun users get: a barrier (no rank tears the group down while another
+        # still uses it), garbage collected, then the group destroyed
+        shutdown(wait=done)
+    if done:
+        (Path(out_dir) / f"finished_rank{rank}").touch()
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +90,15 @@ def two_ranks(tmp_path_factory):
     from engine.streaming import save_sharded
 
     save_sharded(out / "data.h5", iter([data()]))
-    mp.spawn(_worker, args=(2, str(out / "init"), str(out)), nprocs=2, join=True)
+    try:
+        mp.spawn(_worker, args=(2, str(out / "init"), str(out)), nprocs=2, join=True)
+    except mp.ProcessExitedException as error:
+        # A rank that wrote everything and left the group can still be killed by a signal in
+        # the interpreter's finalisation (gloo's threads: pytorch/pytorch#179291); the results
+        # are complete, so report it instead of failing every test of the module.
+        if not all((out / f"finished_rank{r}").exists() for r in (0, 1)):
+            raise
+        warnings.warn(f"a rank died after finishing its work: {error}", RuntimeWarning)
     return out
 
 
