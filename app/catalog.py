@@ -20,9 +20,9 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from engine.io import CONFIG_NAME, WEIGHTS_NAME, ModelFileError, load_config, load_model
 from engine.model import StochasticROM

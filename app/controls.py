@@ -14,7 +14,8 @@ watchers the whole session, forever.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import panel as pn
 

@@ -11,11 +11,21 @@ Uncertainty is drawn as nested quantile bands (95 %, 90 %, 50 %) plus a few samp
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
-from bokeh.models import (BoxAnnotation, ColorBar, ColumnDataSource, FactorRange, HoverTool,
-                          Legend, LegendItem, LinearColorMapper, Range1d, Span)
+from bokeh.models import (
+    BoxAnnotation,
+    ColorBar,
+    ColumnDataSource,
+    FactorRange,
+    HoverTool,
+    Legend,
+    LegendItem,
+    LinearColorMapper,
+    Range1d,
+    Span,
+)
 from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
 

@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import param
 
 from app import catalog
-from app.export import field_kind
 from app.background import LatestOnlyWorker
+from app.export import field_kind
 from app.state import ExploreState, forcing_fields
 from engine.forcing import Forcing, make_forcing
 from engine.model import ExtrapolationWarning
@@ -134,7 +135,7 @@ class Conditions:
     @classmethod
     def from_explore(cls, explore: ExploreState, statistic: str = "probe", probe: int = 0,
                      time: float | None = None, n_paths: int = 32,
-                     probe_label: str = "") -> "Conditions":
+                     probe_label: str = "") -> Conditions:
         """Capture ``explore``'s current μ, forcing, time grid and seed.
 
         Args:

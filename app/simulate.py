@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from engine.forcing import Forcing
 __all__ = ["initial_state", "simulate_truth", "clear_cache", "cache_info"]
 
 _MAX_ENTRIES = 64
-_cache: "OrderedDict[Hashable, np.ndarray]" = OrderedDict()
+_cache: OrderedDict[Hashable, np.ndarray] = OrderedDict()
 _lock = threading.Lock()
 _stats = {"hits": 0, "misses": 0}
 

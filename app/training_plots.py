@@ -7,7 +7,7 @@ on the session's thread only (the view's periodic callback), under ``pn.io.hold(
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from bokeh.models import ColumnDataSource, Legend, LegendItem, LinearAxis, Range1d
 from bokeh.plotting import figure

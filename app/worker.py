@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from app.limits import max_queued_trainings
 from app.training_job import JobSpec, TrainingJob, run_job

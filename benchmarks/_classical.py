@@ -26,12 +26,11 @@ import time
 import warnings
 
 import numpy as np
+from _harness import EVAL_DT
 
 from engine import Dataset
 from engine.data import Normalization
 from engine.metrics import relative_l2
-
-from _harness import EVAL_DT
 
 __all__ = ["CLASSICAL", "available", "run_classical"]
 

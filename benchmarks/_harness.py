@@ -147,7 +147,7 @@ class DeviceData:
     f: torch.Tensor
 
     @staticmethod
-    def of(model: StochasticROM, data: Dataset) -> "DeviceData":
+    def of(model: StochasticROM, data: Dataset) -> DeviceData:
         norm, dtype = model.normalization_, model.torch_dtype
         device = next(model.module_.parameters()).device
 

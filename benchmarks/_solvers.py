@@ -33,14 +33,13 @@ from __future__ import annotations
 import math
 
 import torch
+from _harness import DeviceData, install_counter
 from torch import nn
 
 from engine.elbo import gaussian_log_likelihood
 from engine.model import StochasticROM
 from engine.module import interpolate_forcing
 from engine.train import WARMUP_STEPS, capture_training_step
-
-from _harness import DeviceData, install_counter
 
 __all__ = ["METHODS", "SolverTrainer", "available"]
 

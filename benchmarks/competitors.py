@@ -43,17 +43,29 @@ import sys
 import time
 from pathlib import Path
 
+import _classical
+import _solvers
 import numpy as np
 import torch
 
 # _harness first: it puts the repository on sys.path when srom is not installed
-from _harness import (EVAL_DT, EVAL_METHOD, Clock, DeviceData, checkpoint_times, evaluate, fingerprint,
-                      install_counter, load_problem, log, model_params, prepare_model)
+from _harness import (
+    EVAL_DT,
+    EVAL_METHOD,
+    Clock,
+    DeviceData,
+    checkpoint_times,
+    evaluate,
+    fingerprint,
+    install_counter,
+    load_problem,
+    log,
+    model_params,
+    prepare_model,
+)
+
 from engine import StochasticROM, StopFlag
 from engine.progress import NullCallback
-
-import _classical
-import _solvers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NEURAL = ["ours", *_solvers.METHODS]

@@ -37,13 +37,12 @@ import statistics
 import time
 from pathlib import Path
 
+import _solvers
 import numpy as np
 import torch
-
 from _harness import Clock, DeviceData, load_problem, log, prepare_model
-from engine import Dataset, StochasticROM
 
-import _solvers
+from engine import Dataset, StochasticROM
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ["ours", "em_graph", "torchsde_euler", "torchsde_adjoint", "odeint_dopri5_1e-3",

@@ -73,8 +73,7 @@ def worker(args) -> None:
     """Train once (under torchrun: as one rank) and write the timing (rank 0)."""
     import torch
 
-    from engine import StochasticROM, load_dataset
-    from engine import distributed
+    from engine import StochasticROM, distributed, load_dataset
     from engine.streaming import StreamingDataset
 
     if args.device == "cpu":

@@ -43,8 +43,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
 from browser import serve_dashboard  # noqa: E402
-from ui_speed import (CHROMIUM, CHROMIUM_ARGS, VIEWPORT, allow_long_trainings, log,  # noqa: E402
-                      slider_moves, training_elsewhere)
+from ui_speed import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VIEWPORT,
+    allow_long_trainings,
+    log,
+    slider_moves,
+    training_elsewhere,
+)
 
 #: issue 15's targets at N = 10 sessions
 TARGET_SESSIONS, TARGET_P95_S = 10, 1.5
@@ -120,7 +127,7 @@ class CpuShares:
         while not self._stop.wait(self.period_s):
             self._sample()
 
-    def __enter__(self) -> "CpuShares":
+    def __enter__(self) -> CpuShares:
         self._started = False
         self._sample()
         self._started = True

@@ -35,7 +35,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from param.parameterized import discard_events
 
@@ -44,8 +43,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
 from _stats import summarize  # noqa: E402
+
 from app import catalog  # noqa: E402
-from app.state import ExploreState, predict_request  # noqa: E402
+from app.state import ExploreState  # noqa: E402
 
 #: the issue's target for the server compute per move on a GPU machine, in ms
 TARGET_MS = 30.0

@@ -58,8 +58,7 @@ sys.path.insert(0, str(ROOT / "tests" / "ui"))
 sys.path.insert(0, str(ROOT))
 
 from _stats import summarize  # noqa: E402
-from browser import (CHROMIUM, CHROMIUM_ARGS, drag_first_slider,  # noqa: E402
-                     serve_dashboard)
+from browser import CHROMIUM, CHROMIUM_ARGS, drag_first_slider, serve_dashboard  # noqa: E402
 
 __all__ = ["serve_dashboard", "TARGETS", "main"]
 

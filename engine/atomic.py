@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 __all__ = ["atomic_write", "remove_stale_temporary_files", "TEMP_PREFIX", "STALE_AFTER_S"]
 

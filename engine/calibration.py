@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["fit_uncertainty_scale", "validate_scale"]
 
 
-def _coverage(model: "StochasticROM", dataset: Dataset, scale: float, level: float,
+def _coverage(model: StochasticROM, dataset: Dataset, scale: float, level: float,
               n_samples: int, seed: int, batch_size: int | None) -> float:
     """Share of ``dataset`` inside the central ``level`` interval (quantiles on the device)."""
     model.uncertainty_scale_ = float(scale)
@@ -40,7 +40,7 @@ def _coverage(model: "StochasticROM", dataset: Dataset, scale: float, level: flo
     return inside / dataset.x.size
 
 
-def fit_uncertainty_scale(model: "StochasticROM", dataset: Dataset, level: float = 0.9,
+def fit_uncertainty_scale(model: StochasticROM, dataset: Dataset, level: float = 0.9,
                           n_samples: int = 64, seed: int = 0, batch_size: int | None = None,
                           bounds: tuple[float, float] = (0.05, 20.0), grid: int = 9,
                           refine: int = 6) -> dict[str, float]:

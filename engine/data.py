@@ -22,14 +22,18 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from engine.untrusted_files import (check_h5_attribute, check_h5_field, check_npz_members,
-                                    max_dataset_bytes)
+from engine.untrusted_files import (
+    check_h5_attribute,
+    check_h5_field,
+    check_npz_members,
+    max_dataset_bytes,
+)
 
 __all__ = ["Dataset", "load_dataset", "DatasetError", "Normalization"]
 
@@ -200,7 +204,7 @@ class Dataset:
             f"forcing={self.forcing_names})"
         )
 
-    def subset(self, indices: Sequence[int] | slice) -> "Dataset":
+    def subset(self, indices: Sequence[int] | slice) -> Dataset:
         """The trajectories at ``indices`` (same time grid and names)."""
         idx = np.arange(self.n_trajectories)[indices]
         idx = np.atleast_1d(idx)
@@ -209,7 +213,7 @@ class Dataset:
             self.forcing_names, self.system, dict(self.attrs),
         )
 
-    def time_slice(self, start: int, stop: int | None = None) -> "Dataset":
+    def time_slice(self, start: int, stop: int | None = None) -> Dataset:
         """The snapshots ``start:stop`` of every trajectory."""
         sl = slice(start, stop)
         return Dataset(
@@ -394,7 +398,7 @@ class Normalization:
     f_std: np.ndarray
 
     @staticmethod
-    def fit(dataset: Dataset, enabled: bool = True, per_component: bool = False) -> "Normalization":
+    def fit(dataset: Dataset, enabled: bool = True, per_component: bool = False) -> Normalization:
         """Statistics of ``dataset`` (or of an :class:`engine.streaming.StreamingDataset`, in
         one pass over its file); ``enabled=False`` gives the identity map.
 
@@ -457,7 +461,7 @@ class Normalization:
                 raise DatasetError(f"normalization: '{name}' of shape {shape} does not fit "
                                    f"states of shape {tuple(state_shape)}")
 
-    def without_state_scaling(self) -> "Normalization":
+    def without_state_scaling(self) -> Normalization:
         """The same map for μ and f with the states left as they are (zero shift, unit
         scale): for likelihoods that need the raw values, such as 0/1 frames."""
         return replace(self, x_mean=np.zeros_like(self.x_mean), x_std=np.ones_like(self.x_std))
@@ -466,7 +470,7 @@ class Normalization:
         return {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}
 
     @staticmethod
-    def from_dict(values: dict) -> "Normalization":
+    def from_dict(values: dict) -> Normalization:
         try:
             arrays = {k: np.asarray(values[k], np.float64) for k in (
                 "x_mean", "x_std", "mu_mean", "mu_std", "f_mean", "f_std")}

@@ -11,7 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-
 from engine.model import StochasticROM
 from engine.progress import TqdmCallback
 

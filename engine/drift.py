@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn

@@ -29,8 +29,9 @@ Frequencies are in cycles per unit time (Hz when t is in seconds); phases in rad
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -116,7 +117,7 @@ class Forcing:
         return out
 
     @staticmethod
-    def from_dict(d: Mapping[str, Any]) -> "Forcing":
+    def from_dict(d: Mapping[str, Any]) -> Forcing:
         """Inverse of :meth:`to_dict`.
 
         Raises:

@@ -9,25 +9,26 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from engine.data import Dataset, DatasetError, Normalization
 from engine.drift import Dispersion, build_drift
+from engine.likelihoods import LIKELIHOODS, observations, predictive_moments
 from engine.metrics import MetricAccumulator
 from engine.module import SROMModule
-from engine.likelihoods import LIKELIHOODS, observations, predictive_moments
 from engine.networks import build_decoder, build_encoder, choose_architecture
 from engine.posterior import DeepKernel, WindowPosterior
 from engine.prediction import Prediction, sample_quantiles
 from engine.priors import LogNormalVariance
 from engine.progress import CallbackList, StopFlag, TrainingCallback
 from engine.rollout import RolloutEngine
+from engine.selection import ValidationSelector
 from engine.solvers import DEFAULT_METHOD, METHODS, get_scheme
 from engine.solvers.step_check import choose_substeps
-from engine.selection import ValidationSelector
 from engine.train import Trainer, TrainSettings, WindowSampler, read_checkpoint
 
 __all__ = ["StochasticROM", "NotFittedError", "ExtrapolationWarning", "resolve_device"]
@@ -263,7 +264,7 @@ class StochasticROM:
             out[name] = list(value) if isinstance(value, tuple) else value
         return out
 
-    def set_params(self, **params) -> "StochasticROM":
+    def set_params(self, **params) -> StochasticROM:
         valid = set(self.param_names())
         for key, value in params.items():
             if key not in valid:
@@ -403,7 +404,7 @@ class StochasticROM:
 
     # ------------------------------------------------------------------ fit
     def initialize(self, dataset: Dataset, normalization: Normalization | None = None
-                   ) -> "StochasticROM":
+                   ) -> StochasticROM:
         """Build and initialize the networks for ``dataset`` exactly as :meth:`fit` starts,
         without training (seeded by ``seed``; used by ``fit`` and by benchmarks that train
         the same networks another way).
@@ -481,7 +482,7 @@ class StochasticROM:
             stop_flag: StopFlag | None = None, checkpoint: str | os.PathLike | None = None,
             resume_from: str | os.PathLike | None = None,
             max_seconds: float | None = None, validation: Dataset | None = None,
-            select_every: int | None = None, select_samples: int = 16) -> "StochasticROM":
+            select_every: int | None = None, select_samples: int = 16) -> StochasticROM:
         """Train on ``dataset`` by amortized variational inference (no SDE solve).
 
         Args:

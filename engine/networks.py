@@ -16,7 +16,7 @@ architecture       state shape         networks
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -13,7 +13,7 @@ Needs ``holoviews`` (``pip install holoviews``; its Bokeh backend is loaded when
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -123,7 +123,7 @@ class WindowPosterior(nn.Module):
         super().__init__()
         self.kernel = kernel
 
-    def fit_window(self, t_nodes: torch.Tensor, h_nodes: torch.Tensor) -> "WindowFit":
+    def fit_window(self, t_nodes: torch.Tensor, h_nodes: torch.Tensor) -> WindowFit:
         """Condition on node values.
 
         Args:

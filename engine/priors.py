@@ -7,7 +7,7 @@ drift-library coefficients. Each draws one reparametrized sample per training st
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

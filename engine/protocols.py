@@ -31,7 +31,7 @@ PAPER_DECODER_SAMPLES = 64
 PAPER_INTEGRATOR = "sra1"
 
 
-def paper_protocol(model: "StochasticROM", dataset: Dataset, seed: int = 0,
+def paper_protocol(model: StochasticROM, dataset: Dataset, seed: int = 0,
                    batch_size: int | None = None) -> dict:
     """Relative L2 error per time step of the papers' predictive mean on ``dataset``.
 

@@ -8,7 +8,7 @@ later calls (a dashboard slider move).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -43,7 +43,7 @@ class ValidationSelector(NullCallback):
     #: the largest substep count the check tries while training (predictions: 64)
     MAX_SUBSTEPS = 16
 
-    def __init__(self, model: "StochasticROM", dataset: Dataset, every: int,
+    def __init__(self, model: StochasticROM, dataset: Dataset, every: int,
                  n_samples: int = 16, seed: int = 0):
         if every < 1:
             raise ValueError(f"every must be a positive number of steps, got {every!r}")

@@ -28,8 +28,8 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -205,7 +205,7 @@ class StreamingDataset:
                 f"state_shape={self.state_shape}, chunks={self.chunks}, "
                 f"{math.prod(self.x_shape) * self.x_dtype.itemsize / 2**30:.3g} GiB of states)")
 
-    def __enter__(self) -> "StreamingDataset":
+    def __enter__(self) -> StreamingDataset:
         return self
 
     def __exit__(self, *exc) -> None:

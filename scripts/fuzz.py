@@ -23,20 +23,20 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+import fuzz_checks as fc  # noqa: E402
+import fuzz_strategies as fs  # noqa: E402
 import hypothesis  # noqa: E402
 import numpy as np  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
-import fuzz_checks as fc  # noqa: E402
-import fuzz_strategies as fs  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 MAX_RECORDED_FAILURES = 5

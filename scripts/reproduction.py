@@ -71,7 +71,7 @@ def rom_visde_rows(refs: dict, pretrained: Path) -> tuple[list[str], list[dict]]
     lines = ["| problem | d | paper (mean ± std) | ours, papers' protocol | ours vs paper | "
              "ours, headline (128 paths, calibrated) | ours, former Euler at the data step | "
              "over training seeds: headline mean ± std (n; worst / best) | "
-             "90% coverage (target [{:.2f}, {:.2f}]) | 50% coverage | CRPS | model |".format(lo, hi),
+             f"90% coverage (target [{lo:.2f}, {hi:.2f}]) | 50% coverage | CRPS | model |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     raw = []
     for ref in refs["rom_visde"]:

@@ -17,16 +17,17 @@ import shutil
 import time
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+from fuzz_strategies import apply_config_edits, apply_mutations, apply_tensor_edits
 
 from engine.data import Dataset, DatasetError, load_dataset
 from engine.forcing import Forcing, make_forcing
 from engine.io import ModelFileError, load_model
-from fuzz_strategies import apply_config_edits, apply_mutations, apply_tensor_edits
 
 __all__ = [
     "PropertyViolation", "HANG_SECONDS", "T_GRID", "FuzzFiles", "make_fuzz_files", "run_case",
@@ -97,8 +98,9 @@ class FuzzFiles:
 
 def make_fuzz_files(root: Path) -> FuzzFiles:
     """Write the dataset and train the tiny model under ``root`` (about a second)."""
-    from engine import StochasticROM
     from problems import duffing_dataset
+
+    from engine import StochasticROM
 
     root.mkdir(parents=True, exist_ok=True)
     dataset = duffing_dataset(3, n_times=21, seed=0)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st

@@ -8,12 +8,12 @@ import pytest
 pn = pytest.importorskip("panel")
 
 import param  # noqa: E402
+from test_app_state import tiny_model_dir, train_tiny_model  # noqa: E402,F401 - shared fixture
 
 from app import catalog  # noqa: E402
 from app.controls import label_of  # noqa: E402
 from app.explore import NO_MODEL_HELP, ExploreView  # noqa: E402
 from app.state import ExploreState  # noqa: E402
-from test_app_state import tiny_model_dir, train_tiny_model  # noqa: E402,F401 - shared fixture
 
 
 @pytest.fixture

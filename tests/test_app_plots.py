@@ -7,8 +7,16 @@ import pytest
 
 pytest.importorskip("bokeh")
 
-from app.plots import (ErrorPlot, FieldPlot, ForcingPlot, LatentPlot, PhasePlot,  # noqa: E402
-                       QoIPlot, decimate, joined_paths)
+from app.plots import (  # noqa: E402
+    ErrorPlot,
+    FieldPlot,
+    ForcingPlot,
+    LatentPlot,
+    PhasePlot,
+    QoIPlot,
+    decimate,
+    joined_paths,
+)
 
 
 def _bands(t):

@@ -46,9 +46,10 @@ def test_an_upload_shows_its_names_and_system_as_text():
 
 
 def test_a_model_whose_system_is_markup_shows_it_as_text(tmp_path):
+    from problems import duffing_dataset
+
     from app.explore import _model_card
     from engine import StochasticROM
-    from problems import duffing_dataset
 
     model = StochasticROM(latent_dim=2, steps=5, window=8, windows_per_step=1,
                           drift_hidden=(8,), log_every=5, substeps=1)

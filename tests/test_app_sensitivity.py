@@ -12,13 +12,21 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from test_app_state import tiny_model_dir  # noqa: F401 - shared fixture
 
 from app import catalog
-from app.sensitivity import (Conditions, SensitivityState, SweepInput, statistic_values,
-                             rank_inputs, sweep_1d, sweep_2d, sweep_inputs)
+from app.sensitivity import (
+    Conditions,
+    SensitivityState,
+    SweepInput,
+    rank_inputs,
+    statistic_values,
+    sweep_1d,
+    sweep_2d,
+    sweep_inputs,
+)
 from app.state import ExploreState
 from engine.forcing import make_forcing
-from test_app_state import tiny_model_dir  # noqa: F401 - shared fixture
 
 HEAT = Path(__file__).resolve().parents[1] / "pretrained" / "heat"
 

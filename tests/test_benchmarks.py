@@ -18,11 +18,11 @@ import torch
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
-from engine import Dataset  # noqa: E402
-from engine.solvers import get_scheme  # noqa: E402
-
 import _harness  # noqa: E402
 import _solvers  # noqa: E402
+
+from engine import Dataset  # noqa: E402
+from engine.solvers import get_scheme  # noqa: E402
 
 pytest.importorskip("torchsde")
 pytest.importorskip("torchdiffeq")

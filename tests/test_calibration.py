@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from problems import duffing_dataset
 
 from engine import StochasticROM, load_model
 from engine.cli import main as cli_main
 from engine.metrics import interval_coverage
-from problems import duffing_dataset
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from problems import duffing_dataset
 
 from engine import load_model
 from engine.cli import main
-from problems import duffing_dataset
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,11 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from problems import duffing_dataset
 
 from engine import StochasticROM
 from engine.distributed import DistributedContext, current_context, noise_seed, shutdown
 from engine.train import read_checkpoint
-from problems import duffing_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = (0, 1, 2)

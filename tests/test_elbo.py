@@ -3,8 +3,13 @@ import math
 import numpy as np
 import torch
 
-from engine.elbo import (gaussian_log_likelihood, kl_weight, lyapunov_rate, path_residual,
-                         stratified_times)
+from engine.elbo import (
+    gaussian_log_likelihood,
+    kl_weight,
+    lyapunov_rate,
+    path_residual,
+    stratified_times,
+)
 
 
 def test_lyapunov_rate_solves_the_diagonal_lyapunov_equation():

@@ -8,8 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from engine.metrics import (crps, energy_score, ensemble_scores, oracle_ensemble_scores,
-                            valid_prediction_time)
+from engine.metrics import (
+    crps,
+    energy_score,
+    ensemble_scores,
+    oracle_ensemble_scores,
+    valid_prediction_time,
+)
 from engine.systems import generate
 from engine.systems.lyapunov import largest_lyapunov_exponent, lorenz63_lyapunov
 from engine.truth_ensembles import make_truth_ensemble

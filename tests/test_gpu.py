@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from problems import duffing_dataset, ou_dataset
 
 from engine import StochasticROM
 from engine.rollout import RolloutEngine, integrate
 from engine.solvers import METHODS, get_scheme
-from problems import duffing_dataset, ou_dataset
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

@@ -2,9 +2,9 @@ import json
 
 import numpy as np
 import pytest
+from problems import duffing_dataset
 
 from engine import ModelFileError, StochasticROM, load_model
-from problems import duffing_dataset
 
 
 @pytest.fixture(scope="module")

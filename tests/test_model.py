@@ -5,9 +5,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from problems import duffing_dataset, ou_dataset
 
 from engine import ExtrapolationWarning, NotFittedError, StochasticROM
-from problems import duffing_dataset, ou_dataset
 
 OU_RATE, OU_SIGMA = 1.0, 0.5
 

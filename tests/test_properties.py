@@ -12,17 +12,28 @@ The example counts are small so that the file runs in well under a minute on two
 
 from __future__ import annotations
 
+import fuzz_strategies as fs
 import numpy as np
 import pytest
+from fuzz_checks import (
+    PropertyViolation,
+    check_checkpoint,
+    check_cli,
+    check_dataset_bytes,
+    check_forcing_from_dict,
+    check_forcing_text,
+    check_h5_members,
+    check_make_forcing,
+    check_model_config,
+    check_model_config_text,
+    check_mutated_dataset,
+    check_npz_members,
+    check_round_trip,
+    make_fuzz_files,
+    run_case,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import fuzz_strategies as fs
-from fuzz_checks import (PropertyViolation, check_checkpoint, check_cli, check_dataset_bytes,
-                         check_forcing_from_dict, check_forcing_text, check_h5_members,
-                         check_make_forcing, check_model_config, check_model_config_text,
-                         check_mutated_dataset, check_npz_members, check_round_trip,
-                         make_fuzz_files, run_case)
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

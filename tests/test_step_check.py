@@ -8,13 +8,13 @@ import types
 
 import numpy as np
 import pytest
+from problems import duffing_dataset
 
 from engine import StochasticROM, load_model
 from engine.cli import main as srom
 from engine.data import Dataset
 from engine.solvers import DEFAULT_METHOD
 from engine.solvers.step_check import INFORMATIVE, choose_substeps
-from problems import duffing_dataset
 
 
 @pytest.fixture(scope="module")

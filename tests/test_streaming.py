@@ -10,13 +10,13 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from problems import duffing_dataset
 
 from engine import Dataset, StochasticROM, load_dataset
 from engine.data import DatasetError, Normalization
 from engine.streaming import StreamingDataset, StreamingWindowSampler, save_sharded
 from engine.train import WindowSampler
 from engine.windows import DrawTable, rank_slots, seed_key, window_draws
-from problems import duffing_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,10 +3,10 @@ import os
 import numpy as np
 import pytest
 import torch
+from problems import duffing_dataset
 
 from engine import RecordingCallback, StochasticROM, StopFlag
 from engine.train import CheckpointError, read_checkpoint
-from problems import duffing_dataset
 
 
 def model(**kw):

@@ -12,7 +12,7 @@ and the orders below are those for additive noise.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

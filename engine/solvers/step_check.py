@@ -46,7 +46,7 @@ INFORMATIVE = 0.5
 MIN_SHARE = 0.1
 
 
-def deterministic_rollouts(model: "StochasticROM", dataset: Dataset, method: str,
+def deterministic_rollouts(model: StochasticROM, dataset: Dataset, method: str,
                            substeps: int) -> np.ndarray:
     """Decoded mean paths ``(N, T, *S)`` of the deterministic rollout of every trajectory
     (the papers' protocol of ``predict_dataset`` with ``deterministic=True``)."""
@@ -72,7 +72,7 @@ def _score(a: np.ndarray, b: np.ndarray) -> float:
     return value if math.isfinite(value) else math.inf
 
 
-def choose_substeps(model: "StochasticROM", dataset: Dataset, method: str,
+def choose_substeps(model: StochasticROM, dataset: Dataset, method: str,
                     tolerance: float = TOLERANCE, max_substeps: int = MAX_SUBSTEPS,
                     max_trajectories: int = 8) -> dict:
     """The fewest substeps (1, 2, 4, …) whose halving changes the deterministic rollout on

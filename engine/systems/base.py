@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import param
@@ -150,7 +151,7 @@ class System(param.Parameterized):
 
     # ------------------------------------------------------------ construction
     @classmethod
-    def from_preset(cls, preset: str | None = None, **overrides: Any) -> "System":
+    def from_preset(cls, preset: str | None = None, **overrides: Any) -> System:
         """An instance with ``preset`` values (default ``"default"``) then ``overrides``.
 
         Raises:

@@ -27,7 +27,7 @@ classical RK4 with the step set by the diffusion and advection stability limits 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import param

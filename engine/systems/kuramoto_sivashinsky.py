@@ -42,14 +42,14 @@ factor tends to 16 (4th order) for h ≲ 0.01.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import param
 
 from engine.forcing import Forcing, evaluate_forcings
-from engine.systems.base import System
 from engine.systems._integrators import etdrk4_coefficients
+from engine.systems.base import System
 
 __all__ = ["KuramotoSivashinskySystem"]
 

@@ -10,7 +10,7 @@ times, after a transient that lets the separation align with the most unstable d
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -7,10 +7,18 @@ Skipped unless Panel, Playwright and a Chromium binary are installed (see ``brow
 from __future__ import annotations
 
 import pytest
-
-from browser import (READ_QOI_MEAN, assert_clean, drag_first_slider,  # noqa: E402
-                     local_browser, open_page, playwright_sync_api, serve_dashboard,
-                     wait_for_new_plot, wait_for_plot, wait_until_settled)
+from browser import (  # noqa: E402
+    READ_QOI_MEAN,
+    assert_clean,
+    drag_first_slider,
+    local_browser,
+    open_page,
+    playwright_sync_api,
+    serve_dashboard,
+    wait_for_new_plot,
+    wait_for_plot,
+    wait_until_settled,
+)
 
 sync_api = playwright_sync_api()
 

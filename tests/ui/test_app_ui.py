@@ -18,9 +18,15 @@ import time
 from pathlib import Path
 
 import pytest
-
-from browser import (assert_clean, drag_first_slider, local_page,  # noqa: E402
-                     playwright_sync_api, serve_dashboard, wait_for_new_plot, wait_for_plot)
+from browser import (  # noqa: E402
+    assert_clean,
+    drag_first_slider,
+    local_page,
+    playwright_sync_api,
+    serve_dashboard,
+    wait_for_new_plot,
+    wait_for_plot,
+)
 
 sync_api = playwright_sync_api()
 

@@ -7,7 +7,6 @@ import json
 import shutil
 
 import pytest
-
 from browser import assert_clean, local_page, playwright_sync_api, serve_dashboard  # noqa: E402
 
 sync_api = playwright_sync_api()
