@@ -236,13 +236,13 @@ def measure_point(meter: Meter, call, n_warmup: int, args) -> dict:
     """Warm up (graph capture, allocator), then time as many repeats as fit ``args.point_s``
     at the speed of the last warm-up call (between ``min_repeats`` and ``max_repeats``)."""
     for i in range(n_warmup):
-        warm_s = meter.time_call(lambda: call(1000 + i))
+        warm_s = meter.time_call(lambda i=i: call(1000 + i))
     repeats = int(np.clip(args.point_s / max(warm_s, 1e-4), args.min_repeats, args.max_repeats))
     samples, peaks = [], []
     for i in range(repeats):
         meter.sync()
         meter.start_peak()
-        samples.append(1e3 * meter.time_call(lambda: call(i)))
+        samples.append(1e3 * meter.time_call(lambda i=i: call(i)))
         peaks.append(meter.peak_mb())
     samples.sort()
     peaks = [p for p in peaks if p is not None]

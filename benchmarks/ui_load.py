@@ -249,9 +249,12 @@ def markdown(result: dict) -> str:
              "| sessions | moves done / asked | errors | first update median / p95 (s) | "
              "full view median / p95 (s) | server RSS after (MB) | load (1 min) |",
              "|---|---|---|---|---|---|---|"]
+
+    def cell(s: dict | None) -> str:
+        return "—" if s is None else f"{s['median']:.2f} / {s['p95']:.2f}"
+
     for r in result["load"]:
         f, v = r["first_update_s"], r["full_view_s"]
-        cell = (lambda s: "—" if s is None else f"{s['median']:.2f} / {s['p95']:.2f}")
         lines.append(f"| {r['sessions']} | {r['moves_done']} / {r['moves_asked']} | "
                      f"{len(r['errors'])} | {cell(f)} | {cell(v)} | "
                      f"{r['server_after']['rss_mb']:.0f} | {r['load_1min_end']:.1f} |")

@@ -121,11 +121,11 @@ def measure(args) -> dict:
                    "test_error": test_error(model, data, method, substeps, args.paths)}
             kw = {"integrator": method, "substeps": substeps}
             row["latent_ms"] = time_call(
-                lambda: model.predict_latent(x0, mu, t, f, n_samples=1024, seed=1, **kw),
+                lambda kw=kw: model.predict_latent(x0, mu, t, f, n_samples=1024, seed=1, **kw),
                 device, args.repeats, args.budget_s)
             row["decode_ms"] = time_call(
-                lambda: model.predict(x0, mu, t, f, n_samples=256, seed=1, return_samples=False,
-                                      quantiles=LEVELS, **kw),
+                lambda kw=kw: model.predict(x0, mu, t, f, n_samples=256, seed=1,
+                                            return_samples=False, quantiles=LEVELS, **kw),
                 device, args.repeats, args.budget_s) if args.decode else None
             rows.append(row)
             log(f"{method} x{substeps}: integration error {row['integration_error']:.2e}, test "

@@ -83,7 +83,10 @@ class NeuralDrift(nn.Module):
         """
         layers = list(self.net)
         linears, acts = layers[0::2], layers[1::2]
-        plain = (lambda k, z: self(z, t[k], mu, f[:, k]))
+
+        def plain(k: int, z: torch.Tensor) -> torch.Tensor:
+            return self(z, t[k], mu, f[:, k])
+
         if not (len(linears) == len(acts) + 1 and all(isinstance(x, nn.Linear) for x in linears)
                 and not any(isinstance(x, nn.Linear) for x in acts)):
             return plain  # not the mlp() layout

@@ -62,7 +62,9 @@ def integrate(drift: DriftFn, z0: torch.Tensor, t: torch.Tensor, mu: torch.Tenso
     z = z0
     for k in range(grid.n_steps):
         base = grid.index(k, 0)
-        z = scheme.step(z, grid.step_sizes[k], lambda stage, y: evaluate(base + stage, y),
+        # ``base`` bound as a default: the closure is called only within this iteration
+        z = scheme.step(z, grid.step_sizes[k],
+                        lambda stage, y, base=base: evaluate(base + stage, y),
                         tuple(term[k] for term in terms))
         if (k + 1) % substeps == 0:
             out.append(z)

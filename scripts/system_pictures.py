@@ -33,11 +33,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# engine importable when run as a script from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.data import Dataset
 from engine.systems import generate, get_system, list_systems
+
+ROOT = Path(__file__).resolve().parent.parent
 
 FIGSIZE, DPI = (9.4, 3.1), 96  # 902 × 298 px
 N_SNAPSHOTS = 4
@@ -135,7 +137,7 @@ def _title(fig: plt.Figure, name: str, plan: Plan, data: Dataset, units: dict[st
 def _forcing_panel(ax: plt.Axes, data: Dataset, channel_units: dict[str, str],
                    rows: list[int]) -> None:
     """f(t) of ``rows`` (row 1 dashed), every channel."""
-    for c, cname in enumerate(data.forcing_names):
+    for c in range(len(data.forcing_names)):
         for k, i in enumerate(rows):
             ax.plot(data.t, data.f[i, :, c], lw=1.0, color=f"C{3 + c}",
                     ls="-" if k == 0 else "--")

@@ -98,7 +98,8 @@ def two_ranks(tmp_path_factory):
         # are complete, so report it instead of failing every test of the module.
         if not all((out / f"finished_rank{r}").exists() for r in (0, 1)):
             raise
-        warnings.warn(f"a rank died after finishing its work: {error}", RuntimeWarning)
+        warnings.warn(f"a rank died after finishing its work: {error}", RuntimeWarning,
+                      stacklevel=2)
     return out
 
 

@@ -33,7 +33,7 @@ def test_fit_chooses_the_fewest_substeps_whose_halving_changes_little(fitted):
     rows = record["tried"]
     assert [r[0] for r in rows] == [2**k for k in range(len(rows))]
     assert rows[-1][0] == record["substeps"]
-    for substeps, change, error in rows[:-1]:  # every smaller count failed the criterion
+    for _substeps, change, error in rows[:-1]:  # every smaller count failed the criterion
         assert change >= record["tolerance"] * error, rows
     assert fitted.integration_settings() == ("heun", record["substeps"])
     assert fitted.integration_settings("euler", 3) == ("euler", 3)
@@ -158,5 +158,5 @@ def test_the_check_scores_only_the_informative_horizon():
     assert stub.calls[2:] and all(size == first_lost for _, size in stub.calls[2:])
     # inside the cut the change from halving falls as 1/n² against a 5 % error floor
     assert result["converged"] and result["substeps"] == 16
-    for substeps, change, error in result["tried"][:-1]:
+    for _substeps, change, error in result["tried"][:-1]:
         assert change >= 0.01 * error

@@ -106,19 +106,21 @@ class _Lattice:
         solid = cyl.copy()
         solid[0, :] = solid[-1, :] = True
         self.solid_np, self.cyl_np = solid, cyl
-        t = lambda a, dt=torch.long: torch.as_tensor(np.asarray(a), dtype=dt, device=device)
+
+        def t(a, dt: torch.dtype = torch.long) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(a), dtype=dt, device=device)
 
         # Streaming as one gather: population k at x pulls f*_k(x - c_k). Where x - c_k is
         # solid this is the halfway bounce-back f*_opp(k)(x) (exact for the walls; cylinder
         # links are overwritten afterwards). Solid nodes and pulls from beyond the inlet and
         # outlet columns keep their own value: the latter are overwritten by the open
         # boundaries, the former stay at rest (w_k is a fixed point of the collision).
-        J, I = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
-        node = J * nx + I
+        rows, cols = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
+        node = rows * nx + cols
         pull = np.empty((9, ny, nx), dtype=np.int64)
         for k in range(9):
             cx, cy = _C[k]
-            sj, si = J - cy, I - cx
+            sj, si = rows - cy, cols - cx
             ok = (sj >= 0) & (sj < ny) & (si >= 0) & (si < nx)
             src_solid = np.zeros_like(ok)
             src_solid[ok] = solid[sj[ok], si[ok]]
@@ -243,7 +245,10 @@ class _Lattice:
         enables them) never reach the lattice.
         """
         rho = f.sum(1, keepdim=True)
-        s = lambda k: f[:, k:k + 1]
+
+        def s(k: int) -> torch.Tensor:
+            return f[:, k:k + 1]
+
         ux = (s(1) + s(5) + s(8)) - (s(3) + s(6) + s(7))
         uy = (s(2) + s(5) + s(6)) - (s(4) + s(7) + s(8))
         if self.incompressible:  # u = j / ρ₀
@@ -560,7 +565,10 @@ class CylinderSystem(System):
         else:
             lam = self.trt_magic
             w_minus = 1 / (lam / (tau - 0.5) + 0.5)
-        v = lambda a: torch.as_tensor(a, dtype=lat.dtype, device=lat.device).view(-1, 1, 1, 1)
+
+        def v(a) -> torch.Tensor:
+            return torch.as_tensor(a, dtype=lat.dtype, device=lat.device).view(-1, 1, 1, 1)
+
         return v(w_plus), v(w_minus)
 
     def _spun_up(self, lat: _Lattice, re: np.ndarray) -> torch.Tensor:
@@ -584,12 +592,12 @@ class CylinderSystem(System):
             kick = np.zeros(n_spin)
             kick[:n_kick] = min(self.spinup_kick, self.jet_limit) \
                 * np.sin(np.pi * np.arange(n_kick) / n_kick)
-            v = lambda a: torch.as_tensor(a, dtype=lat.dtype, device=lat.device)
             wp, wm = self._omegas(lat, [value])
             stepper = _Stepper(lat, wp, wm, 1, self.cuda_graph)
             forces = torch.empty(1, n_spin, 2, dtype=lat.dtype, device=lat.device)
+            jet = torch.as_tensor(kick[None] * lat.dt / lat.dx**2, dtype=lat.dtype, device=lat.device)
             with torch.no_grad():
-                f = stepper.advance(lat.initial(1), v(kick[None] * lat.dt / lat.dx**2), forces)
+                f = stepper.advance(lat.initial(1), jet, forces)
             f = f.clone()
             _SPINUP_CACHE[key] = f.detach().cpu()
             while len(_SPINUP_CACHE) > _SPINUP_CACHE_SIZE:

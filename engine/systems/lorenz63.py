@@ -86,7 +86,7 @@ class Lorenz63System(System):
         out = np.empty((len(mu), t.size, 3))
         for i in range(len(mu)):
             s, r, b = p["sigma"][i], p["rho"][i], p["beta"][i]
-            sol = solve_ivp(lambda _t, z: lorenz_rhs(z, s, r, b), (t[0], t[-1]),
+            sol = solve_ivp(lambda _t, z, s=s, r=r, b=b: lorenz_rhs(z, s, r, b), (t[0], t[-1]),
                             np.asarray(self.x0, dtype=np.float64), t_eval=t, method="RK45",
                             rtol=self.rtol, atol=self.atol)
             if not sol.success:

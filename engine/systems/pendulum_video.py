@@ -68,7 +68,7 @@ class PendulumVideoSystem(System):
         out = np.empty((len(p["theta0"]), t.size))
         for i in range(out.shape[0]):
             w2 = p["frequency2"][i]
-            sol = solve_ivp(lambda _t, y: np.array([y[1], -w2 * np.sin(y[0])]), (t[0], t[-1]),
+            sol = solve_ivp(lambda _t, y, w2=w2: np.array([y[1], -w2 * np.sin(y[0])]), (t[0], t[-1]),
                             [p["theta0"][i], p["omega0"][i]], t_eval=t, method="DOP853",
                             rtol=1e-10, atol=1e-10)
             out[i] = sol.y[0]
