@@ -5,6 +5,9 @@ import pytest
 from problems import duffing_dataset
 
 from engine import ModelFileError, StochasticROM, load_model
+from engine.config import SECTIONS
+
+_SECTION_OF = {f: s for s, cls in SECTIONS.items() for f in cls.__dataclass_fields__}
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +26,9 @@ def test_round_trip_gives_identical_predictions(tmp_path, small_model):
     assert loaded.get_params() == small_model.get_params()
     assert loaded.param_names_ == ["damping"] and loaded.forcing_names_ == ["force"]
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["format_version"] == 1 and config["training"]["status"] == "completed"
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    assert config["format_version"] == 2 and config["training"]["status"] == "completed"
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "config.json", "initial_states.safetensors", "model.safetensors"]
 
 
 def test_physics_and_library_drifts_round_trip(tmp_path):
@@ -55,7 +59,7 @@ def corrupt(tmp_path, small_model, edit):
     (lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 64), "not a readable safetensors"),
     (lambda d: (d / "config.json").write_text(json.dumps({"kind": "other"})), "not an srom model"),
     (lambda d: (d / "config.json").write_text(
-        (d / "config.json").read_text().replace('"format_version": 1', '"format_version": 99')),
+        (d / "config.json").read_text().replace('"format_version": 2', '"format_version": 99')),
      "format version 99"),
     (lambda d: (d / "config.json").write_text(
         (d / "config.json").read_text().replace('"latent_dim": 2,', '"latent_dim": 3,', 1)),
@@ -84,7 +88,7 @@ def _edit_config(d, **changes):
         if key in config:
             config[key] = value
         else:
-            config["params"][key] = value
+            config["config"][_SECTION_OF[key]][key] = value
     (d / "config.json").write_text(json.dumps(config))
 
 
@@ -147,6 +151,7 @@ def test_temporary_files_of_killed_writes_are_cleaned_up(tmp_path, small_model):
     small_model.save(target)
     assert not killed.exists() and live.exists()  # a fresh one may be another writer's
     assert sorted(p.name for p in target.iterdir()) == [".tmp-someone-writing-now", "config.json",
+                                                       "initial_states.safetensors",
                                                        "model.safetensors"]
 
 
