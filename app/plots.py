@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from bokeh.events import Tap
 from bokeh.models import (
     BoxAnnotation,
     ColorBar,
     ColumnDataSource,
+    CustomJSTickFormatter,
+    DataRange1d,
     FactorRange,
     HoverTool,
     Legend,
@@ -26,13 +29,14 @@ from bokeh.models import (
     Range1d,
     Span,
 )
-from bokeh.palettes import Category10_10, Viridis256
+from bokeh.palettes import Category10_10, RdBu11, Viridis256
 from bokeh.plotting import figure
 
 from app.specs import BANDS
 
 __all__ = ["QoIPlot", "FieldPlot", "LatentPlot", "PhasePlot", "ForcingPlot", "ErrorPlot",
-           "SweepPlot", "TornadoPlot", "BAND_ALPHAS", "decimate", "joined_paths"]
+           "SweepPlot", "TornadoPlot", "BAND_ALPHAS", "DIVERGING", "MIN_HEIGHT", "colour_range",
+           "decimate", "joined_paths"]
 
 BLUE = "#1f77b4"
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
@@ -40,6 +44,32 @@ TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 BAND_ALPHAS = (0.15, 0.2, 0.3)
 #: the most points drawn per curve
 MAX_POINTS = 400
+#: the smallest figure height: the vertical toolbar (5 tools) and a few y ticks fit
+MIN_HEIGHT = 200
+#: a diverging palette (blue below zero, red above) for signed fields and errors
+DIVERGING = tuple(reversed(RdBu11))
+#: characters of every y tick label (see _steady_formatter)
+Y_LABEL_CHARS = 8
+
+# Every label has Y_LABEL_CHARS characters in a monospace font, so the y axis keeps its width
+# whatever the numbers. ``this`` is a cache shared by one call's ticks: their common number
+# of decimals is the fewest that write the tick spacing; huge or tiny values (or a label
+# that would not fit) are written as 1.2e-5.
+_STEADY_LABELS = """
+if (this.digits === undefined) {
+  const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : (Math.abs(tick) || 1);
+  const big = Math.max(...ticks.map((v) => Math.abs(v)));
+  this.step = step;
+  this.exp = big >= 1e5 || (big > 0 && big < 1e-3);
+  let d = 0;  // the fewest decimals that write the step exactly (0.25: 2)
+  while (d < 6 && Math.abs(step * 10 ** d - Math.round(step * 10 ** d)) > 1e-6) d++;
+  this.digits = d;
+}
+const v = Math.abs(tick) < 1e-9 * this.step ? 0 : tick;
+let s = this.exp ? v.toExponential(1) : v.toFixed(this.digits);
+if (s.length > n) s = v.toExponential(1);
+return s.padStart(n, " ");
+"""
 
 
 def decimate(n: int, max_points: int = MAX_POINTS) -> slice:
@@ -47,24 +77,62 @@ def decimate(n: int, max_points: int = MAX_POINTS) -> slice:
     return slice(None, None, max(1, -(-n // max_points)))
 
 
+def _steady_formatter() -> CustomJSTickFormatter:
+    """A tick formatter writing every label with ``Y_LABEL_CHARS`` characters (padded with
+    spaces; give the axis a monospace font)."""
+    return CustomJSTickFormatter(code=_STEADY_LABELS, args={"n": Y_LABEL_CHARS})
+
+
 def _figure(title: str, x_label: str, y_label: str, height: int, x_range=None,
             steady_y_axis: bool = True, **kw):
-    """A stretch-width figure with the app's tools; ``steady_y_axis`` writes the y tick labels
-    along the axis, so that new data never changes the axis' width.
+    """A stretch-width figure with the app's tools (a vertical toolbar on the right, so it
+    never covers the title or a legend above the plot), at least ``MIN_HEIGHT`` pixels high.
 
-    Bokeh lays out the *whole page* again when a figure's side panel (axis, colour bar)
-    changes size: a wider y tick label ("-0.25" after "0.5") costs ~110 ms of layout and a
-    second paint of every figure on a 2-core machine (measured by ``benchmarks/ui_speed.py``).
-    Rotated labels have the height of one line of text, whatever the number.
+    ``steady_y_axis`` writes every y tick label with the same number of characters in a
+    monospace font, upright, so that new data never changes the axis' width: Bokeh lays out
+    the *whole page* again when a figure's side panel (axis, colour bar) changes size, and a
+    wider y tick label ("-0.25" after "0.5") costs ~110 ms of layout and a second paint of
+    every figure on a 2-core machine (measured by ``benchmarks/ui_speed.py``). Labels
+    written along the axis kept the width too, but collided on short plots.
     """
-    fig = figure(title=title, height=height, sizing_mode="stretch_width", tools=TOOLS,
-                 toolbar_location="above", x_axis_label=x_label, y_axis_label=y_label,
-                 **({"x_range": x_range} if x_range is not None else {}), **kw)
+    fig = figure(title=title, height=max(int(height), MIN_HEIGHT), sizing_mode="stretch_width",
+                 tools=TOOLS, toolbar_location="right", x_axis_label=x_label,
+                 y_axis_label=y_label, **({"x_range": x_range} if x_range is not None else {}),
+                 **kw)
     fig.toolbar.logo = None
     fig.title.text_font_size = "11pt"
     if steady_y_axis:
-        fig.yaxis.major_label_orientation = "vertical"
+        fig.yaxis.formatter = _steady_formatter()
+        fig.yaxis.major_label_text_font = "monospace"
     return fig
+
+
+def colour_range(values: np.ndarray, symmetric: bool | None = None) -> tuple[float, float]:
+    """The colour range ``(lo, hi)`` of ``values`` (any shape; non-finite ones ignored).
+
+    Args:
+        values: the data the range must cover, e.g. a field over the whole horizon
+            ``(T, H, W)``, so that the colours keep their meaning from frame to frame.
+        symmetric: centre the range on zero; ``None`` (default): when the values take both
+            signs in earnest (the smaller side at least a fifth of the larger), as a velocity
+            component or a pressure deviation does.
+
+    Returns:
+        ``lo < hi``; ``(0, 1)`` when no value is finite.
+    """
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    if symmetric is None:
+        symmetric = lo < 0 < hi and min(-lo, hi) >= 0.2 * max(-lo, hi)
+    if symmetric:
+        lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
+    if hi <= lo:
+        pad = max(abs(hi), 1.0) * 1e-9
+        lo, hi = lo - pad, hi + pad
+    return lo, hi
 
 
 def _legend_above(fig, items: Sequence[tuple[str, object]]) -> None:
@@ -154,47 +222,85 @@ class FieldPlot:
 
     Args:
         title: the figure title; x_label, y_label: axis labels.
-        palette: a Bokeh palette; symmetric: centre the colour range on zero.
+        palette: a Bokeh palette; symmetric: centre the colour range that ``update``
+            computes on zero.
+        equal_aspect: draw a unit of x as long as a unit of y, so that a 2-D field keeps
+            its true shape (the axes' ranges then follow the image, padded to the frame).
+        mapper: a colour mapper shared with other maps (one colour scale for all of them;
+            its palette wins over ``palette``).
+        marker: a source ``{"x": (n,), "y": (n,)}`` of points to mark (e.g. a probe); it
+            may be shared by several maps, so that one update moves every mark.
     """
 
     def __init__(self, title: str, x_label: str = "t", y_label: str = "x", palette=Viridis256,
-                 x_range=None, height: int = 280, name: str = "field", symmetric: bool = False):
+                 x_range=None, height: int = 280, name: str = "field", symmetric: bool = False,
+                 equal_aspect: bool = False, mapper: LinearColorMapper | None = None,
+                 marker: ColumnDataSource | None = None):
         self.symmetric = symmetric
-        self._own_x_range = x_range is None
+        self.equal_aspect = equal_aspect
+        self._own_x_range = x_range is None and not equal_aspect
         self.source = ColumnDataSource({"image": [np.zeros((1, 1))], "x": [0.0], "y": [0.0],
                                         "dw": [1.0], "dh": [1.0]}, name=f"{name}-image")
-        self.mapper = LinearColorMapper(palette=palette, low=0.0, high=1.0)
-        self.figure = _figure(title, x_label, y_label, height,
-                              x_range if x_range is not None else Range1d(0, 1),
-                              y_range=Range1d(0, 1))
-        self.figure.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self.source,
-                          color_mapper=self.mapper)
+        self.mapper = mapper if mapper is not None else LinearColorMapper(palette=palette,
+                                                                         low=0.0, high=1.0)
+        if equal_aspect:
+            # match_aspect works with data ranges only; they follow the image alone
+            x_range, y_range = DataRange1d(range_padding=0), DataRange1d(range_padding=0)
+            aspect = {"match_aspect": True, "aspect_scale": 1.0}
+        else:
+            x_range = x_range if x_range is not None else Range1d(0, 1)
+            y_range, aspect = Range1d(0, 1), {}
+        self.figure = _figure(title, x_label, y_label, height, x_range, y_range=y_range,
+                              name=f"{name}-figure", **aspect)
+        self.image = self.figure.image(image="image", x="x", y="y", dw="dw", dh="dh",
+                                       source=self.source, color_mapper=self.mapper)
+        if equal_aspect:
+            x_range.renderers = y_range.renderers = [self.image]
         # below and horizontal: its height does not depend on the tick labels (see _figure)
         self.figure.add_layout(ColorBar(color_mapper=self.mapper, orientation="horizontal",
                                         height=8, padding=2), "below")
         self.figure.grid.visible = False
+        self.figure.add_tools(HoverTool(renderers=[self.image], tooltips=[
+            (x_label, "$x{0.[000]}"), (y_label, "$y{0.[000]}"), ("value", "@image{0.[0000]}")]))
+        if marker is not None:  # a white cross on a black one: seen on any colour
+            for color, width in (("black", 4), ("white", 2)):
+                self.figure.scatter(x="x", y="y", source=marker, marker="cross", size=16,
+                                    line_color=color, line_width=width)
+
+    def on_tap(self, callback) -> None:
+        """Call ``callback(x, y)`` (data coordinates, floats) when the map is clicked; it runs
+        on the session's thread."""
+        self.figure.on_event(Tap, lambda event: callback(event.x, event.y))
+
+    def set_colour_range(self, lo: float, hi: float) -> None:
+        """Fix the colour scale to ``[lo, hi]`` (sent only when it changes)."""
+        lo, hi = float(lo), float(hi)
+        if (self.mapper.low, self.mapper.high) != (lo, hi):
+            self.mapper.update(low=lo, high=hi)
 
     def update(self, image: np.ndarray, x_extent: tuple[float, float],
-               y_extent: tuple[float, float], title: str | None = None) -> None:
+               y_extent: tuple[float, float], title: str | None = None,
+               colours: tuple[float, float] | None = None) -> None:
         """``image (ny, nx)``: row i at y, column j at x; extents are the coordinate
-        ranges of the first and last pixel centres."""
+        ranges of the first and last pixel centres; ``colours``: a fixed colour range
+        (default: this image's own, see :func:`colour_range`)."""
         image = np.asarray(image, dtype=np.float64)
         ny, nx = image.shape
         (x0, x1), (y0, y1) = x_extent, y_extent
         hx = (x1 - x0) / max(nx - 1, 1) / 2
         hy = (y1 - y0) / max(ny - 1, 1) / 2
-        finite = image[np.isfinite(image)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        if self.symmetric:
-            lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
-        if hi <= lo:
-            hi = lo + 1e-12
+        if nx == 1:
+            hx = 0.5
+        if ny == 1:
+            hy = 0.5
         self.source.data = {"image": [image], "x": [x0 - hx], "y": [y0 - hy],
                             "dw": [x1 - x0 + 2 * hx], "dh": [y1 - y0 + 2 * hy]}
-        self.mapper.update(low=lo, high=hi)
+        self.set_colour_range(*(colours if colours is not None
+                                else colour_range(image, symmetric=self.symmetric)))
         if self._own_x_range:
             self.figure.x_range.update(start=x0 - hx, end=x1 + hx)
-        self.figure.y_range.update(start=y0 - hy, end=y1 + hy)
+        if not self.equal_aspect:
+            self.figure.y_range.update(start=y0 - hy, end=y1 + hy)
         if title is not None:
             self.figure.title.text = title
 

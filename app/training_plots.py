@@ -20,7 +20,7 @@ TERMS = ("step", "loss", "ell", "residual", "kl", "beta")
 
 def _figure(title: str, y_label: str, height: int, **kw):
     fig = figure(title=title, height=height, sizing_mode="stretch_width",
-                 tools="pan,wheel_zoom,box_zoom,reset,save", toolbar_location="above",
+                 tools="pan,wheel_zoom,box_zoom,reset,save", toolbar_location="right",
                  x_axis_label="step", y_axis_label=y_label, **kw)
     fig.toolbar.logo = None
     fig.title.text_font_size = "11pt"

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
 pytest.importorskip("bokeh")
 
+from bokeh.events import Tap  # noqa: E402
+from bokeh.models import ColumnDataSource, CustomJSTickFormatter, DataRange1d  # noqa: E402
+
 from app.plots import (  # noqa: E402
+    MIN_HEIGHT,
+    Y_LABEL_CHARS,
     ErrorPlot,
     FieldPlot,
     ForcingPlot,
     LatentPlot,
     PhasePlot,
     QoIPlot,
+    colour_range,
     decimate,
     joined_paths,
 )
@@ -90,3 +100,75 @@ def test_latent_phase_forcing_and_error_plots():
     error.update(t, 0.1 * t, None)
     assert np.allclose(error.source.data["err"], 0.1 * t)
     assert np.all(np.isnan(error.source.data["inside"]))
+
+
+def test_colour_range_covers_the_values_and_centres_signed_ones():
+    assert colour_range(np.array([[1.0, 3.0], [np.nan, 2.0]])) == (1.0, 3.0)  # NaN ignored
+    # both signs in earnest (a velocity component): centred on zero
+    assert colour_range(np.array([-0.5, 0.1, 2.0])) == (-2.0, 2.0)
+    # a positive field with a small undershoot is not centred
+    assert colour_range(np.array([-0.1, 0.5, 2.0])) == (-0.1, 2.0)
+    assert colour_range(np.array([-0.1, 2.0]), symmetric=True) == (-2.0, 2.0)
+    assert colour_range(np.array([-2.0, 2.0]), symmetric=False) == (-2.0, 2.0)
+    lo, hi = colour_range(np.full(4, 5.0))  # a constant field still gets lo < hi
+    assert lo < 5.0 < hi
+    assert colour_range(np.array([np.nan, np.inf])) == (0.0, 1.0)
+
+
+def test_field_plot_keeps_the_true_aspect_and_a_given_colour_range():
+    marker = ColumnDataSource({"x": [1.0], "y": [0.5]})
+    plot = FieldPlot("mean", "x", "y", equal_aspect=True, marker=marker)
+    fig = plot.figure
+    assert fig.match_aspect and fig.aspect_scale == 1.0
+    assert isinstance(fig.x_range, DataRange1d) and isinstance(fig.y_range, DataRange1d)
+    assert fig.x_range.renderers == [plot.image] == fig.y_range.renderers  # not the marker
+    assert any(r.data_source is marker for r in fig.renderers)
+    wide = np.arange(4 * 22.0).reshape(4, 22)  # 4 rows of 22 pixels, unit spacing
+    plot.update(wide, (0.0, 21.0), (0.0, 3.0), colours=(-100.0, 100.0))
+    data = plot.source.data
+    assert (data["dw"][0], data["dh"][0]) == (22.0, 4.0)  # drawn 5.5 : 1, as the field is
+    assert (plot.mapper.low, plot.mapper.high) == (-100.0, 100.0)  # not the image's own
+    plot.update(2 * wide, (0.0, 21.0), (0.0, 3.0), colours=(-100.0, 100.0))
+    assert (plot.mapper.low, plot.mapper.high) == (-100.0, 100.0)
+    plot.update(wide, (0.0, 21.0), (0.0, 3.0))  # no range given: the image's own
+    assert (plot.mapper.low, plot.mapper.high) == (0.0, 87.0)
+    clicks = []
+    plot.on_tap(lambda x, y: clicks.append((x, y)))
+    fig._trigger_event(Tap(fig, x=3.0, y=1.5))
+    assert clicks == [(3.0, 1.5)]
+
+
+def test_shared_figure_options_leave_room_for_title_ticks_and_toolbar():
+    for plot in (ForcingPlot(height=160), QoIPlot(), FieldPlot("map")):
+        fig = plot.figure
+        assert fig.height >= MIN_HEIGHT and fig.toolbar_location == "right"
+        axis = fig.yaxis[0]
+        assert axis.major_label_orientation == "horizontal"
+        assert isinstance(axis.formatter, CustomJSTickFormatter)
+        assert axis.major_label_text_font == "monospace"
+
+
+NODE = shutil.which("node") or shutil.which("nodejs")
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node.js to run the tick formatter's code")
+def test_y_tick_labels_have_one_width_whatever_the_numbers():
+    """The formatter's JavaScript run as BokehJS runs it: one cache per set of ticks."""
+    code = QoIPlot().figure.yaxis[0].formatter.code
+    script = (
+        "const f = new Function('tick', 'index', 'ticks', 'n', process.argv[1]);\n"
+        "const out = JSON.parse(process.argv[2]).map((ticks) => {\n"
+        "  const cache = {};\n"
+        "  return ticks.map((t, i) => f.call(cache, t, i, ticks, Number(process.argv[3])));\n"
+        "});\n"
+        "console.log(JSON.stringify(out));")
+    sets = [[0.5, 1.0, 1.5], [-0.25, 0.0, 0.25, 0.5], [-1e-5, 0.0, 1e-5], [0.0, 2e5, 4e5],
+            [1000.5, 1001.0, 1001.5], [-3.0000000000000004e-17, 0.1, 0.2]]
+    run = subprocess.run([NODE, "-e", script, code, json.dumps(sets), str(Y_LABEL_CHARS)],
+                         capture_output=True, text=True, timeout=60, check=True)
+    labels = json.loads(run.stdout)
+    assert {len(label) for group in labels for label in group} == {Y_LABEL_CHARS}
+    assert [s.strip() for s in labels[0]] == ["0.5", "1.0", "1.5"]
+    assert [s.strip() for s in labels[1]] == ["-0.25", "0.00", "0.25", "0.50"]
+    assert labels[2][0].strip() == "-1.0e-5" and labels[3][1].strip() == "2.0e+5"
+    assert labels[5][0].strip() == "0.0"  # a rounding residue is not written as -0.0
