@@ -73,8 +73,9 @@ class InitialStates:
             raise ValueError(f"initial states: {self.x0.size} values, at most {MAX_VALUES}")
         if self.mu.shape != (k, n_params):
             raise ValueError(f"initial states: mu must be ({k}, {n_params}), got {self.mu.shape}")
-        if self.index.shape != (k,):
-            raise ValueError(f"initial states: index must be ({k},), got {self.index.shape}")
+        if self.index.shape != (k,) or self.index.dtype.kind not in "iu" or np.any(self.index < 0):
+            raise ValueError(f"initial states: index must be {k} whole numbers >= 0, got "
+                             f"{self.index.shape} {self.index.dtype}")
         if self.f_range.shape != (n_forcing, 2):
             raise ValueError(f"initial states: f_range must be ({n_forcing}, 2), got "
                              f"{self.f_range.shape}")
@@ -168,6 +169,11 @@ def load_initial_states(directory: str | os.PathLike, state_shape: tuple[int, ..
             arrays = {k: f.get_tensor(k) for k in _KEYS}
     except (SafetensorError, OSError) as exc:
         raise ValueError(f"{path}: not a readable safetensors file ({exc})") from exc
+    kinds = {"x0": "f", "mu": "f", "index": "iu", "f_range": "f"}
+    odd = [k for k in _KEYS if arrays[k].dtype.kind not in kinds[k]]
+    if odd:
+        raise ValueError(f"{path}: arrays {odd} are not of the expected kind (floats; index: "
+                         "whole numbers)")
     cases = InitialStates(x0=arrays["x0"].astype(np.float64), mu=arrays["mu"].astype(np.float64),
                           index=arrays["index"].astype(np.int64),
                           f_range=arrays["f_range"].astype(np.float64))

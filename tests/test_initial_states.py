@@ -72,6 +72,7 @@ def test_saving_a_model_without_states_removes_a_stale_file(tmp_path, small_mode
     (lambda c: c.__class__(c.x0, c.mu[:, :0], c.index, c.f_range), "mu must be"),
     (lambda c: c.__class__(c.x0 * np.nan, c.mu, c.index, c.f_range), "NaN"),
     (lambda c: c.__class__(c.x0, c.mu, c.index, c.f_range[:, ::-1] - 1), "low above"),
+    (lambda c: c.__class__(c.x0, c.mu, c.index - 1, c.f_range), "index must be"),
 ])
 def test_a_file_that_does_not_fit_the_model_is_refused(tmp_path, small_model, edit, match):
     small_model.save(tmp_path / "m")
