@@ -64,6 +64,13 @@ then reload this page.
 """
 
 
+NO_SIMULATOR_NOTE = ("*No simulator for this model (trained on your own data): there is "
+                     "nothing to compare with.*")
+#: the status line while an error is shown (the plots keep the last prediction that worked)
+STALE_STATUS = ("⚠ the newest inputs failed (see the error above): the plots show the last "
+                "prediction that worked")
+
+
 def session_dispatcher(doc=None) -> Callable[[Callable[[], None]], None] | None:
     """A thread-safe function that runs a callable on the session's event loop, inside
     ``pn.io.hold`` (one message for all its changes); ``None`` outside a server session.
@@ -115,7 +122,10 @@ def _model_card(state: ExploreState) -> str:
         lines.append(held_out)
     lines.append(_integrator_line(m))
     if state.system is None:
-        lines.append("⚠ no matching simulator: predictions need one for the initial state")
+        cases = getattr(m, "initial_states_", None)
+        lines.append(f"no simulator: predictions start from {cases.n_cases} states of its "
+                     "training data" if cases is not None else
+                     "no simulator: predictions start from its training data's mean state")
     return "<br>".join(lines)
 
 
@@ -195,6 +205,13 @@ class ExploreView(pn.viewable.Viewer):
         self._seed.param.watch(lambda e: setattr(s, "seed", int(e.new)), "value")
         self._truth = pn.widgets.Checkbox(**label("Compare with the simulator"), value=s.show_truth)
         self._truth.param.watch(lambda e: setattr(s, "show_truth", bool(e.new)), "value")
+        self._truth_note = pn.pane.Markdown(
+            NO_SIMULATOR_NOTE, visible=False, sizing_mode="stretch_width",
+            styles={"font-size": "12px", "color": "#555"}, margin=(0, 10))
+        # a model of the user's own data starts from one of the training states it kept
+        self._case = pn.widgets.Select(**label("Initial state from the training data"),
+                                       sizing_mode="stretch_width", visible=False)
+        self._case.param.watch(self._on_case, "value")
         self._probe = pn.widgets.IntSlider(**label("Probe"), start=0, end=1, value=0,
                                            sizing_mode="stretch_width")
         self._probe.param.watch(lambda e: self._apply_result(("qoi",)), "value")
@@ -236,8 +253,9 @@ class ExploreView(pn.viewable.Viewer):
 
         self.controls = pn.Column(
             self._model_select, self._model_info, "### Parameters μ", self._mu_box,
-            "### Forcing", self._family, self._forcing_box, "### Sampling", self._n_paths,
-            self._horizon, self._seed, self._truth, sizing_mode="stretch_width")
+            "### Forcing", self._family, self._forcing_box, "### Sampling", self._case,
+            self._n_paths, self._horizon, self._seed, self._truth, self._truth_note,
+            sizing_mode="stretch_width")
         download = pn.pane.Markdown("Download", sizing_mode="fixed", width=64, height=24,
                                     margin=(4, 0, 0, 8), styles={"font-size": "12px"})
         self.main = pn.Column(self._error, self._warning,
@@ -270,9 +288,16 @@ class ExploreView(pn.viewable.Viewer):
                 for w in (self._family, self._n_paths, self._horizon, self._seed, self._truth,
                           *self._downloads.values()):
                     w.disabled = True
+                self._case.visible = self._truth_note.visible = False
                 return
             for w in (self._family, self._n_paths, self._horizon, self._seed, self._truth):
                 w.disabled = False
+            # no simulator (the user's own data): nothing to compare with, and the initial
+            # state is one of the training states the model kept
+            self._truth.disabled = self._truth_note.visible = s.system is None
+            cases = s.case_labels()
+            self._case.param.update(options=cases, value=s.case if cases else None,
+                                    visible=bool(cases))
             self._sync_downloads()
             m = s.model
             stem = f"srom-{m.system_ or 'model'}-prediction"
@@ -305,6 +330,14 @@ class ExploreView(pn.viewable.Viewer):
         self._forcing_box[:] = [
             forcing_widget(f, s.forcing_params.get(f.name, f.default),
                            lambda v, n=f.name: s.set_forcing_param(n, v)) for f in fields]
+
+    def _on_case(self, event: param.parameterized.Event) -> None:
+        s = self.state
+        if event.new is None or s.model is None or int(event.new) == s.case:
+            return
+        s.set_case(int(event.new))  # the case's μ too: one prediction
+        for name, control in self._mu_controls.items():
+            control.set(s.mu[name])
 
     def _on_family(self, event: param.parameterized.Event) -> None:
         s = self.state
@@ -370,6 +403,8 @@ class ExploreView(pn.viewable.Viewer):
             self._warning.param.update(object=md(s.warning).replace("\n", "<br>"),
                                        visible=bool(s.warning))
             self._error.param.update(object=f"**Error:** {md(s.error)}", visible=bool(s.error))
+            if s.error:  # the plots keep the last prediction that worked: say so
+                self._status.object = STALE_STATUS if s.result is not None else ""
 
     def _apply_result(self, parts: tuple[str, ...] | None = None) -> None:
         """Push the state's result into the existing figures (no figure is re-created).

@@ -14,7 +14,12 @@ from typing import Any
 
 from engine.forcing import FORCING_FAMILIES
 
-__all__ = ["MuSpec", "ForcingField", "mu_specs", "forcing_fields", "forcing_defaults", "BANDS"]
+__all__ = ["MuSpec", "ForcingField", "mu_specs", "forcing_fields", "forcing_defaults", "BANDS",
+           "forcing_value_range", "data_forcing_ranges", "DATA_FORCING_FAMILY"]
+
+#: the forcing a model without a simulator starts with: a step from and to the middle of the
+#: values its training forcing took, i.e. a constant (what its data's forcing was is unknown)
+DATA_FORCING_FAMILY = "step"
 
 #: the nested bands the dashboard draws, widest first: 95 %, 90 %, 50 % (the 90 % one is the
 #: band whose coverage the page quotes, so the number and the picture are of the same band)
@@ -116,13 +121,49 @@ def mu_specs(model, system) -> list[MuSpec]:
     return specs
 
 
+def forcing_value_range(model) -> tuple[float, float]:
+    """``(lo, hi)``: the values the first forcing channel of ``model`` took in training, as
+    its saved initial states record them; for a model saved before they were kept, the
+    mean ± 2 std of its forcing normalization."""
+    cases = getattr(model, "initial_states_", None)
+    if cases is not None and cases.f_range.shape[0]:
+        lo, hi = (float(v) for v in cases.f_range[0])
+    else:
+        norm = model.normalization_
+        mean, std = float(norm.f_mean[0]), float(norm.f_std[0])
+        lo, hi = mean - 2 * std, mean + 2 * std
+    if hi - lo < 1e-9 * max(abs(lo), abs(hi), 1.0):  # a constant forcing in training
+        lo, hi = lo - 0.5 * max(abs(lo), 1.0), hi + 0.5 * max(abs(hi), 1.0)
+    return lo, hi
+
+
+def data_forcing_ranges(model, family: str) -> dict:
+    """Slider ranges of forcing ``family``'s parameters for a model without a simulator:
+    levels and offsets over the values its training forcing took (:func:`forcing_value_range`),
+    amplitudes up to half their spread, switching times over the trained time range."""
+    lo, hi = forcing_value_range(model)
+    times = (float(model.t_range_[0]), float(model.t_range_[1]))
+    half = 0.5 * (hi - lo)
+    return {"none": {},
+            "step": {"time": times, "level": (lo, hi), "before": (lo, hi)},
+            "sine": {"offset": (lo, hi), "amplitude": (0.0, half)},
+            "ramp": {"start": times, "end": times, "change": (lo - hi, hi - lo),
+                     "offset": (lo, hi)},
+            "sum_of_sines": {"offset": (lo, hi)},
+            "smooth_random": {"offset": (lo, hi), "amplitude": (0.0, half)},
+            }.get(family, {})
+
+
 def forcing_defaults(model, system) -> tuple[list[str], str, dict]:
     """The accepted forcing families, the trained family and its default parameters (the
-    middle of the training ranges) for the first forcing channel of ``model``."""
+    middle of the training ranges) for the first forcing channel of ``model``; without a
+    ``system``, a constant at the middle of the values the training forcing took."""
     if not model.forcing_names_:
         return ["none"], "none", {}
     if system is None:
-        return list(FORCING_FAMILIES), "sine", {}
+        fields = forcing_fields(DATA_FORCING_FAMILY,
+                                data_forcing_ranges(model, DATA_FORCING_FAMILY))
+        return list(FORCING_FAMILIES), DATA_FORCING_FAMILY, {f.name: f.default for f in fields}
     spec = system.forcing_specs()[0]
     default = system.default_forcing()[0].to_dict()
     default.pop("family")

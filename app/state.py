@@ -37,13 +37,22 @@ import param
 from app import catalog
 from app.background import LatestOnlyWorker
 from app.simulate import initial_state, simulate_truth
-from app.specs import BANDS, ForcingField, MuSpec, forcing_defaults, forcing_fields, mu_specs
+from app.specs import (
+    BANDS,
+    ForcingField,
+    MuSpec,
+    data_forcing_ranges,
+    forcing_defaults,
+    forcing_fields,
+    mu_specs,
+)
 from engine.forcing import FORCING_FAMILIES, Forcing, make_forcing
 from engine.metrics import scaled_l2
 from engine.model import ExtrapolationWarning
 
 __all__ = ["QUANTILE_LEVELS", "BANDS", "COVERAGE_BAND", "ExploreResult", "ExploreState",
-           "PredictRequest", "LatestOnlyWorker", "predict_request", "MuSpec", "ForcingField",
+           "PredictRequest", "LatestOnlyWorker", "predict_request", "data_initial_state", "MuSpec",
+           "ForcingField",
            "forcing_fields"]
 
 #: quantile levels computed on the device for every prediction
@@ -117,12 +126,15 @@ class PredictRequest:
     can run it while the user goes on moving sliders.
 
     Attributes:
-        model, system: the shared model and its simulator.
+        model, system: the shared model and its simulator (``None`` for a model of the
+            user's own data).
         t: ``(T,)`` output times; substeps: integrator steps per output interval.
         mu: ``(P,)`` checked parameters; forcings: one ``Forcing`` per channel.
         n_paths, seed, n_keep, show_truth: sampling settings.
         notes: warnings known before predicting (time or forcing-family extrapolation).
         inputs: JSON-able description (model, μ by name, forcings, sampling) for exports.
+        x0: the initial state when it does not come from the simulator: ``(*S)``, or
+            ``(1, W, *S)`` for a model that reads ``W`` snapshots (see :func:`data_initial_state`).
     """
 
     model: Any
@@ -137,6 +149,35 @@ class PredictRequest:
     show_truth: bool
     notes: tuple[str, ...] = ()
     inputs: dict = field(default_factory=dict)
+    x0: np.ndarray | None = None
+
+
+def data_initial_state(model: Any, case: int) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The initial state of a model without a simulator, from its own training data.
+
+    Args:
+        model: a fitted ``StochasticROM``.
+        case: which of the training trajectories it kept (``model.initial_states_``).
+
+    Returns:
+        ``x0``: ``(*S)``, or ``(1, W, *S)`` for a model that reads ``W`` snapshots; that
+        trajectory's μ ``(P,)`` (``None`` without kept states); and a note for the user
+        (empty when the state is a training case's).
+
+    Raises:
+        ValueError: ``case`` is not one of the kept trajectories.
+    """
+    cases = getattr(model, "initial_states_", None)
+    if cases is None:  # saved before the states were kept: the training data's mean state
+        mean = np.broadcast_to(model.normalization_.x_mean, tuple(model.state_shape_))
+        return (np.array(mean, dtype=np.float64), None,
+                "this model was saved without training states: predictions start from its "
+                "training data's mean state")
+    if not 0 <= int(case) < cases.n_cases:
+        raise ValueError(f"training case must be 0..{cases.n_cases - 1}, got {case}")
+    window = cases.x0[int(case)]
+    x0 = window[0] if window.shape[0] == 1 else window[None]
+    return x0, cases.mu[int(case)], ""
 
 
 #: decoded values one prediction may hold per copy (float32: 1 GiB); the prediction makes a
@@ -176,8 +217,9 @@ def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stri
     cap = path_cap(model.state_shape_, t.size)
     capped = n > cap
     n = min(n, cap)
-    x0 = initial_state(system, req.mu, req.forcings, float(t[0]), float(model.dt_), model.n_win,
-                       req.seed)
+    x0 = req.x0 if req.x0 is not None else initial_state(
+        system, req.mu, req.forcings, float(t[0]), float(model.dt_), model.n_win, req.seed,
+        model_dir=req.inputs.get("model_path"))
     f_values = np.stack([f(t) for f in req.forcings], axis=-1) if req.forcings else None
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -205,7 +247,7 @@ def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stri
                  or (substeps is not None and substeps < req.substeps)),
         inputs={**req.inputs, "n_paths": n}, decode_stride=int(decode_stride))
     del pred  # the full sample array can be large; keep only the reduced result
-    if req.show_truth:
+    if req.show_truth and system is not None:
         _add_truth(result, req)
     return result, notes + list(req.notes)
 
@@ -237,6 +279,9 @@ class ExploreState(param.Parameterized):
     horizon = param.Number(default=1.0, doc="Last output time (model time units).")
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1), doc="Seed of the noise draws.")
     show_truth = param.Boolean(default=False, doc="Run the simulator and compare.")
+    case = param.Integer(default=0, bounds=(0, None), doc=(
+        "For a model without a simulator: which kept training trajectory gives the initial "
+        "state (model.initial_states_)."))
     max_frames = param.Integer(default=101, bounds=(2, 5001),
                                doc="Most output times; longer horizons are sub-stepped.")
     n_keep = param.Integer(default=8, bounds=(0, 64), doc="Sample paths kept for plotting.")
@@ -267,7 +312,7 @@ class ExploreState(param.Parameterized):
         "while its SDE still integrates all of them."))
 
     _INPUTS = ("mu", "forcing_family", "forcing_params", "n_paths", "horizon", "seed",
-               "show_truth", "max_frames", "n_keep")
+               "show_truth", "max_frames", "n_keep", "case")
 
     def __init__(self, models: Sequence[catalog.ModelEntry] | None = None, **params: Any):
         """Args:
@@ -311,10 +356,15 @@ class ExploreState(param.Parameterized):
         families, family, fparams = forcing_defaults(model, system)
         self.param.forcing_family.objects = families
         self.last_full_seconds = None
+        mu = {s.name: s.default for s in specs}
+        if system is None:  # start from a training case and its μ
+            case_mu = data_initial_state(model, 0)[1]
+            if case_mu is not None:
+                mu = {n: float(v) for n, v in zip(model.param_names_, case_mu)}
         self._loading = True
         try:
             self.param.update(
-                model=model, system=system, mu_specs=specs, mu={s.name: s.default for s in specs},
+                model=model, system=system, mu_specs=specs, mu=mu, case=0,
                 forcing_family=family, forcing_params=fparams, horizon=float(model.t_range_[1]),
                 result=None, error="", warning="", show_truth=False)  # a new model: fresh view
         finally:
@@ -322,8 +372,13 @@ class ExploreState(param.Parameterized):
         self.refresh()
 
     def trained_forcing_ranges(self, family: str) -> dict:
-        """Training ranges of ``family`` for the first channel (empty if not trained on it)."""
-        if self.system is None or not self.system.forcing_specs():
+        """Training ranges of ``family`` for the first channel (empty if not trained on it);
+        for a model without a simulator, ranges over the values its forcing took."""
+        if self.system is None:
+            if self.model is None or not self.model.forcing_names_:
+                return {}
+            return data_forcing_ranges(self.model, family)
+        if not self.system.forcing_specs():
             return {}
         spec = self.system.forcing_specs()[0]
         return dict(spec.ranges) if spec.default_family == family else {}
@@ -332,6 +387,26 @@ class ExploreState(param.Parameterized):
     def set_mu(self, name: str, value: float) -> None:
         """Set one parameter of μ (triggers a prediction)."""
         self.mu = {**self.mu, name: float(value)}
+
+    def set_case(self, case: int) -> None:
+        """Start from kept training trajectory ``case`` (a model without a simulator) and
+        take its μ; one prediction."""
+        mu = data_initial_state(self.model, int(case))[1]
+        update: dict[str, Any] = {"case": int(case)}
+        if mu is not None:
+            update["mu"] = {n: float(v) for n, v in zip(self.model.param_names_, mu)}
+        self.param.update(**update)
+
+    def case_labels(self) -> dict[str, int]:
+        """``{label: case}`` of the kept training trajectories (empty with a simulator)."""
+        cases = getattr(self.model, "initial_states_", None)
+        if self.system is not None or cases is None:
+            return {}
+        out = {}
+        for k in range(cases.n_cases):
+            mu = ", ".join(f"{n} = {v:.4g}" for n, v in zip(self.model.param_names_, cases.mu[k]))
+            out[f"trajectory {int(cases.index[k])}" + (f" ({mu})" if mu else "")] = k
+        return out
 
     def set_forcing_param(self, name: str, value: Any) -> None:
         """Set one parameter of the forcing (triggers a prediction)."""
@@ -502,24 +577,29 @@ class ExploreState(param.Parameterized):
         """Capture and check the current inputs.
 
         Raises:
-            ValueError: bad inputs (no model or simulator, horizon, μ, forcing).
+            ValueError: bad inputs (no model, horizon, μ, forcing, training case).
         """
         model, system = self.model, self.system
         if model is None:
             raise ValueError("no model is loaded")
-        if system is None:
-            raise ValueError(f"this model's system ({model.system_!r}) is not a built-in "
-                             "simulator, so the dashboard cannot make its initial state")
         t, substeps = self.time_grid()
-        mu = system.check_mu(self.mu_vector())[0]
-        forcings = self.forcing()
         notes: list[str] = []
+        x0 = None
+        if system is None:  # the user's own data: the initial state is a training case's
+            x0, _, note = data_initial_state(model, self.case)
+            mu = self.mu_vector()
+            if not np.all(np.isfinite(mu)):
+                raise ValueError(f"μ must be finite numbers, got {mu.tolist()}")
+            notes += [note] if note else []
+        else:
+            mu = system.check_mu(self.mu_vector())[0]
+        forcings = self.forcing()
         if t[-1] > model.t_range_[1] + 1e-9:
             lo, hi = model.t_range_
             notes.append(f"horizon t = {t[-1]:.3g} is beyond the trained time range "
                          f"[{lo:.3g}, {hi:.3g}]: extrapolating in time")
         trained_family = forcing_defaults(model, system)[1]
-        if model.forcing_names_ and self.forcing_family != trained_family:
+        if system is not None and model.forcing_names_ and self.forcing_family != trained_family:
             notes.append(f"forcing family '{self.forcing_family}' was not seen in training "
                          f"('{trained_family}'): extrapolating")
         inputs = {"model_path": self.model_path, "system": model.system_,
@@ -527,10 +607,14 @@ class ExploreState(param.Parameterized):
                   "forcing": {n: f.to_dict() for n, f in zip(model.forcing_names_, forcings)},
                   "n_paths": int(self.n_paths), "seed": int(self.seed),
                   "horizon": float(t[-1]), "substeps": int(substeps)}
+        if system is None and getattr(model, "initial_states_", None) is not None:
+            inputs["initial_state"] = {"training_trajectory": int(
+                model.initial_states_.index[self.case])}
         return PredictRequest(model=model, system=system, t=t, substeps=substeps, mu=mu,
                               forcings=forcings, n_paths=int(self.n_paths), seed=int(self.seed),
-                              n_keep=int(self.n_keep), show_truth=bool(self.show_truth),
-                              notes=tuple(notes), inputs=inputs)
+                              n_keep=int(self.n_keep),
+                              show_truth=bool(self.show_truth) and system is not None,
+                              notes=tuple(notes), inputs=inputs, x0=x0)
 
     def compute(self) -> tuple[ExploreResult, list[str]]:
         """The prediction for the current inputs and the warnings it raised (synchronously).
