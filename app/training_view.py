@@ -81,11 +81,9 @@ class TrainingView(pn.viewable.Viewer):
         self._device = pn.widgets.Select.from_param(s.param.device, **w)
         self._validate = pn.widgets.IntInput.from_param(s.param.validate_every, **w)
         limit = max_upload_mb()
-        # FileDropper sends the file in chunks: an upload is not bound by the websocket's
-        # message size limit (FileInput would be, 20 MB by default)
-        self._dropper = pn.widgets.FileDropper(multiple=False, max_file_size=f"{limit}MB",
-                                               layout="compact", **w)
-        self._dropper.param.watch(self._on_upload, "value")
+        self._dropper = self._new_dropper()
+        #: the dropper shows a file whose check has not been answered yet
+        self._dropped = False
         self._upload_info = pn.pane.Alert("", alert_type="success", visible=False, **w)
         self._upload_error = pn.pane.Alert("", alert_type="danger", visible=False, **w)
         self._start = pn.widgets.Button(**label("Start"), **{_COLOR: "primary"}, **w)
@@ -229,10 +227,25 @@ class TrainingView(pn.viewable.Viewer):
         self._error.param.update(object=f"**Error:** {md(s.error)}", visible=bool(s.error))
         self._warning.param.update(object=md(s.warning), visible=bool(s.warning))
 
+    def _new_dropper(self) -> pn.widgets.FileDropper:
+        """An empty file dropper. FileDropper sends the file in chunks: an upload is not
+        bound by the websocket's message size limit (FileInput would be, 20 MB by default)."""
+        dropper = pn.widgets.FileDropper(multiple=False, max_file_size=f"{max_upload_mb()}MB",
+                                         layout="compact", sizing_mode="stretch_width")
+        dropper.param.watch(self._on_upload, "value")
+        return dropper
+
     def _show_upload(self) -> None:
         s = self.state
         self._upload_error.param.update(object=f"**Upload refused:** {md(s.upload_error)}",
                                         visible=bool(s.upload_error))
+        if s.upload_error and self._dropped and not s.upload_pending:
+            # the dropper's own green "Upload complete" only means the bytes arrived: a
+            # refused file must not stay listed as complete, so an empty dropper replaces it
+            self._dropped = False
+            i = self.controls.objects.index(self._dropper)
+            self._dropper = self._new_dropper()
+            self.controls[i] = self._dropper
         if s.upload_pending:
             self._upload_info.param.update(
                 object=f"Checking **{md(s.upload_pending)}** in a separate process…", visible=True)
@@ -262,5 +275,6 @@ class TrainingView(pn.viewable.Viewer):
                 data = data.encode("utf-8")
             # checked in a separate process; the periodic poll shows the answer (served),
             # tests and scripts without a server wait for it
+            self._dropped = True
             self.state.add_upload(name, data, wait=self._periodic is None)
-        self._dropper.value = {}  # the dataset is kept in the state; drop the raw bytes
+        event.obj.value = {}  # the dataset is kept in the state; drop the raw bytes

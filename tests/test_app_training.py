@@ -225,9 +225,13 @@ def test_the_view_shows_progress_and_refreshes_the_explore_picker(trained, model
     view.poll()
     assert any(p.endswith("from-the-view") for p in explore._model_select.options.values())
     assert explore.state.models[-1].path.endswith("from-the-view")
+    dropper = view._dropper
     view._dropper.value = {"broken.npz": b"not an archive"}
     # the message is shown as text (escaped for Markdown: the upload is user-given)
     assert view._upload_error.visible and md("not an .npz archive") in view._upload_error.object
+    # the refused file does not stay in the dropper as a green "Upload complete"
+    assert view._dropper is not dropper and dropper.value == {} and view._dropper.value == {}
+    assert view._dropper in view.controls.objects and dropper not in view.controls.objects
     assert format_duration(75) == "1 min 15 s"
 
 

@@ -84,6 +84,8 @@ def test_train_stop_upload_and_save(server, tmp_path):
                 "buffer": b"this is not an npz archive"}])
             page.get_by_text("Upload refused").first.wait_for(timeout=20_000)
             assert page.get_by_text("not an .npz archive").count() > 0
+            # the dropper no longer lists the refused file as a green "Upload complete"
+            sync_api.expect(page.get_by_text("Upload complete")).to_have_count(0, timeout=10_000)
             # a valid one is accepted with its summary, and the refusal goes away
             from test_app_training import _dataset_bytes
 
@@ -91,6 +93,7 @@ def test_train_stop_upload_and_save(server, tmp_path):
                 "name": "mine.npz", "mimeType": "application/octet-stream",
                 "buffer": _dataset_bytes(3)}])
             page.get_by_text("mine.npz accepted").first.wait_for(timeout=20_000)
+            page.get_by_text("Upload complete").first.wait_for(timeout=10_000)  # an accepted one
             assert page.get_by_text("3 trajectories").count() > 0
             page.get_by_text("Upload refused").first.wait_for(state="hidden", timeout=10_000)
 
