@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from own_data import train_own_data_model
+from own_data import own_data_npz, train_own_data_model
 
 from app import catalog
 from app.specs import data_forcing_ranges, forcing_value_range
@@ -153,3 +153,37 @@ def test_an_error_replaces_the_status_line(own_dir):
     view.state.horizon = float(view.state.model.t_range_[1])
     _settle(view)
     assert not view._error.visible and "predicted in" in view._status.object
+
+
+def test_upload_train_save_then_explore(tmp_path, monkeypatch):
+    """The path of issue 17, item 1: Train tab → own .npz → train → save → Explore."""
+    import time
+
+    from app.training import TrainingState
+    from app.worker import TrainingWorker
+
+    monkeypatch.setenv("SROM_MODELS_DIR", str(tmp_path / "models"))
+    data = own_data_npz(tmp_path / "mine.npz").read_bytes()
+    worker = TrainingWorker()
+    try:
+        train = TrainingState(worker=worker, steps=4, validate_every=2, latent_dim=2,
+                              device="cpu", options={"hidden": (16, 16), "window": 8,
+                                                     "drift_hidden": (16,), "n_quad": 4,
+                                                     "windows_per_step": 2})
+        assert train.add_upload("mine.npz", data), train.upload_error
+        assert train.start()
+        start = time.monotonic()
+        while train.active:
+            assert time.monotonic() - start < 120, train.message
+            time.sleep(0.05)
+            train.poll()
+        assert train.status == "completed", train.error
+        assert train.save("mine") and train.error == ""
+    finally:
+        worker.shutdown()
+    entries = catalog.discover_models([("user", tmp_path / "models")])
+    assert [e.system for e in entries] == [None]
+    state = ExploreState(models=entries, n_paths=8)
+    assert state.error == "" and state.result is not None and state.system is None
+    assert np.isfinite(state.result.mean).all()
+    assert state.model.initial_states_ is not None and state.warning == ""
