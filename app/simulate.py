@@ -3,7 +3,9 @@
 GUI-free. The model needs an initial state x0 for every prediction, and the truth overlay
 needs a full simulator trajectory; both depend only on (system settings, μ, forcing, times,
 seed), so they are kept in a small process-wide LRU cache shared by all sessions. Cached
-arrays are read-only.
+arrays are read-only. Initial states that are slow to make (the cylinder's spin-up) are also
+looked up among the states shipped with the model and in the user's disk cache, and stored
+there once made (:func:`engine.state_cache.simulator_initial_state`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine.forcing import Forcing
+from engine.state_cache import simulator_initial_state
 
 __all__ = ["initial_state", "simulate_truth", "clear_cache", "cache_info"]
 
@@ -54,7 +57,7 @@ def _cached(key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
 
 
 def initial_state(system, mu: np.ndarray, forcings: Sequence[Forcing], t0: float, dt: float,
-                  n_win: int = 1, seed: int = 0) -> np.ndarray:
+                  n_win: int = 1, seed: int = 0, model_dir: str | None = None) -> np.ndarray:
     """The simulator's initial state for ``mu`` and ``forcings``.
 
     Args:
@@ -63,6 +66,7 @@ def initial_state(system, mu: np.ndarray, forcings: Sequence[Forcing], t0: float
         t0, dt: start time and step of the model's training grid.
         n_win: snapshots the model's encoder reads.
         seed: seed of the simulator noise.
+        model_dir: the model's directory (states shipped with it are used).
 
     Returns:
         ``(*S)`` when ``n_win == 1``, else ``(n_win, *S)``.
@@ -71,8 +75,8 @@ def initial_state(system, mu: np.ndarray, forcings: Sequence[Forcing], t0: float
     t = t0 + dt * np.arange(n)
 
     def compute() -> np.ndarray:
-        x = system.simulate(mu, list(forcings) if forcings else None, t, seed=seed)
-        return x[0] if n_win == 1 else x[:n_win]
+        return simulator_initial_state(system, mu, forcings, t0, dt, n_win, seed,
+                                       model_dir=model_dir)
 
     return _cached(_key("x0", system, mu, forcings, t, seed, n_win), compute)
 

@@ -1,4 +1,4 @@
-"""The ``srom`` command: generate data, train, predict, evaluate, demo.
+"""The ``srom`` command: generate data, train, predict, evaluate, sensitivity, demo.
 
 User mistakes print one line ``srom: error: …`` and exit with status 2; no tracebacks.
 """
@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -148,9 +149,10 @@ def _train(args, ctx) -> int:
         dataset.close()
     if not ctx.is_main:  # the model is the same on every rank: rank 0 saves and reports
         return 0
-    status = model.training_["status"]
-    if selecting and model.training_["selection"]["best_step"] is not None:
-        sel = model.training_["selection"]
+    training: dict[str, Any] = model.training_  # a JSON-like record of the run
+    status = training["status"]
+    if selecting and training["selection"]["best_step"] is not None:
+        sel = training["selection"]
         print(f"srom: kept the parameters of step {sel['best_step']} (validation rel. L2 "
               f"{sel['best_val_rel_l2']:.4g})", file=sys.stderr)
     if status == "diverged" and (out / "config.json").exists():
@@ -164,8 +166,8 @@ def _train(args, ctx) -> int:
     if val_data is not None and status != "diverged":
         metrics = model.evaluate(val_data, n_samples=args.val_samples)
         model.save(out, metrics=metrics)
-    print(f"srom: {model.training_['message']} in {model.training_['seconds']:.1f} s on "
-          f"{model.training_['device_name']}; model saved to {out}", file=sys.stderr)
+    print(f"srom: {training['message']} in {training['seconds']:.1f} s on "
+          f"{training['device_name']}; model saved to {out}", file=sys.stderr)
     if metrics:
         print(json.dumps(metrics, indent=2))
     if status == "interrupted":
@@ -204,7 +206,9 @@ def _save_or_rescue(model, out: Path, checkpoint: Path) -> Path:
 # ---------------------------------------------------------------- predict
 def _split_outside_brackets(text: str) -> list[str]:
     """``a=1,b=[1,2]`` → ``['a=1', 'b=[1,2]']``: commas inside ``[...]`` stay (a list value)."""
-    items, depth, current = [], 0, []
+    items: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "[":
             depth += 1
@@ -278,7 +282,8 @@ def cmd_predict(args) -> int:
     pred = model.predict(x0, mu, t, f, n_samples=args.n_samples, seed=args.seed,
                          integrator=args.integrator, substeps=args.substeps)
     path = pred.to_npz(args.out)
-    print(f"srom: wrote {path} (mean, std, quantiles, samples {pred.samples.shape})", file=sys.stderr)
+    samples = "none" if pred.samples is None else pred.samples.shape
+    print(f"srom: wrote {path} (mean, std, quantiles, samples {samples})", file=sys.stderr)
     return 0
 
 
@@ -396,6 +401,151 @@ def _generate_sharded(args, overrides: dict) -> int:
 
     path = save_sharded(args.out, shards(), chunk_bytes=int(args.chunk_kb * 1024))
     print(f"srom: wrote {path}: {args.n} trajectories in {args.shards} shards", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------ sensitivity
+#: bounds of ``srom sensitivity``'s counts (a run is ``points · paths`` model sample paths)
+_SENS_MAX_POINTS, _SENS_MAX_PATHS = 201, 4096
+
+
+def _one_forcing(spec: str) -> tuple[str, dict]:
+    """``family:key=value,...`` → ``(family, kwargs)`` (the first forcing channel)."""
+    family, _, rest = spec.partition(":")
+    kwargs = {}
+    for item in filter(None, _split_outside_brackets(rest)):
+        if "=" not in item:
+            raise UserError(f"--forcing: expected key=value, got '{item[:80]}'")
+        key, value = item.split("=", 1)
+        kwargs[key.strip()] = _parse_value(value)
+    return family.strip(), kwargs
+
+
+def _mu_options(items: list[str] | None) -> dict[str, float]:
+    out = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not sep or not name.strip() or not np.isfinite(value):
+            raise UserError(f"--mu expects NAME=NUMBER, got '{item[:80]}'")
+        out[name.strip()] = value
+    return out
+
+
+def _find_input(inputs: list, wanted: str):
+    """The input whose key (``mu:nu``) or name (``nu``) is ``wanted``."""
+    hits = [i for i in inputs if wanted in (i.key, i.name)]
+    if len(hits) == 1:
+        return hits[0]
+    keys = ", ".join(i.key for i in inputs) or "none"
+    if hits:
+        raise UserError(f"--input {wanted!r} is ambiguous: give one of {keys}")
+    raise UserError(f"--input {wanted[:80]!r} is not a sweepable input of this model "
+                    f"(sweepable: {keys})")
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    def cell(v) -> str:
+        return f"{v:.5g}" if isinstance(v, float) else str(v)
+
+    body = [[cell(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(b[j]) for b in body)) for j, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)
+
+
+def _write_rows(path: Path, rows: list[dict], meta: dict) -> Path:
+    import csv
+    import io
+
+    from engine.atomic import atomic_write
+
+    if path.suffix.lower() == ".json":
+        text = json.dumps({**meta, "rows": rows}, indent=2, allow_nan=True)
+    else:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buf.getvalue()
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text), suffix=path.suffix)
+
+
+def cmd_sensitivity(args) -> int:
+    from engine import load_dataset, load_model
+    from engine.sensitivity import (
+        STATISTICS,
+        Conditions,
+        model_system,
+        rank_inputs,
+        sweep_1d,
+        sweep_inputs_for,
+    )
+
+    if (args.input is None) == (not args.tornado):
+        raise UserError("give --input NAME (a 1-D sweep) or --tornado (rank every input)")
+    if not 2 <= args.points <= _SENS_MAX_POINTS:
+        raise UserError(f"--points must be in 2..{_SENS_MAX_POINTS}, got {args.points}")
+    if not 2 <= args.paths <= _SENS_MAX_PATHS:
+        raise UserError(f"--paths must be in 2..{_SENS_MAX_PATHS}, got {args.paths}")
+    if args.statistic not in STATISTICS:
+        raise UserError(f"--statistic must be one of {list(STATISTICS)}")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise UserError(f"--out must end in .csv or .json, got '{out.name[:80]}'")
+    if args.index is not None and args.x0_from is None:
+        raise UserError("--index needs --x0-from DATA")
+    model = load_model(args.model, device=args.device)
+    system = model_system(model)
+    x0 = None
+    if args.x0_from is not None:
+        data = load_dataset(args.x0_from)
+        index = args.index or 0
+        if not 0 <= index < data.n_trajectories:
+            raise UserError(f"--index {index} is outside 0..{data.n_trajectories - 1}")
+        if tuple(data.state_shape) != tuple(model.state_shape_):
+            raise UserError(f"--x0-from: states of shape {tuple(data.state_shape)}, the model's "
+                            f"are {tuple(model.state_shape_)}")
+        x0 = data.x[index, 0] if model.n_win == 1 else data.x[index, : model.n_win]
+    family, fparams = _one_forcing(args.forcing) if args.forcing else (None, None)
+    if family is not None and not model.forcing_names_:
+        raise UserError("--forcing: this model takes no forcing")
+    cond = Conditions.for_model(
+        model, system, mu=_mu_options(args.mu), forcing_family=family, forcing_params=fparams,
+        horizon=args.horizon, statistic=args.statistic, probe=args.probe, time=args.time,
+        n_paths=args.paths, seed=args.seed, x0=x0, model_dir=str(args.model))
+    inputs = sweep_inputs_for(cond)
+    if not inputs:
+        raise UserError("this model has no sweepable input (no μ and no forcing parameter "
+                        "with a training range)")
+    start = "the simulator" if x0 is None and system is not None else (
+        "--x0-from" if x0 is not None else "the model's kept training state")
+    print(f"srom: {cond.label()}; {args.paths} paths per case; initial state from {start}",
+          file=sys.stderr)
+    if args.tornado:
+        tornado = rank_inputs(cond, inputs)
+        rows = tornado.rows()
+        print(f"nominal mean {tornado.nominal:.5g} ± {tornado.nominal_se:.2g} (MC std. error)")
+        print(_table(rows, ["input", "low_value", "high_value", "low_mean", "high_mean",
+                            "swing", "swing_se"]))
+        kind, seconds = "tornado", tornado.seconds
+    else:
+        result = sweep_1d(cond, _find_input(inputs, args.input), args.points)
+        rows = result.rows()
+        print(_table(rows, [result.input.name, "mean", "stderr", "q5", "q50", "q95"]))
+        kind, seconds = "sweep", result.seconds
+    print(f"srom: {len(rows)} rows in {seconds:.1f} s", file=sys.stderr)
+    if out is not None:
+        meta = {"kind": kind, "model": str(args.model), "statistic": args.statistic,
+                "label": cond.label(), "probe": cond.probe, "time": cond.stat_time,
+                "n_paths": cond.n_paths, "seed": cond.seed,
+                "mu": dict(zip(cond.param_names, map(float, cond.mu))),
+                "forcing": {"family": cond.forcing_family, **dict(cond.forcing_params)}}
+        print(f"srom: wrote {_write_rows(out, rows, meta)}", file=sys.stderr)
     return 0
 
 
@@ -580,6 +730,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HDF5 chunk size of the states with --shards")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("sensitivity", help="sweep one input of a model, or rank every input "
+                       "(tornado), by a statistic of its prediction")
+    p.add_argument("model", help="model directory")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--input", metavar="NAME",
+                      help="the input to sweep over its trained range: a μ name or a forcing "
+                           "parameter (mu:NAME or forcing:NAME where both exist)")
+    what.add_argument("--tornado", action="store_true",
+                      help="each input at both ends of its trained range, sorted by swing")
+    p.add_argument("--points", type=int, default=9, help="values of a sweep (2..201)")
+    p.add_argument("--statistic", default="probe", help="probe (default), energy, time_mean "
+                   "or time_max of each sample path")
+    p.add_argument("--probe", type=int, default=None,
+                   help="flat state index of the probe (default: a middle point of a field)")
+    p.add_argument("--time", type=float, default=None,
+                   help="time of the probe and energy statistics (default: the horizon)")
+    p.add_argument("--horizon", type=float, default=None,
+                   help="last predicted time (default: the end of the trained range)")
+    p.add_argument("--paths", type=int, default=32, help="sample paths per case (2..4096)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mu", action="append", metavar="NAME=VALUE",
+                   help="a nominal μ value (default: the middle of its trained range)")
+    p.add_argument("--forcing", help="the first forcing channel, e.g. 'sine:amplitude=1'")
+    p.add_argument("--x0-from", help="dataset whose trajectory --index gives the initial state "
+                   "(default: the simulator, else the model's kept training state)")
+    p.add_argument("--index", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", help="write the table as .csv or .json")
+    p.set_defaults(func=cmd_sensitivity)
 
     p = sub.add_parser("systems", help="list the built-in systems")
     p.set_defaults(func=cmd_systems)

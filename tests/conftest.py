@@ -14,6 +14,12 @@ def _private_jobs_dir(tmp_path_factory):
     os.environ["SROM_JOBS_DIR"] = str(tmp_path_factory.mktemp("jobs"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_cache(tmp_path_factory):
+    """Simulator initial states the tests make stay out of the user's cache (~/.cache/srom)."""
+    os.environ["SROM_CACHE_DIR"] = str(tmp_path_factory.mktemp("state-cache"))
+
+
 @pytest.fixture(scope="session")
 def ou_train():
     from problems import ou_dataset

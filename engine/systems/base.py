@@ -130,6 +130,9 @@ class System(param.Parameterized):
     forcing_channels: ClassVar[tuple[tuple[str, str, str], ...]] = ()
     #: the parameter holding the process-noise std (``None``: no process noise)
     process_noise_param: ClassVar[str | None] = None
+    #: the state at t = 0 depends on the settings and μ only, not on the forcing or the seed
+    #: (e.g. a deterministic, unforced spin-up): one cached initial state serves every forcing
+    initial_state_is_fixed: ClassVar[bool] = False
 
     preset = param.String("default", doc="Name of the preset these settings came from.")
     mu_names = param.List([], item_type=str, doc="Parameters that vary per trajectory (μ).")
@@ -146,8 +149,8 @@ class System(param.Parameterized):
     time_split = param.List(None, allow_None=True,
                             doc="[(split, t_stop), ...]: cut one long trajectory in time; a "
                                 "split holds previous t_stop < t <= t_stop (None = inf).")
-    dtype = param.Selector(default="float64", objects=["float64", "float32"],
-                           doc="Floating type of the generated states.")
+    dtype: param.Selector[str] = param.Selector(default="float64", objects=["float64", "float32"],
+                                                doc="Floating type of the generated states.")
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -245,6 +248,14 @@ class System(param.Parameterized):
     def grid(self) -> dict[str, np.ndarray]:
         """Spatial coordinates of the state, by axis name (empty for vector states)."""
         return {}
+
+    def channel_names(self) -> tuple[str, ...]:
+        """Names of the channels of a 2-D field state ``(C, H, W)``, e.g. ``("u", "v", "p")``
+        (default ``"channel 1"``, …); empty for states without a channel axis."""
+        shape = tuple(self.state_shape)
+        if len(shape) != 3:
+            return ()
+        return tuple(f"channel {c + 1}" for c in range(shape[0]))
 
     def time_grid(self) -> np.ndarray:
         """(T,) the default output times."""
