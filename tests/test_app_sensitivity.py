@@ -227,3 +227,25 @@ def test_the_tab_follows_a_model_switch(tiny_model_dir):  # noqa: F811
     explore.model_path = str(HEAT)
     assert explore.error == "" and explore.model.system_ == "heat"
     assert "mu:nu" not in view._input.options and view.state.sweep is None
+
+
+def test_a_model_of_the_users_own_data_sweeps_from_its_kept_state(tmp_path):
+    """No built-in simulator (issue 17, item 1): every case starts from the training state
+    the Explore tab chose, and the forcing inputs span the values the training forcing took."""
+    from own_data import train_own_data_model
+
+    model_dir = train_own_data_model(tmp_path)
+    explore = ExploreState(models=catalog.discover_models([("user", model_dir.parent)]),
+                           n_paths=8)
+    assert explore.system is None and explore.error == "", explore.error
+    explore.set_case(2)
+    sens = SensitivityState(explore, n_paths=8, n_points=3)
+    cond = sens.conditions()
+    np.testing.assert_array_equal(cond.x0, explore.model.initial_states_.x0[2, 0])
+    keys = [i.key for i in sens.inputs()]
+    assert keys[0] == "mu:stiffness" and any(k.startswith("forcing:") for k in keys)
+    sens.run("sweep")
+    assert sens.error == "" and sens.sweep.mean.shape == (3,), sens.error
+    assert np.isfinite(sens.sweep.stderr).all()
+    sens.run("tornado")
+    assert sens.error == "" and len(sens.tornado.inputs) == len(keys)
