@@ -230,12 +230,15 @@ def simulator_initial_state(system: Any, mu: np.ndarray, forcings: Sequence[Forc
         raise ValueError(f"n_win must be >= 1, got {n_win}")
     key = state_key(system, mu, forcings, t0, dt, n_win, seed)
     if key is not None:
+        state_shape = getattr(system, "state_shape", None)
+        shape = None if state_shape is None else (
+            tuple(state_shape) if n_win == 1 else (n_win, *state_shape))
         if model_dir is not None:
-            shipped = load_state(key, Path(model_dir) / SHIPPED_DIR)
+            shipped = load_state(key, Path(model_dir) / SHIPPED_DIR, shape)
             if shipped is not None:
                 return shipped
         if use_cache:
-            cached = load_state(key)
+            cached = load_state(key, shape=shape)
             if cached is not None:
                 return cached
     t = float(t0) + float(dt) * np.arange(max(2, n_win))

@@ -237,3 +237,14 @@ def test_the_cylinder_spin_up_is_read_back_from_the_disk_cache(cache, monkeypatc
     monkeypatch.setattr(cylinder._Lattice, "initial", no_spin_up)
     np.testing.assert_array_equal(s.simulate(s.default_mu(), None, t), first)
     cylinder._SPINUP_CACHE.clear()
+
+
+def test_a_stored_state_of_another_shape_than_the_systems_is_ignored(cache, tmp_path):
+    s = CountingSystem()
+    s.state_shape = (3,)
+    mu = np.array([1.0])
+    key = state_key(s, mu, SINE, 0.0, 0.1, 1, 0)
+    store_state(key, np.zeros(4), directory=tmp_path / "model" / SHIPPED_DIR)
+    store_state(key, np.zeros(5))
+    x = simulator_initial_state(s, mu, SINE, 0.0, 0.1, model_dir=tmp_path / "model")
+    assert s.calls == 1 and x.shape == (3,)
