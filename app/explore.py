@@ -41,6 +41,7 @@ from panel.io.state import set_curdoc
 
 from app import export
 from app.controls import BusyLabel, MuControl, forcing_widget, label, release_js_callbacks
+from app.field_maps import FieldGrid, FieldMaps
 from app.plots import ErrorPlot, FieldPlot, ForcingPlot, LatentPlot, PhasePlot, QoIPlot
 from app.safe_text import md
 from app.state import BANDS, ExploreResult, ExploreState, forcing_fields
@@ -219,8 +220,9 @@ class ExploreView(pn.viewable.Viewer):
         self._phase_j = pn.widgets.Select(**label("Phase y"), width=110)
         for w in (self._phase_i, self._phase_j):
             w.param.watch(lambda e: self._apply_result(("latent",)), "value")
+        # wide enough for its buttons and loop options in one row (at 320 px they were cut)
         self._frame = pn.widgets.Player(**label("Frame"), start=0, end=1, value=0, interval=200,
-                                        loop_policy="loop", width=320)
+                                        loop_policy="loop", width=520, height=110)
         self._frame.param.watch(lambda e: self._apply_result(("maps",)), "value")
         self._warning = pn.pane.Alert("", alert_type="warning", visible=False,
                                       sizing_mode="stretch_width")
@@ -366,11 +368,12 @@ class ExploreView(pn.viewable.Viewer):
                                      end=n_state - 1, value=n_state // 4, disabled=False)
             p["mean_map"] = FieldPlot("Mean u(x, t)", x_range=x, name="mean")
             p["std_map"] = FieldPlot("Std u(x, t)", x_range=x, name="std")
-        else:
-            self._probe.param.update(**label("Probe pixel (flat index)"), start=0, end=n_state - 1,
-                                     value=n_state // 2, disabled=False)
-            p["mean_map"] = FieldPlot("Mean (channel 1)", "x", "y", name="mean")
-            p["std_map"] = FieldPlot("Std (channel 1)", "x", "y", name="std")
+        else:  # the probe is a pixel clicked on a map (its flat index stays in _probe)
+            self._probe.param.update(**label("Probe pixel (flat index)"))
+            self._field_maps = FieldMaps(FieldGrid.of(m.state_shape_, s.system), self._probe,
+                                         self._frame, refresh=lambda: self._apply_result(("maps",)))
+            p.update({f"{k}_map": plot for k, plot in self._field_maps.plots.items()})
+        self._probe.visible = kind != "field2d"
         p["latent"] = LatentPlot(m.latent_dim_, x_range=x)
         coords = {f"z{k + 1}": k for k in range(m.latent_dim_)}
         self._phase_i.options, self._phase_j.options = coords, coords
@@ -385,9 +388,9 @@ class ExploreView(pn.viewable.Viewer):
         # toggle a wrapping Column: a Bokeh pane's own `visible` is synced back from its figure
         self._error_pane = pn.Column(pane(p["error"]), sizing_mode="stretch_width", margin=0)
         rows.append(self._error_pane)
-        if "mean_map" in p:
-            if kind == "field2d":
-                rows.append(self._frame)
+        if kind == "field2d":
+            rows.append(self._field_maps.panel)
+        elif "mean_map" in p:
             rows.append(pn.Row(pane(p["mean_map"]), pane(p["std_map"]),
                                sizing_mode="stretch_width"))
         rows.append(pn.Row(pane(p["latent"]),
@@ -462,18 +465,7 @@ class ExploreView(pn.viewable.Viewer):
             p["mean_map"].update(r.mean.T, (r.t[0], r.t[-1]), (xs[0], xs[-1]))
             p["std_map"].update(r.std.T, (r.t[0], r.t[-1]), (xs[0], xs[-1]))
         elif self._kind == "field2d":
-            # the frame counts the full result's output times; a preview holds every
-            # decode_stride-th of them, so it shows the nearest one it has
-            stride = max(1, int(r.decode_stride))
-            if stride == 1:
-                self._frame.end = len(r.t) - 1
-            i = min(int(round(self._frame.value / stride)), len(r.t) - 1)
-            mean = r.mean[i].reshape(-1, *r.mean.shape[-2:])[0]  # first channel
-            std = r.std[i].reshape(-1, *r.std.shape[-2:])[0]
-            ny, nx = mean.shape
-            title = f" at t = {r.t[i]:.3g}"
-            p["mean_map"].update(mean, (0, nx - 1), (0, ny - 1), title="Mean" + title)
-            p["std_map"].update(std, (0, nx - 1), (0, ny - 1), title="Std" + title)
+            self._field_maps.show(r)  # the chosen channel, colours fixed over the horizon
 
     def _update_latent(self, r: ExploreResult) -> None:
         lo, hi = r.latent_quantile(0.05), r.latent_quantile(0.95)
@@ -494,10 +486,10 @@ class ExploreView(pn.viewable.Viewer):
     def _qoi_title(self, k: int) -> str:
         if self._kind == "field1d":
             x = self._space_coords(int(np.prod(self.state.model.state_shape_)))[k]
-            return f"u at probe x = {x:.3g}: mean, 50/80/95 % bands, sample paths"
+            return f"u at probe x = {x:.3g}: mean, 95/90/50 % bands, sample paths"
         if self._kind == "vector":
-            return f"State component {k + 1}: mean, 50/80/95 % bands, sample paths"
-        return f"Pixel {k}: mean, 50/80/95 % bands, sample paths"
+            return f"State component {k + 1}: mean, 95/90/50 % bands, sample paths"
+        return f"{self._field_maps.probe_label(k)}: mean, 95/90/50 % bands, sample paths"
 
     def _status_text(self, r: ExploreResult) -> str:
         n = r.n_paths or self.state.n_paths
@@ -507,7 +499,7 @@ class ExploreView(pn.viewable.Viewer):
         if r.preview:
             text = (f"preview: {text}; refining with {self.state.n_paths} paths at every "
                     "output time …")
-        if r.truth is not None:
+        if r.truth is not None and r.rel_error is not None and r.coverage is not None:
             text += (f" · simulator {1e3 * r.truth_seconds:.0f} ms · median error "
                      "(÷ the truth's RMS size) "
                      f"{float(np.median(r.rel_error)):.3g} · truth inside the 90 % band: "

@@ -87,7 +87,8 @@ def prediction_npz(result: ExploreResult, extra: dict[str, Any] | None = None) -
     """
     mu_names = list(result.inputs.get("mu", {}))
     forcing_names = list(result.inputs.get("forcing", {}))
-    arrays: dict[str, np.ndarray] = {
+    # Any: numpy's stub for savez's keywords also names allow_pickle (a bool)
+    arrays: dict[str, Any] = {
         "t": result.t, "mean": result.mean, "std": result.std,
         "quantile_levels": np.asarray(EXPORT_LEVELS),
         "quantiles": np.stack([result.quantile(q) for q in EXPORT_LEVELS]),
@@ -147,7 +148,7 @@ def prediction_png(result: ExploreResult, probe: int, kind: str | None = None,
                    dpi: int = 110) -> bytes:
     """A PNG of the prediction: the quantity at ``probe`` with its 50/80/95 % bands, sample
     paths and the simulator (if on) on top, and below it the mean and std maps (a space–time
-    map for 1-D fields, the first channel at ``frame`` for 2-D fields) or, for a vector
+    map for 1-D fields, the probe's channel at ``frame`` for 2-D fields) or, for a vector
     state, every component's mean and 90 % band and the latent means.
 
     Args:
@@ -193,15 +194,16 @@ def prediction_png(result: ExploreResult, probe: int, kind: str | None = None,
             axis.set(xlabel="t", ylabel="x", title=f"{name} u(x, t)")
     elif kind == "field2d":
         i = len(t) - 1 if frame is None else int(np.clip(frame, 0, len(t) - 1))
+        c = int(probe) // int(np.prod(shape[-2:]))  # the probe's channel, as on screen
         for axis, values, name in ((left, result.mean, "Mean"), (right, result.std, "Std")):
-            image = axis.imshow(values[i].reshape(-1, *shape[-2:])[0], origin="lower",
+            image = axis.imshow(values[i].reshape(-1, *shape[-2:])[c], origin="lower",
                                 cmap="viridis")
             fig.colorbar(image, ax=axis, pad=0.02)
-            axis.set(xlabel="x", ylabel="y", title=f"{name} (channel 1) at t = {t[i]:.3g}")
+            axis.set(xlabel="x", ylabel="y", title=f"{name} (channel {c + 1}) at t = {t[i]:.3g}")
     else:
-        lo, hi = (_flat(result.quantile(q), n_lead) for q in (0.05, 0.95))
+        q05, q95 = (_flat(result.quantile(q), n_lead) for q in (0.05, 0.95))
         for j in range(_flat(result.mean, n_lead).shape[-1]):
-            left.fill_between(t, lo[:, j], hi[:, j], alpha=0.2, lw=0, color=f"C{j}")
+            left.fill_between(t, q05[:, j], q95[:, j], alpha=0.2, lw=0, color=f"C{j}")
             left.plot(t, _flat(result.mean, n_lead)[:, j], color=f"C{j}", label=f"x{j + 1}")
         left.set(xlabel="t", title="State: mean and 90 % band")
         left.legend(fontsize=8, frameon=False)

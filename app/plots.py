@@ -12,24 +12,24 @@ Uncertainty is drawn as nested quantile bands (95 %, 90 %, 50 %) plus a few samp
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from bokeh.events import Tap
 from bokeh.models import (
-    BoxAnnotation,
-    ColorBar,
     ColumnDataSource,
     CustomJSTickFormatter,
     DataRange1d,
     FactorRange,
     HoverTool,
-    Legend,
-    LegendItem,
     LinearColorMapper,
     Range1d,
-    Span,
 )
-from bokeh.palettes import Category10_10, RdBu11, Viridis256
+
+# annotations from their own module: bokeh.models re-exports them, but not to type checkers
+from bokeh.models.annotations import BoxAnnotation, ColorBar, Legend, LegendItem, Span, Title
+from bokeh.models.renderers import GlyphRenderer
+from bokeh.palettes import Blues256, Category10_10, Reds256, Viridis256, diverging_palette
 from bokeh.plotting import figure
 
 from app.specs import BANDS
@@ -47,7 +47,7 @@ MAX_POINTS = 400
 #: the smallest figure height: the vertical toolbar (5 tools) and a few y ticks fit
 MIN_HEIGHT = 200
 #: a diverging palette (blue below zero, red above) for signed fields and errors
-DIVERGING = tuple(reversed(RdBu11))
+DIVERGING = tuple(diverging_palette(Blues256, Reds256, n=256))
 #: characters of every y tick label (see _steady_formatter)
 Y_LABEL_CHARS = 8
 
@@ -100,7 +100,8 @@ def _figure(title: str, x_label: str, y_label: str, height: int, x_range=None,
                  y_axis_label=y_label, **({"x_range": x_range} if x_range is not None else {}),
                  **kw)
     fig.toolbar.logo = None
-    fig.title.text_font_size = "11pt"
+    if isinstance(fig.title, Title):  # always: figure() makes one from the text
+        fig.title.text_font_size = "11pt"
     if steady_y_axis:
         fig.yaxis.formatter = _steady_formatter()
         fig.yaxis.major_label_text_font = "monospace"
@@ -135,13 +136,15 @@ def colour_range(values: np.ndarray, symmetric: bool | None = None) -> tuple[flo
     return lo, hi
 
 
-def _legend_above(fig, items: Sequence[tuple[str, object]]) -> None:
+def _legend_above(fig, items: Sequence[tuple[str, GlyphRenderer | list[GlyphRenderer]]]) -> None:
     """A horizontal, click-to-hide legend above the plot area (it never hides data);
     ``items`` are ``(label, renderer or list of renderers)``."""
     legend = Legend(items=[LegendItem(label=label, renderers=r if isinstance(r, list) else [r])
                            for label, r in items],
                     orientation="horizontal", click_policy="hide", label_text_font_size="8pt",
-                    glyph_width=14, spacing=6, margin=0, padding=2, border_line_alpha=0)
+                    glyph_width=14, spacing=6, margin=0,
+                    padding=2,  # type: ignore[arg-type]  # bokeh's stub: a nested Property
+                    border_line_alpha=0)
     fig.add_layout(legend, "above")
 
 
@@ -176,7 +179,7 @@ class QoIPlot:
     def __init__(self, title: str = "Quantity of interest", y_label: str = "value",
                  x_range=None, n_bands: int = 3, height: int = 300, name: str = "qoi"):
         self.n_bands = n_bands
-        cols = {"t": [], "mean": [], "truth": []}
+        cols: dict[str, list] = {"t": [], "mean": [], "truth": []}
         for b in range(n_bands):
             cols[f"lo{b}"], cols[f"hi{b}"] = [], []
         self.source = ColumnDataSource(cols, name=f"{name}-bands")
@@ -243,19 +246,23 @@ class FieldPlot:
                                         "dw": [1.0], "dh": [1.0]}, name=f"{name}-image")
         self.mapper = mapper if mapper is not None else LinearColorMapper(palette=palette,
                                                                          low=0.0, high=1.0)
+        y_range: Range1d | DataRange1d
+        aspect: dict[str, Any]
+        data_ranges: tuple[DataRange1d, DataRange1d] | None = None
         if equal_aspect:
             # match_aspect works with data ranges only; they follow the image alone
-            x_range, y_range = DataRange1d(range_padding=0), DataRange1d(range_padding=0)
+            data_ranges = DataRange1d(range_padding=0), DataRange1d(range_padding=0)
+            x_range, y_range = data_ranges
             aspect = {"match_aspect": True, "aspect_scale": 1.0}
         else:
-            x_range = x_range if x_range is not None else Range1d(0, 1)
-            y_range, aspect = Range1d(0, 1), {}
+            x_range = x_range if x_range is not None else Range1d(start=0, end=1)
+            y_range, aspect = Range1d(start=0, end=1), {}
         self.figure = _figure(title, x_label, y_label, height, x_range, y_range=y_range,
                               name=f"{name}-figure", **aspect)
         self.image = self.figure.image(image="image", x="x", y="y", dw="dw", dh="dh",
                                        source=self.source, color_mapper=self.mapper)
-        if equal_aspect:
-            x_range.renderers = y_range.renderers = [self.image]
+        if data_ranges is not None:
+            data_ranges[0].renderers = data_ranges[1].renderers = [self.image]
         # below and horizontal: its height does not depend on the tick labels (see _figure)
         self.figure.add_layout(ColorBar(color_mapper=self.mapper, orientation="horizontal",
                                         height=8, padding=2), "below")
@@ -492,7 +499,8 @@ class TornadoPlot:
         fig.ygrid.grid_line_color = None
 
     def update(self, names: list[str], low: np.ndarray, high: np.ndarray, nominal: float,
-               low_at: np.ndarray, high_at: np.ndarray, x_label: str | None = None) -> None:
+               low_at: Sequence[float], high_at: Sequence[float],
+               x_label: str | None = None) -> None:
         """``names`` largest swing first; ``low``, ``high``: ``(k,)`` the statistic at the
         ends; ``low_at``, ``high_at``: the input values there; ``nominal``: the statistic at
         nominal inputs."""

@@ -15,6 +15,7 @@ from bokeh.events import Tap  # noqa: E402
 from bokeh.models import ColumnDataSource, CustomJSTickFormatter, DataRange1d  # noqa: E402
 
 from app.plots import (  # noqa: E402
+    DIVERGING,
     MIN_HEIGHT,
     Y_LABEL_CHARS,
     ErrorPlot,
@@ -113,6 +114,14 @@ def test_colour_range_covers_the_values_and_centres_signed_ones():
     lo, hi = colour_range(np.full(4, 5.0))  # a constant field still gets lo < hi
     assert lo < 5.0 < hi
     assert colour_range(np.array([np.nan, np.inf])) == (0.0, 1.0)
+
+
+def test_the_diverging_palette_runs_from_blue_below_zero_to_red_above():
+    def rgb(colour: str) -> tuple[int, ...]:
+        return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+    low, high = rgb(DIVERGING[0]), rgb(DIVERGING[-1])
+    assert low[2] > low[0] and high[0] > high[2]
 
 
 def test_field_plot_keeps_the_true_aspect_and_a_given_colour_range():

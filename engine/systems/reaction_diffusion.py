@@ -60,7 +60,8 @@ class ReactionDiffusionSystem(System):
                           doc="Largest ETDRK4 step.")
     spinup = param.Number(0.0, bounds=(0, None), doc="Time simulated before t = 0.")
     mask = param.Boolean(False, doc="Multiply the stored fields by exp(-0.01 r²).")
-    channels = param.Selector(default="u", objects=["u", "uv"], doc="Stored fields.")
+    channels: param.Selector[str] = param.Selector(
+        default="u", objects=["u", "uv"], doc="Stored fields.")
     split_counts = param.NumericTuple((8000, 1000), length=2,
                                       doc="Snapshots in train and val when cut in time.")
     mu_names = param.List(["beta", "d"], item_type=str)
@@ -70,6 +71,10 @@ class ReactionDiffusionSystem(System):
     @property
     def state_shape(self) -> tuple[int, ...]:
         return (len(self.channels), self.n_grid, self.n_grid)
+
+    def channel_names(self) -> tuple[str, ...]:
+        """The stored fields, ``("u",)`` or ``("u", "v")`` (see ``channels``)."""
+        return tuple(self.channels)
 
     def grid(self) -> dict[str, np.ndarray]:
         """Axis coordinates: ``y`` (rows), ``x`` (columns): linspace(-L/2, L/2, n_grid+1)[:-1]."""
