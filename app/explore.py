@@ -19,7 +19,7 @@ GPU the full prediction is as quick and comes alone (see ``ExploreState.predicti
 
 Rules that keep a slider move near 0.1 s on a 2-core machine (``benchmarks/ui_speed.py``):
 nothing on the page may change size on an update (Bokeh then lays out the whole page and
-repaints every figure: hence rotated y tick labels, colour bars below the maps, a status
+repaints every figure: hence y tick labels of one width, colour bars below the maps, a status
 line of fixed height, a busy mark whose text alone changes); send only what changed (the
 forcing plot is skipped when f(t) did not move); and send few arrays (sample paths go as one
 NaN-broken line).
