@@ -52,6 +52,18 @@ MAP_FACTS = f"""() => {{
           frame_w: frame.width, frame_h: frame.height}};
 }}"""
 
+# Where the probe plot's frame starts and its y tick labels: a y axis that kept its width
+# (labels of one width) leaves the frame where it was, with no layout pass of the page.
+QOI_FRAME = """() => {
+  for (const root of window.Bokeh.documents[0].roots())
+    for (const m of root.references())
+      if (m.renderers && m.renderers.some((r) => r.data_source && r.data_source.name === 'qoi-bands')) {
+        const view = window.Bokeh.index.find_one(m);
+        if (view) return {left: view.frame.bbox.left, start: m.y_range.start, end: m.y_range.end};
+      }
+  return null;
+}"""
+
 # Page coordinates of the data point (x, y) on the mean map.
 MAP_POINT = f"""([x, y]) => {{
   const view = window.Bokeh.index.find_one(({FIND})('mean-figure'));
@@ -84,6 +96,7 @@ def test_field_maps_channel_probe_click_and_fixed_colours(server, tmp_path):
             wait_for_new_plot(page, first, timeout_ms=60_000)
             page.wait_for_function(f"() => ({FIND})('probe-marker') !== null", timeout=60_000)
             before = wait_until_settled(page)
+            frame_u = page.evaluate(QOI_FRAME)
             page.wait_for_function(f"() => ({FIND})('mean-image').data.image[0].length > 1")
             facts = page.evaluate(MAP_FACTS)
             # true shape: one data unit is as long on screen along x as along y
@@ -101,6 +114,10 @@ def test_field_maps_channel_probe_click_and_fixed_colours(server, tmp_path):
             v_facts = page.evaluate(MAP_FACTS)
             assert v_facts["low"] == pytest.approx(-v_facts["high"])  # a signed field
             after_switch = wait_for_new_plot(page, before, timeout_ms=30_000)
+            page.wait_for_timeout(300)
+            frame_v = page.evaluate(QOI_FRAME)
+            # u is ~1.3, v ~0 ± 0.04: other tick labels, the same axis width
+            assert frame_v["end"] < frame_u["start"] and frame_v["left"] == frame_u["left"]
 
             # a click on the map moves the probe there (row 3, column 70)
             row, col = 3, 70
