@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.io import CONFIG_NAME, WEIGHTS_NAME, ModelFileError, load_config, load_model
-from engine.model import StochasticROM
+from engine.io import CONFIG_NAME, WEIGHTS_NAME, ModelFileError, load_config
+from engine.model import StochasticROM, load_model
 
 __all__ = [
     "ModelEntry", "pretrained_dir", "user_models_dir", "model_roots", "discover_models",
@@ -127,7 +127,7 @@ def default_model(entries: Sequence[ModelEntry], prefer: str = "burgers") -> Mod
 
 
 def _stamp(path: Path) -> tuple[int, int]:
-    return tuple((path / name).stat().st_mtime_ns for name in (CONFIG_NAME, WEIGHTS_NAME))
+    return (path / CONFIG_NAME).stat().st_mtime_ns, (path / WEIGHTS_NAME).stat().st_mtime_ns
 
 
 ENV_DEVICE = "SROM_DEVICE"

@@ -83,7 +83,7 @@ def _child_main(spec, events, stop_event, out_dir: str, nice: int = 0) -> None:
 def run_job_in_process(job: TrainingJob, poll_s: float = 0.1) -> None:
     """Run ``job`` in a child process; relay its reports; never raises (see module doc).
     ``job.process`` is the child while it runs (tests)."""
-    from engine.io import ModelFileError, load_model
+    from engine import ModelFileError, load_model
 
     events, stop_event = _CONTEXT.Queue(), _CONTEXT.Event()
     out_dir = tempfile.mkdtemp(prefix="srom-job-")

@@ -3,15 +3,16 @@
 GUI-free. The public API is re-exported here.
 """
 
+from engine.config import ModelConfig
 from engine.data import Dataset, DatasetError, load_dataset
-from engine.io import ModelFileError, load_model
-from engine.model import ExtrapolationWarning, NotFittedError, StochasticROM
+from engine.io import ModelFileError
+from engine.model import ExtrapolationWarning, NotFittedError, StochasticROM, load_model
 from engine.prediction import Prediction
 from engine.progress import RecordingCallback, StopFlag, TqdmCallback
 from engine.streaming import StreamingDataset
 
 __all__ = [
-    "Dataset", "DatasetError", "load_dataset", "StochasticROM", "load_model", "Prediction",
+    "Dataset", "DatasetError", "load_dataset", "StochasticROM", "ModelConfig", "load_model", "Prediction",
     "ModelFileError", "NotFittedError", "ExtrapolationWarning", "StopFlag", "TqdmCallback",
     "RecordingCallback", "StreamingDataset",
 ]

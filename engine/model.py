@@ -10,14 +10,20 @@ import math
 import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from engine.calibration import fit_uncertainty_scale, validate_scale
+from engine.config import ModelConfig
 from engine.data import Dataset, DatasetError, Normalization
 from engine.drift import Dispersion, build_drift
-from engine.likelihoods import LIKELIHOODS, observations, predictive_moments
+from engine.fitted_state import FittedState, checkpoint_extras
+from engine.initial_states import initial_states_from_dataset, load_initial_states
+from engine.io import ModelFileError, read_model_files, save_model
+from engine.likelihoods import observations, predictive_moments
 from engine.metrics import MetricAccumulator
 from engine.module import SROMModule
 from engine.networks import build_decoder, build_encoder, choose_architecture
@@ -31,7 +37,8 @@ from engine.solvers import DEFAULT_METHOD, METHODS, get_scheme
 from engine.solvers.step_check import choose_substeps
 from engine.train import Trainer, TrainSettings, WindowSampler, read_checkpoint
 
-__all__ = ["StochasticROM", "NotFittedError", "ExtrapolationWarning", "resolve_device"]
+__all__ = ["StochasticROM", "NotFittedError", "ExtrapolationWarning", "resolve_device",
+           "load_model"]
 
 
 #: the most values one prediction may hold at once (env ``SROM_MAX_PREDICTION_VALUES``)
@@ -62,22 +69,6 @@ def _check_training_size(what: str, values: int) -> None:
         raise ValueError(f"this model is too large to train: {what} would hold {values:.3g} "
                          f"values, over the limit of {MAX_TRAINING_VALUES:.3g}; use a smaller "
                          "latent or layers, or fewer windows, samples or quadrature points")
-
-
-def _is_integer(value: Any) -> bool:
-    """An int or numpy integer, not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value: Any) -> bool:
-    """A finite int or float (not a bool) that float32 can hold: at most 1e30 in size."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (int, float, np.integer, np.floating)):
-        return False
-    try:
-        return math.isfinite(float(value)) and abs(float(value)) <= 1e30
-    except OverflowError:  # an int beyond 1e308
-        return False
 
 
 class NotFittedError(RuntimeError):
@@ -278,72 +269,29 @@ class StochasticROM:
         return "StochasticROM(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
 
     def _check_params(self) -> None:
-        if self.quadrature not in ("stratified", "data"):
-            raise ValueError(f"quadrature must be 'stratified' or 'data', got '{self.quadrature}'")
-        if self.integrator not in METHODS:
-            raise ValueError(f"integrator must be one of {METHODS}, got '{self.integrator}'")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got '{self.dtype}'")
-        for name in ("steps", "window", "windows_per_step", "n_samples", "n_quad", "n_win",
-                     "log_every", "substeps", "lr_decay_steps"):
-            value = getattr(self, name)
-            if name == "substeps" and value is None:
-                continue  # chosen at fit time
-            if not _is_integer(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("hidden", "drift_hidden", "kernel_hidden"):
-            widths = getattr(self, name)
-            if (not isinstance(widths, (list, tuple))
-                    or not all(isinstance(w, (int, np.integer)) and 1 <= w <= 65536 for w in widths)):
-                raise ValueError(f"{name} must be a list of layer widths in 1..65536, got {widths!r}")
-        if self.conv_levels is not None and (not isinstance(self.conv_levels, (int, np.integer))
-                                             or not 1 <= self.conv_levels <= 8):
-            raise ValueError(f"conv_levels must be None or an integer in [1, 8], "
-                             f"got {self.conv_levels!r}")
-        if self.window < 2:
-            raise ValueError(f"window must be at least 2 snapshots, got {self.window}")
-        self._check_value_types()
+        """Check every hyperparameter's type, sign and range (:meth:`ModelConfig.validate`)."""
+        self.config.validate()
 
-    def _check_value_types(self) -> None:
-        """The numbers, pairs and names among the hyperparameters have the right types and
-        signs (a value from ``--set`` or a hand-edited config.json can be anything)."""
-        from engine.networks import ACTIVATIONS
+    # ------------------------------------------------------------ config objects
+    @property
+    def config(self) -> ModelConfig:
+        """The hyperparameters as sections (:mod:`engine.config`); a snapshot, not a view.
 
-        if not isinstance(self.likelihood, str) or self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, got "
-                             f"{self.likelihood!r}")
-        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
-                             f"{self.activation!r}")
-        if self.latent_dim is not None and not (_is_integer(self.latent_dim)
-                                                and 1 <= self.latent_dim <= 65536):
-            raise ValueError(f"latent_dim must be None or an integer in 1..65536, got "
-                             f"{self.latent_dim!r}")
-        for name, optional in (("kl_warmup", False), ("kl_transition", True),
-                               ("checkpoint_every", False)):
-            value = getattr(self, name)
-            if not (value is None and optional) and not (_is_integer(value) and value >= 0):
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        if not (_is_integer(self.seed) and 0 <= self.seed < 2**63):
-            raise ValueError(f"seed must be an integer in 0..2**63 - 1, got {self.seed!r}")
-        for name, low in (("encoder_log_var_init", None), ("decoder_log_var_init", None),
-                          ("dispersion_init", 0.0), ("kernel_length_scale", 0.0),
-                          ("kernel_nugget", 0.0), ("lr", 0.0)):
-            value = getattr(self, name)
-            if not (_is_real(value) and (low is None or value > low)):
-                limit = "" if low is None else f" > {low:g}"
-                raise ValueError(f"{name} must be a finite number{limit}, got {value!r}")
-        for name, optional in (("decoder_var_floor", False), ("grad_clip", True)):
-            value = getattr(self, name)
-            if not (value is None and optional) and not (_is_real(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        for name, optional in (("decoder_log_var_prior", False), ("dispersion_prior", True)):
-            pair = getattr(self, name)
-            if not (pair is None and optional) and not (
-                    isinstance(pair, (list, tuple)) and len(pair) == 2
-                    and all(_is_real(v) for v in pair) and pair[1] > 0):
-                raise ValueError(f"{name} must be a (mean, std) pair of finite numbers with "
-                                 f"std > 0, got {pair!r}")
+        Raises:
+            ValueError: an attribute set to an unknown name cannot occur; bad values are
+                only reported by :meth:`ModelConfig.validate`.
+        """
+        return ModelConfig.from_params(self.get_params())
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, **overrides: Any) -> StochasticROM:
+        """A model of ``config``'s hyperparameters, with some flat values overridden."""
+        return cls(**config.replace(**overrides).to_params())
+
+    def fitted_state(self) -> FittedState:
+        """The learned non-weight state as one record (:mod:`engine.fitted_state`)."""
+        self._check_fitted()
+        return FittedState.of(self)
 
     # ------------------------------------------------------------- building
     @property
@@ -445,6 +393,8 @@ class StochasticROM:
         # so a dashboard can rebuild the simulator; per-trajectory details are left out
         self.dataset_info_ = {k: dataset.attrs[k] for k in ("preset", "config", "grid")
                               if k in dataset.attrs}
+        # a few initial states of the data: a model without a simulator starts from them
+        self.initial_states_ = initial_states_from_dataset(dataset, self.n_win)
         t_span = float(dataset.t[-1] - dataset.t[0])
         self._check_training_sizes(dataset, norm, t_span)
         self.uncertainty_scale_, self.calibration_ = 1.0, {}
@@ -562,7 +512,7 @@ class StochasticROM:
             self.module_, sampler, settings, n_total, device,
             callback=CallbackList(callbacks) if callbacks else None, stop_flag=stop_flag,
             checkpoint_path=checkpoint,
-            checkpoint_extra={"normalization": norm.to_dict(), "params": self.get_params()},
+            checkpoint_extra=checkpoint_extras(self.config.to_dict(), norm),
             distributed=ctx)
         start = 0
         if resume is not None:
@@ -1018,7 +968,6 @@ class StochasticROM:
         Sets ``uncertainty_scale_`` (saved with the model) and records the result in
         ``calibration_``; see :mod:`engine.calibration`.
         """
-        from engine.calibration import fit_uncertainty_scale
 
         self._check_fitted()
         self._check_compatible(dataset)
@@ -1037,8 +986,63 @@ class StochasticROM:
                 f"channels; the model expects {self.n_params_} and {self.n_forcing_}")
 
     # ------------------------------------------------------------ save/load
-    def save(self, directory: str | os.PathLike, metrics: dict | None = None):
+    def save(self, directory: str | os.PathLike, metrics: dict | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` to ``directory`` (atomically)."""
-        from engine.io import save_model
-
         return save_model(self, directory, metrics=metrics)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str = "cpu") -> StochasticROM:
+        """Load a model saved by :meth:`save` (safetensors + JSON: nothing is unpickled).
+
+        Args:
+            directory: the model directory.
+            device: where to put it (``cpu``, ``cuda`` or ``auto``).
+
+        Raises:
+            ModelFileError: the directory or a file is missing, corrupt, from an unsupported
+                format version, or its weights do not match its config.
+        """
+        files = read_model_files(directory)
+        where = files.config_path
+        try:
+            model = cls.from_config(files.config)
+            files.fitted.apply_to(model)
+            model.integration_settings()  # a malformed integrator or substeps fails here
+            model.uncertainty_scale_ = validate_scale(model.calibration_.get("scale", 1.0))
+            fitted = files.fitted
+            span = fitted.t_range[1] - fitted.t_range[0]
+            with torch.device("meta"):  # shapes only: a config of huge layers costs nothing
+                probe = model._build(fitted.state_shape, fitted.n_params, fitted.n_forcing,
+                                     fitted.normalization, span)
+            built = sum(int(v.numel()) for v in probe.state_dict().values())
+            if built != files.stored_values:
+                raise ModelFileError(f"{files.weights_path}: weights do not match the config "
+                                     f"(its networks hold {built} values, the file "
+                                     f"{files.stored_values})")
+            module = model._build(fitted.state_shape, fitted.n_params, fitted.n_forcing,
+                                  fitted.normalization, span)
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, OverflowError, RuntimeError) as exc:
+            # OverflowError: int(inf); RuntimeError: torch refusing a size (negative, say)
+            raise ModelFileError(f"{where}: malformed or incompatible config ({exc})") from exc
+        state = files.read_weights()
+        try:
+            module.load_state_dict({k: v.to(model.torch_dtype) if v.is_floating_point() else v
+                                    for k, v in state.items()}, strict=True)
+        except RuntimeError as exc:
+            raise ModelFileError(f"{files.weights_path}: weights do not match the config "
+                                 f"({exc})") from exc
+        model.module_ = module.to(resolve_device(device)).eval()
+        try:  # a few training states: a model without a simulator starts from them
+            model.initial_states_ = load_initial_states(directory, fitted.state_shape,
+                                                        fitted.n_params, fitted.n_forcing)
+        except ValueError as exc:
+            raise ModelFileError(str(exc)) from exc
+        model._rollout = None
+        return model
+
+
+def load_model(directory: str | os.PathLike, device: str = "cpu") -> StochasticROM:
+    """Load a saved model directory: :meth:`StochasticROM.load`."""
+    return StochasticROM.load(directory, device)

@@ -730,6 +730,8 @@ def cards(names: list[str], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from engine.io import hyperparameters
+
     for name in names:
         target = out / name
         if not (target / "eval.json").is_file():
@@ -754,7 +756,8 @@ def cards(names: list[str], out: Path) -> None:
         fig.suptitle(f"{name}: training curves")
         fig.savefig(target / "training_curve.png", dpi=90)
         plt.close(fig)
-        test, params, train = record["test"], config["params"], config["training"]
+        test, train = record["test"], config["training"]
+        params = hyperparameters(config).to_params()
         ranges = "\n".join(f"| {n} | [{lo:.4g}, {hi:.4g}] |" for n, (lo, hi) in
                            zip(config["param_names"], config["param_ranges"]))
         size_mb = (target / "model.safetensors").stat().st_size / 2**20

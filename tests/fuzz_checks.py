@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 from fuzz_strategies import apply_config_edits, apply_mutations, apply_tensor_edits
 
+from engine import ModelFileError, load_model
 from engine.data import Dataset, DatasetError, load_dataset
 from engine.forcing import Forcing, make_forcing
-from engine.io import ModelFileError, load_model
+from engine.io import hyperparameters
 
 __all__ = [
     "PropertyViolation", "HANG_SECONDS", "T_GRID", "FuzzFiles", "make_fuzz_files", "run_case",
@@ -246,7 +247,7 @@ def check_checkpoint(files: FuzzFiles, record_edits: list, tensor_edits: list,
               {**meta, "srom_checkpoint": json.dumps(record)})
     if byte_edits:
         path.write_bytes(apply_mutations(path.read_bytes(), byte_edits))
-    model = StochasticROM(**{**files.config["params"], "steps": 4, "substeps": 1,
+    model = StochasticROM(**{**hyperparameters(files.config).to_params(), "steps": 4, "substeps": 1,
                              "device": "cpu"})
     dataset = load_dataset(files.data)
 

@@ -15,6 +15,7 @@ take a while; they are left out so that a case never runs for minutes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from engine.config import SECTIONS
 from engine.forcing import FORCING_FAMILIES, _param_names
 from engine.model import StochasticROM
 
@@ -223,7 +225,7 @@ def datasets(draw) -> dict[str, Any]:
 # ------------------------------------------------------------ model configs
 def _config_keys() -> list[str]:
     """Key names of model configs and checkpoint records, at every level."""
-    keys = ["format_version", "kind", "params", "state_shape", "latent_dim", "architecture",
+    keys = ["format_version", "kind", "config", "version", *SECTIONS, "state_shape", "latent_dim", "architecture",
             "n_params", "n_forcing", "param_names", "forcing_names", "param_ranges", "t_range",
             "dt", "system", "dataset", "normalization", "training", "calibration",
             "integration", "metrics", "x_mean", "x_std", "mu_mean", "mu_std", "f_mean", "f_std",
@@ -245,7 +247,10 @@ def config_edits() -> st.SearchStrategy[list[tuple[list[Any], str, Any]]]:
     junk = st.one_of(json_values(), user_numbers(), st.sampled_from(HUGE_INTS),
                      st.lists(st.sampled_from(HUGE_INTS + (-1, 0)), min_size=1, max_size=3))
     step = st.one_of(st.sampled_from(_config_keys()), st.integers(0, 10**6))
-    hyperparameter = st.sampled_from(StochasticROM.param_names()).map(lambda k: ["params", k])
+    where = {name: section for section, cls in SECTIONS.items()
+             for name in (f.name for f in dataclasses.fields(cls))}
+    hyperparameter = st.sampled_from(StochasticROM.param_names()).map(
+        lambda k: ["config", where[k], k])
     edit = st.tuples(st.one_of(st.lists(step, min_size=1, max_size=3), hyperparameter),
                      st.sampled_from(("replace", "replace", "replace", "delete")), junk)
     return st.lists(edit, min_size=1, max_size=3)

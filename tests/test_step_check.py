@@ -13,6 +13,7 @@ from problems import duffing_dataset
 from engine import StochasticROM, load_model
 from engine.cli import main as srom
 from engine.data import Dataset
+from engine.io import hyperparameters
 from engine.solvers import DEFAULT_METHOD
 from engine.solvers.step_check import INFORMATIVE, choose_substeps
 
@@ -77,7 +78,7 @@ def test_choice_is_saved_and_loaded(fitted, tmp_path):
     fitted.save(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["integration"]["substeps"] == fitted.integration_["substeps"]
-    assert config["params"]["substeps"] is None and config["params"]["integrator"] == "heun"
+    assert config["config"]["integrator"] == {"integrator": "heun", "substeps": None}
     loaded = load_model(tmp_path / "m")
     assert loaded.integration_settings() == fitted.integration_settings()
 
@@ -86,7 +87,11 @@ def test_old_model_directory_gets_the_new_default(fitted, tmp_path):
     fitted.save(tmp_path / "old")
     path = tmp_path / "old" / "config.json"
     config = json.loads(path.read_text())
-    del config["integration"]  # as written before the integrator check existed
+    # as written before the integrator check existed (format 1: flat hyperparameters)
+    del config["integration"]
+    config["params"] = hyperparameters(config).to_params()
+    config["format_version"] = 1
+    del config["config"]
     config["params"].update(integrator="euler", substeps=1)
     path.write_text(json.dumps(config))
     old = load_model(tmp_path / "old")
