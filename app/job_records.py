@@ -9,6 +9,11 @@ finish (a restart, a crash): :func:`resume_interrupted` queues it again from its
 models folder, since the session that asked for it is gone. :data:`NOTICES` says what was
 done, for the Train tab.
 
+A training of a session that was stopped, or whose process broke, leaves its last checkpoint
+in ``kept/`` under :func:`jobs_dir` (:func:`keep_checkpoint`) for the session's *Resume*; the
+session removes it when it no longer needs it, and a starting server removes what the
+sessions of the last one left there (:func:`clear_kept`).
+
 Environment:
     SROM_JOBS_DIR: the folder of running trainings (default ``~/.srom/jobs``).
 """
@@ -27,7 +32,7 @@ from pathlib import Path
 from app.training_job import JobSpec, TrainingJob
 
 __all__ = ["jobs_dir", "record_job", "remove_record", "interrupted_records", "spec_from_record",
-           "resume_interrupted", "NOTICES"]
+           "resume_interrupted", "keep_checkpoint", "discard_kept", "clear_kept", "NOTICES"]
 
 #: what :func:`resume_interrupted` did, newest last (shown in the Train tab)
 NOTICES: list[str] = []
@@ -43,19 +48,73 @@ def jobs_dir() -> Path:
 
 def record_job(spec: JobSpec) -> tuple[JobSpec, Path]:
     """Write the record of a training about to run; returns the spec with its checkpoint
-    path set (resuming a record's own checkpoint keeps ``resume_from``) and the folder."""
+    path set (resuming a record's own checkpoint keeps ``resume_from``) and the folder. The
+    checkpoint a spec resumes from is copied in as the record's first one."""
     folder = jobs_dir() / uuid.uuid4().hex
     folder.mkdir(parents=True)
     record = {"spec": {k: getattr(spec, k) for k in _SPEC_FIELDS}, "created": time.time(),
               "has_data": spec.dataset is not None}
     if spec.dataset is not None:
         spec.dataset.save(folder / "data.npz")
+    if spec.resume_from and Path(spec.resume_from).is_file():
+        # a resumed training cut by a restart goes on from there, not from the start
+        shutil.copyfile(spec.resume_from, folder / "checkpoint.safetensors")
     (folder / "job.json").write_text(json.dumps(record, indent=1))
     return dataclasses.replace(spec, checkpoint=str(folder / "checkpoint.safetensors")), folder
 
 
 def remove_record(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
+
+
+#: statuses of a session's training whose checkpoint is kept for a resume
+RESUMABLE = ("stopped", "failed")
+
+
+def _kept_dir() -> Path:
+    return jobs_dir() / "kept"
+
+
+def keep_checkpoint(job: TrainingJob, folder: Path) -> Path | None:
+    """Move the checkpoint of a session's ended training out of its record ``folder`` (about
+    to be removed) into ``kept/``, and tell the session (a ``checkpoint`` event with its path
+    and step), when the training was stopped or its process broke and a checkpoint was
+    written; else ``None``. A training resumed after a restart has no session: nothing is
+    kept."""
+    from engine.train import CheckpointError, read_checkpoint
+
+    source = folder / "checkpoint.safetensors"
+    if (job.status not in RESUMABLE or getattr(job, "resumed_record", None) is not None
+            or not source.is_file()):
+        return None
+    try:
+        step = int(read_checkpoint(source)[1]["step"])
+        target = _kept_dir() / f"{uuid.uuid4().hex}.safetensors"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(source, target)
+    except (OSError, CheckpointError, KeyError, TypeError, ValueError) as exc:
+        job.emit("warning", message=f"the training cannot be resumed: its checkpoint could not "
+                                    f"be kept ({type(exc).__name__})")
+        return None
+    if step < 1:  # nothing learned yet: resuming would be starting again
+        discard_kept(str(target))
+        return None
+    job.emit("checkpoint", path=str(target), step=step)
+    return target
+
+
+def discard_kept(path: str) -> None:
+    """Remove a kept checkpoint (a path :func:`keep_checkpoint` gave; anything else is left
+    alone)."""
+    target = Path(path)
+    if path and target.parent == _kept_dir() and target.suffix == ".safetensors":
+        target.unlink(missing_ok=True)
+
+
+def clear_kept() -> None:
+    """Remove the checkpoints that the sessions of a previous server kept (those sessions
+    are gone)."""
+    shutil.rmtree(_kept_dir(), ignore_errors=True)
 
 
 def interrupted_records() -> list[Path]:
@@ -110,7 +169,8 @@ def _save_orphan(job: TrainingJob, folder: Path) -> None:
 
 def resume_interrupted(worker) -> int:
     """Queue again every training a previous server left unfinished (see the module doc);
-    returns how many were queued."""
+    returns how many were queued. The checkpoints its sessions kept are removed."""
+    clear_kept()
     queued = 0
     for folder in interrupted_records():
         try:

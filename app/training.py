@@ -1,7 +1,8 @@
 """The Train tab's session state: a GUI-free ``param.Parameterized`` object.
 
 One :class:`TrainingState` per browser session holds the training settings (simulator or
-uploaded data, data size, latent dimension, steps, device) and what the shared
+uploaded data, data size, latent dimension, architecture, learning rate, window, steps,
+device) and what the shared
 :class:`app.worker.TrainingWorker` reported (status, progress, ETA, ELBO history, the latest
 validation prediction, the trained model). The worker thread never writes these params: it
 fills the job's outbox, and :meth:`TrainingState.poll` — called on the session's thread by
@@ -12,6 +13,13 @@ the view's periodic callback, or by a test — moves the news into the params (s
     state.start()                       # queued → preparing → running
     while state.active: state.poll(); time.sleep(0.2)
     state.save("my-oscillator")         # into $SROM_MODELS_DIR; the catalog is notified
+    state.model_zip()                   # or download it: the model folder as a zip
+
+The hyperparameters go through the engine's checks (``engine.config.ModelConfig.validate``)
+and against the data's state shape before a job is queued (:meth:`TrainingState.
+hyperparameters`). A training that was stopped, or whose process broke, can be continued
+from its last checkpoint with :meth:`TrainingState.resume` while ``resumable_step`` is set
+(the served worker keeps that checkpoint: :func:`app.job_records.keep_checkpoint`).
 
 Failures never escape: bad settings, bad names, failed or diverged trainings become
 ``error`` (or ``warning``) and the session keeps working.
@@ -19,6 +27,7 @@ Failures never escape: bad settings, bad names, failed or diverged trainings bec
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import time
@@ -29,7 +38,15 @@ import param
 from app import catalog
 from app.limits import max_generated_trajectories, max_training_steps
 from app.safe_text import hide_server_paths
-from app.training_job import ACTIVE, JobSpec, TrainingJob, ValidationCurve
+from app.training_job import (
+    ACTIVE,
+    ARCHITECTURES,
+    DEFAULT_WINDOW,
+    JobSpec,
+    TrainingJob,
+    ValidationCurve,
+    check_architecture,
+)
 from app.upload import Upload, UploadError, display_name, read_upload_isolated
 from app.worker import TrainingWorker, get_worker
 
@@ -84,28 +101,42 @@ class TrainingState(param.Parameterized):
     """Inputs and outputs of the Train tab of one session (see the module docstring)."""
 
     # ---------------------------------------------------------------- inputs
-    source = param.Selector(default="simulator",
-                            objects={"Simulator": "simulator", "Uploaded file": "upload"},
-                            label="Training data", doc="Generate data or use the uploaded file.")
-    system = param.Selector(default="oscillator", objects=["oscillator"], label="System",
-                            doc="A built-in simulator (engine.systems).")
-    preset = param.Selector(default="small", objects=["small"], label="Preset",
-                            doc="The simulator's preset ('small' trains in seconds).")
+    source: param.Selector[str] = param.Selector(
+        default="simulator",
+        objects={"Simulator": "simulator", "Uploaded file": "upload"},
+        label="Training data", doc="Generate data or use the uploaded file.")
+    system: param.Selector[str] = param.Selector(
+        default="oscillator", objects=["oscillator"], label="System",
+        doc="A built-in simulator (engine.systems).")
+    preset: param.Selector[str] = param.Selector(
+        default="small", objects=["small"], label="Preset",
+        doc="The simulator's preset ('small' trains in seconds).")
     n_trajectories = param.Integer(default=16, bounds=(1, 100_000), label="Trajectories",
                                    doc="Training trajectories (generated, or the first ones "
                                        "of the uploaded file).")
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1), label="Seed",
                          doc="Seed of the data and of the training.")
-    latent_dim = param.Integer(default=3, bounds=(1, 64), label="Latent dimension d")
+    latent_dim = param.Integer(default=3, bounds=(1, 64), label="Latent dimension d",
+                               doc="Size of the latent state the SDE evolves.")
+    architecture: param.Selector[str] = param.Selector(
+        default="auto", objects=list(ARCHITECTURES), label="Architecture",
+        doc="Encoder and decoder: auto (chosen by the state shape), mlp (any state), conv1d "
+            "(1-D fields), conv2d (2-D fields) or identity (the state is the latent).")
+    lr = param.Number(default=1e-3, bounds=(1e-6, 1.0), label="Learning rate",
+                      doc="Adam's initial step size (decayed during training).")
+    window = param.Integer(default=DEFAULT_WINDOW, bounds=(2, 1024), label="Window (snapshots)",
+                           doc="Snapshots per training window; cut to the trajectories' length.")
     steps = param.Integer(default=1000, bounds=(1, 10_000_000), label="Training steps")
-    device = param.Selector(default="auto", objects=["auto", "cpu"], label="Device",
-                            doc="auto: the GPU when there is one, else the CPU.")
+    device: param.Selector[str] = param.Selector(
+        default="auto", objects=["auto", "cpu"], label="Device",
+        doc="auto: the GPU when there is one, else the CPU.")
     validate_every = param.Integer(default=5, bounds=(1, 10_000), label="Validate every (logs)",
                                    doc="Predict the held-out trajectory every N progress "
                                        "reports.")
     model_name = param.String(default="", label="Model name")
     options = param.Dict(default={}, doc="Further engine.StochasticROM hyperparameters "
-                                         "(advanced; not shown in the dashboard).")
+                                         "(advanced; not shown in the dashboard; they win "
+                                         "over the knobs above).")
 
     # --------------------------------------------------------------- outputs
     status = param.String(default="idle", doc="idle, queued, preparing, running, completed, "
@@ -124,6 +155,10 @@ class TrainingState(param.Parameterized):
     model = param.Parameter(default=None, doc="The trained model (kept after Stop).")
     metrics = param.Dict(default={}, doc="Scores on the held-out data after training.")
     saved_path = param.String(default="", doc="Where the model was last saved.")
+    resumable_step = param.Integer(default=None, allow_None=True,
+                                   doc="The step of the kept checkpoint of the last stopped "
+                                       "(or broken) training: resume() goes on from it. None: "
+                                       "there is nothing to resume.")
     upload = param.ClassSelector(class_=Upload, default=None, allow_None=True,
                                  doc="The accepted uploaded dataset.")
     upload_error = param.String(default="", doc="Why the last upload was refused.")
@@ -140,6 +175,12 @@ class TrainingState(param.Parameterized):
         self.worker = worker or get_worker()
         self.owner = owner
         self.job: TrainingJob | None = None
+        #: the kept checkpoint of the last stopped training and the spec that wrote it
+        self._kept: tuple[str, JobSpec] | None = None
+        #: the checkpoint a resumed job goes on from (removed when that job has ended)
+        self._resuming_from = ""
+        #: the step the current job started at (a resumed one: its checkpoint's)
+        self._start_step = 0
         self._upload_check: tuple[threading.Thread, dict] | None = None
         systems = _systems()
         self.param.system.objects = systems
@@ -181,13 +222,52 @@ class TrainingState(param.Parameterized):
         if self.source == "upload" and upload is None:
             raise ValueError("no uploaded dataset: upload an .npz or HDF5 file first, or "
                              "choose the simulator")
+        params = self.hyperparameters()
+        options = {k: v for k, v in params.items() if k not in ("latent_dim", "steps")}
         return JobSpec(system=self.system, preset=self.preset,
                        n_trajectories=int(self.n_trajectories), seed=int(self.seed),
                        dataset=upload.dataset if upload else None,
                        dataset_name=upload.name if upload else "",
-                       latent_dim=int(self.latent_dim), steps=int(self.steps),
+                       latent_dim=int(params["latent_dim"]), steps=int(params["steps"]),
                        device=self.device, validate_every=int(self.validate_every),
-                       options=dict(self.options))
+                       options=options)
+
+    def data_state_shape(self) -> tuple[int, ...]:
+        """The state shape of the chosen training data: the uploaded file's, or the
+        simulator's at its preset.
+
+        Raises:
+            ValueError: the uploaded file is chosen but there is none, or an unknown system.
+        """
+        if self.source == "upload":
+            if self.upload is None:
+                raise ValueError("no uploaded dataset: upload an .npz or HDF5 file first")
+            return tuple(self.upload.dataset.state_shape)
+        from engine.systems import get_system
+
+        return tuple(get_system(self.system, self.preset).state_shape)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The model's hyperparameters the inputs give: the knobs (latent dimension,
+        architecture, learning rate, window, steps), then ``options``, checked by the
+        engine (``engine.config.ModelConfig.from_params(...).validate()``) and the
+        architecture against the data's state shape.
+
+        Raises:
+            ValueError: one message that names the first bad value.
+        """
+        from engine.config import ModelConfig
+
+        params: dict[str, Any] = {
+            "latent_dim": self.latent_dim, "architecture": self.architecture, "lr": self.lr,
+            "window": self.window, "steps": self.steps, **dict(self.options)}
+        try:
+            ModelConfig.from_params(params).validate()
+            check_architecture(params["architecture"], self.data_state_shape(),
+                               params["latent_dim"])
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"invalid training settings: {exc}") from None
+        return params
 
     def start(self) -> bool:
         """Queue a training with the current inputs; ``False`` (and ``error``) if refused."""
@@ -206,13 +286,54 @@ class TrainingState(param.Parameterized):
         except Exception as exc:  # noqa: BLE001 - every refusal becomes a message
             self.error = str(exc)
             return False
-        self.job = job
+        self.job, self._start_step = job, 0
+        self._discard_kept()  # a new training: the stopped one can no longer be resumed
         self.param.update(status="queued", message=f"queued: {spec.describe()}", error="",
                           warning="", step=0, total_steps=int(spec.steps), elapsed=0.0,
                           eta=None, history=[], validation=None, model=None, metrics={},
                           saved_path="", queue_position=self.worker.position(job))
         self.poll()
         return True
+
+    def resume(self) -> bool:
+        """Continue the last stopped (or broken) training from its kept checkpoint, on the
+        same data and with the same settings as before (inputs changed since then are not
+        used); ``False`` (and ``error``) if there is nothing to resume or it is refused."""
+        if self.active:
+            self.error = "a training of this session is already queued or running: stop it first"
+            return False
+        if self._kept is None or self.resumable_step is None:
+            self.error = "there is no stopped training to resume"
+            return False
+        path, spec = self._kept
+        spec = dataclasses.replace(spec, checkpoint="", resume_from=path)
+        step = int(self.resumable_step)
+        try:
+            job = self.worker.submit(spec, owner=self.owner)
+        except Exception as exc:  # noqa: BLE001 - every refusal becomes a message
+            self.error = str(exc)
+            return False
+        self.job, self._start_step = job, step
+        self._kept, self._resuming_from = None, path  # kept on disk until this job has ended
+        # the curves go on from the checkpoint (a broken run may have logged past it)
+        history = [h for h in self.history if int(h.get("step", 0)) <= step]
+        self.param.update(status="queued", message=f"queued: resume from step {step} of "
+                                                   f"{spec.describe()}",
+                          error="", warning="", step=step, total_steps=int(spec.steps),
+                          elapsed=0.0, eta=None, history=history, model=None, metrics={},
+                          saved_path="", resumable_step=None,
+                          queue_position=self.worker.position(job))
+        self.poll()
+        return True
+
+    def _discard_kept(self) -> None:
+        """Forget the kept checkpoint (its file is removed)."""
+        from app.job_records import discard_kept
+
+        if self._kept is not None:
+            discard_kept(self._kept[0])
+        self._kept = None
+        self.resumable_step = None
 
     def stop(self) -> None:
         """Cancel the queued job, or ask the running one to stop (the model is kept)."""
@@ -226,7 +347,9 @@ class TrainingState(param.Parameterized):
     def close(self) -> None:
         """The session is gone: cancel its queued job or stop its running one."""
         if self.job is not None and self.job.active:
+            self.job.before_end = None  # no one is left to resume it: keep no checkpoint
             self.worker.cancel(self.job)
+        self._discard_kept()
 
     def poll(self) -> bool:
         """Apply the worker's news and a finished upload check (call on the session's
@@ -244,14 +367,21 @@ class TrainingState(param.Parameterized):
                 changes.update(status=data["status"], message=data["message"],
                                queue_position=0)
             elif event.kind == "start":
+                self._start_step = int(data.get("start", 0))
+                resumed = (f" (resumed from step {self._start_step})" if self._start_step
+                           else "")
                 changes.update(status="running", total_steps=data["total"], queue_position=0,
-                               message=f"training {job.spec.describe()}")
+                               message=f"training {job.spec.describe()}{resumed}")
             elif event.kind == "log":
                 new_logs.append(data["metrics"])
             elif event.kind == "validation":
                 changes["validation"] = data["curve"]
             elif event.kind == "warning":
                 changes["warning"] = data["message"]
+            elif event.kind == "checkpoint":  # before "end": the training can be resumed
+                self._discard_kept()
+                self._kept = (str(data["path"]), job.spec)
+                changes["resumable_step"] = int(data["step"])
             elif event.kind == "end":
                 changes.update(self._ended(job, data))
         if new_logs:
@@ -269,12 +399,22 @@ class TrainingState(param.Parameterized):
         step = int(metrics.get("step", self.step))
         seconds = float(metrics.get("seconds", 0.0))
         total = max(int(self.total_steps), 1)
-        eta = seconds / step * (total - step) if step > 0 else None
+        done = step - self._start_step  # steps of this run (a resumed one started later)
+        eta = seconds / done * (total - step) if done > 0 else None
         return {"step": step, "elapsed": seconds, "eta": eta}
 
     def _ended(self, job: TrainingJob, data: dict) -> dict:
         status, message = data["status"], data["message"]
         out: dict[str, Any] = {"status": status, "queue_position": None, "eta": None}
+        if self._resuming_from:
+            from app.job_records import discard_kept
+
+            if status == "cancelled" and self._kept is None:  # never ran: it can still go on
+                self._kept = (self._resuming_from, dataclasses.replace(job.spec, resume_from=""))
+                out["resumable_step"] = self._start_step
+            else:
+                discard_kept(self._resuming_from)
+            self._resuming_from = ""
         if job.model is not None:
             out.update(model=job.model, metrics=dict(job.metrics), step=int(data["step"]))
         if status == "completed":
@@ -307,12 +447,36 @@ class TrainingState(param.Parameterized):
                 raise ValueError(f"a model named '{name}' already exists: choose another name")
             self.model.save(target, metrics=dict(self.metrics))
         except Exception as exc:  # noqa: BLE001 - shown to the user
-            self.error = f"Could not save the model: {hide_server_paths(exc)}"
+            self.error = f"Could not save the model: {hide_server_paths(str(exc))}"
             return False
         catalog.notify_changed()
         self.param.update(saved_path=str(target), model_name=name, error="",
                           message=f"saved as model '{name}' — pick it in the Explore tab")
         return True
+
+    # ----------------------------------------------------------- download
+    def archive_name(self) -> str:
+        """The download's folder name: the model name when it is a valid one, else
+        ``srom-<system>-model`` (``srom-upload-model`` for uploaded data)."""
+        try:
+            return check_model_name(self.model_name)
+        except ValueError:
+            return f"srom-{self.system if self.source == 'simulator' else 'upload'}-model"
+
+    def model_zip(self) -> bytes:
+        """The trained model (saved or not) as a zip of its model folder, with its held-out
+        scores (:func:`app.model_archive.model_zip`, folder :meth:`archive_name`).
+
+        Raises:
+            ValueError: no trained model yet, or a training under way.
+        """
+        from app.model_archive import model_zip
+
+        if self.active:
+            raise ValueError("wait until the training has ended (or stop it) to download")
+        if self.model is None:
+            raise ValueError("there is no trained model to download: train one first")
+        return model_zip(self.model, self.archive_name(), metrics=dict(self.metrics))
 
     # ------------------------------------------------------------- upload
     def add_upload(self, name: str, data: bytes, wait: bool = True) -> bool | None:

@@ -19,7 +19,9 @@ import itertools
 import math
 import os
 import queue
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import numpy as np
@@ -32,7 +34,8 @@ from engine.model import StochasticROM
 from engine.progress import NullCallback, StopFlag
 
 __all__ = ["JobSpec", "JobEvent", "TrainingJob", "ValidationCurve", "run_job", "prepare_data",
-           "validation_curve", "qoi_index", "auto_log_every", "ACTIVE", "FINISHED"]
+           "validation_curve", "qoi_index", "auto_log_every", "check_architecture",
+           "ARCHITECTURES", "DEFAULT_WINDOW", "ACTIVE", "FINISHED"]
 
 #: statuses of a job that has not finished yet
 ACTIVE = ("queued", "preparing", "running")
@@ -40,6 +43,32 @@ ACTIVE = ("queued", "preparing", "running")
 FINISHED = ("completed", "stopped", "diverged", "failed", "cancelled")
 #: quantile levels of the validation prediction: the bands the Explore tab draws
 BAND_LEVELS: tuple[tuple[float, float], ...] = BANDS
+#: the autoencoder architectures of ``engine.networks`` (``auto``: chosen by the state shape)
+ARCHITECTURES = ("auto", "mlp", "conv1d", "conv2d", "identity")
+#: snapshots per training window when the settings do not say (cut to the data's length)
+DEFAULT_WINDOW = 64
+
+
+def check_architecture(architecture: str, state_shape: tuple[int, ...], latent_dim: int) -> None:
+    """Check that ``architecture`` can encode states of ``state_shape`` into ``latent_dim``
+    latents (the table of ``engine.networks``), before any network is built.
+
+    Raises:
+        ValueError: an unknown architecture, or one that does not fit the states.
+    """
+    shape = tuple(int(s) for s in state_shape)
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {list(ARCHITECTURES)}, got "
+                         f"{str(architecture)[:40]!r}")
+    if architecture == "conv1d" and len(shape) not in (1, 2):
+        raise ValueError(f"architecture 'conv1d' needs 1-D fields, states of shape (L,) or "
+                         f"(C, L); these states are {shape}")
+    if architecture == "conv2d" and len(shape) != 3:
+        raise ValueError(f"architecture 'conv2d' needs 2-D fields, states of shape (C, H, W); "
+                         f"these states are {shape}")
+    if architecture == "identity" and (len(shape) != 1 or shape[0] != int(latent_dim)):
+        raise ValueError(f"architecture 'identity' needs vector states with as many components "
+                         f"as the latent dimension ({latent_dim}); these states are {shape}")
 
 
 @dataclass(frozen=True)
@@ -62,7 +91,8 @@ class JobSpec:
         options: further :class:`engine.StochasticROM` hyperparameters.
         checkpoint: where to write checkpoints while training (``""``: none); a server
             keeps them so that a restart can resume the training (:mod:`app.job_records`).
-        resume_from: a checkpoint to continue from (``""``: start afresh).
+        resume_from: a checkpoint to continue from (``""``: start afresh): one this spec's
+            own training wrote (same data and hyperparameters).
     """
 
     system: str = "oscillator"
@@ -84,7 +114,9 @@ class JobSpec:
         """One line, e.g. ``"oscillator (small), 16 trajectories, d = 3, 500 steps"``."""
         data = (f"{self.dataset_name or 'uploaded data'}" if self.dataset is not None
                 else f"{self.system} ({self.preset})")
-        return (f"{data}, {self.n_trajectories} trajectories, d = {self.latent_dim}, "
+        knobs = "".join(f", {name} {self.options[name]}" for name in ("architecture", "lr", "window")
+                        if name in self.options)
+        return (f"{data}, {self.n_trajectories} trajectories, d = {self.latent_dim}{knobs}, "
                 f"{self.steps} steps on {self.device}")
 
 
@@ -92,7 +124,9 @@ class JobSpec:
 class JobEvent:
     """One report of the worker: ``kind`` is ``status`` (``status``, ``message``),
     ``start`` (``total``), ``log`` (``step``, ``metrics``), ``validation`` (``curve``),
-    ``warning`` (``message``) or ``end`` (``status``, ``message``, ``step``)."""
+    ``warning`` (``message``), ``end`` (``status``, ``message``, ``step``) or, after the
+    end of a stopped or broken training, ``checkpoint`` (``path``, ``step``: a checkpoint
+    kept for a resume, :func:`app.job_records.keep_checkpoint`)."""
 
     kind: str
     data: dict
@@ -129,6 +163,10 @@ class TrainingJob:
         status: one of :data:`ACTIVE` or :data:`FINISHED`.
         model: the fitted (or partly fitted) model, or ``None``.
         metrics: scores on the held-out data (``engine.StochasticROM.evaluate``).
+        process: the training's child process while it runs (``app.training_process``).
+        before_end: called with the job by :meth:`finish` once the outcome is recorded and
+            before the ``end`` event (the runner's clean-up that the session must hear of
+            first, e.g. :func:`app.job_records.keep_checkpoint`); ``None``: nothing.
     """
 
     _ids = itertools.count(1)
@@ -142,6 +180,8 @@ class TrainingJob:
         self.message = ""
         self.model: StochasticROM | None = None
         self.metrics: dict = {}
+        self.process: BaseProcess | None = None
+        self.before_end: Callable[[TrainingJob], object] | None = None
         self._outbox: queue.SimpleQueue[JobEvent] = queue.SimpleQueue()
 
     def __repr__(self) -> str:
@@ -171,6 +211,12 @@ class TrainingJob:
     def finish(self, status: str, message: str, step: int = 0) -> None:
         """Record the outcome and report the ``end`` event (the worker's thread)."""
         self.status, self.message = status, message
+        if self.before_end is not None:
+            try:
+                self.before_end(self)
+            except Exception as exc:  # noqa: BLE001 - the job must still end
+                self.emit("warning", message=f"clean-up after the training failed: "
+                                             f"{type(exc).__name__}")
         self.emit("end", status=status, message=message, step=step)
 
 
@@ -248,6 +294,8 @@ def validation_curve(model: StochasticROM, val: Dataset, step: int, source: str 
     finally:
         module.train(was_training)
         model.param_ranges_ = ranges
+    if pred.quantile_levels is None or pred.quantile_values is None or pred.samples is None:
+        raise RuntimeError("the validation prediction came without its quantiles and samples")
     k, label = qoi_index(model.state_shape_)
     flat = lambda a: a.reshape(*a.shape[:-len(model.state_shape_)], -1)[..., k]  # noqa: E731
     q = {lvl: flat(pred.quantile_values[i, 0]) for i, lvl in enumerate(pred.quantile_levels)}
@@ -308,12 +356,21 @@ def run_job(job: TrainingJob) -> None:
         job.finish("stopped", "stopped before training started (no model)")
         return
     try:
+        check_architecture(spec.options.get("architecture", "auto"), train.state_shape,
+                           int(spec.latent_dim))
+    except ValueError as exc:
+        job.finish("failed", f"these settings do not fit the data: {exc}")
+        return
+    try:
         log_every = int(spec.log_every or auto_log_every(spec.steps))
         checkpointing = {"checkpoint_every": max(50, int(spec.steps) // 20)} if spec.checkpoint else {}
+        window = spec.options.get("window", DEFAULT_WINDOW)
+        if isinstance(window, int) and not isinstance(window, bool):
+            window = min(window, train.n_times)  # the sampler would cut it silently
         model = StochasticROM(**{
             "latent_dim": int(spec.latent_dim), "steps": int(spec.steps),
             "device": spec.device, "seed": int(spec.seed), "log_every": log_every,
-            "window": min(64, train.n_times), **checkpointing, **spec.options})
+            **checkpointing, **spec.options, "window": window})
         # no catch_warnings here: filters are process-wide (a divergence also comes as a
         # status, below; its RuntimeWarning goes to the server log)
         model.fit(train, callback=_JobCallback(job, model, val, source),
@@ -322,7 +379,7 @@ def run_job(job: TrainingJob) -> None:
     except Exception as exc:  # noqa: BLE001 - bad settings, out of memory, ...
         job.finish("failed", f"training failed: {type(exc).__name__}: {exc}")
         return
-    info = model.training_
+    info: dict[str, Any] = model.training_  # a JSON-like record of the run
     status, step = info["status"], int(info["steps"])
     if step > 0:
         job.model = model

@@ -1,4 +1,5 @@
-"""The Train tab: choose data and settings, start a training, watch it live, stop it, save.
+"""The Train tab: choose data and settings, start a training, watch it live, stop it, resume
+it, save it or download it as a zip.
 
 A thin ``pn.viewable.Viewer`` over :class:`app.training.TrainingState`. Widgets are built
 from the state's params. The training itself runs on the process-wide worker thread
@@ -11,6 +12,8 @@ the session's queued job is cancelled (a running one is stopped).
 """
 
 from __future__ import annotations
+
+import io
 
 import panel as pn
 import param
@@ -77,6 +80,11 @@ class TrainingView(pn.viewable.Viewer):
         self._n = pn.widgets.IntInput.from_param(s.param.n_trajectories, **w)
         self._seed = pn.widgets.IntInput.from_param(s.param.seed, **w)
         self._latent = pn.widgets.IntInput.from_param(s.param.latent_dim, **w)
+        self._architecture = pn.widgets.Select.from_param(s.param.architecture, **w)
+        # bounded by the params: the browser cannot send a value outside them
+        self._lr = pn.widgets.FloatInput.from_param(s.param.lr, step=1e-4,
+                                                    format="0.[000000]", **w)
+        self._window = pn.widgets.IntInput.from_param(s.param.window, **w)
         self._steps = pn.widgets.IntInput.from_param(s.param.steps, **w)
         self._device = pn.widgets.Select.from_param(s.param.device, **w)
         self._validate = pn.widgets.IntInput.from_param(s.param.validate_every, **w)
@@ -88,13 +96,22 @@ class TrainingView(pn.viewable.Viewer):
         self._upload_error = pn.pane.Alert("", alert_type="danger", visible=False, **w)
         self._start = pn.widgets.Button(**label("Start"), **{_COLOR: "primary"}, **w)
         self._stop = pn.widgets.Button(**label("Stop"), **{_COLOR: "danger"}, disabled=True, **w)
+        self._resume = pn.widgets.Button(**label("Resume"), disabled=True, **w)
+        self._resume_note = pn.pane.Markdown("", visible=False,
+                                             styles={"font-size": "11px", "color": "#555"}, **w)
         self._start.on_click(lambda e: s.start())
         self._stop.on_click(lambda e: s.stop())
+        self._resume.on_click(lambda e: s.resume())
         self._name = pn.widgets.TextInput.from_param(s.param.model_name,
                                                      placeholder="e.g. my-oscillator", **w)
         self._save = pn.widgets.Button(**label("Save model"), **{_COLOR: "success"},
                                        disabled=True, **w)
         self._save.on_click(lambda e: s.save())
+        self._download = pn.widgets.FileDownload(
+            callback=self._zip_bytes, filename=f"{s.archive_name()}.zip", disabled=True,
+            **label("Download model (.zip)"),
+            description="The model folder (config.json, model.safetensors and its initial "
+                        "states) as a zip: load it with engine.load_model or srom predict", **w)
         self._status = pn.pane.Markdown("", **w)
         self._progress = pn.indicators.Progress(value=0, max=1, active=False, bar_color="primary",
                                                 css_classes=["srom-train-progress"], **w)
@@ -111,11 +128,12 @@ class TrainingView(pn.viewable.Viewer):
                              f"({', '.join(SUFFIXES)}, at most {limit} MB; see the README's "
                              "data format)", styles={"font-size": "12px"}, **w),
             self._dropper, self._upload_error, self._upload_info,
-            "### Model and training", self._latent, self._steps, self._device, self._validate,
-            pn.Row(self._start, self._stop, **w),
+            "### Model and training", self._latent, self._architecture, self._lr,
+            self._window, self._steps, self._device, self._validate,
+            pn.Row(self._start, self._stop, **w), self._resume, self._resume_note,
             "### Save", self._name,
             pn.pane.Markdown(MODEL_NAME_RULE, styles={"font-size": "11px", "color": "#555"}, **w),
-            self._save, **w)
+            self._save, self._download, **w)
         pane = lambda fig: pn.pane.Bokeh(fig, **w)  # noqa: E731
         self.main = pn.Column(
             self._status, self._progress, self._error, self._warning,
@@ -129,7 +147,10 @@ class TrainingView(pn.viewable.Viewer):
         s.param.watch(lambda *e: self._show_validation(), "validation")
         s.param.watch(lambda *e: self._show_messages(), ["error", "warning"])
         s.param.watch(lambda *e: self._show_upload(), ["upload", "upload_error", "upload_pending"])
-        s.param.watch(lambda *e: self._sync_enabled(), ["status", "model", "source"])
+        s.param.watch(lambda *e: self._sync_enabled(),
+                      ["status", "model", "source", "resumable_step"])
+        s.param.watch(lambda *e: setattr(self._download, "filename", f"{s.archive_name()}.zip"),
+                      ["model_name", "system", "source"])
         self.curves.append(s.history)  # a state that has trained already
         self._n_drawn = len(s.history)
         self._show_validation()
@@ -260,10 +281,26 @@ class TrainingView(pn.viewable.Viewer):
         self._start.disabled = busy
         self._stop.disabled = not busy
         self._save.disabled = not s.can_save
+        self._download.disabled = not s.can_save
         for widget in (self._source, self._system, self._preset, self._n, self._seed,
-                       self._latent, self._steps, self._device, self._validate):
+                       self._latent, self._architecture, self._lr, self._window, self._steps,
+                       self._device, self._validate):
             widget.disabled = busy
         self._system_box.visible = s.source == "simulator"
+        can_resume = s.resumable_step is not None and not busy
+        self._resume.disabled = not can_resume
+        self._resume_note.param.update(
+            object=(f"Resume goes on from the checkpoint at step {int(s.resumable_step)}, with "
+                    "the stopped training's data and settings" if can_resume else ""),
+            visible=can_resume)
+
+    def _zip_bytes(self) -> io.BytesIO:
+        """The download button's file: the trained model folder as a zip."""
+        try:
+            return io.BytesIO(self.state.model_zip())
+        except Exception as exc:  # noqa: BLE001 - said on the page (the click also fails)
+            self.state.error = f"Could not download the model: {exc}"
+            raise
 
     # ------------------------------------------------------------ upload
     def _on_upload(self, event: param.parameterized.Event) -> None:

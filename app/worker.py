@@ -183,6 +183,9 @@ def recorded(runner: Callable[[TrainingJob], None]) -> Callable[[TrainingJob], N
             job.emit("warning", message=f"no restart record ({exc.strerror or exc}): a server "
                                         "restart would lose this training")
             folder = None
+        if folder is not None:  # a stopped one can be resumed: its session hears of it first
+            kept_from = folder
+            job.before_end = lambda j: job_records.keep_checkpoint(j, kept_from)
         try:
             runner(job)
         finally:
