@@ -48,7 +48,7 @@ from engine.state_cache import data_initial_state, simulator_initial_state
 __all__ = ["STATISTICS", "SUMMARY_LEVELS", "MAX_ELEMENTS", "SweepInput", "Conditions",
            "SweepResult", "GridResult", "TornadoResult", "sweep_inputs", "sweep_inputs_for",
            "trained_forcing_ranges", "model_system", "default_probe", "statistic_values",
-           "evaluate", "sweep_1d", "sweep_2d", "rank_inputs"]
+           "evaluate", "sweep_1d", "sweep_2d", "rank_inputs", "rows_to_csv"]
 
 #: statistic key → what it measures, per sample path x (T, *S) (2-D fields flattened)
 STATISTICS: dict[str, str] = {
@@ -297,7 +297,9 @@ class Conditions:
         mu_vec = np.asarray(nominal, dtype=np.float64)
         if system is not None:
             mu_vec = system.check_mu(mu_vec)[0]
-        family, params, others = "none", {}, ()
+        family = "none"
+        params: dict[str, Any] = {}
+        others: tuple[Forcing, ...] = ()
         if model.forcing_names_:
             if system is not None and system.forcing_specs():
                 default = system.default_forcing()
@@ -501,6 +503,10 @@ class SweepResult:
                 for v, m, se, s, qs in zip(self.values, self.mean, self.stderr, self.std,
                                            self.quantiles.T)]
 
+    def to_csv(self) -> str:
+        """:meth:`rows` as CSV text (see :func:`rows_to_csv`)."""
+        return rows_to_csv(self.rows())
+
 
 @dataclass
 class GridResult:
@@ -520,6 +526,20 @@ class GridResult:
     def __post_init__(self) -> None:
         self.mean, self.std, self.quantiles = _summary(self.stats)
         self.stderr = _stderr(self.stats)
+
+    def rows(self) -> list[dict[str, float]]:
+        """One dict per grid point (the first input varying slowest): both inputs' values,
+        mean, stderr, std and quantiles."""
+        (a, b), (va, vb) = self.inputs, self.values
+        return [{a.name: float(x), b.name: float(y), "mean": float(self.mean[i, j]),
+                 "stderr": float(self.stderr[i, j]), "std": float(self.std[i, j]),
+                 **{f"q{lv * 100:g}": float(self.quantiles[k, i, j])
+                    for k, lv in enumerate(SUMMARY_LEVELS)}}
+                for i, x in enumerate(va) for j, y in enumerate(vb)]
+
+    def to_csv(self) -> str:
+        """:meth:`rows` as CSV text (see :func:`rows_to_csv`)."""
+        return rows_to_csv(self.rows())
 
 
 @dataclass
@@ -568,6 +588,49 @@ class TornadoResult:
                 for inp, lo, hi, sw, se, lb, hb in zip(
                     self.inputs, self.low, self.high, self.swing, self.swing_se,
                     self.low_band.T, self.high_band.T)]
+
+    def to_csv(self) -> str:
+        """:meth:`rows` as CSV text, largest swing first, with a ``rank`` column (1 = the
+        largest swing) and the nominal mean (see :func:`rows_to_csv`)."""
+        return rows_to_csv([{"rank": k + 1, **row, "nominal_mean": float(self.nominal)}
+                            for k, row in enumerate(self.rows())])
+
+
+#: first characters that make a spreadsheet read a cell as a formula (CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """A text cell that a spreadsheet cannot run: a leading formula character gets a ``'``
+    (names come from model files and datasets: untrusted). Numbers are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def rows_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``rows`` (dicts with the same keys, e.g. :meth:`SweepResult.rows`) as CSV text: a
+    header of the keys, then one line per row; floats written exactly (``repr``), NaN as
+    ``nan``; text cells that start like a spreadsheet formula are prefixed with ``'``.
+
+    Raises:
+        ValueError: no rows, or rows with different keys.
+    """
+    import csv
+    import io
+
+    if not rows:
+        raise ValueError("there are no rows to write")
+    columns = list(rows[0])
+    for k, row in enumerate(rows):
+        if list(row) != columns:
+            raise ValueError(f"row {k} has columns {list(row)}, expected {columns}")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([_csv_cell(c) for c in columns])
+    for row in rows:
+        writer.writerow([_csv_cell(v) for v in row.values()])
+    return buf.getvalue()
 
 
 def _check_points(n: int, name: str, hi: int) -> int:
