@@ -36,7 +36,7 @@ def _coverage(model: StochasticROM, dataset: Dataset, scale: float, level: float
     for sl, pred in model.predict_dataset(dataset, n_samples, seed, batch_size,
                                           return_samples=False, quantiles=levels):
         lo, hi = pred.quantiles(levels)
-        inside += np.count_nonzero((dataset.x[sl] >= lo) & (dataset.x[sl] <= hi))
+        inside += int(np.count_nonzero((dataset.x[sl] >= lo) & (dataset.x[sl] <= hi)))
     return inside / dataset.x.size
 
 

@@ -85,14 +85,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(device)
+        resolved: torch.device | None = torch.device(device)
     except (RuntimeError, TypeError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
         raise ValueError("device must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but no CUDA GPU is available")
-    return device
+    return resolved
 
 
 def _check_binary_states(dataset) -> None:
@@ -114,7 +114,7 @@ def _system_units(system: str | None) -> dict[str, str]:
     return dict(getattr(cls, "units", {}) or {}) if cls is not None else {}
 
 
-def _tuple(value) -> tuple:
+def _tuple(value) -> tuple | None:
     return tuple(value) if value is not None else None
 
 
@@ -397,8 +397,9 @@ class StochasticROM:
         self.initial_states_ = initial_states_from_dataset(dataset, self.n_win)
         t_span = float(dataset.t[-1] - dataset.t[0])
         self._check_training_sizes(dataset, norm, t_span)
-        self.uncertainty_scale_, self.calibration_ = 1.0, {}
-        self.integration_ = {}  # a refit checks its integrator again
+        self.uncertainty_scale_ = 1.0
+        self.calibration_: dict[str, Any] = {}
+        self.integration_: dict[str, Any] = {}  # a refit checks its integrator again
         self.module_ = self._build(dataset.state_shape, dataset.n_params, dataset.n_forcing,
                                    norm, t_span).to(device)
         self._rollout = None
@@ -473,8 +474,9 @@ class StochasticROM:
         norm = Normalization.from_dict(resume[1]["normalization"]) if resume is not None else None
         if norm is None and isinstance(dataset, StreamingDataset):
             self._check_params()  # before a pass over the file: on rank 0, shared with all
-            norm = Normalization.from_dict(broadcast_json(
-                lambda: Normalization.fit(dataset, self.normalize).to_dict()))
+            shared = broadcast_json(lambda: Normalization.fit(dataset, self.normalize).to_dict())
+            assert isinstance(shared, dict)
+            norm = Normalization.from_dict(shared)
         self.initialize(dataset, norm)
         device, norm = self._device(), self.normalization_
         ctx = current_context()
@@ -485,6 +487,7 @@ class StochasticROM:
         mu = torch.as_tensor((dataset.mu - norm.mu_mean) / norm.mu_std, dtype=dtype, device=device)
         f = torch.as_tensor((dataset.f - norm.f_mean) / norm.f_std, dtype=dtype, device=device)
         where = dict(seed=int(self.seed), rank=ctx.rank, world_size=ctx.world_size)
+        sampler: WindowSampler | StreamingWindowSampler
         if isinstance(dataset, StreamingDataset):
             sampler = StreamingWindowSampler(dataset, norm, t, mu, f, self.window,
                                              self.windows_per_step, self.n_win, **where)
@@ -504,7 +507,7 @@ class StochasticROM:
             max_seconds=None if max_seconds is None else float(max_seconds))
         n_total = dataset.n_trajectories * dataset.n_times
         selector = None
-        if validation is not None:
+        if validation is not None and select_every is not None:
             self._check_compatible(validation)
             selector = ValidationSelector(self, validation, select_every, select_samples, self.seed)
         callbacks = [c for c in (selector, callback) if c is not None]
@@ -639,8 +642,7 @@ class StochasticROM:
     def drift_parameters_(self) -> dict[str, float | list]:
         """The learned parameters of a physics drift (physical units), else ``{}``."""
         self._check_fitted()
-        drift = self.module_.drift
-        drift = getattr(drift, "structural", drift)
+        drift: Any = getattr(self.module_.drift, "structural", self.module_.drift)
         return drift.parameter_values() if hasattr(drift, "parameter_values") else {}
 
     @property
@@ -923,7 +925,7 @@ class StochasticROM:
         for sl, pred in self.predict_dataset(dataset, n_samples, seed, batch_size,
                                              integrator=method, substeps=n_sub):
             scores.update(pred.mean, pred.samples, dataset.x[sl])
-        result = scores.result()
+        result: dict[str, Any] = dict(scores.result())
         result["n_trajectories"] = dataset.n_trajectories
         result["integrator"], result["substeps"] = method, n_sub
         if paper_protocol:

@@ -83,7 +83,7 @@ class ValidationSelector(NullCallback):
         self._last_scored = start_step
 
     def on_log(self, step: int, metrics: dict[str, float]) -> None:
-        if step - self._last_scored >= self.every:
+        if self._last_scored is None or step - self._last_scored >= self.every:
             # the metrics dict is the trainer's history entry: the score lands in the curve
             metrics["val_rel_l2"] = self.score(step)
 

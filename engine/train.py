@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from engine.distributed import DistributedContext
 from engine.module import SROMModule, WindowBatch
 from engine.progress import NullCallback, StopFlag, TrainingCallback
 from engine.windows import DrawTable, rank_slots, seed_key
+
+if TYPE_CHECKING:
+    from engine.streaming import StreamingWindowSampler
 
 __all__ = ["TrainSettings", "WindowSampler", "Trainer", "TrainResult", "CheckpointError",
            "read_checkpoint", "capture_training_step", "WARMUP_STEPS"]
@@ -207,7 +211,8 @@ class Trainer:
     checkpoints.
     """
 
-    def __init__(self, module: SROMModule, sampler: WindowSampler, settings: TrainSettings,
+    def __init__(self, module: SROMModule, sampler: WindowSampler | StreamingWindowSampler,
+                 settings: TrainSettings,
                  n_total: int, device: torch.device, callback: TrainingCallback | None = None,
                  stop_flag: StopFlag | None = None, checkpoint_path: str | os.PathLike | None = None,
                  checkpoint_extra: dict | None = None,
@@ -235,8 +240,9 @@ class Trainer:
         self.accum = torch.zeros(len(_TERMS), device=device)
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         self.history: list[dict] = []
-        self._graph = None
-        self.loss = _LossTerms(module, settings, n_total)
+        self._graph: torch.cuda.CUDAGraph | None = None
+        # the loss, or the DistributedDataParallel wrapping it while training on several ranks
+        self.loss: torch.nn.Module = _LossTerms(module, settings, n_total)
         # the graph path's explicit all_reduce, also eager with SROM_GRAD_SYNC=all_reduce (so
         # that the CPU tests check it against DistributedDataParallel)
         self.explicit_sync = self.dist.enabled and (
@@ -255,8 +261,9 @@ class Trainer:
                 # the buffers (a library's exponents) are constants: never synced per step
                 # (the argument was renamed in torch 2.13)
                 names = inspect.signature(DistributedDataParallel).parameters
-                no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in names
-                           else {"broadcast_buffers": False})
+                no_sync: dict[str, Any] = (
+                    {"forward_sync_buffers": False} if "forward_sync_buffers" in names
+                    else {"broadcast_buffers": False})
                 # static_graph: the same parameters take part in every step (some, like a
                 # prior-free library term, may get no gradient at all)
                 self.loss = DistributedDataParallel(self.loss, device_ids=None,
@@ -364,9 +371,9 @@ class Trainer:
                 # several ranks act on a stop request only where they log, all together
                 stop_now = self.stop_flag.is_set() and not self.dist.enabled
                 if at_log or stop_now:
-                    ok, snapshot = self._log(step, step - last_log_step, t_start)
+                    snapshot = self._log(step, step - last_log_step, t_start)
                     last_log_step = step
-                    if not ok:
+                    if snapshot is None:
                         self._restore(last_good)
                         status = "diverged"
                         message = (f"the loss became non-finite between steps {last_good['step']} "
@@ -408,8 +415,9 @@ class Trainer:
         self.callback.on_end(step, status, message)
         return TrainResult(status, message, step, self.history, seconds, peak)
 
-    def _log(self, step: int, n_steps: int, t_start: float) -> tuple[bool, dict | None]:
-        """Read the accumulated terms; snapshot the parameters (before any callback runs)."""
+    def _log(self, step: int, n_steps: int, t_start: float) -> dict | None:
+        """Read the accumulated terms; snapshot the parameters (before any callback runs).
+        ``None`` when a term was non-finite."""
         if self.dist.enabled:  # the mean over ranks; non-finite anywhere is non-finite
             import torch.distributed as dist
 
@@ -426,11 +434,11 @@ class Trainer:
         metrics["seconds"] = time.perf_counter() - t_start
         metrics["step"] = step
         if bad:
-            return False, None
+            return None
         snapshot = self._snapshot(step)
         self.history.append(metrics)
         self.callback.on_log(step, metrics)
-        return True, snapshot
+        return snapshot
 
     def _agree(self, stop: bool, over_budget: bool) -> tuple[bool, bool]:
         """Whether any rank was asked to stop or ran out of time (every rank gets the answer)."""
@@ -440,7 +448,7 @@ class Trainer:
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
         return bool(flags[0].item() > 0), bool(flags[1].item() > 0)
 
-    def _snapshot(self, step: int = None) -> dict:
+    def _snapshot(self, step: int | None = None) -> dict:
         return {"step": int(self.step_tensor.item()) if step is None else step,
                 "state": {k: v.detach().clone() for k, v in self.module.state_dict().items()}}
 
@@ -453,7 +461,7 @@ class Trainer:
         """A checkpoint that cannot be written (a full disk, a read-only folder) must not end
         the training, whose parameters are still in memory: warn once and go on
         (``checkpoint_error`` keeps the reason). Only rank 0 writes."""
-        if not self.dist.is_main:
+        if not self.dist.is_main or self.checkpoint_path is None:
             return
         try:
             self.save_checkpoint(self.checkpoint_path, step)
