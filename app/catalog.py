@@ -3,7 +3,10 @@
 GUI-free. A *model directory* is any directory holding ``config.json`` (written by
 ``StochasticROM.save``). Two roots are searched:
 
-* ``pretrained/`` at the repository root (shipped models), and
+* the pretrained models (:func:`pretrained_dir`): ``$SROM_PRETRAINED_DIR`` if set, else
+  ``pretrained/`` of the source checkout the code runs from, else ``~/.srom/pretrained``
+  (an installed wheel does not carry the ~50 MB of models: copy or link a checkout's
+  ``pretrained/`` there, or point ``$SROM_PRETRAINED_DIR`` at it), and
 * the user's models directory: ``$SROM_MODELS_DIR`` if set, else ``~/.srom/models``.
 
 Loaded models are kept in a small process-wide LRU cache keyed by the directory, the
@@ -18,6 +21,7 @@ state). Whoever adds a model (the Train tab) calls :func:`notify_changed`; sessi
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -30,12 +34,13 @@ from engine.model import StochasticROM, load_model
 __all__ = [
     "ModelEntry", "pretrained_dir", "user_models_dir", "model_roots", "discover_models",
     "default_model", "load_cached", "model_lock", "clear_cache", "resolve_system",
-    "serving_device", "ENV_DEVICE",
+    "serving_device", "ENV_DEVICE", "ENV_MODELS_DIR", "ENV_PRETRAINED_DIR",
     "notify_changed", "generation",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_MODELS_DIR = "SROM_MODELS_DIR"
+ENV_PRETRAINED_DIR = "SROM_PRETRAINED_DIR"
 #: directories deeper than this below a root are not searched (keeps discovery fast)
 MAX_DEPTH = 3
 
@@ -58,8 +63,32 @@ class ModelEntry:
 
 
 def pretrained_dir() -> Path:
-    """``<repo>/pretrained``: the shipped models."""
-    return REPO_ROOT / "pretrained"
+    """Where the pretrained models are looked for, first match wins:
+
+    1. ``$SROM_PRETRAINED_DIR`` if set (``~`` expanded; a missing folder logs a warning
+       and holds no models);
+    2. ``<checkout>/pretrained`` when the code runs from a source checkout (a folder with
+       ``pyproject.toml`` beside ``app/`` and ``engine/``, as with ``pip install -e``);
+    3. ``~/.srom/pretrained`` (an installed wheel: the models are not package data).
+    """
+    env = os.environ.get(ENV_PRETRAINED_DIR, "").strip()
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_dir():
+            _warn_missing_pretrained(str(path))
+        return path
+    checkout = REPO_ROOT / "pretrained"
+    if (REPO_ROOT / "pyproject.toml").is_file() and checkout.is_dir():
+        return checkout
+    return Path.home() / ".srom" / "pretrained"
+
+
+@functools.lru_cache(maxsize=8)
+def _warn_missing_pretrained(path: str) -> None:
+    # once per path: the catalog is re-read on every model discovery
+    logging.getLogger(__name__).warning(
+        "$%s is %s, which is not a folder: no pretrained models are listed",
+        ENV_PRETRAINED_DIR, path)
 
 
 def user_models_dir() -> Path:
