@@ -24,7 +24,7 @@ STALE_AFTER_S = 3600.0
 
 def remove_stale_temporary_files(directory: Path, older_than_s: float = STALE_AFTER_S) -> list[Path]:
     """Remove this module's temporary files in ``directory`` older than ``older_than_s``."""
-    removed = []
+    removed: list[Path] = []
     now = time.time()
     try:
         entries = list(Path(directory).glob(TEMP_PREFIX + "*"))
@@ -40,7 +40,7 @@ def remove_stale_temporary_files(directory: Path, older_than_s: float = STALE_AF
     return removed
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: str = "") -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object], suffix: str = "") -> Path:
     """Write ``path`` atomically: ``write(tmp_path)`` fills a temporary file that then
     replaces ``path``. Creates the parent directory. Raises what ``write`` or the file system
     raised (``OSError`` for a full disk or a read-only directory), with no file left over."""

@@ -23,10 +23,11 @@ import json
 import os
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from engine.untrusted_files import (
     check_h5_attribute,
@@ -86,7 +87,7 @@ def _check_text(kind: str, text: str) -> None:
         raise DatasetError(f"field '{kind}': is not valid Unicode text") from None
 
 
-@dataclass
+@dataclass(init=False)
 class Dataset:
     """Trajectories of a parametrized, forced dynamical system (see the module docstring).
 
@@ -104,18 +105,24 @@ class Dataset:
             strictly increasing.
     """
 
+    # after validation every field is filled in: an absent ``mu``/``f`` is an empty axis and
+    # absent names are the defaults (hence an explicit __init__ whose arguments may be None)
     t: np.ndarray
     x: np.ndarray
-    mu: np.ndarray | None = None
-    f: np.ndarray | None = None
-    param_names: Sequence[str] | None = None
-    forcing_names: Sequence[str] | None = None
-    system: str | None = None
-    attrs: dict = field(default_factory=dict)
+    mu: np.ndarray
+    f: np.ndarray
+    param_names: list[str]
+    forcing_names: list[str]
+    system: str | None
+    attrs: dict
 
-    def __post_init__(self) -> None:
-        self.t = _as_float_array("t", self.t)
-        self.x = _as_float_array("x", self.x)
+    def __init__(self, t: ArrayLike, x: ArrayLike, mu: ArrayLike | None = None,
+                 f: ArrayLike | None = None, param_names: Sequence[str] | None = None,
+                 forcing_names: Sequence[str] | None = None, system: str | None = None,
+                 attrs: dict | None = None) -> None:
+        self.attrs = {} if attrs is None else attrs
+        self.t = _as_float_array("t", t)
+        self.x = _as_float_array("x", x)
         if self.t.ndim != 1:
             raise DatasetError(f"field 't': expected shape (T,), got {self.t.shape}")
         if self.t.size == 0:
@@ -144,18 +151,14 @@ class Dataset:
                 f"field 't': times must be strictly increasing; {kind} at index {bad + 1} "
                 f"(t[{bad}]={self.t[bad]!r}, t[{bad + 1}]={self.t[bad + 1]!r})"
             )
-        self.mu = (
-            np.zeros((n_traj, 0)) if self.mu is None else _as_float_array("mu", self.mu)
-        )
+        self.mu = np.zeros((n_traj, 0)) if mu is None else _as_float_array("mu", mu)
         if self.mu.ndim == 1 and self.mu.shape[0] == n_traj:
             self.mu = self.mu[:, None]
         if self.mu.ndim != 2 or self.mu.shape[0] != n_traj:
             raise DatasetError(
                 f"field 'mu': expected shape (N, P) with N={n_traj}, got {self.mu.shape}"
             )
-        self.f = (
-            np.zeros((n_traj, n_times, 0)) if self.f is None else _as_float_array("f", self.f)
-        )
+        self.f = np.zeros((n_traj, n_times, 0)) if f is None else _as_float_array("f", f)
         if self.f.ndim != 3 or self.f.shape[:2] != (n_traj, n_times):
             raise DatasetError(
                 f"field 'f': expected shape (N, T, F) with N={n_traj}, T={n_times}, "
@@ -166,9 +169,9 @@ class Dataset:
             if not np.all(np.isfinite(array)):
                 count = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
                 raise DatasetError(f"field '{name}': contains {count} NaN or inf values")
-        self.param_names = _names("param_names", self.param_names, self.mu.shape[1], "mu")
-        self.forcing_names = _names("forcing_names", self.forcing_names, self.f.shape[2], "f")
-        self.system = None if self.system in (None, "") else str(self.system)
+        self.param_names = _names("param_names", param_names, self.mu.shape[1], "mu")
+        self.forcing_names = _names("forcing_names", forcing_names, self.f.shape[2], "f")
+        self.system = None if system in (None, "") else str(system)
         if self.system is not None:
             _check_text("system", self.system)
 
@@ -408,6 +411,8 @@ class Normalization:
         """
         state_shape = dataset.state_shape
         ndim = 2 + len(state_shape)
+        shape: tuple[int, ...]
+        axes: tuple[int, ...]
         if per_component or len(state_shape) == 1 and state_shape[0] <= 16:
             shape = state_shape
             axes = (0, 1)

@@ -84,8 +84,11 @@ def init_from_environment(device: str = "auto") -> DistributedContext:
         # the step's all_reduce is recorded in a CUDA graph; the NCCL watchdog's error
         # handling queries events, which graph capture does not allow
         os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "0")
-    dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world,
-                            **({"device_id": torch.device("cuda", local)} if use_cuda else {}))
+    if use_cuda:
+        dist.init_process_group("nccl", rank=rank, world_size=world,
+                                device_id=torch.device("cuda", local))
+    else:
+        dist.init_process_group("gloo", rank=rank, world_size=world)
     return DistributedContext(rank, world, local)
 
 

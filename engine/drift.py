@@ -82,12 +82,13 @@ class NeuralDrift(nn.Module):
                 first-layer terms are computed together (memory ``block × M × width``).
         """
         layers = list(self.net)
-        linears, acts = layers[0::2], layers[1::2]
+        linears = [x for x in layers[0::2] if isinstance(x, nn.Linear)]
+        acts = layers[1::2]
 
         def plain(k: int, z: torch.Tensor) -> torch.Tensor:
             return self(z, t[k], mu, f[:, k])
 
-        if not (len(linears) == len(acts) + 1 and all(isinstance(x, nn.Linear) for x in linears)
+        if not (len(linears) == len(layers[0::2]) == len(acts) + 1
                 and not any(isinstance(x, nn.Linear) for x in acts)):
             return plain  # not the mlp() layout
         if not self.use_stepper or (not t.is_cuda and t.shape[-1] > self.STEPPER_CPU_MAX_PATHS):
@@ -119,7 +120,7 @@ class NeuralDrift(nn.Module):
         return step
 
     def kl(self) -> torch.Tensor:
-        return self.net[0].weight.new_zeros(())
+        return next(self.net.parameters()).new_zeros(())  # no variational variables
 
 
 #: the most monomials a library may hold (its features cost terms × paths at every step)
@@ -148,6 +149,8 @@ class LibraryDrift(nn.Module):
     ``W`` has a mean-field Laplace variational posterior (location starts at zero) and a
     Laplace(0, ``prior_scale``) prior, which promotes sparse coefficients.
     """
+
+    term_index: torch.Tensor  # (n_terms, degree) buffer: the factors of each monomial
 
     def __init__(self, latent_dim: int, n_params: int, n_forcing: int, degree: int = 3,
                  include_params: bool = False, include_forcing: bool = True,
@@ -194,10 +197,14 @@ class LibraryDrift(nn.Module):
 
 # ------------------------------------------------------------------ physics drifts
 PhysicsFn = Callable[..., torch.Tensor]
-PHYSICS_DRIFTS: dict[str, tuple[PhysicsFn, dict[str, float | list]]] = {}
+#: a parameter's default: a number, a nested list, or None where the size depends on the
+#: latent dimension (the drift fills it in)
+PhysicsDefault = float | list | None
+PHYSICS_DRIFTS: dict[str, tuple[PhysicsFn, dict[str, PhysicsDefault]]] = {}
 
 
-def register_physics_drift(name: str, fn: PhysicsFn, defaults: dict[str, float | list]) -> None:
+def register_physics_drift(name: str, fn: PhysicsFn,
+                           defaults: dict[str, PhysicsDefault]) -> None:
     """Register a known right-hand side ``fn(x, t, mu, f, **params) -> dx/dt``.
 
     ``x`` is the state in physical units ``(M, d)``, ``mu`` the physical parameters; the
@@ -233,6 +240,13 @@ class PhysicsDrift(nn.Module):
     The latent is ``z = (x − shift) / scale`` (the model's state normalization for identity
     autoencoders), so ``dz/dt = F(x) / scale``.
     """
+
+    fn: PhysicsFn
+    # buffers, (d,) for z and (P,) or (0,) for μ
+    z_shift: torch.Tensor
+    z_scale: torch.Tensor
+    mu_shift: torch.Tensor
+    mu_scale: torch.Tensor
 
     def __init__(self, name: str, latent_dim: int, params: dict | None = None,
                  z_shift: Sequence[float] | None = None, z_scale: Sequence[float] | None = None,
@@ -276,7 +290,7 @@ class PhysicsDrift(nn.Module):
 class SumDrift(nn.Module):
     """A structural drift plus a neural correction."""
 
-    def __init__(self, structural: nn.Module, correction: nn.Module):
+    def __init__(self, structural: LibraryDrift | PhysicsDrift, correction: NeuralDrift):
         super().__init__()
         self.structural, self.correction = structural, correction
 
@@ -299,7 +313,7 @@ class Dispersion(nn.Module):
                  prior: tuple[float, float] | None = None):
         super().__init__()
         self.bayesian = prior is not None
-        if self.bayesian:
+        if prior is not None:
             self.variable = LogNormalVariance((latent_dim,), 2 * math.log(init_std), 1e-2, *prior)
         else:
             self.raw = nn.Parameter(torch.full((latent_dim,), inverse_softplus(init_std)))
@@ -323,10 +337,11 @@ def build_drift(kind: str, latent_dim: int, n_params: int, n_forcing: int, *,
                 hidden: Sequence[int], act: str, time_period: float | None,
                 library_degree: int, library_include_params: bool,
                 library_prior_scale: float, physics: str | None, physics_params: dict | None,
-                correction: bool, physics_units: dict | None = None) -> nn.Module:
+                correction: bool, physics_units: dict | None = None) -> LatentDrift:
     """The drift named by ``kind`` (``neural``, ``library`` or ``physics``)."""
     if kind == "neural":
         return NeuralDrift(latent_dim, n_params, n_forcing, hidden, act, time_period)
+    base: LibraryDrift | PhysicsDrift
     if kind == "library":
         base = LibraryDrift(latent_dim, n_params, n_forcing, library_degree,
                             library_include_params, True, library_prior_scale)
@@ -340,3 +355,7 @@ def build_drift(kind: str, latent_dim: int, n_params: int, n_forcing: int, *,
         return SumDrift(base, NeuralDrift(latent_dim, n_params, n_forcing, hidden, act,
                                           time_period, zero_init=True))
     return base
+
+
+#: the drifts :func:`build_drift` makes (each has ``forward(z, t, mu, f)`` and ``kl()``)
+LatentDrift = NeuralDrift | LibraryDrift | PhysicsDrift | SumDrift

@@ -28,11 +28,11 @@ def evaluate_against_ensemble(model, ensemble: TruthEnsemble, n_samples: int = 1
         horizon in Lyapunov times and the exponents' mean.
     """
     cases = ensemble.cases
-    means, samples = [], []
+    means, paths = [], []
     for _, pred in model.predict_dataset(cases, n_samples, seed):
         means.append(pred.mean)
-        samples.append(pred.samples)
-    mean, samples = np.concatenate(means), np.concatenate(samples)
+        paths.append(pred.samples)
+    mean, samples = np.concatenate(means), np.concatenate(paths)
     real = ensemble.realisations
     out = {"kind": ensemble.kind, "n_cases": cases.n_trajectories, "n_samples": int(n_samples),
            **ensemble_scores(mean, samples, real, ensemble.exact_mean)}

@@ -40,6 +40,8 @@ def log_likelihood(kind: str, x: torch.Tensor, decoded: torch.Tensor,
         log_density = -F.binary_cross_entropy_with_logits(decoded, x.expand_as(decoded),
                                                           reduction="none")
         return log_density.flatten(-event_dims).sum(-1) if event_dims else log_density
+    if decoder_var is None:
+        raise ValueError("the Gaussian likelihood needs decoder_var (σ²), got None")
     return gaussian_log_likelihood(x, decoded, decoder_var, event_dims)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -21,6 +22,10 @@ from torch import nn
 from engine.elbo import kl_weight, path_residual, stratified_times
 from engine.likelihoods import log_likelihood
 from engine.posterior import WindowPosterior
+
+if TYPE_CHECKING:  # pragma: no cover
+    from engine.drift import Dispersion, LatentDrift
+    from engine.priors import LogNormalVariance
 
 __all__ = ["WindowBatch", "SROMModule"]
 
@@ -72,8 +77,8 @@ def interpolate_forcing(t_grid: torch.Tensor, f_traj: torch.Tensor,
 class SROMModule(nn.Module):
     """All trainable parts of a stochastic ROM (built by :class:`engine.model.StochasticROM`)."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, decoder_variance: nn.Module,
-                 posterior: WindowPosterior, drift: nn.Module, dispersion: nn.Module,
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, decoder_variance: LogNormalVariance,
+                 posterior: WindowPosterior, drift: LatentDrift, dispersion: Dispersion,
                  state_shape: tuple[int, ...], latent_dim: int, likelihood: str = "gaussian"):
         super().__init__()
         self.likelihood = likelihood  # engine.likelihoods.LIKELIHOODS

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal, cast, get_args
 
 import torch
 from torch import nn
+from torch.nn.modules.conv import _ConvNd  # the base of Conv1d/2d and ConvTranspose1d/2d
 
 __all__ = [
     "ACTIVATIONS", "mlp", "choose_architecture", "build_encoder", "build_decoder",
@@ -28,6 +30,16 @@ __all__ = [
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU, "gelu": nn.GELU,
                "leaky_relu": nn.LeakyReLU, "softplus": nn.Softplus}
+
+#: the padding modes of torch's convolutions
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
+
+
+def _padding_mode(mode: str) -> PaddingMode:
+    """``mode`` checked against torch's padding modes."""
+    if mode not in get_args(PaddingMode):
+        raise ValueError(f"padding_mode '{mode}': use one of {', '.join(get_args(PaddingMode))}")
+    return cast(PaddingMode, mode)
 
 
 def activation(name: str) -> nn.Module:
@@ -51,13 +63,14 @@ def mlp(n_in: int, hidden: Sequence[int], n_out: int, act: str = "silu",
     for h in hidden:
         layers += [nn.Linear(width, h), activation(act)]
         width = h
-    layers.append(nn.Linear(width, n_out))
+    last = nn.Linear(width, n_out)
+    layers.append(last)
     for layer in layers:
         if isinstance(layer, nn.Linear):
             _xavier_normal_(layer.weight)
             nn.init.zeros_(layer.bias)
     if zero_last:
-        nn.init.zeros_(layers[-1].weight)
+        nn.init.zeros_(last.weight)
     return nn.Sequential(*layers)
 
 
@@ -104,9 +117,11 @@ class _ConvStack(nn.Module):
 
     def conv(self, c_in: int, c_out: int, stride: int, padding_mode: str) -> nn.Module:
         cls = nn.Conv1d if self.spatial_dims == 1 else nn.Conv2d
-        layer = cls(c_in, c_out, kernel_size=5, stride=stride, padding=2, padding_mode=padding_mode)
+        layer = cls(c_in, c_out, kernel_size=5, stride=stride, padding=2,
+                    padding_mode=_padding_mode(padding_mode))
         _xavier_normal_(layer.weight)
-        nn.init.zeros_(layer.bias)
+        if layer.bias is not None:  # always: the layer is made with a bias
+            nn.init.zeros_(layer.bias)
         return layer
 
 
@@ -140,7 +155,7 @@ class Encoder(nn.Module):
 
     def forward(self, x_win: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.body(x_win)
-        if self.residual_identity:
+        if self.mean_head is None:  # residual_identity
             mean = x_win[:, 0].reshape(x_win.shape[0], -1) + features
         else:
             mean = self.mean_head(features)
@@ -252,15 +267,22 @@ class _UpsampleConv(nn.Module):
         self.size = tuple(size)
         dims = len(self.size)
         self.transposed = padding_mode == "zeros"
+        self.conv: _ConvNd
         if self.transposed:
-            cls = nn.ConvTranspose1d if dims == 1 else nn.ConvTranspose2d
-            extra = tuple(n - (2 * m - 1) for n, m in zip(self.size, size_in))
-            self.conv = cls(c_in, c_out, kernel_size=5, stride=2, padding=2, output_padding=extra)
+            extra = [n - (2 * m - 1) for n, m in zip(self.size, size_in)]
+            if dims == 1:
+                self.conv = nn.ConvTranspose1d(c_in, c_out, kernel_size=5, stride=2, padding=2,
+                                               output_padding=extra[0])
+            else:
+                self.conv = nn.ConvTranspose2d(c_in, c_out, kernel_size=5, stride=2, padding=2,
+                                               output_padding=(extra[0], extra[1]))
         else:
             cls = nn.Conv1d if dims == 1 else nn.Conv2d
-            self.conv = cls(c_in, c_out, kernel_size=5, padding=2, padding_mode=padding_mode)
+            self.conv = cls(c_in, c_out, kernel_size=5, padding=2,
+                            padding_mode=_padding_mode(padding_mode))
         _xavier_normal_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        if self.conv.bias is not None:  # always: the layer is made with a bias
+            nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.transposed:

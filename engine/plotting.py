@@ -39,7 +39,7 @@ def _component(pred: Prediction, values: np.ndarray, index: int | Sequence[int])
     """``values (..., *S)`` at one state entry ``index`` (a flat index into the state, or
     one index per state axis): ``(...)``."""
     shape = pred.mean.shape[2:]
-    flat = np.ravel_multi_index(tuple(np.atleast_1d(index)), shape) if np.ndim(index) else int(index)
+    flat = np.ravel_multi_index(tuple(np.atleast_1d(index)), shape) if np.ndim(index) else int(np.asarray(index))
     if not 0 <= flat < int(np.prod(shape)):
         raise ValueError(f"index {index!r} is outside the state of shape {shape}")
     return values.reshape(*values.shape[:-len(shape)], -1)[..., flat]

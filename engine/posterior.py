@@ -181,4 +181,5 @@ class WindowFit:
         """Reference implementation of :meth:`moments_and_rates` with ``torch.func.jvp``."""
         # Each query's output depends only on its own time, so a tangent of ones gives the
         # element-wise time derivative in one forward pass.
-        return torch.func.jvp(self._interp, (t_query,), (torch.ones_like(t_query),))
+        out = torch.func.jvp(self._interp, (t_query,), (torch.ones_like(t_query),))
+        return out[0], out[1]

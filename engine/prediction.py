@@ -6,9 +6,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 __all__ = ["Prediction", "sample_quantiles", "sorted_quantiles"]
 
@@ -85,27 +87,29 @@ class Prediction:
     def n_paths(self) -> int:
         return int(self.latent.shape[1])
 
-    def quantiles(self, qs: Sequence[float] | float) -> np.ndarray:
+    def quantiles(self, qs: ArrayLike) -> np.ndarray:
         """Empirical quantiles over the sample paths: ``(len(qs), B, T, *S)``.
 
         Raises:
             ValueError: when the prediction was made without samples or a q is outside [0, 1].
         """
-        qs = np.atleast_1d(np.asarray(qs, dtype=np.float64))
-        if self.quantile_levels is not None and all(np.any(np.isclose(q, self.quantile_levels)) for q in qs):
-            idx = [int(np.argmin(np.abs(self.quantile_levels - q))) for q in qs]
-            return self.quantile_values[idx]
+        levels = np.atleast_1d(np.asarray(qs, dtype=np.float64))
+        stored, values = self.quantile_levels, self.quantile_values
+        if (stored is not None and values is not None
+                and all(np.any(np.isclose(q, stored)) for q in levels)):
+            idx = [int(np.argmin(np.abs(stored - q))) for q in levels]
+            return values[idx]
         if self.samples is None:
             raise ValueError("this prediction has no samples for these levels; call "
                              "predict(..., return_samples=True) or predict(..., quantiles=levels)")
-        if np.any((qs < 0) | (qs > 1)):
-            raise ValueError(f"quantiles must lie in [0, 1], got {qs.tolist()}")
-        return np.quantile(self.samples, qs, axis=1).astype(self.mean.dtype)
+        if np.any((levels < 0) | (levels > 1)):
+            raise ValueError(f"quantiles must lie in [0, 1], got {levels.tolist()}")
+        return np.quantile(self.samples, levels, axis=1).astype(self.mean.dtype)
 
-    def latent_quantiles(self, qs: Sequence[float] | float) -> np.ndarray:
+    def latent_quantiles(self, qs: ArrayLike) -> np.ndarray:
         """Quantiles of the latent paths: ``(len(qs), B, T, d)``."""
-        qs = np.atleast_1d(np.asarray(qs, dtype=np.float64))
-        return np.quantile(self.latent, qs, axis=1).astype(self.latent.dtype)
+        levels = np.atleast_1d(np.asarray(qs, dtype=np.float64))
+        return np.quantile(self.latent, levels, axis=1).astype(self.latent.dtype)
 
     def to_xarray(self, qs: Sequence[float] | None = None):
         """The prediction as a labelled :class:`xarray.Dataset` (needs ``xarray``).
@@ -135,14 +139,16 @@ class Prediction:
                 "latent": (("case", "path", "time", "latent_dim"), self.latent),
                 "mu": (("case", "param"), np.asarray(self.mu)),
                 "forcing": (("case", "time", "forcing_channel"), np.asarray(self.f))}
-        if qs is None and self.quantile_levels is not None:
-            qs = self.quantile_levels
-        elif qs is None and self.samples is not None:
-            qs = (0.05, 0.25, 0.5, 0.75, 0.95)
+        levels: np.ndarray | None = None
         if qs is not None:
-            qs = np.atleast_1d(np.asarray(qs, dtype=np.float64))
-            data["quantile_value"] = (("quantile", "case", "time", *space), self.quantiles(qs))
-            coords["quantile"] = qs
+            levels = np.atleast_1d(np.asarray(qs, dtype=np.float64))
+        elif self.quantile_levels is not None:
+            levels = np.atleast_1d(np.asarray(self.quantile_levels, dtype=np.float64))
+        elif self.samples is not None:
+            levels = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
+        if levels is not None:
+            data["quantile_value"] = (("quantile", "case", "time", *space), self.quantiles(levels))
+            coords["quantile"] = levels
         for dim, size in zip(space, self.mean.shape[2:]):
             values = self.grid.get(dim)
             if values is not None and np.ndim(values) == 1 and len(values) == size:
@@ -162,15 +168,15 @@ class Prediction:
     def to_npz(self, path: str | os.PathLike, qs: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95)) -> Path:
         """Write t, mean, std, quantiles (and samples, latent, mu, f) to a ``.npz`` file."""
         path = Path(path)
-        arrays = {"t": self.t, "mean": self.mean, "std": self.std, "latent": self.latent,
-                  "mu": self.mu, "f": self.f}
+        # Any: numpy's stub for savez's keywords also names allow_pickle (a bool)
+        arrays: dict[str, Any] = {"t": self.t, "mean": self.mean, "std": self.std,
+                                  "latent": self.latent, "mu": self.mu, "f": self.f}
         if self.samples is not None:
             arrays["samples"] = self.samples
-        if self.samples is not None or self.quantile_levels is not None:
-            if self.samples is None:
-                qs = self.quantile_levels
-            arrays["quantile_levels"] = np.asarray(qs)
-            arrays["quantiles"] = self.quantiles(qs)
+        levels = np.asarray(qs) if self.samples is not None else self.quantile_levels
+        if levels is not None:
+            arrays["quantile_levels"] = np.asarray(levels)
+            arrays["quantiles"] = self.quantiles(levels)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **arrays)
         return path

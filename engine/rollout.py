@@ -61,11 +61,11 @@ def integrate(drift: DriftFn, z0: torch.Tensor, t: torch.Tensor, mu: torch.Tenso
     out = [z0]
     z = z0
     for k in range(grid.n_steps):
-        base = grid.index(k, 0)
         # ``base`` bound as a default: the closure is called only within this iteration
-        z = scheme.step(z, grid.step_sizes[k],
-                        lambda stage, y, base=base: evaluate(base + stage, y),
-                        tuple(term[k] for term in terms))
+        def drift_at(stage: int, y: torch.Tensor, base: int = grid.index(k, 0)) -> torch.Tensor:
+            return evaluate(base + stage, y)
+
+        z = scheme.step(z, grid.step_sizes[k], drift_at, tuple(term[k] for term in terms))
         if (k + 1) % substeps == 0:
             out.append(z)
     return torch.stack(out, dim=1)

@@ -141,7 +141,7 @@ class StreamingDataset:
         # (a broadcast view: no memory)
         placeholder = np.broadcast_to(np.zeros((1, 1, 1)), (n, t, 1))
         try:
-            checked = Dataset(t=meta.get("t"), x=placeholder, mu=meta.get("mu"), f=meta.get("f"),
+            checked = Dataset(t=meta["t"], x=placeholder, mu=meta.get("mu"), f=meta.get("f"),
                               param_names=meta.get("param_names"),
                               forcing_names=meta.get("forcing_names"),
                               system=meta.get("system") or None, attrs=meta.get("attrs", {}))
@@ -312,7 +312,7 @@ class _Slot:
         self.block = torch.empty((per_rank, length, *state_shape), dtype=dtype, pin_memory=pin)
         self.traj = torch.empty(per_rank, dtype=torch.int64, pin_memory=pin)
         self.start = torch.empty(per_rank, dtype=torch.int64, pin_memory=pin)
-        self.event = None
+        self.event: torch.cuda.Event | None = None
         self.step = -1
 
     @property
@@ -474,8 +474,8 @@ class StreamingWindowSampler:
         self.traj.copy_(slot.traj, non_blocking=self.pin)
         self.start_idx.copy_(slot.start, non_blocking=self.pin)
         if self.pin:
-            slot.event = torch.cuda.Event()
-            slot.event.record()
+            event = slot.event = torch.cuda.Event()
+            event.record()
         self._next_step = slot.step + 1
         self.steps_staged += 1
         self._free.put(slot)
@@ -528,7 +528,8 @@ def save_sharded(path: str | os.PathLike, shards: Iterable[Dataset],
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as h5:
-            first, n, records, forcings = None, 0, [], []
+            first, n, records = None, 0, []
+            forcings: list = []  # JSON descriptions of each shard's forcings
             for shard in shards:
                 if first is None:
                     first = shard

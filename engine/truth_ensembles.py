@@ -133,10 +133,11 @@ def make_truth_ensemble(cases: Dataset, n_realisations: int = 64, seed: int = 12
                 "x0": tuple(float(v) for v in clean[i, 0])})
             realisations[i] = start.simulate_batch(np.repeat(cases.mu[i:i + 1], r, axis=0),
                                                    [forcings[i]] * r, cases.t, rng)
-        kind, clean = "process_noise", None
+        kind, noiseless = "process_noise", None  # no noiseless path under process noise
     else:
         noise = expected * rng.standard_normal((b, r) + cases.x.shape[1:])
         realisations = clean[:, None] + noise
         kind = "observation_noise" if expected > 0 else "deterministic"
+        noiseless = clean
     exponents = system.lyapunov_exponents(cases.mu) if lyapunov else None
-    return TruthEnsemble(cases, realisations, kind, clean, exponents)
+    return TruthEnsemble(cases, realisations, kind, noiseless, exponents)

@@ -47,13 +47,15 @@ def rk4_additive(
     n, d = x.shape
     sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (n, d))
     noisy = bool(np.any(sigma != 0))
+    if noisy and rng is None:
+        raise ValueError("rk4_additive: sigma > 0 needs a random stream: pass rng")
     counts = substep_counts(t, max_step)
     # All stage times: for each substep its start, midpoint (and the final end point).
-    stage_times = [np.array([t[0]])]
+    stages = [np.array([t[0]])]
     for i, m in enumerate(counts):
         h = (t[i + 1] - t[i]) / m
-        stage_times.append(t[i] + h * (np.arange(2 * m) + 1) / 2.0)
-    stage_times = np.concatenate(stage_times)
+        stages.append(t[i] + h * (np.arange(2 * m) + 1) / 2.0)
+    stage_times = np.concatenate(stages)
     if forcings is not None and len(forcings[0]):
         fvals = evaluate_forcings(forcings, stage_times)  # (N, M, F)
     else:
@@ -71,7 +73,7 @@ def rk4_additive(
             k3 = drift(ts + h / 2, x + h / 2 * k2, fm)
             k4 = drift(ts + h, x + h * k3, f1)
             x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-            if noisy:
+            if noisy and rng is not None:  # (rng is set when noisy: checked above)
                 x = x + sigma * np.sqrt(h) * rng.standard_normal((n, d))
             k += 2
         out[:, i + 1] = x

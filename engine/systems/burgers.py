@@ -62,21 +62,25 @@ class BurgersSystem(System):
     nu = param.Number(0.035, bounds=(0, None), inclusive_bounds=(False, True),
                       softbounds=(0.05, 0.10), doc="Kinematic viscosity.")
     n_x = param.Integer(128, bounds=(3, None), doc="Grid points, boundaries included.")
-    grid_spacing = param.Selector(default="physical", objects=["physical", "paper"],
-                                  doc="h = 1/(n_x-1), or the paper's quirky 6/(n_x-1).")
-    boundary = param.Selector(default="value", objects=["value", "rate"],
-                              doc="The forcing is u(0,t) (value) or du(0,t)/dt (rate).")
+    grid_spacing: param.Selector[str] = param.Selector(
+        default="physical", objects=["physical", "paper"],
+        doc="h = 1/(n_x-1), or the paper's quirky 6/(n_x-1).")
+    boundary: param.Selector[str] = param.Selector(
+        default="value", objects=["value", "rate"],
+        doc="The forcing is u(0,t) (value) or du(0,t)/dt (rate).")
     ic_amplitude = param.Number(None, allow_None=True,
                                 doc="A of the initial bump; None: the boundary value f(0).")
     ic_width = param.Number(0.001, bounds=(0, None), inclusive_bounds=(False, True),
                             doc="w of the initial bump A exp(-x²/w).")
-    integrator = param.Selector(default="rk4", objects=["rk4", "rk45"],
-                                doc="Batched fixed-step RK4, or scipy RK45 per trajectory.")
+    integrator: param.Selector[str] = param.Selector(
+        default="rk4", objects=["rk4", "rk45"],
+        doc="Batched fixed-step RK4, or scipy RK45 per trajectory.")
     rtol = param.Number(1e-4, bounds=(0, None), doc="RK45 relative tolerance.")
     atol = param.Number(1e-6, bounds=(0, None), doc="RK45 absolute tolerance.")
-    forcing_sampling = param.Selector(default="exact", objects=["exact", "grid"],
-                                      doc="Evaluate the forcing exactly, or interpolate it "
-                                          "linearly from the output grid (paper).")
+    forcing_sampling: param.Selector[str] = param.Selector(
+        default="exact", objects=["exact", "grid"],
+        doc="Evaluate the forcing exactly, or interpolate it "
+            "linearly from the output grid (paper).")
     paper_forcing = param.Boolean(False, doc="Sample f = -A π w sin(2πwt) with w from the "
                                              "'frequency' range (paper).")
     mu_names = param.List(["nu"], item_type=str)

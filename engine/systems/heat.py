@@ -66,8 +66,9 @@ class HeatSystem(System):
     source_center = param.Number(0.3, bounds=(0, 1), doc="Centre c of g(x).")
     source_width = param.Number(0.1, bounds=(0, None), inclusive_bounds=(False, True),
                                 doc="Width w of g(x).")
-    initial = param.Selector(default="zero", objects=["zero", "stationary"],
-                             doc="a_k(0) = 0, or drawn from the unforced stationary law.")
+    initial: param.Selector[str] = param.Selector(
+        default="zero", objects=["zero", "stationary"],
+        doc="a_k(0) = 0, or drawn from the unforced stationary law.")
     mu_names = param.List(["kappa"], item_type=str)
     t_end = param.Number(5.0, bounds=(0, None), inclusive_bounds=(False, True))
     n_t = param.Integer(251, bounds=(2, None))

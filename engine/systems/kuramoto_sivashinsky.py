@@ -141,7 +141,7 @@ class KuramotoSivashinskySystem(System):
 
         counts = np.maximum(1, np.ceil(np.diff(t) / self.dt - 1e-9)).astype(int)
         forced = forcings is not None and len(forcings[0]) > 0
-        if forced:
+        if forcings is not None and forced:
             if len(forcings) != n:
                 raise ValueError(f"{self.system_name}: {len(forcings)} forcings for {n} states")
             # f at every stage time: start and midpoint of each substep, plus the last end.
