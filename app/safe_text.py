@@ -14,7 +14,8 @@ import re
 
 __all__ = ["md", "hide_server_paths"]
 
-_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+#: escaped with a backslash; '>' (a quote block) needs none: it becomes &gt; (html.escape)
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 
 
 def _server_folders() -> list[tuple[str, str]]:
@@ -50,4 +51,5 @@ def hide_server_paths(text: str) -> str:
 def md(value: object) -> str:
     """``value`` as text that a Markdown pane shows literally, with the server's folders
     hidden (:func:`hide_server_paths`)."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(hide_server_paths(str(value)), quote=True))
+    # Markdown's escapes first: escaping the entities' '#' (of &#x27;) would show them as text
+    return html.escape(_MARKDOWN_PUNCTUATION.sub(r"\\\1", hide_server_paths(str(value))), quote=True)

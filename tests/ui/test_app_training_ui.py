@@ -107,3 +107,57 @@ def test_train_stop_upload_and_save(server, tmp_path):
     print(f"\n{timings}")
     assert (models / "ui-model" / "config.json").is_file()
     assert_clean(external, errors, log)
+
+
+def test_knobs_a_short_training_and_the_model_zip(server, tmp_path):
+    """Set the architecture and the learning rate, see a setting that does not fit the data
+    refused with its reason, train a few steps and download the model folder as a zip."""
+    import json
+    import zipfile
+
+    url, models, log = server
+    with sync_api.sync_playwright() as p:
+        with local_page(p, 1400) as (page, external, errors):  # downloads are accepted
+            page.goto(url)
+            page.locator(".bk-tab", has_text="Train").first.click(timeout=60_000)
+            page.locator("button", has_text="Start").first.wait_for(timeout=30_000)
+            download_button = page.get_by_role("button", name="Download model (.zip)")
+            assert download_button.is_disabled()  # nothing trained yet
+
+            architecture = page.locator("select").filter(
+                has=page.locator("option", has_text="conv2d")).first
+            architecture.select_option("conv2d")  # the oscillator's states are vectors
+            page.locator("button", has_text="Start").first.click()
+            page.get_by_text("architecture 'conv2d' needs 2-D fields").first.wait_for(
+                timeout=10_000)
+            assert page.get_by_text("step 0 /").count() == 0  # nothing was queued
+
+            architecture.select_option("mlp")
+            for name, value in (("Learning rate", "0.005"), ("Training steps", "20")):
+                box = page.get_by_label(name).first
+                box.fill(value)
+                box.press("Enter")
+            page.locator("button", has_text="Start").first.click()
+            page.get_by_text("completed:").first.wait_for(timeout=90_000)
+            sync_api.expect(download_button).to_be_enabled(timeout=10_000)
+
+            with page.expect_download(timeout=30_000) as download:
+                download_button.click()
+            assert download.value.suggested_filename == "srom-oscillator-model.zip"
+            target = tmp_path / "model.zip"
+            download.value.save_as(target)
+    archive = zipfile.ZipFile(target)
+    assert archive.namelist() == ["srom-oscillator-model/config.json",
+                                  "srom-oscillator-model/model.safetensors",
+                                  "srom-oscillator-model/initial_states.safetensors"]
+    text = archive.read("srom-oscillator-model/config.json").decode()
+    config = json.loads(text)["config"]
+    assert config["autoencoder"]["architecture"] == "mlp"
+    assert config["training"]["lr"] == 0.005 and config["training"]["steps"] == 20
+    assert str(models) not in text and "/tmp" not in text
+    archive.extractall(tmp_path / "unzipped")
+    from engine import load_model
+
+    model = load_model(tmp_path / "unzipped" / "srom-oscillator-model")
+    assert model.training_["steps"] == 20 and model.training_["status"] == "completed"
+    assert_clean(external, errors, log)
