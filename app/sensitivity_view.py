@@ -11,6 +11,8 @@ forcing, horizon and seed at the time of the run.
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import panel as pn
 import param
@@ -77,6 +79,18 @@ class SensitivityView(pn.viewable.Viewer):
         self._run.on_click(lambda e: s.run("sweep"))
         self._rank = pn.widgets.Button(**label("Rank inputs"), **w)
         self._rank.on_click(lambda e: s.run("tornado"))
+        # CSV of the shown results (engine.sensitivity's rows; off until there is one)
+        self._sweep_csv = pn.widgets.FileDownload(
+            callback=self._sweep_csv_bytes, **label("Sweep .csv"), filename="srom-sweep.csv",
+            description="The sweep as plotted: each value of the input (a grid: each pair), "
+                        "the statistic's mean, standard error, std and quantiles",
+            disabled=True, **w)
+        self._tornado_csv = pn.widgets.FileDownload(
+            callback=self._tornado_csv_bytes, **label("Ranking .csv"),
+            filename="srom-ranking.csv",
+            description="The ranking, largest swing first: each input's low and high values, "
+                        "the statistic's mean there, the swing and its standard error",
+            disabled=True, **w)
         self._spinner = BusyLabel(False)
         self._progress = pn.indicators.Progress(value=0, max=100, width=200, margin=(12, 8),
                                                 visible=False)
@@ -99,6 +113,7 @@ class SensitivityView(pn.viewable.Viewer):
             pn.pane.Markdown(HELP, styles={"font-size": "13px"}, **w), self._input, self._input2,
             self._statistic, self._probe, self._time, self._points, self._grid_points,
             self._paths, pn.Row(self._run, self._rank, **w),
+            pn.Row(self._sweep_csv, self._tornado_csv, **w),
             pn.Row(self._spinner.pane, self._progress, **w), self._nominal, width=340)
         self.main = pn.Column(self._error, self._status, self._sweep_box, self._grid_box,
                               self._tornado_box, **w)
@@ -203,9 +218,21 @@ class SensitivityView(pn.viewable.Viewer):
             self._progress.param.update(value=int(round(100 * s.progress)), visible=s.busy)
             self._error.param.update(object=f"**Error:** {md(s.error)}", visible=bool(s.error))
 
+    def _sweep_csv_bytes(self) -> io.BytesIO:
+        result = self.state.grid if self.state.grid is not None else self.state.sweep
+        if result is None:
+            raise ValueError("there is no sweep to download yet")
+        return io.BytesIO(result.to_csv().encode("utf-8"))
+
+    def _tornado_csv_bytes(self) -> io.BytesIO:
+        if self.state.tornado is None:
+            raise ValueError("there is no ranking to download yet")
+        return io.BytesIO(self.state.tornado.to_csv().encode("utf-8"))
+
     def _show_sweep(self) -> None:
         r = self.state.sweep
         self._sweep_box.visible = self.state.grid is None
+        self._sweep_csv.disabled = r is None and self.state.grid is None
         if r is None:
             return
         self.sweep_plot.update(r.values, r.mean, (r.quantile(0.05), r.quantile(0.95)),
@@ -219,6 +246,8 @@ class SensitivityView(pn.viewable.Viewer):
         g = self.state.grid
         self._grid_box.visible = g is not None
         self._sweep_box.visible = g is None
+        self._sweep_csv.disabled = g is None and self.state.sweep is None
+        self._sweep_csv.filename = "srom-sweep-grid.csv" if g is not None else "srom-sweep.csv"
         if g is None:
             return
         (a, b), (va, vb) = g.inputs, g.values
@@ -231,6 +260,7 @@ class SensitivityView(pn.viewable.Viewer):
     def _show_tornado(self) -> None:
         r = self.state.tornado
         self._tornado_box.visible = r is not None
+        self._tornado_csv.disabled = r is None
         if r is None:
             return
         self.tornado_plot.update([i.label for i in r.inputs], r.low, r.high, r.nominal,

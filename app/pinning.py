@@ -1,0 +1,227 @@
+"""Pin a reference prediction and compare the current one with it (the Explore tab).
+
+"Pin" keeps the shown prediction's mean and 90 % band (:class:`Pin`); the probe plot then
+draws them in another colour behind the current prediction (:class:`PinOverlay`: one more
+Bokeh source on the existing figure, its legend entry naming the pinned μ and forcing).
+Slider moves do not touch the pinned curve: only pinning, clearing and a probe change send
+its data. A model switch clears the pin (another model's state need not match this one's).
+
+:class:`Pin` and :func:`settings_text` are GUI-free; :class:`PinOverlay` needs Bokeh and
+:class:`PinControls` Panel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.state import COVERAGE_BAND, ExploreResult
+
+__all__ = ["PIN_COLOUR", "MAX_PIN_VALUES", "Pin", "settings_text", "PinOverlay", "PinControls"]
+
+PIN_COLOUR = "#d95f02"  # orange: apart from the prediction's blues and the truth's black
+#: most state values × times kept per pinned array; beyond it only the probe's series is
+#: kept (a 3 × 80 × 440 flow over 134 times would hold 56 MB per array)
+MAX_PIN_VALUES = 2**21
+#: longest legend label (the full text goes beside the buttons)
+LEGEND_CHARS = 60
+
+
+def settings_text(inputs: Mapping[str, Any]) -> str:
+    """The μ and forcing of a prediction in one line: ``nu = 0.03 · u_left: sine(amplitude=2,
+    frequency=1)`` (``no inputs`` for a model without μ and forcing)."""
+    parts = []
+    mu = inputs.get("mu") or {}
+    if mu:
+        parts.append(", ".join(f"{n} = {float(v):.4g}" for n, v in mu.items()))
+    for name, spec in (inputs.get("forcing") or {}).items():
+        spec = dict(spec)
+        family = spec.pop("family", "?")
+        if family == "none":
+            continue
+        values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in spec.items())
+        parts.append(f"{name}: {family}({values})")
+    return " · ".join(parts) or "no inputs"
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A pinned prediction, reduced to what the probe plot draws.
+
+    Attributes:
+        t: ``(T,)`` output times.
+        mean, lo, hi: ``(T, N)`` float32 mean and 90 % band of the flattened state (``N``
+            values), or ``(T, 1)`` of the probe ``probe`` alone when the state is large.
+        probe: the one state index kept, or ``None`` when every index is.
+        label: the pinned settings (:func:`settings_text`).
+        model_path: the model that made it.
+    """
+
+    t: np.ndarray
+    mean: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    probe: int | None
+    label: str
+    model_path: str | None
+
+    @classmethod
+    def of(cls, result: ExploreResult, probe: int, max_values: int = MAX_PIN_VALUES) -> Pin:
+        """Pin ``result`` (its probe ``probe`` is kept at least)."""
+        if result.preview:
+            raise ValueError("a preview cannot be pinned: wait for the full prediction")
+        def flat(a: np.ndarray) -> np.ndarray:  # (T, *S) -> (T, |S|)
+            return np.asarray(a).reshape(a.shape[0], -1)
+
+        mean = flat(result.mean)
+        probe = int(probe)
+        if not 0 <= probe < mean.shape[1]:
+            raise ValueError(f"probe must be 0..{mean.shape[1] - 1}, got {probe}")
+        lo, hi = (flat(result.quantile(q)) for q in COVERAGE_BAND)
+        keep: slice | list[int] = slice(None)
+        kept: int | None = None
+        if mean.size > max_values:
+            keep, kept = [probe], probe
+        return cls(t=np.array(result.t, dtype=np.float64),
+                   mean=mean[:, keep].astype(np.float32), lo=lo[:, keep].astype(np.float32),
+                   hi=hi[:, keep].astype(np.float32), probe=kept,
+                   label=settings_text(result.inputs),
+                   model_path=result.inputs.get("model_path"))
+
+    def series(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(t, mean, lo, hi)``, each ``(T,)`` float64, at flat state index ``k``; ``None``
+        when only another probe was kept or ``k`` is out of range."""
+        if self.probe is not None:
+            if int(k) != self.probe:
+                return None
+            k = 0
+        if not 0 <= int(k) < self.mean.shape[1]:
+            return None
+        return (self.t, self.mean[:, k].astype(np.float64), self.lo[:, k].astype(np.float64),
+                self.hi[:, k].astype(np.float64))
+
+
+class PinOverlay:
+    """The pinned mean and band on an existing figure (a :class:`app.plots.QoIPlot`'s), with
+    a legend entry (hidden while nothing is pinned)."""
+
+    def __init__(self, figure: Any, name: str = "qoi"):
+        from bokeh.models import ColumnDataSource
+        from bokeh.models.annotations import LegendItem  # (bokeh.models: untyped re-export)
+
+        from app.plots import decimate
+
+        self._decimate = decimate
+        self.source = ColumnDataSource({"t": [], "mean": [], "lo": [], "hi": []},
+                                       name=f"{name}-pin")
+        band = figure.varea(x="t", y1="lo", y2="hi", source=self.source, color=PIN_COLOUR,
+                            fill_alpha=0.15)
+        line = figure.line(x="t", y="mean", source=self.source, color=PIN_COLOUR, line_width=2,
+                           line_dash="dashdot")
+        self.item = LegendItem(label="pinned", renderers=[band, line], visible=False)
+        if figure.legend:
+            legend = figure.legend[0]
+            legend.items = [*legend.items, self.item]
+        self.shown: tuple[int, int] | None = None  # (id of the pin, probe) on the figure
+
+    def show(self, pin: Pin | None, k: int) -> None:
+        """Draw ``pin`` at flat index ``k`` (nothing if ``None`` or that index was not kept);
+        sends data only when the pin or the probe changed."""
+        key = None if pin is None else (id(pin), int(k))
+        if key == self.shown:
+            return
+        self.shown = key
+        data = pin.series(k) if pin is not None else None
+        if data is None:
+            self.source.data = {"t": [], "mean": [], "lo": [], "hi": []}
+            self.item.visible = False
+            return
+        t, mean, lo, hi = data
+        sl = self._decimate(len(t))
+        self.source.data = {"t": t[sl], "mean": mean[sl], "lo": lo[sl], "hi": hi[sl]}
+        label = f"pinned: {pin.label}" if pin is not None else "pinned"
+        if len(label) > LEGEND_CHARS:
+            label = label[: LEGEND_CHARS - 1] + "…"
+        self.item.update(label=label, visible=True)
+
+
+class PinControls:
+    """"Pin this prediction" and "Clear pin" buttons with the pinned settings beside them.
+
+    Args:
+        state: the session's :class:`app.state.ExploreState` (its ``result`` is pinned).
+        probe: returns the flat state index the probe plot shows now.
+    """
+
+    def __init__(self, state: Any, probe: Callable[[], int]):
+        import panel as pn
+
+        from app.controls import label
+
+        self.state = state
+        self._probe = probe
+        self.pin: Pin | None = None
+        self.overlay: PinOverlay | None = None
+        self._pin_button = pn.widgets.Button(
+            **label("📌 Pin as reference"), width=150, height=32, margin=(4, 2), disabled=True,
+            description="Keep this prediction's mean and 90 % band in the probe plot, to "
+                        "compare other μ and forcing settings with it")
+        self._clear_button = pn.widgets.Button(**label("Clear pin"), width=90, height=32,
+                                               margin=(4, 2), disabled=True)
+        # a fixed height: a text that wraps to another line count would re-lay out the page
+        self.text = pn.pane.Markdown("", height=36, sizing_mode="stretch_width",
+                                     styles={"font-size": "12px", "color": PIN_COLOUR,
+                                             "overflow-y": "auto"},
+                                     stylesheets=[":host p { margin: 2px 0; }"])
+        self._pin_button.on_click(lambda event: self.pin_current())
+        self._clear_button.on_click(lambda event: self.clear())
+        self.panel = pn.Row(self._pin_button, self._clear_button, self.text,
+                            sizing_mode="stretch_width", height=44)
+        state.param.watch(lambda event: self._sync_buttons(), "result")
+        state.param.watch(lambda event: self.clear(), "model")
+        self._sync_buttons()  # a state that predicted before the view was built
+
+    def _sync_buttons(self) -> None:
+        r = self.state.result
+        ready = r is not None and not r.preview
+        if self._pin_button.disabled == ready:
+            self._pin_button.disabled = not ready
+
+    def attach(self, figure: Any) -> None:
+        """Draw on ``figure`` (the probe plot of a newly built model view)."""
+        self.overlay = PinOverlay(figure)
+        self.overlay.show(self.pin, self._probe())
+
+    def refresh(self, k: int) -> None:
+        """The probe plot now shows index ``k`` (cheap when neither it nor the pin moved)."""
+        if self.overlay is not None:
+            self.overlay.show(self.pin, k)
+
+    def pin_current(self) -> None:
+        """Pin the shown prediction (an error shows in place of the pinned text)."""
+        from app.safe_text import md
+
+        r = self.state.result
+        if r is None:
+            return
+        try:
+            self.pin = Pin.of(r, self._probe())
+        except ValueError as exc:
+            self.text.object = f"⚠ {md(exc)}"
+            return
+        where = ("" if self.pin.probe is None else
+                 " (a large field: this probe only)")
+        self.text.object = f"**Pinned**{where}: {md(self.pin.label)}"
+        self._clear_button.disabled = False
+        self.refresh(self._probe())
+
+    def clear(self) -> None:
+        """Forget the pin."""
+        self.pin = None
+        self.text.object = ""
+        self._clear_button.disabled = True
+        self.refresh(self._probe() if self.overlay is not None else 0)
