@@ -3,13 +3,103 @@
 Text is Markdown with the symbols written in Unicode; the two formulas are ``LaTeX`` panes
 rendered by KaTeX (bundled with Panel and served locally). Markdown would read the
 underscores of inline TeX as emphasis.
+
+The tab opens with a section on the system of the model picked in Explore
+(:data:`SYSTEM_ABOUT`, :func:`system_about`), replaced when another model is picked.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import panel as pn
 
-__all__ = ["SDE_LATEX", "ELBO_LATEX", "about_panel"]
+from app.safe_text import md
+
+__all__ = ["SDE_LATEX", "ELBO_LATEX", "SYSTEM_ABOUT", "system_about", "about_panel"]
+
+#: what each built-in system is, for a classroom: the equation in words and symbols, what μ
+#: and the forcing mean, and what to look at (keys: ``engine.systems`` names)
+SYSTEM_ABOUT: dict[str, tuple[str, str]] = {
+    "burgers": ("Burgers' equation: a 1-D model of a viscous flow", """
+The velocity u(x, t) along a line x ∈ [0, 1] obeys u_t = ν u_xx − u u_x: the term u u_x
+carries fast fluid past slow fluid, so waves **steepen** into fronts, and the viscosity ν
+(the parameter μ) smooths them out. The forcing f(t) is the inflow speed at the left end.
+
+**Look at:** the space–time map of the mean (fronts are the sharp colour edges) and the std
+map (the model is least sure where fronts are). Lower ν and the fronts sharpen."""),
+    "heat": ("The stochastic heat equation", """
+The temperature u(x, t) of a rod with cold ends diffuses (du = κ u_xx dt + …) while a heater
+of fixed shape, switched by the forcing f(t), adds heat and random kicks dW shake it: the
+truth itself is **random**. μ is the diffusivity κ: large κ flattens the profile quickly.
+
+**Look at:** the bands cannot shrink to a line even for a perfect model: one noisy path
+cannot be predicted, only its spread. The model's error is quoted against the mean of many
+runs of the truth."""),
+    "oscillator": ("A forced Duffing oscillator", """
+A mass on a spring that stiffens as it stretches: ẍ + δẋ + x + βx³ = f(t), with a little
+random noise. μ = (δ, β): the damping δ and the cubic stiffness β. f(t) pushes the mass.
+
+**Look at:** the state's two components are position x and velocity v; the latent phase
+portrait shows how the model folds the motion into a loop. Strong β makes the response
+differ from a scaled copy of the drive."""),
+    "van_der_pol": ("A forced Van der Pol oscillator", """
+An oscillator that pumps energy in at small amplitude and damps it at large amplitude,
+ẍ − μ_d(1 − x²)ẋ + kx = f(t), so every start settles on one **limit cycle**. μ = (μ_d, k).
+
+**Look at:** with large damping μ_d the cycle becomes a relaxation oscillation (slow build-up,
+sudden jump), which a smooth model finds harder."""),
+    "lotka_volterra": ("Predators and prey (Lotka–Volterra)", """
+Prey x grow at rate α and are eaten by predators y, which starve without prey:
+dx = (αx − βxy)dt + noise, dy = (δxy − γy)dt + noise. μ, in the parametric model, is the prey birth rate α.
+
+**Look at:** the two populations cycle, the predators a quarter period behind the prey;
+the latent phase portrait is a closed loop."""),
+    "predprey4": ("Two prey and two predators", """
+Four interacting populations with logistic prey growth and small random noise; μ = the two
+prey birth rates.
+
+**Look at:** favouring one prey changes which predator wins."""),
+    "lorenz63": ("The Lorenz-63 system: chaos", """
+Three variables of a convection model, ẋ = σ(y − x), ẏ = x(ρ − z) − y, ż = xy − βz, observed
+with noise. Tiny differences grow exponentially (about e-fold per **Lyapunov time**), so no
+model can follow one path for long.
+
+**Look at:** the bands widen quickly; the model's score is the time it follows the true path
+(in Lyapunov times), not an error over the whole horizon."""),
+    "kuramoto_sivashinsky": ("The Kuramoto–Sivashinsky equation: spatio-temporal chaos", """
+u_t + u u_x + u_xx + u_xxxx = 0 on a periodic line of length L (the parameter μ): long waves
+grow, short ones are damped, and the nonlinearity moves energy between them, giving chaotic
+cells that split and merge. Longer domains hold more cells.
+
+**Look at:** the space–time map of the mean blurs as the forecast loses the true path; the
+score is the valid prediction time in Lyapunov times."""),
+    "reaction_diffusion": ("λ–ω reaction–diffusion: spiral waves", """
+Two chemical fields u, v on a square react (rotating in the (u, v) plane at a rate set by β)
+and diffuse (diffusivity d), forming **rotating spirals**. μ = (β, d) in the parametric
+models; the paper's models have one fixed setting.
+
+**Look at:** the 2-D maps while the player runs: a good model keeps the spiral turning at the
+right speed."""),
+    "pendulum_video": ("A pendulum seen as video", """
+A frictionless pendulum released from the angle θ₀ (the parameter μ), shown as 32×32
+black-and-white frames: the model never sees the angle, only pixels.
+
+**Look at:** the frames of the mean (a blur where the model is unsure where the bob is)
+and the latent phase portrait: a 2-D latent state can recover the angle and its speed."""),
+    "cylinder": ("Flow past a cylinder with two jets", """
+A 2-D channel flow (lattice Boltzmann simulation) past a cylinder sheds a street of vortices
+behind it; two small jets on the cylinder (the forcing f(t)) blow and suck to steer the wake.
+The state has three channels: the velocities u, v and the pressure p.
+
+**Look at:** the maps while the player runs: the vortices travel downstream; switch the
+channel to see pressure. Jets off shows the natural shedding."""),
+}
+
+CUSTOM_ABOUT = """
+This model was trained on **your own data**: there is no simulator behind it, so there is
+no "truth" to compare with, and its parameters are the ones your data file named: {params}.
+Predictions start from states of your training data (pick one under *Sampling*)."""
 
 INTRO = """
 ## What you are looking at
@@ -21,7 +111,8 @@ give a prediction **and its uncertainty**.
 
 ### Three pieces
 
-1. An **encoder** compresses the state u(t) (for Burgers: 128 grid values) into a few latent
+1. An **encoder** compresses the state u(t) (for Burgers: 128 grid values; the system of the
+   model you picked is described above) into a few latent
    numbers z(t) ∈ ℝᵈ (here d = 3–8).
 2. A **latent stochastic differential equation** (SDE) moves z forward in time, driven by
    the parameters μ (e.g. the viscosity ν) and the forcing f(t).
@@ -80,15 +171,50 @@ per step does not grow with the length of the trajectories.
 """
 
 
-def about_panel() -> pn.viewable.Viewable:
-    """The About tab's content."""
+def system_about(system: str | None, param_names: list[str] | tuple[str, ...] = ()) -> str:
+    """The About tab's section on a model's system, as Markdown.
+
+    Args:
+        system: the model's recorded system name (``None``: the user's own data). It comes
+            from a file: an unknown name is shown escaped, with a general note.
+        param_names: the model's μ names (shown, escaped, for the user's own data).
+    """
+    if system is None:
+        names = ", ".join(md(n) for n in param_names) or "none"
+        return "## This model: your own data\n" + CUSTOM_ABOUT.format(params=names)
+    if system in SYSTEM_ABOUT:
+        title, body = SYSTEM_ABOUT[system]
+        return f"## {title}\n*The system of the model picked in Explore.*\n{body}"
+    return (f"## {md(system)}\n*The system of the model picked in Explore.*\n\nA system this dashboard has no notes "
+            "on: see the model's own documentation.")
+
+
+def about_panel(state: Any = None) -> pn.viewable.Viewable:
+    """The About tab's content.
+
+    Args:
+        state: the session's :class:`app.state.ExploreState`: the tab then opens with a
+            section on the picked model's system (:func:`system_about`), replaced when the
+            model changes; ``None``: the general text alone.
+    """
     def text(md: str) -> pn.pane.Markdown:
         return pn.pane.Markdown(md, sizing_mode="stretch_width", max_width=900,
                                 disable_math=True)
+
+    def current() -> str:
+        model = state.model if state is not None else None
+        if model is None:
+            return ""
+        return system_about(getattr(model, "system_", None), list(model.param_names_))
 
     def formula(tex: str) -> pn.pane.LaTeX:
         return pn.pane.LaTeX(tex, renderer="katex", styles={"font-size": "1.05em"},
                              margin=(0, 30))
 
-    return pn.Column(text(INTRO), formula(SDE_LATEX), text(PIECES), formula(ELBO_LATEX),
-                     text(TERMS), sizing_mode="stretch_width", max_width=950)
+    system = text(current())
+    system.css_classes = ["srom-system-about"]
+    if state is not None:  # a model switch only: nothing on Explore's hot path
+        state.param.watch(lambda _event: setattr(system, "object", current()), "model")
+    return pn.Column(system, text(INTRO), formula(SDE_LATEX), text(PIECES),
+                     formula(ELBO_LATEX), text(TERMS), sizing_mode="stretch_width",
+                     max_width=950)

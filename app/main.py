@@ -26,9 +26,11 @@ if str(_ROOT) not in sys.path:  # `panel serve app/main.py` from a plain checkou
 import panel as pn  # noqa: E402
 import torch  # noqa: E402
 
+from app import url_state  # noqa: E402
 from app.about import about_panel  # noqa: E402
 from app.controls import release_at_session_end  # noqa: E402
 from app.explore import ExploreView  # noqa: E402
+from app.presentation import presentation_toggle  # noqa: E402
 from app.safe_text import md  # noqa: E402
 from app.sensitivity_view import SensitivityView  # noqa: E402
 from app.state import ExploreState  # noqa: E402
@@ -48,28 +50,45 @@ def _limit_threads() -> None:
 def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTemplate:
     """Build one session's dashboard (call once per session)."""
     _limit_threads()
-    view = ExploreView(state=state or ExploreState())
+    url_notes: list[str] = []
+    if state is None:  # a shared URL's model, μ, forcing, horizon, paths (checked, bounded)
+        state, url_notes = url_state.state_from_url(url_state.session_query())
+    view = ExploreView(state=state)
     tabs = pn.Tabs(("Explore", view.main), ("Sensitivity", SensitivityView(view.state)),
                    ("Train", TrainingView(explore=view)),
-                   ("About", about_panel()), dynamic=False,
+                   ("About", about_panel(view.state)), dynamic=False,
                    sizing_mode="stretch_width")
     # BootstrapTemplate: every resource it needs is bundled with Panel and served locally
     # (FastListTemplate's design fetches a Google font).
     template = pn.template.BootstrapTemplate(
-        title=TITLE, sidebar=[view.controls], main=[tabs], sidebar_width=340,
+        title=TITLE, sidebar=[_url_alert(url_notes), view.controls], main=[tabs],
+        sidebar_width=340,
         header_background="#0b3d91")
-    template.explore_view = view  # for tests and scripts
+    # for tests and scripts: an attribute of our own on Panel's template
+    template.explore_view = view  # type: ignore[attr-defined]
     # else a closed session's page stays in Panel's jscallback registry, and with it the
     # session's state, worker and document (see app.controls.release_js_callbacks); the
     # parts, not the template: a template's select() fails on its BrowserInfo (Panel 1.9)
-    release_at_session_end(view.controls, tabs)
+    presenting = presentation_toggle(view, template)  # hides the sidebar, taller plots
+    release_at_session_end(view.controls, tabs, presenting)
+    doc = pn.state.curdoc
+    if (doc is not None and doc.session_context is not None and pn.state.location is not None
+            and view.state is not None):  # (always set: a ClassSelector reads as optional)
+        url_state.bind(view.state, pn.state.location)  # the URL follows the view
     return template
+
+
+def _url_alert(notes: list[str]) -> pn.pane.Alert:
+    """What a shared URL asked for and did not get (hidden when there is nothing)."""
+    return pn.pane.Alert("<br>".join(md(n) for n in notes), alert_type="warning",
+                         visible=bool(notes), sizing_mode="stretch_width")
 
 
 pn.extension("katex", "filedropper", sizing_mode="stretch_width", notifications=False)
 
 
 def _serve() -> None:
+    app: pn.template.BaseTemplate | pn.viewable.Viewable
     try:
         app = create_app()
     except Exception as exc:  # noqa: BLE001 - show the failure instead of a blank page

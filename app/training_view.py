@@ -48,10 +48,7 @@ def _refresh_explore_models(explore) -> None:
     state = explore.state
     state.param.model_path.objects = [e.path for e in entries]
     state.models = entries
-    # ExploreView builds its picker once and has no public hook to refresh it
-    picker = getattr(explore, "_model_select", None)
-    if picker is not None:
-        picker.options = {e.label: e.path for e in entries}
+    explore.offer_models(entries)  # with each model's accuracy, as when the page opened
 
 
 class TrainingView(pn.viewable.Viewer):
