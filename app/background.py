@@ -66,7 +66,7 @@ class LatestOnlyWorker:
         """Whether ``generation`` is still the newest submission."""
         return generation == self._generation
 
-    def deliver(self, generation: int, fn: Callable[[], None]) -> None:
+    def deliver(self, generation: int, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the owner's thread unless ``generation`` is stale by then."""
         def apply() -> None:
             if self.current(generation):
@@ -102,7 +102,10 @@ class LatestOnlyWorker:
                 if not self._cond.wait_for(lambda: self._pending is not None, self.idle_s):
                     self._thread = None
                     return
-                generation, job = self._pending
+                pending = self._pending
+                if pending is None:  # never: wait_for returned once it was set
+                    continue
+                generation, job = pending
                 self._pending, self._running = None, True
             try:
                 job(generation)

@@ -122,9 +122,7 @@ class SensitivityState(param.Parameterized):
     through ``dispatch`` (see :class:`app.background.LatestOnlyWorker`).
     """
 
-    # never None: __init__ requires it
-    explore: param.ClassSelector[ExploreState] = param.ClassSelector(
-        class_=ExploreState, doc="The Explore state (nominal inputs).")
+    explore = param.ClassSelector(class_=ExploreState, doc="The Explore state (nominal inputs).")
     parameter: param.Selector[str | None] = param.Selector(
         default=None, objects=[], allow_None=True, check_on_set=False,
         doc="Key of the swept input.")
@@ -152,13 +150,14 @@ class SensitivityState(param.Parameterized):
 
     def __init__(self, explore: ExploreState, **params: Any):
         super().__init__(explore=explore, **params)
+        self._explore = explore  # the same object, typed as never None
         self.worker = LatestOnlyWorker(name="srom-sensitivity")
         explore.param.watch(lambda *e: self.reset(), ["model", "forcing_family"])
         self.reset()
 
     def inputs(self) -> list[SweepInput]:
         """The sweepable inputs, with the Explore tab's current values as nominal."""
-        return sweep_inputs(self.explore)
+        return sweep_inputs(self._explore)
 
     def reset(self) -> None:
         """Offer the current model's inputs and forget old results (on a model switch)."""
@@ -166,11 +165,12 @@ class SensitivityState(param.Parameterized):
         keys = [i.key for i in self.inputs()]
         self.param.parameter.objects = keys
         self.param.parameter2.objects = [None, *keys]
-        m = self.explore.model
+        m = self._explore.model
         probe = 0
         if m is not None:
             size = int(np.prod(m.state_shape_))
-            has_grid = self.explore.system is not None and bool(self.explore.system.grid())
+            system = self._explore.system
+            has_grid = system is not None and bool(system.grid())
             kind = field_kind(m.state_shape_, has_grid)
             probe = {"vector": 0, "field1d": size // 4, "field2d": size // 2}[kind]
         self.param.update(parameter=keys[0] if keys else None, parameter2=None, probe=probe,
@@ -180,7 +180,7 @@ class SensitivityState(param.Parameterized):
 
     def conditions(self) -> Conditions:
         """The current run's :class:`Conditions` (raises ``ValueError`` on bad inputs)."""
-        return Conditions.from_explore(self.explore, self.statistic, self.probe, self.stat_time,
+        return Conditions.from_explore(self._explore, self.statistic, self.probe, self.stat_time,
                                        self.n_paths, self.probe_label)
 
     def _find(self, key: str | None) -> SweepInput:

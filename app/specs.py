@@ -72,6 +72,8 @@ def forcing_fields(family: str, trained: dict | None = None) -> list[ForcingFiel
         if not f.init:
             continue
         default = f.default
+        if default is dataclasses.MISSING:
+            raise ValueError(f"forcing '{family}': parameter '{f.name}' has no default")
         spec = trained.get(f.name)
         if isinstance(default, tuple):
             out.append(ForcingField(f.name, "list", list(default)))

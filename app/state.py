@@ -23,6 +23,7 @@ worker is idle (scripts, tests).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -268,11 +269,13 @@ class ExploreState(param.Parameterized):
     """Inputs and outputs of the Explore view of one session (see the module docstring)."""
 
     # ---------------------------------------------------------------- inputs
-    model_path = param.Selector(default=None, objects=[], allow_None=True, check_on_set=False,
-                                doc="Directory of the selected model.")
+    model_path: param.Selector[str | None] = param.Selector(
+        default=None, objects=[], allow_None=True, check_on_set=False,
+        doc="Directory of the selected model.")
     mu = param.Dict(default={}, doc="μ by parameter name (physical units).")
-    forcing_family = param.Selector(default="none", objects=list(FORCING_FAMILIES),
-                                    doc="Forcing family of the first forcing channel.")
+    forcing_family: param.Selector[str] = param.Selector(
+        default="none", objects=list(FORCING_FAMILIES),
+        doc="Forcing family of the first forcing channel.")
     forcing_params = param.Dict(default={}, doc="Parameters of the forcing family.")
     # 48 paths: ~0.1 s per prediction of a Burgers model on one CPU thread (see the report)
     n_paths = param.Integer(default=48, bounds=(2, 2048), doc="Sample paths of the latent SDE.")
@@ -542,7 +545,8 @@ class ExploreState(param.Parameterized):
         try:
             for outcome in self.predictions(req):
                 final = not outcome[0].preview
-                worker.deliver(generation, lambda o=outcome, f=final: self._apply(o, final=f))
+                # bound now: the session applies it later, after this loop has moved on
+                worker.deliver(generation, functools.partial(self._apply, outcome, final=final))
                 if final:
                     return
                 if not worker.current(generation):

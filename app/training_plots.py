@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bokeh.models import ColumnDataSource, Legend, LegendItem, LinearAxis, Range1d
+from bokeh.models import ColumnDataSource, LinearAxis, Range1d
+
+# annotations from their own module: bokeh.models re-exports them, but not to type checkers
+from bokeh.models.annotations import Legend, LegendItem, Title
+from bokeh.models.renderers import GlyphRenderer
 from bokeh.plotting import figure
 
 __all__ = ["TrainingCurves", "TERMS"]
@@ -23,15 +27,17 @@ def _figure(title: str, y_label: str, height: int, **kw):
                  tools="pan,wheel_zoom,box_zoom,reset,save", toolbar_location="right",
                  x_axis_label="step", y_axis_label=y_label, **kw)
     fig.toolbar.logo = None
-    fig.title.text_font_size = "11pt"
+    if isinstance(fig.title, Title):  # always: figure() makes one from the text
+        fig.title.text_font_size = "11pt"
     return fig
 
 
-def _legend(fig, items: Sequence[tuple[str, object]]) -> None:
+def _legend(fig, items: Sequence[tuple[str, GlyphRenderer]]) -> None:
     fig.add_layout(Legend(items=[LegendItem(label=text, renderers=[r]) for text, r in items],
                           orientation="horizontal", click_policy="hide",
                           label_text_font_size="8pt", glyph_width=14, spacing=6, margin=0,
-                          padding=2, border_line_alpha=0), "above")
+                          padding=2,  # type: ignore[arg-type]  # bokeh's stub: a nested Property
+                          border_line_alpha=0), "above")
 
 
 class TrainingCurves:
@@ -42,7 +48,7 @@ class TrainingCurves:
     def __init__(self, height: int = 260, name: str = "train-curves"):
         self.source = ColumnDataSource({k: [] for k in TERMS}, name=name)
         self.elbo = _figure("Loss (−ELBO), log-likelihood and β", "per state entry", height)
-        self.elbo.extra_y_ranges = {"beta": Range1d(0.0, 1.05)}
+        self.elbo.extra_y_ranges = {"beta": Range1d(start=0.0, end=1.05)}
         self.elbo.add_layout(LinearAxis(y_range_name="beta", axis_label="β (KL weight)"),
                              "right")
         _legend(self.elbo, [
