@@ -83,7 +83,10 @@ def release_at_session_end(*viewables) -> None:
     doc = pn.state.curdoc
     if doc is None or doc.session_context is None:
         return  # pn.state.on_session_destroyed would register it for every future session
-    pn.state.on_session_destroyed(lambda _context: release_js_callbacks(*viewables))
+    def release(_context) -> None:
+        release_js_callbacks(*viewables)
+
+    pn.state.on_session_destroyed(release)
 
 
 class BusyLabel:
@@ -185,8 +188,11 @@ class MuControl:
                                 sizing_mode="stretch_width", margin=(0, 10, 8, 10))
         # the bar follows the release, not every pixel of a drag: each update is a message
         # and a layout of the sidebar while the server is about to predict
-        self.slider.param.watch(lambda e: (self._show(e.new), on_change(float(e.new))),
-                                "value_throttled")
+        def released(event) -> None:
+            self._show(event.new)
+            on_change(float(event.new))
+
+        self.slider.param.watch(released, "value_throttled")
         self.panel = pn.Column(self.slider, self.bar, sizing_mode="stretch_width", margin=0)
 
     def _show(self, value: float | None) -> None:
@@ -203,6 +209,7 @@ class MuControl:
 def forcing_widget(field: ForcingField, value: Any, on_change: Callable[[Any], None]):
     """The widget of one forcing parameter: a slider for floats, an integer box for ints,
     a list box for lists (``sum_of_sines``)."""
+    widget: pn.widgets.Widget
     if field.kind == "float":
         lo, hi = field.bounds or (float(value) - 1.0, float(value) + 1.0)
         lo, hi = min(lo, float(value)), max(hi, float(value))
