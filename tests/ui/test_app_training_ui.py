@@ -111,7 +111,8 @@ def test_train_stop_upload_and_save(server, tmp_path):
 
 def test_knobs_a_short_training_and_the_model_zip(server, tmp_path):
     """Set the architecture and the learning rate, see a setting that does not fit the data
-    refused with its reason, train a few steps and download the model folder as a zip."""
+    refused with its reason, start a short training, stop it, resume it from its checkpoint
+    to the end and download the model folder as a zip."""
     import json
     import zipfile
 
@@ -133,12 +134,23 @@ def test_knobs_a_short_training_and_the_model_zip(server, tmp_path):
             assert page.get_by_text("step 0 /").count() == 0  # nothing was queued
 
             architecture.select_option("mlp")
-            for name, value in (("Learning rate", "0.005"), ("Training steps", "20")):
+            for name, value in (("Learning rate", "0.005"), ("Training steps", "400")):
                 box = page.get_by_label(name).first
                 box.fill(value)
                 box.press("Enter")
+            resume = page.get_by_role("button", name="Resume")
+            assert resume.is_disabled()
             page.locator("button", has_text="Start").first.click()
-            page.get_by_text("completed:").first.wait_for(timeout=90_000)
+            _wait_until(lambda: _progress(page)[0] > 0, 60, "a first progress value")
+            page.locator("button", has_text="Stop").first.click()
+            page.get_by_text("stopped at step").first.wait_for(timeout=20_000)
+            sync_api.expect(resume).to_be_enabled(timeout=10_000)
+            page.get_by_text("Resume goes on from the checkpoint at step").first.wait_for(
+                timeout=10_000)
+            resume.click()
+            page.get_by_text("(resumed from step").first.wait_for(timeout=60_000)
+            page.get_by_text("completed:").first.wait_for(timeout=120_000)
+            assert resume.is_disabled()
             sync_api.expect(download_button).to_be_enabled(timeout=10_000)
 
             with page.expect_download(timeout=30_000) as download:
@@ -153,11 +165,13 @@ def test_knobs_a_short_training_and_the_model_zip(server, tmp_path):
     text = archive.read("srom-oscillator-model/config.json").decode()
     config = json.loads(text)["config"]
     assert config["autoencoder"]["architecture"] == "mlp"
-    assert config["training"]["lr"] == 0.005 and config["training"]["steps"] == 20
+    assert config["training"]["lr"] == 0.005 and config["training"]["steps"] == 400
     assert str(models) not in text and "/tmp" not in text
     archive.extractall(tmp_path / "unzipped")
     from engine import load_model
 
     model = load_model(tmp_path / "unzipped" / "srom-oscillator-model")
-    assert model.training_["steps"] == 20 and model.training_["status"] == "completed"
+    info = model.training_
+    assert info["steps"] == 400 and info["status"] == "completed"
+    assert 0 < info["resumed_from_step"] < 400
     assert_clean(external, errors, log)
