@@ -43,9 +43,11 @@ from app import export
 from app.controls import BusyLabel, MuControl, forcing_widget, label, release_js_callbacks
 from app.explore_tools import CostLine, SnippetCard
 from app.field_maps import FieldGrid, FieldMaps
+from app.model_summary import picker_label, read_summary
 from app.pinning import PinControls
 from app.plots import ErrorPlot, FieldPlot, ForcingPlot, LatentPlot, PhasePlot, QoIPlot
 from app.safe_text import md
+from app.scenarios import apply_scenario, scenarios_for
 from app.state import BANDS, ExploreResult, ExploreState, forcing_fields
 
 __all__ = ["ExploreView", "NO_MODEL_HELP", "session_dispatcher"]
@@ -117,8 +119,13 @@ def _model_card(state: ExploreState) -> str:
     """A short Markdown description of the loaded model."""
     m = state.model
     metrics = getattr(m, "metrics_", {}) or {}
-    lines = [f"**{md(m.system_) if m.system_ else 'custom data'}** · state {tuple(m.state_shape_)} · "
-             f"latent d = {m.latent_dim_}",
+    summary = read_summary(state.model_path) if state.model_path else None
+    lines = [f"*{md(summary.description)}*"] if summary is not None else []
+    if summary is not None and summary.accuracy.weak:
+        lines.append(f'<span style="color:#b35900">⚠ <b>weak model</b>: '
+                     f"{md(summary.accuracy.reason)}</span>")
+    lines += [f"**{md(m.system_) if m.system_ else 'custom data'}** · state {tuple(m.state_shape_)} · "
+              f"latent d = {m.latent_dim_}",
              f"trained on t ∈ [{m.t_range_[0]:g}, {m.t_range_[1]:g}], dt = {m.dt_:g}"]
     held_out = _held_out_line(metrics)
     if held_out:
@@ -188,12 +195,17 @@ class ExploreView(pn.viewable.Viewer):
             pn.state.on_session_destroyed(lambda _context: s.worker.cancel())
         self.render_seconds = 0.0
         self._model_select = pn.widgets.Select(
-            **label("Model"), options={e.label: e.path for e in s.models}, value=s.model_path,
+            **label("Model"), options=self._picker_options(s.models), value=s.model_path,
             sizing_mode="stretch_width")
         self._model_select.param.watch(lambda e: setattr(s, "model_path", e.new), "value")
         self._model_info = pn.pane.Markdown("", sizing_mode="stretch_width",
                                             styles={"font-size": "12px"})
         self._cost = CostLine(s)  # weights, measured prediction time here, training run
+        # a teacher's named settings of μ and the forcing (app.scenarios)
+        self._scenario = pn.widgets.Select(**label("Scenario"), sizing_mode="stretch_width")
+        self._scenario.param.watch(self._on_scenario, "value")
+        self._scenario_note = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10),
+                                               styles={"font-size": "12px", "color": "#555"})
         self._mu_box = pn.Column(sizing_mode="stretch_width", margin=0)
         self._family = pn.widgets.Select(**label("Forcing family"), sizing_mode="stretch_width")
         self._family.param.watch(self._on_family, "value")
@@ -260,8 +272,8 @@ class ExploreView(pn.viewable.Viewer):
         self._t_range = Range1d(0, 1)
 
         self.controls = pn.Column(
-            self._model_select, self._model_info, self._cost.pane, "### Parameters μ",
-            self._mu_box,
+            self._model_select, self._model_info, self._cost.pane, self._scenario,
+            self._scenario_note, "### Parameters μ", self._mu_box,
             "### Forcing", self._family, self._forcing_box, "### Sampling", self._case,
             self._n_paths, self._horizon, self._seed, self._truth, self._truth_note,
             sizing_mode="stretch_width")
@@ -272,6 +284,11 @@ class ExploreView(pn.viewable.Viewer):
                                      *self._downloads.values(), sizing_mode="stretch_width"),
                               self._pinning.panel, self._plot_box, self._snippets.panel,
                               sizing_mode="stretch_width")
+        self._applying_scenario = False
+        self._scenarios: dict = {}
+        self._presenting = False
+        self._base_heights: dict[str, int] = {}
+        s.param.watch(self._scenario_left, ["mu", "forcing_family", "forcing_params"])
         s.param.watch(lambda e: self._rebuild(), "model")
         s.param.watch(lambda e: self._apply_result(), "result")
         s.param.watch(lambda *events: self._sync_downloads(), ["result", "model"])
@@ -281,6 +298,84 @@ class ExploreView(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Row(pn.Column(self.controls, width=330), self.main, sizing_mode="stretch_width")
+
+    # ----------------------------------------------------------- models
+    @staticmethod
+    def _picker_options(entries) -> dict[str, str]:
+        """``{text: path}`` of the model picker: each model's label with its held-out
+        accuracy and a warning sign on a weak one (:mod:`app.model_summary`); plain text, as
+        a select's options are never read as markup."""
+        return {picker_label(e.label, read_summary(e.path)): e.path for e in entries}
+
+    def offer_models(self, entries) -> None:
+        """Offer ``entries`` (``app.catalog.ModelEntry``) in the model picker (session
+        thread; e.g. after the Train tab saved a model)."""
+        self._model_select.options = self._picker_options(entries)
+
+    # ---------------------------------------------------------- scenarios
+    def _offer_scenarios(self) -> None:
+        """The loaded model's scenarios in the scenario list (hidden when there are none)."""
+        found = scenarios_for(self.state)
+        self._scenarios = {sc.name: sc for sc in found}
+        self._applying_scenario = True
+        try:
+            self._scenario.param.update(options={"(your own settings)": "",
+                                                 **{name: name for name in self._scenarios}},
+                                        value="", visible=bool(found))
+        finally:
+            self._applying_scenario = False
+        self._scenario_note.param.update(object="", visible=bool(found))
+
+    def _on_scenario(self, event: param.parameterized.Event) -> None:
+        scenario = self._scenarios.get(event.new) if event.new else None
+        if self._applying_scenario or scenario is None:
+            return
+        s = self.state
+        self._applying_scenario = True
+        try:
+            with pn.io.hold():
+                apply_scenario(s, scenario)  # one update of the state: one prediction
+                for name, control in self._mu_controls.items():
+                    control.set(s.mu[name])  # the sliders show it, without reporting
+                self._family.value = s.forcing_family
+                self._build_forcing_widgets()
+                self._scenario_note.object = md(scenario.description)
+        except ValueError as exc:  # resolved when offered; the model may have changed since
+            s.error = f"Scenario {scenario.name!r} does not fit this model: {exc}"
+        finally:
+            self._applying_scenario = False
+
+    def _scenario_left(self, *events) -> None:
+        """A slider moved after a scenario was picked: the inputs are the user's again."""
+        if not self._applying_scenario and self._scenario.value:
+            self._applying_scenario = True
+            try:
+                self._scenario.value = ""
+                self._scenario_note.object = ""
+            finally:
+                self._applying_scenario = False
+
+    # ---------------------------------------------------------- presenting
+    #: how much taller the figures are in presentation mode
+    PRESENT_SCALE = 1.6
+
+    def present(self, on: bool) -> None:
+        """Presentation mode: taller figures (the page hides the sidebar itself, see
+        ``app.main``). 2-D maps keep their size: their height follows the field's aspect."""
+        self._presenting = bool(on)
+        self._scale_figures()
+
+    def _scale_figures(self) -> None:
+        """Set every figure but the 2-D maps to its built height, times ``PRESENT_SCALE``
+        while presenting (on a toggle or a model switch only)."""
+        with pn.io.hold():
+            for key, plot in self._plots.items():
+                if key.endswith("_map") and getattr(self, "_kind", "") == "field2d":
+                    continue
+                base = self._base_heights.setdefault(key, int(plot.figure.height))
+                height = int(base * self.PRESENT_SCALE) if self._presenting else base
+                if plot.figure.height != height:
+                    plot.figure.height = height
 
     # ----------------------------------------------------------- building
     def _rebuild(self) -> None:
@@ -299,6 +394,7 @@ class ExploreView(pn.viewable.Viewer):
                           *self._downloads.values()):
                     w.disabled = True
                 self._case.visible = self._truth_note.visible = False
+                self._offer_scenarios()
                 return
             for w in (self._family, self._n_paths, self._horizon, self._seed, self._truth):
                 w.disabled = False
@@ -323,6 +419,7 @@ class ExploreView(pn.viewable.Viewer):
             self._family.value = s.forcing_family
             self._family.disabled = not m.forcing_names_
             self._build_forcing_widgets()
+            self._offer_scenarios()
             t0, t1 = float(m.t_range_[0]), float(m.t_range_[1])
             span = t1 - t0
             self._horizon.param.update(start=t0 + span / 10, end=t0 + 3 * span, value=s.horizon,
@@ -390,6 +487,9 @@ class ExploreView(pn.viewable.Viewer):
         p["phase"] = PhasePlot()
         p["error"] = ErrorPlot(x_range=x)
         self._plots = p
+        self._base_heights = {}
+        if self._presenting:
+            self._scale_figures()
         pane = lambda plot: pn.pane.Bokeh(plot.figure, sizing_mode="stretch_width")  # noqa: E731
         rows = [self._probe, pane(p["qoi"])]
         if "forcing" in p:

@@ -30,6 +30,7 @@ from app import url_state  # noqa: E402
 from app.about import about_panel  # noqa: E402
 from app.controls import release_at_session_end  # noqa: E402
 from app.explore import ExploreView  # noqa: E402
+from app.presentation import presentation_toggle  # noqa: E402
 from app.safe_text import md  # noqa: E402
 from app.sensitivity_view import SensitivityView  # noqa: E402
 from app.state import ExploreState  # noqa: E402
@@ -55,7 +56,7 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
     view = ExploreView(state=state)
     tabs = pn.Tabs(("Explore", view.main), ("Sensitivity", SensitivityView(view.state)),
                    ("Train", TrainingView(explore=view)),
-                   ("About", about_panel()), dynamic=False,
+                   ("About", about_panel(view.state)), dynamic=False,
                    sizing_mode="stretch_width")
     # BootstrapTemplate: every resource it needs is bundled with Panel and served locally
     # (FastListTemplate's design fetches a Google font).
@@ -63,13 +64,16 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
         title=TITLE, sidebar=[_url_alert(url_notes), view.controls], main=[tabs],
         sidebar_width=340,
         header_background="#0b3d91")
-    template.explore_view = view  # for tests and scripts
+    # for tests and scripts: an attribute of our own on Panel's template
+    template.explore_view = view  # type: ignore[attr-defined]
     # else a closed session's page stays in Panel's jscallback registry, and with it the
     # session's state, worker and document (see app.controls.release_js_callbacks); the
     # parts, not the template: a template's select() fails on its BrowserInfo (Panel 1.9)
-    release_at_session_end(view.controls, tabs)
+    presenting = presentation_toggle(view, template)  # hides the sidebar, taller plots
+    release_at_session_end(view.controls, tabs, presenting)
     doc = pn.state.curdoc
-    if doc is not None and doc.session_context is not None and pn.state.location is not None:
+    if (doc is not None and doc.session_context is not None and pn.state.location is not None
+            and view.state is not None):  # (always set: a ClassSelector reads as optional)
         url_state.bind(view.state, pn.state.location)  # the URL follows the view
     return template
 
@@ -84,6 +88,7 @@ pn.extension("katex", "filedropper", sizing_mode="stretch_width", notifications=
 
 
 def _serve() -> None:
+    app: pn.template.BaseTemplate | pn.viewable.Viewable
     try:
         app = create_app()
     except Exception as exc:  # noqa: BLE001 - show the failure instead of a blank page
