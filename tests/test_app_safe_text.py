@@ -59,6 +59,7 @@ def test_a_model_whose_system_is_markup_shows_it_as_text(tmp_path):
 
     class State:  # what _model_card reads
         system = None
+        model_path = None  # not in the catalog: no card or summary files
 
     state = State()
     state.model = model
