@@ -74,7 +74,7 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
     doc = pn.state.curdoc
     if (doc is not None and doc.session_context is not None and pn.state.location is not None
             and view.state is not None):  # (always set: a ClassSelector reads as optional)
-        url_state.bind(view.state, pn.state.location)  # the URL follows the view
+        url_state.bind(view.state, pn.state.location, pn.state.onload)  # URL follows view
     return template
 
 

@@ -6,8 +6,8 @@ Bokeh source on the existing figure, its legend entry naming the pinned μ and f
 Slider moves do not touch the pinned curve: only pinning, clearing and a probe change send
 its data. A model switch clears the pin (another model's state need not match this one's).
 
-:class:`Pin` and :func:`settings_text` are GUI-free; :class:`PinOverlay` needs Bokeh and
-:class:`PinControls` Panel.
+:class:`Pin` and :func:`settings_text` hold no GUI object; :class:`PinOverlay` draws with
+Bokeh and :class:`PinControls` (which imports Panel when made) holds the buttons.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from bokeh.core.properties import value
 
 from app.state import COVERAGE_BAND, ExploreResult
 
@@ -146,7 +147,8 @@ class PinOverlay:
         label = f"pinned: {pin.label}" if pin is not None else "pinned"
         if len(label) > LEGEND_CHARS:
             label = label[: LEGEND_CHARS - 1] + "…"
-        self.item.update(label=label, visible=True)
+        # a plain string set later would be read as a column name of the source
+        self.item.update(label=value(label), visible=True)
 
 
 class PinControls:
@@ -167,7 +169,7 @@ class PinControls:
         self.pin: Pin | None = None
         self.overlay: PinOverlay | None = None
         self._pin_button = pn.widgets.Button(
-            **label("📌 Pin as reference"), width=150, height=32, margin=(4, 2), disabled=True,
+            **label("Pin as reference"), width=150, height=32, margin=(4, 2), disabled=True,
             description="Keep this prediction's mean and 90 % band in the probe plot, to "
                         "compare other μ and forcing settings with it")
         self._clear_button = pn.widgets.Button(**label("Clear pin"), width=90, height=32,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -358,16 +358,31 @@ class UrlParams(param.Parameterized):
     seed = param.Parameter(default="", doc="Seed of the noise draws.")
 
 
-def bind(state: ExploreState, location: Any) -> UrlParams:
+def bind(state: ExploreState, location: Any,
+         onload: Callable[[Callable[[], None]], None] | None = None) -> UrlParams:
     """Keep ``location``'s query (``pn.state.location``) in step with ``state``.
 
     Only the state writes the URL: the URL is read once, when the session opens
-    (:func:`state_from_url`); a changed URL in the browser opens a new session.
+    (:func:`state_from_url`); a changed URL in the browser opens a new session. Every write
+    puts all the keys (the page's own URL may lack some, or hold raw or bad values).
+
+    Args:
+        state: the session's state.
+        location: Panel's ``Location`` (``sync``, ``update_query``).
+        onload: ``pn.state.onload``: the page reports its own URL once it has loaded, which
+            replaces the query written before; the canonical one is written again then.
     """
     url = UrlParams(**encode(state))
     location.sync(url, {k: k for k in QUERY_KEYS})
-    url.param.update(**encode(state))  # the page's own query may hold raw or bad values
-    state.param.watch(lambda *events: url.param.update(**encode(state)),
-                      ["model", "mu", "forcing_family", "forcing_params", "horizon", "n_paths",
-                       "seed"])
+
+    def write(*events: Any) -> None:
+        values = encode(state)
+        url.param.update(**values)
+        location.update_query(**values)
+
+    write()
+    state.param.watch(write, ["model", "mu", "forcing_family", "forcing_params", "horizon",
+                              "n_paths", "seed"])
+    if onload is not None:
+        onload(write)
     return url

@@ -78,7 +78,7 @@ def test_the_pinned_prediction_stays_while_the_inputs_move(view):
     k = view.probe_index()
     np.testing.assert_allclose(pinned["mean"], s.result.mean.reshape(len(s.result.t), -1)[:, k],
                                rtol=1e-6)
-    assert overlay_of().item.visible and overlay_of().item.label.startswith("pinned: nu = ")
+    assert overlay_of().item.visible and overlay_of().item.label.value.startswith("pinned: nu = ")
     assert "Pinned" in view._pinning.text.object and not view._pinning._clear_button.disabled
     lo, hi = s.mu_specs[0].trained
     s.set_mu("nu", hi if s.mu["nu"] != hi else lo)  # a new prediction: the pin stays

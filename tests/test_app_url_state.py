@@ -108,12 +108,20 @@ class _Location:
             {mapping[x.name]: x.new for x in e}), list(mapping))
         self.query.update({mapping[k]: getattr(obj, k) for k in mapping})
 
+    def update_query(self, **values):
+        self.query.update(values)
+
 
 def test_bind_writes_the_state_into_the_url_and_follows_it(tiny_model_dir):  # noqa: F811
     state, _ = url_state.state_from_url({}, _entries(tiny_model_dir))
     location = _Location({"mu": "raw:junk", "other": "kept"})
-    url_state.bind(state, location)
+    loaded = []
+    url_state.bind(state, location, onload=loaded.append)
     assert location.query["mu"] == url_state.encode(state)["mu"]  # raw value replaced
+    location.query = {"mu": "raw:again"}  # the page reports its own URL when it has loaded
+    loaded[0]()
+    assert location.query == url_state.encode(state)  # every key written again
+    location.query["other"] = "kept"
     assert location.query["other"] == "kept"
     state.set_mu("nu", state.mu_specs[0].trained[0])
     assert location.query["mu"] == f"nu:{float(state.mu_specs[0].trained[0])!r}"
