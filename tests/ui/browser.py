@@ -150,6 +150,17 @@ def drag_first_slider(page, dx: int) -> None:
     page.mouse.up()
 
 
+def select_model(select, catalog_label: str) -> str:
+    """Pick the model whose picker entry starts with ``catalog_label`` (``"burgers —
+    pretrained/burgers"``; the picker appends its accuracy, e.g. ``" · error 1.8 %"``);
+    returns the full entry. ``select`` is a Playwright locator of the picker."""
+    entries = select.locator("option").all_inner_texts()
+    matches = [e for e in entries if e == catalog_label or e.startswith(catalog_label + " ·")]
+    assert matches, f"no picker entry starts with {catalog_label!r}: {entries}"
+    select.select_option(label=matches[0])
+    return matches[0]
+
+
 def wait_for_server(port: int, timeout: float, alive=lambda: True) -> bool:
     """Wait until a server on ``port`` answers (a static file: asking for the app would open
     a session per try); ``False`` when ``timeout`` passes or ``alive()`` turns false."""

@@ -15,6 +15,7 @@ from browser import (  # noqa: E402
     assert_clean,
     local_page,
     playwright_sync_api,
+    select_model,
     serve_dashboard,
     wait_for_new_plot,
     wait_for_plot,
@@ -53,7 +54,7 @@ def test_a_model_of_own_data_shows_a_prediction_without_a_simulator(server, tmp_
     with sync_api.sync_playwright() as p, local_page(p, 1400) as (page, external, errors):
         page.goto(url)
         before = wait_for_plot(page)  # the default (pretrained) model
-        page.locator("select").first.select_option(label=label)
+        select_model(page.locator("select").first, label)
         mean = wait_for_new_plot(page, before)
         mean = wait_until_settled(page)
         assert len(mean) > 1 and all(math.isfinite(v) for v in mean)

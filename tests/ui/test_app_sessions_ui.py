@@ -14,6 +14,7 @@ from browser import (  # noqa: E402
     local_browser,
     open_page,
     playwright_sync_api,
+    select_model,
     serve_dashboard,
     wait_for_new_plot,
     wait_for_plot,
@@ -64,7 +65,7 @@ def test_two_sessions_switch_models_and_move_sliders_independently(server):
         assert a.get_by_text(NU).count() > 0
 
         # A switches to the oscillator: new μ sliders, new plot data
-        a.locator("select").first.select_option(label=OSCILLATOR)
+        select_model(a.locator("select").first, OSCILLATOR)
         wait_for_new_plot(a, a_qoi)
         sync_api.expect(a.get_by_text(NU)).to_have_count(0, timeout=30_000)
         switched = a.evaluate(READ_CONTROLS)
@@ -92,7 +93,7 @@ def test_two_sessions_switch_models_and_move_sliders_independently(server):
         assert b.evaluate(READ_QOI_MEAN) == b_now and b.evaluate(READ_CONTROLS) == b_moved
 
         # and back to Burgers in A: the model switch works both ways
-        a.locator("select").first.select_option(label="burgers — pretrained/burgers")
+        select_model(a.locator("select").first, "burgers — pretrained/burgers")
         sync_api.expect(a.get_by_text(NU).first).to_be_visible(timeout=30_000)
         assert not a.evaluate(ERROR_SHOWN) and not b.evaluate(ERROR_SHOWN)
     assert_clean(external, errors, log)
@@ -137,8 +138,8 @@ def test_forcing_family_extrapolation_warning_and_a_two_dimensional_field(server
         assert not page.evaluate(ERROR_SHOWN)
 
         # a 2-D field: mean and std maps of one frame, and a frame player
-        page.locator("select").first.select_option(
-            label="reaction_diffusion — pretrained/reaction_diffusion")
+        select_model(page.locator("select").first,
+                     "reaction_diffusion — pretrained/reaction_diffusion")
         page.wait_for_function(f"() => {{ const f = ({LIVE_FACTS})('mean-image'); "
                                "return f !== null && f.shape[0] === 48 && f.shape[1] === 48; }",
                                timeout=90_000)
