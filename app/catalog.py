@@ -21,6 +21,7 @@ state). Whoever adds a model (the Train tab) calls :func:`notify_changed`; sessi
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import threading
@@ -32,7 +33,7 @@ from engine.io import CONFIG_NAME, WEIGHTS_NAME, ModelFileError, load_config
 from engine.model import StochasticROM, load_model
 
 __all__ = [
-    "ModelEntry", "pretrained_dir", "user_models_dir", "model_roots", "discover_models",
+    "ModelEntry", "picker_key", "pretrained_dir", "user_models_dir", "model_roots", "discover_models",
     "default_model", "load_cached", "model_lock", "clear_cache", "resolve_system",
     "serving_device", "ENV_DEVICE", "ENV_MODELS_DIR", "ENV_PRETRAINED_DIR",
     "notify_changed", "generation",
@@ -60,6 +61,12 @@ class ModelEntry:
     label: str
     system: str | None
     source: str
+
+
+def picker_key(path: str | os.PathLike) -> str:
+    """An opaque, stable key for a model folder: what a page's model picker holds instead
+    of the server's path (a select sends its values to the browser)."""
+    return "m" + hashlib.sha256(os.fspath(path).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def pretrained_dir() -> Path:

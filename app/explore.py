@@ -40,6 +40,7 @@ from bokeh.models import Range1d
 from panel.io.state import set_curdoc
 
 from app import export
+from app.catalog import picker_key
 from app.controls import BusyLabel, MuControl, forcing_widget, label, release_js_callbacks
 from app.explore_tools import CostLine, SnippetCard
 from app.field_maps import FieldGrid, FieldMaps
@@ -194,10 +195,13 @@ class ExploreView(pn.viewable.Viewer):
         if s.dispatch is not None:  # served: a closed session's waiting work is dropped
             pn.state.on_session_destroyed(lambda _context: s.worker.cancel())
         self.render_seconds = 0.0
+        # the page holds opaque keys, never the server's folders (a select sends its values)
+        self._picker_paths: dict[str, str] = {}
         self._model_select = pn.widgets.Select(
-            **label("Model"), options=self._picker_options(s.models), value=s.model_path,
+            **label("Model"), options=self._picker_options(s.models),
+            value=picker_key(s.model_path) if s.model_path else None,
             sizing_mode="stretch_width")
-        self._model_select.param.watch(lambda e: setattr(s, "model_path", e.new), "value")
+        self._model_select.param.watch(self._on_model_picked, "value")
         self._model_info = pn.pane.Markdown("", sizing_mode="stretch_width",
                                             styles={"font-size": "12px"})
         self._cost = CostLine(s)  # weights, measured prediction time here, training run
@@ -300,12 +304,19 @@ class ExploreView(pn.viewable.Viewer):
         return pn.Row(pn.Column(self.controls, width=330), self.main, sizing_mode="stretch_width")
 
     # ----------------------------------------------------------- models
-    @staticmethod
-    def _picker_options(entries) -> dict[str, str]:
-        """``{text: path}`` of the model picker: each model's label with its held-out
+    def _picker_options(self, entries) -> dict[str, str]:
+        """``{text: key}`` of the model picker: each model's label with its held-out
         accuracy and a warning sign on a weak one (:mod:`app.model_summary`); plain text, as
-        a select's options are never read as markup."""
-        return {picker_label(e.label, read_summary(e.path)): e.path for e in entries}
+        a select's options are never read as markup. The key (:func:`picker_key`) stands
+        for the model's folder, which stays on the server."""
+        self._picker_paths.update({picker_key(e.path): e.path for e in entries})
+        return {picker_label(e.label, read_summary(e.path)): picker_key(e.path)
+                for e in entries}
+
+    def _on_model_picked(self, event) -> None:
+        path = self._picker_paths.get(event.new) if event.new else None
+        if path is not None:
+            self.state.model_path = path
 
     def offer_models(self, entries) -> None:
         """Offer ``entries`` (``app.catalog.ModelEntry``) in the model picker (session

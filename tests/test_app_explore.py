@@ -249,3 +249,17 @@ def test_a_model_switch_clears_the_comparison_and_the_status_line(view):
     assert not view.state.show_truth and not view._truth.value
     _settle(view)
     assert view.state.result is not None and view.state.result.truth is None
+
+
+def test_the_model_picker_sends_keys_not_server_folders(view, tiny_model_dir):
+    """A select sends its values to the page: they are opaque keys, and picking one loads
+    the folder it stands for on the server."""
+    root = view._model_select.get_root()
+    values = [value for value, _text in root.options]
+    assert values and not any(str(tiny_model_dir) in v or "/" in v for v in values)
+    assert str(tiny_model_dir) not in str(root.value)
+    first = view.state.models[0]
+    view._model_select.value = catalog.picker_key(first.path)
+    assert view.state.model_path == first.path
+    view._model_select.value = "m-not-a-key"  # a forged value changes nothing
+    assert view.state.model_path == first.path
