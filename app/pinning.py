@@ -184,12 +184,23 @@ class PinControls:
         self.panel = pn.Row(self._pin_button, self._clear_button, self.text,
                             sizing_mode="stretch_width", height=44)
         state.param.watch(lambda event: self._sync_buttons(), "result")
-        state.param.watch(lambda event: self.clear(), "model")
+        state.param.watch(lambda event: self._on_model(), "model")
+        self._last_full: Any = None  # the last full (not preview) prediction
         self._sync_buttons()  # a state that predicted before the view was built
 
+    def _on_model(self) -> None:
+        self._last_full = None  # the previous model's
+        self.clear()
+        self._sync_buttons()
+
     def _sync_buttons(self) -> None:
+        """Pinning takes the last full prediction (a preview of the next move may be on
+        screen), so the button is enabled from the first one on: it is not toggled at every
+        slider move (a widget's state change makes the page lay itself out again)."""
         r = self.state.result
-        ready = r is not None and not r.preview
+        if r is not None and not r.preview:
+            self._last_full = r
+        ready = self._last_full is not None
         if self._pin_button.disabled == ready:
             self._pin_button.disabled = not ready
 
@@ -207,7 +218,7 @@ class PinControls:
         """Pin the shown prediction (an error shows in place of the pinned text)."""
         from app.safe_text import md
 
-        r = self.state.result
+        r = self._last_full
         if r is None:
             return
         try:
