@@ -251,7 +251,7 @@ def test_a_model_switch_clears_the_comparison_and_the_status_line(view):
     assert view.state.result is not None and view.state.result.truth is None
 
 
-def test_the_model_picker_sends_keys_not_server_folders(view, tiny_model_dir):
+def test_the_model_picker_sends_keys_not_server_folders(view, tiny_model_dir):  # noqa: F811
     """A select sends its values to the page: they are opaque keys, and picking one loads
     the folder it stands for on the server."""
     root = view._model_select.get_root()
