@@ -21,7 +21,6 @@ state). Whoever adds a model (the Train tab) calls :func:`notify_changed`; sessi
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 import threading
@@ -33,7 +32,7 @@ from engine.io import CONFIG_NAME, WEIGHTS_NAME, ModelFileError, load_config
 from engine.model import StochasticROM, load_model
 
 __all__ = [
-    "ModelEntry", "picker_key", "pretrained_dir", "user_models_dir", "model_roots", "discover_models",
+    "ModelEntry", "model_key", "pretrained_dir", "user_models_dir", "model_roots", "discover_models",
     "default_model", "load_cached", "model_lock", "clear_cache", "resolve_system",
     "serving_device", "ENV_DEVICE", "ENV_MODELS_DIR", "ENV_PRETRAINED_DIR",
     "notify_changed", "generation",
@@ -63,10 +62,16 @@ class ModelEntry:
     source: str
 
 
-def picker_key(path: str | os.PathLike) -> str:
-    """An opaque, stable key for a model folder: what a page's model picker holds instead
-    of the server's path (a select sends its values to the browser)."""
-    return "m" + hashlib.sha256(os.fspath(path).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+def model_key(entry: ModelEntry) -> str:
+    """The public name of a model: ``pretrained/<folder>`` or ``user/<folder>`` (the
+    directory below its root, never a server path). What the page's model picker holds (a
+    select sends its values to the browser) and what a shared URL names."""
+    root = pretrained_dir() if entry.source == "pretrained" else user_models_dir()
+    try:
+        rel = Path(entry.path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except (ValueError, OSError):
+        rel = Path(entry.path).name
+    return f"{entry.source}/{rel}"
 
 
 def pretrained_dir() -> Path:

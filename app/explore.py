@@ -40,7 +40,7 @@ from bokeh.models import Range1d
 from panel.io.state import set_curdoc
 
 from app import export
-from app.catalog import picker_key
+from app.catalog import model_key
 from app.controls import BusyLabel, MuControl, forcing_widget, label, release_js_callbacks
 from app.explore_tools import CostLine, SnippetCard
 from app.field_maps import FieldGrid, FieldMaps
@@ -199,7 +199,7 @@ class ExploreView(pn.viewable.Viewer):
         self._picker_paths: dict[str, str] = {}
         self._model_select = pn.widgets.Select(
             **label("Model"), options=self._picker_options(s.models),
-            value=picker_key(s.model_path) if s.model_path else None,
+            value=next((model_key(e) for e in s.models if e.path == s.model_path), None),
             sizing_mode="stretch_width")
         self._model_select.param.watch(self._on_model_picked, "value")
         self._model_info = pn.pane.Markdown("", sizing_mode="stretch_width",
@@ -307,11 +307,11 @@ class ExploreView(pn.viewable.Viewer):
     def _picker_options(self, entries) -> dict[str, str]:
         """``{text: key}`` of the model picker: each model's label with its held-out
         accuracy and a warning sign on a weak one (:mod:`app.model_summary`); plain text, as
-        a select's options are never read as markup. The key (:func:`picker_key`) stands
-        for the model's folder, which stays on the server."""
-        self._picker_paths.update({picker_key(e.path): e.path for e in entries})
-        return {picker_label(e.label, read_summary(e.path)): picker_key(e.path)
-                for e in entries}
+        a select's options are never read as markup. The key
+        (:func:`app.catalog.model_key`, e.g. ``pretrained/burgers``) stands for the model's
+        folder, which stays on the server."""
+        self._picker_paths.update({model_key(e): e.path for e in entries})
+        return {picker_label(e.label, read_summary(e.path)): model_key(e) for e in entries}
 
     def _on_model_picked(self, event) -> None:
         path = self._picker_paths.get(event.new) if event.new else None

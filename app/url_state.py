@@ -25,7 +25,6 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import param
@@ -167,15 +166,7 @@ def _family(text: str) -> str | None:
     return text
 
 
-def model_key(entry: catalog.ModelEntry) -> str:
-    """The name of a model in a URL: ``pretrained/<folder>`` or ``user/<folder>`` (the
-    directory below its root; never a server path)."""
-    root = catalog.pretrained_dir() if entry.source == "pretrained" else catalog.user_models_dir()
-    try:
-        rel = Path(entry.path).resolve().relative_to(Path(root).resolve()).as_posix()
-    except (ValueError, OSError):
-        rel = Path(entry.path).name
-    return f"{entry.source}/{rel}"
+model_key = catalog.model_key  # the name of a model in a URL
 
 
 def resolve_model(key: str | None, entries: Sequence[catalog.ModelEntry]

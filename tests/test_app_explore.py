@@ -256,10 +256,10 @@ def test_the_model_picker_sends_keys_not_server_folders(view, tiny_model_dir):  
     the folder it stands for on the server."""
     root = view._model_select.get_root()
     values = [value for value, _text in root.options]
-    assert values and not any(str(tiny_model_dir) in v or "/" in v for v in values)
-    assert str(tiny_model_dir) not in str(root.value)
+    assert values and not any(str(tiny_model_dir) in v or v.startswith("/") for v in values)
+    assert str(tiny_model_dir) not in str(root.value) and str(root.value).startswith("user/")
     first = view.state.models[0]
-    view._model_select.value = catalog.picker_key(first.path)
+    view._model_select.value = catalog.model_key(first)
     assert view.state.model_path == first.path
-    view._model_select.value = "m-not-a-key"  # a forged value changes nothing
+    view._model_select.value = "user/../../etc"  # a forged value changes nothing
     assert view.state.model_path == first.path
