@@ -14,12 +14,16 @@ Needs ``holoviews`` (``pip install holoviews``; its Bokeh backend is loaded when
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.prediction import Prediction
 
-__all__ = ["BAND_LEVELS", "bands", "sample_paths", "field", "latent_phase"]
+if TYPE_CHECKING:
+    from engine.sensitivity import SweepResult, TornadoResult
+
+__all__ = ["BAND_LEVELS", "bands", "sample_paths", "field", "latent_phase", "sweep", "tornado"]
 
 #: central interval levels drawn by :func:`bands` (the dashboard draws the same three)
 BAND_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.95)
@@ -142,6 +146,44 @@ def latent_phase(pred: Prediction, case: int = 0, dims: tuple[int, int] = (0, 1)
     paths = [np.column_stack([p[:, i], p[:, j]]) for p in pred.latent[case, :n]]
     return hv.Path(paths, kdims=[f"z{i + 1}", f"z{j + 1}"]).opts(
         title=f"latent paths, {_title(pred, case)}", alpha=0.6)
+
+
+def sweep(result: SweepResult, outer: tuple[float, float] = (0.05, 0.95),
+          inner: tuple[float, float] = (0.25, 0.75)):
+    """A 1-D sensitivity sweep (:func:`engine.sensitivity.sweep_1d`): the statistic's 5–95 %
+    and 25–75 % ranges over the sample paths, its mean, and ± 2 Monte-Carlo standard errors
+    of the mean.
+
+    Returns:
+        ``hv.Overlay`` of two ``hv.Area``, an ``hv.ErrorBars`` and the mean ``hv.Curve``.
+    """
+    hv = _hv()
+    x, name, label = np.asarray(result.values), result.input.label, result.label
+    overlay = [hv.Area((x, result.quantile(lo), result.quantile(hi)), name,
+                       [label, f"{label}_high"], label=f"{100 * (hi - lo):g} % of paths"
+                       ).opts(alpha=0.2 if k == 0 else 0.35)
+               for k, (lo, hi) in enumerate((outer, inner))]
+    overlay.append(hv.ErrorBars((x, result.mean, 2 * result.stderr), name,
+                                [label, "2 standard errors"]))
+    overlay.append(hv.Curve((x, result.mean), name, label, label="mean"))
+    return hv.Overlay(overlay).opts(title=f"{label} against {name}")
+
+
+def tornado(result: TornadoResult):
+    """A tornado ranking (:func:`engine.sensitivity.rank_inputs`): each input's swing
+    ``|high − low|`` of the statistic's mean over its trained range, largest first, with
+    ± 2 Monte-Carlo standard errors.
+
+    Returns:
+        ``hv.Overlay`` of horizontal ``hv.Bars`` and ``hv.ErrorBars``.
+    """
+    hv = _hv()
+    names = [inp.label for inp in result.inputs][::-1]  # largest at the top
+    swing, se = result.swing[::-1], result.swing_se[::-1]
+    bars = hv.Bars((names, swing), "input", "swing").opts(invert_axes=True)
+    errors = hv.ErrorBars((names, swing, 2 * np.nan_to_num(se)), "input",
+                          ["swing", "2 standard errors"]).opts(invert_axes=True)
+    return (bars * errors).opts(title=f"{result.label}: swing over each input's trained range")
 
 
 def _title(pred: Prediction, case: int) -> str:

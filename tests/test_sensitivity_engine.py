@@ -160,3 +160,25 @@ def test_model_system_rebuilds_the_training_simulator():
     system = model_system(model)
     assert system.system_name == "heat" and tuple(system.state_shape) == model.state_shape_
     assert system.param_names == model.param_names_
+
+
+def test_sweep_and_tornado_as_holoviews_elements():
+    hv = pytest.importorskip("holoviews")
+    from engine import plotting
+
+    cond = stub("time_mean")
+    result = sweep_1d(cond, A, n_points=3)
+    overlay = plotting.sweep(result)
+    areas = [e for e in overlay if isinstance(e, hv.Area)]
+    (curve,) = [e for e in overlay if type(e) is hv.Curve]  # an Area is a Curve too
+    (errors,) = [e for e in overlay if isinstance(e, hv.ErrorBars)]
+    np.testing.assert_allclose(curve.dimension_values(1), result.mean)
+    np.testing.assert_allclose(errors.dimension_values(2), 2 * result.stderr)
+    np.testing.assert_allclose(areas[0].dimension_values(1), result.quantile(0.05))
+    np.testing.assert_allclose(areas[0].dimension_values(2), result.quantile(0.95))
+    tornado = rank_inputs(cond, [A, OFFSET])
+    element = plotting.tornado(tornado)
+    (bars,) = [e for e in element if isinstance(e, hv.Bars)]
+    # the largest swing is drawn last (at the top of the inverted axes)
+    assert list(bars.dimension_values(0)) == [A.label, OFFSET.label]
+    np.testing.assert_allclose(bars.dimension_values(1), tornado.swing[::-1])
