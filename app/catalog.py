@@ -33,7 +33,7 @@ from engine.model import StochasticROM, load_model
 
 __all__ = [
     "ModelEntry", "model_key", "pretrained_dir", "user_models_dir", "model_roots", "discover_models",
-    "default_model", "load_cached", "model_lock", "clear_cache", "resolve_system",
+    "default_model", "load_cached", "model_lock", "clear_cache",
     "serving_device", "ENV_DEVICE", "ENV_MODELS_DIR", "ENV_PRETRAINED_DIR",
     "notify_changed", "generation",
 ]
@@ -238,36 +238,3 @@ def generation() -> int:
     value differs should call :func:`discover_models` again."""
     with _LOCKS_GUARD:
         return _GENERATION[0]
-
-
-def resolve_system(model: StochasticROM):
-    """The simulator a model was trained on, as a configured :class:`engine.systems.System`.
-
-    The saved config records the system's name but not its preset, so the preset is matched
-    by the state shape, μ names and forcing names (preferring one whose default time grid is
-    the model's training grid). Returns ``None`` for custom data or when nothing matches.
-    """
-    from engine.systems import SYSTEMS, get_system
-
-    name = getattr(model, "system_", None)
-    if name not in SYSTEMS:
-        return None
-    candidates = []
-    for preset in SYSTEMS[name].presets:
-        try:
-            system = get_system(name, preset)
-        except ValueError:
-            continue
-        if (tuple(system.state_shape) != tuple(model.state_shape_)
-                or list(system.param_names) != list(model.param_names_)
-                or list(system.forcing_names) != list(model.forcing_names_)):
-            continue
-        grid = system.time_grid()
-        same_grid = (abs(grid[0] - model.t_range_[0]) < 1e-9
-                     and abs(grid[-1] - model.t_range_[1]) < 1e-6
-                     and abs(float(grid[1] - grid[0]) - model.dt_) < 1e-6)
-        candidates.append((not same_grid, preset != "default", system))
-    if not candidates:
-        return None
-    candidates.sort(key=lambda c: (c[0], c[1]))
-    return candidates[0][2]

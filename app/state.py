@@ -50,6 +50,7 @@ from app.specs import (
 from engine.forcing import FORCING_FAMILIES, Forcing, make_forcing
 from engine.metrics import scaled_l2
 from engine.model import ExtrapolationWarning
+from engine.sensitivity import model_system
 
 __all__ = ["QUANTILE_LEVELS", "BANDS", "COVERAGE_BAND", "ExploreResult", "ExploreState",
            "PredictRequest", "LatestOnlyWorker", "predict_request", "data_initial_state", "MuSpec",
@@ -349,7 +350,7 @@ class ExploreState(param.Parameterized):
             return
         try:
             model = catalog.load_cached(path)
-            system = catalog.resolve_system(model)
+            system = model_system(model)  # the preset saved with the model
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message
             self.worker.cancel()  # a prediction of the previous model must not land now
             self.param.update(error=f"Could not load the model in {path}: {exc}", model=None,

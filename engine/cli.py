@@ -227,6 +227,18 @@ def _split_outside_brackets(text: str) -> list[str]:
     return items
 
 
+def _forcing_spec(spec: str) -> tuple[str, dict]:
+    """One forcing channel's ``family:key=value,...`` → ``(family, kwargs)``."""
+    family, _, rest = spec.partition(":")
+    kwargs = {}
+    for item in filter(None, _split_outside_brackets(rest)):
+        if "=" not in item:
+            raise UserError(f"--forcing: expected key=value, got '{item[:80]}'")
+        key, value = item.split("=", 1)
+        kwargs[key.strip()] = _parse_value(value)
+    return family.strip(), kwargs
+
+
 def _forcing_values(spec: str, t: np.ndarray, n_forcing: int) -> np.ndarray:
     """``family:key=value,...`` (one per channel, separated by ';'; a list value in
     brackets, e.g. ``sum_of_sines:amplitudes=[1,0.5],frequencies=[0.2,1]``) → ``(T, F)``."""
@@ -237,14 +249,8 @@ def _forcing_values(spec: str, t: np.ndarray, n_forcing: int) -> np.ndarray:
         raise UserError(f"--forcing gives {len(parts)} channels, the model has {n_forcing}")
     columns = []
     for part in parts:
-        family, _, rest = part.partition(":")
-        kwargs = {}
-        for item in filter(None, _split_outside_brackets(rest)):
-            if "=" not in item:
-                raise UserError(f"--forcing: expected key=value, got '{item}'")
-            key, value = item.split("=", 1)
-            kwargs[key.strip()] = _parse_value(value)
-        columns.append(make_forcing(family.strip(), **kwargs)(t))
+        family, kwargs = _forcing_spec(part)
+        columns.append(make_forcing(family, **kwargs)(t))
     return np.stack(columns, axis=-1)
 
 
@@ -409,18 +415,6 @@ def _generate_sharded(args, overrides: dict) -> int:
 _SENS_MAX_POINTS, _SENS_MAX_PATHS = 201, 4096
 
 
-def _one_forcing(spec: str) -> tuple[str, dict]:
-    """``family:key=value,...`` → ``(family, kwargs)`` (the first forcing channel)."""
-    family, _, rest = spec.partition(":")
-    kwargs = {}
-    for item in filter(None, _split_outside_brackets(rest)):
-        if "=" not in item:
-            raise UserError(f"--forcing: expected key=value, got '{item[:80]}'")
-        key, value = item.split("=", 1)
-        kwargs[key.strip()] = _parse_value(value)
-    return family.strip(), kwargs
-
-
 def _mu_options(items: list[str] | None) -> dict[str, float]:
     out = {}
     for item in items or []:
@@ -511,7 +505,7 @@ def cmd_sensitivity(args) -> int:
             raise UserError(f"--x0-from: states of shape {tuple(data.state_shape)}, the model's "
                             f"are {tuple(model.state_shape_)}")
         x0 = data.x[index, 0] if model.n_win == 1 else data.x[index, : model.n_win]
-    family, fparams = _one_forcing(args.forcing) if args.forcing else (None, None)
+    family, fparams = _forcing_spec(args.forcing) if args.forcing else (None, None)
     if family is not None and not model.forcing_names_:
         raise UserError("--forcing: this model takes no forcing")
     cond = Conditions.for_model(

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.calibration import validate_scale
 from engine.data import Normalization
 
 __all__ = ["FittedState", "FittedStateError", "MAX_STATE_VALUES", "checkpoint_extras"]
@@ -130,6 +131,8 @@ class FittedState:
                                        f"{config['t_range']!r}")
             if not (math.isfinite(dt) and dt > 0):
                 raise FittedStateError(f"dt must be a positive finite time step, got {dt!r}")
+            calibration = dict(config.get("calibration") or {})
+            validate_scale(calibration.get("scale", 1.0))
             norm = Normalization.from_dict(config["normalization"])
             norm.check_shapes(shape, n_params, n_forcing)
             state = cls(
@@ -141,7 +144,7 @@ class FittedState:
                 normalization=norm, system=config.get("system"),
                 dataset=dict(config.get("dataset") or {}),
                 training=dict(config.get("training") or {}),
-                calibration=dict(config.get("calibration") or {}),
+                calibration=calibration,
                 integration=dict(config.get("integration") or {}),
                 metrics=dict(config.get("metrics") or {}))
         except FittedStateError:

@@ -25,7 +25,6 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from engine.atomic import atomic_write
-from engine.calibration import validate_scale
 from engine.config import ModelConfig
 from engine.fitted_state import MAX_STATE_VALUES, FittedState
 from engine.initial_states import save_initial_states
@@ -186,7 +185,6 @@ def read_model_files(directory: str | os.PathLike) -> ModelFiles:
                                  f"weights, {weights_path.name} holds {stored}: config and "
                                  "weights do not belong together")
         fitted = FittedState.from_json(config)
-        validate_scale(fitted.calibration.get("scale", 1.0))
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, OverflowError) as exc:

