@@ -51,6 +51,7 @@ from engine.forcing import FORCING_FAMILIES, Forcing, make_forcing
 from engine.metrics import scaled_l2
 from engine.model import ExtrapolationWarning
 from engine.sensitivity import model_system
+from engine.state_cache import data_initial_state as engine_data_initial_state
 
 __all__ = ["QUANTILE_LEVELS", "BANDS", "COVERAGE_BAND", "ExploreResult", "ExploreState",
            "PredictRequest", "LatestOnlyWorker", "predict_request", "data_initial_state", "MuSpec",
@@ -169,16 +170,13 @@ def data_initial_state(model: Any, case: int) -> tuple[np.ndarray, np.ndarray | 
     Raises:
         ValueError: ``case`` is not one of the kept trajectories.
     """
+    x0 = engine_data_initial_state(model, int(case))  # (*S) or (W, *S)
+    if int(getattr(model, "n_win", 1)) > 1:
+        x0 = x0[None]
     cases = getattr(model, "initial_states_", None)
     if cases is None:  # saved before the states were kept: the training data's mean state
-        mean = np.broadcast_to(model.normalization_.x_mean, tuple(model.state_shape_))
-        return (np.array(mean, dtype=np.float64), None,
-                "this model was saved without training states: predictions start from its "
-                "training data's mean state")
-    if not 0 <= int(case) < cases.n_cases:
-        raise ValueError(f"training case must be 0..{cases.n_cases - 1}, got {case}")
-    window = cases.x0[int(case)]
-    x0 = window[0] if window.shape[0] == 1 else window[None]
+        return (x0, None, "this model was saved without training states: predictions start "
+                          "from its training data's mean state")
     return x0, cases.mu[int(case)], ""
 
 

@@ -72,7 +72,7 @@ def test_the_simulator_comparison_is_never_run(state):
 def test_a_bad_training_case_is_an_error_not_an_exception(state):
     good = state.result
     state.case = 99
-    assert "training case must be 0.." in state.error and state.result is good
+    assert "kept training case in 0.." in state.error and state.result is good
     state.case = 0
     assert state.error == ""
 
