@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from engine.forcing import Forcing, evaluate_forcings
+from engine.systems.progress import report_progress
 
 Drift = Callable[[float, np.ndarray, np.ndarray], np.ndarray]
 
@@ -77,6 +78,7 @@ def rk4_additive(
                 x = x + sigma * np.sqrt(h) * rng.standard_normal((n, d))
             k += 2
         out[:, i + 1] = x
+        report_progress(i + 1, len(counts))  # a reporter may stop the run here
     return out
 
 

@@ -61,6 +61,7 @@ import torch.nn.functional as F
 from engine.forcing import Forcing, evaluate_forcings
 from engine.state_cache import load_state, store_state
 from engine.systems.base import System
+from engine.systems.progress import report_progress
 
 __all__ = ["D2Q9", "CylinderSystem"]
 
@@ -566,9 +567,10 @@ class CylinderSystem(System):
         s = evaluate_forcings(forcings, t_steps)[..., 0]  # (N, S) physical flow rates
         s = np.clip(s, -self.jet_limit, self.jet_limit)
         outs = []
-        for lo in range(0, len(re), self.batch_size):
+        n_batches = math.ceil(len(re) / self.batch_size)
+        for b, lo in enumerate(range(0, len(re), self.batch_size)):
             hi = min(lo + self.batch_size, len(re))
-            outs.append(self._run_batch(lat, re[lo:hi], s[lo:hi], snap))
+            outs.append(self._run_batch(lat, re[lo:hi], s[lo:hi], snap, (b, n_batches)))
         out = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
         out["t"], out["t_steps"], out["jet_flow"] = t, t_steps, s
         return out
@@ -623,8 +625,15 @@ class CylinderSystem(System):
             stepper = _Stepper(lat, wp, wm, 1, self.cuda_graph)
             forces = torch.empty(1, n_spin, 2, dtype=lat.dtype, device=lat.device)
             jet = torch.as_tensor(kick[None] * lat.dt / lat.dx**2, dtype=lat.dtype, device=lat.device)
+            f = lat.initial(1)
+            # in pieces, to report progress (a reporter may stop the spin-up there); the
+            # steps are the same as in one call
+            piece = max(1, -(-n_spin // 50))
             with torch.no_grad():
-                f = stepper.advance(lat.initial(1), jet, forces)
+                for pos in range(0, n_spin, piece):
+                    end = min(pos + piece, n_spin)
+                    f = stepper.advance(f, jet[:, pos:end], forces[:, pos:end])
+                    report_progress(end, n_spin, "spin-up")
             f = f.clone()
             _SPINUP_CACHE[key] = f.detach().cpu()
             if time.perf_counter() - start >= SPINUP_DISK_MIN_SECONDS:
@@ -635,7 +644,9 @@ class CylinderSystem(System):
         return torch.cat(states)[torch.as_tensor(inv, device=lat.device)]
 
     def _run_batch(self, lat: _Lattice, re: np.ndarray, s: np.ndarray,
-                   snap: np.ndarray) -> dict:
+                   snap: np.ndarray, batch: tuple[int, int] = (0, 1)) -> dict:
+        """One batch of :meth:`_run`; ``batch`` is (its index, the number of batches), for
+        the progress reports (:func:`engine.systems.progress.report_progress`)."""
         n, n_steps = len(re), s.shape[1]
         h, w = (int(v) for v in self.output_shape)
         f = self._spun_up(lat, re)
@@ -659,6 +670,8 @@ class CylinderSystem(System):
                 if stop > i:
                     f = stepper.advance(f, q_all[:, i:stop], forces[:, i:stop])
                     i = stop
+                    # a reporter may stop the run here
+                    report_progress(batch[0] * n_steps + i, batch[1] * n_steps)
                 if k == snap.size:
                     break
                 rho, ux, uy = lat.macros(f)

@@ -50,6 +50,7 @@ import param
 from engine.forcing import Forcing, evaluate_forcings
 from engine.systems._integrators import etdrk4_coefficients
 from engine.systems.base import System
+from engine.systems.progress import report_progress
 
 __all__ = ["KuramotoSivashinskySystem"]
 
@@ -110,7 +111,8 @@ class KuramotoSivashinskySystem(System):
         return coef[:, 0] @ np.cos(phase) + coef[:, 1] @ np.sin(phase)
 
     def integrate(self, u0: np.ndarray, t: np.ndarray, length: np.ndarray | float | None = None,
-                  forcings: Sequence[Sequence[Forcing]] | None = None) -> np.ndarray:
+                  forcings: Sequence[Sequence[Forcing]] | None = None,
+                  phase: str = "horizon") -> np.ndarray:
         """Advance N fields from ``t[0]`` by ETDRK4 and return them on ``t`` (no spin-up).
 
         Args:
@@ -118,6 +120,8 @@ class KuramotoSivashinskySystem(System):
             t: (T,) strictly increasing output times.
             length: (N,) or scalar domain lengths L; default ``self.length``.
             forcings: N sequences of one forcing (the ``f`` channel); ``None``: unforced.
+            phase: what the progress reports name (``engine.systems.progress``): ``"horizon"``
+                or ``"spin-up"``; one report per output interval.
 
         Returns:
             (N, T, n_grid) float64 states.
@@ -177,6 +181,7 @@ class KuramotoSivashinskySystem(System):
                 v = e * v + f1 * nv + 2 * f2 * (na + nb) + f3 * nc
                 s += 2
             out[:, i + 1] = np.fft.irfft(v, n=self.n_grid)
+            report_progress(i + 1, len(counts), phase)  # a reporter may stop the run here
         return out
 
     def lyapunov_exponents(self, mu: np.ndarray) -> np.ndarray:
@@ -195,7 +200,8 @@ class KuramotoSivashinskySystem(System):
         fs = forcings if self.forced else None
         u0 = self.initial_condition(len(mu), rng)
         if self.spinup > 0:
-            u0 = self.integrate(u0, np.array([-self.spinup, 0.0]), length)[:, -1]
+            u0 = self.integrate(u0, np.array([-self.spinup, 0.0]), length,
+                                phase="spin-up")[:, -1]
         if t[0] > 0:  # the attractor state is at t = 0; the forcing acts from there on
-            u0 = self.integrate(u0, np.array([0.0, t[0]]), length, fs)[:, -1]
+            u0 = self.integrate(u0, np.array([0.0, t[0]]), length, fs, phase="spin-up")[:, -1]
         return self.integrate(u0, t, length, fs)

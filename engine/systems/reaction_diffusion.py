@@ -26,6 +26,7 @@ import param
 
 from engine.systems._integrators import etdrk4_coefficients
 from engine.systems.base import System
+from engine.systems.progress import report_progress
 
 __all__ = ["ReactionDiffusionSystem"]
 
@@ -147,4 +148,5 @@ class ReactionDiffusionSystem(System):
         for i in range(t.size - 1):
             uv_hat = advance(uv_hat, t[i + 1] - t[i])
             out[:, i + 1] = self._stored(np.fft.irfft2(uv_hat, s=size))
+            report_progress(i + 1, t.size - 1)  # a reporter may stop the run here
         return out
