@@ -2,17 +2,21 @@
 
 All paths of all cases move together as one batch ``(M, d)``. The Brownian draws are made
 up front from a seeded generator, so a rollout is a deterministic function of its inputs;
-on CUDA the whole time loop is captured once per shape as a CUDA graph and replayed for
-later calls (a dashboard slider move).
+on CUDA a NeuralDrift's rollout runs as one Triton kernel (:mod:`engine.solvers.fused`),
+and any other is captured once per shape as a CUDA graph and replayed for later calls (a
+dashboard slider move).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 
+from engine.drift import NeuralDrift
 from engine.solvers import DEFAULT_METHOD, METHODS, get_scheme
+from engine.solvers.fused import FusedWeights, fused_integrate, fused_support, pack_weights
 from engine.solvers.grid import stage_grid
 
 __all__ = ["METHODS", "integrate", "RolloutEngine"]
@@ -72,21 +76,47 @@ def integrate(drift: DriftFn, z0: torch.Tensor, t: torch.Tensor, mu: torch.Tenso
 
 
 class RolloutEngine:
-    """Runs :func:`integrate`, eagerly on the CPU and through cached CUDA graphs on CUDA."""
+    """Runs :func:`integrate`: eagerly on the CPU; on CUDA as one fused Triton kernel where
+    :func:`~engine.solvers.fused.fused_support` allows it, else through cached CUDA graphs.
 
-    def __init__(self, drift: torch.nn.Module, use_graph: bool = True, max_graphs: int = 8):
+    Attributes:
+        last_path: how the latest call ran: ``"fused"``, ``"graph"`` or ``"eager"``.
+    """
+
+    def __init__(self, drift: torch.nn.Module, use_graph: bool = True, max_graphs: int = 8,
+                 use_fused: bool = True):
         self.drift = drift
         self.use_graph = use_graph
+        self.use_fused = use_fused
         self.max_graphs = max_graphs
         self._graphs: dict[tuple, tuple] = {}
+        self._packed: tuple[tuple, FusedWeights] | None = None
+        self.last_path = ""
 
     def clear(self) -> None:
         self._graphs.clear()
+        self._packed = None
+
+    def _fused_weights(self) -> FusedWeights:
+        """The drift's packed weights, packed again whenever a parameter changed (an
+        optimizer step bumps its version) or moved."""
+        key = tuple((p.data_ptr(), p._version) for p in self.drift.parameters())
+        if self._packed is None or self._packed[0] != key:
+            self._packed = (key, pack_weights(cast(NeuralDrift, self.drift)))
+        return self._packed[1]
 
     @torch.no_grad()
     def __call__(self, z0, t, mu, f, dispersion_std, noise, method=DEFAULT_METHOD, substeps=1):
+        if (self.use_fused and z0.is_cuda and method in METHODS
+                and fused_support(self.drift, method, z0, 1 + (t.shape[0] - 1) * substeps
+                                  * len(get_scheme(method).stage_fractions)) is None):
+            self.last_path = "fused"
+            return fused_integrate(cast(NeuralDrift, self.drift), z0, t, mu, f, dispersion_std, noise, method,
+                                   substeps, weights=self._fused_weights())
         if not (self.use_graph and z0.is_cuda):
+            self.last_path = "eager"
             return integrate(self.drift, z0, t, mu, f, dispersion_std, noise, method, substeps)
+        self.last_path = "graph"
         key = (tuple(z0.shape), tuple(t.shape), tuple(mu.shape), tuple(f.shape),
                tuple(dispersion_std.shape), method, substeps, z0.dtype)
         entry = self._graphs.get(key)

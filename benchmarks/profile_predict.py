@@ -1,0 +1,92 @@
+"""Where a decoded prediction's time goes: ``predict`` of the Burgers paper model, 256 paths ×
+300 steps with 5 quantiles (the ``ours_decode`` point of ``benchmarks/inference.py``).
+
+Prints and writes ``benchmarks/results/profile_predict_<device>.txt``: the wall clock of the
+stages (latent rollout, decoding, moments, observations and quantiles, copies to the host;
+synchronised), then torch.profiler's operators by device time.
+
+Usage: python benchmarks/profile_predict.py [--device cuda|cpu] [--paths 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from engine import load_model  # noqa: E402
+from engine.prediction import sample_quantiles  # noqa: E402
+from inference import LEVELS, MODEL, load_case  # noqa: E402
+
+
+def _timed(device: str, fn, repeats: int = 10) -> tuple[float, object]:
+    out = fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return 1e3 * (time.perf_counter() - start) / repeats, out
+
+
+@torch.no_grad()
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--paths", type=int, default=256)
+    args = parser.parse_args()
+    device, n = args.device, args.paths
+    model = load_model(MODEL, device=device)
+    x0, mu, t, f = load_case(model)
+    lines = [f"# predict profile: {MODEL.name}, {n} paths × {t.size - 1} steps, {device} "
+             f"({torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}, torch "
+             f"{torch.__version__})", ""]
+
+    def whole():
+        return model.predict(x0, mu, t, f, n_samples=n, seed=0, return_samples=False,
+                             quantiles=LEVELS)
+
+    def latent():
+        return model._latent_paths(x0, mu, t, f, n, 0, None, None)[3]
+
+    ms_whole, _ = _timed(device, whole)
+    ms_latent, z = _timed(device, latent)
+    z = z.reshape(-1, model.latent_dim_)
+    ms_decode, decoded = _timed(device, lambda: model._decode_paths(z))
+    decoded = decoded.view(1, n, t.size, *model.state_shape_)
+    ms_quantiles, _ = _timed(device, lambda: sample_quantiles(decoded, LEVELS, dim=1))
+    ms_moments, _ = _timed(device, lambda: (decoded.mean(1), decoded.var(1)))
+    ms_copy, _ = _timed(device, lambda: decoded.mean(1).detach().cpu().numpy())
+    path = getattr(getattr(model, "_rollout", None), "last_path", "?")
+    lines += [f"- whole predict: {ms_whole:.2f} ms",
+              f"- latent paths (rollout path: {path}): {ms_latent:.2f} ms",
+              f"- decoding {z.shape[0]} frames: {ms_decode:.2f} ms",
+              f"- 5 quantiles over the paths (sort): {ms_quantiles:.2f} ms",
+              f"- mean and variance over the paths: {ms_moments:.2f} ms",
+              f"- one mean field to the host: {ms_copy:.2f} ms", ""]
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(3):
+            whole()
+        if device == "cuda":
+            torch.cuda.synchronize()
+    sort = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
+    lines += ["## operators over 3 calls, by device time", "",
+              prof.key_averages().table(sort_by=sort, row_limit=25, max_name_column_width=70)]
+    text = "\n".join(lines)
+    print(text)
+    out = ROOT / "benchmarks" / "results" / f"profile_predict_{device}.txt"
+    out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
