@@ -49,6 +49,7 @@ from app.pinning import PinControls
 from app.plots import ErrorPlot, FieldPlot, ForcingPlot, LatentPlot, PhasePlot, QoIPlot
 from app.safe_text import md
 from app.scenarios import apply_scenario, scenarios_for
+from app.simulation_progress import SimulationProgress
 from app.state import BANDS, ExploreResult, ExploreState, forcing_fields
 
 __all__ = ["ExploreView", "NO_MODEL_HELP", "session_dispatcher"]
@@ -271,6 +272,10 @@ class ExploreView(pn.viewable.Viewer):
         # an engineer's tools: a pinned reference in the probe plot; the CLI / Python code
         self._pinning = PinControls(s, self.probe_index)
         self._snippets = SnippetCard(s)
+        # a long simulator run (the cylinder's truth): its progress and a Cancel button; a
+        # closed session's simulation is cancelled too
+        self._simulation = SimulationProgress(s, on_cancel=lambda: setattr(self._truth, "value",
+                                                                           False))
         self._mu_controls: dict[str, MuControl] = {}
         self._plots: dict = {}
         self._t_range = Range1d(0, 1)
@@ -286,7 +291,7 @@ class ExploreView(pn.viewable.Viewer):
         self.main = pn.Column(self._error, self._warning,
                               pn.Row(self._status, self._spinner.pane, download,
                                      *self._downloads.values(), sizing_mode="stretch_width"),
-                              self._pinning.panel, self._plot_box, self._snippets.panel,
+                              self._simulation.panel, self._pinning.panel, self._plot_box, self._snippets.panel,
                               sizing_mode="stretch_width")
         self._applying_scenario = False
         self._scenarios: dict = {}

@@ -14,8 +14,9 @@ Engine errors never escape: they become ``state.error`` and the last good result
 μ outside the trained range is not an error but ``state.warning`` ("extrapolating").
 
 With ``background=True`` (what the dashboard sets) a change only captures the inputs as a
-:class:`PredictRequest` on the caller's thread; the prediction runs on the state's
-:class:`app.background.LatestOnlyWorker` (one thread per session), bursts are coalesced (only the newest
+:class:`PredictRequest` on the caller's thread; the prediction runs on the server's shared
+prediction threads through the state's :class:`app.scheduler.FairWorker` (sessions served in
+turn, every session's preview before any refinement), bursts are coalesced (only the newest
 request is computed, stale results are dropped) and results are handed back through
 ``dispatch``, which the view points at the session's event loop. ``wait()`` blocks until the
 worker is idle (scripts, tests).
@@ -23,6 +24,7 @@ worker is idle (scripts, tests).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -37,7 +39,9 @@ import param
 
 from app import catalog
 from app.background import LatestOnlyWorker
+from app.scheduler import FairWorker
 from app.simulate import initial_state, simulate_truth
+from app.simulation_run import SimulationCancelled, SimulationRun
 from app.specs import (
     BANDS,
     ForcingField,
@@ -138,6 +142,8 @@ class PredictRequest:
         inputs: JSON-able description (model, μ by name, forcings, sampling) for exports.
         x0: the initial state when it does not come from the simulator: ``(*S)``, or
             ``(1, W, *S)`` for a model that reads ``W`` snapshots (see :func:`data_initial_state`).
+        simulation: where the simulator work (initial state, truth) reports its progress
+            and learns that it was cancelled (``None``: no simulator).
     """
 
     model: Any
@@ -153,6 +159,12 @@ class PredictRequest:
     notes: tuple[str, ...] = ()
     inputs: dict = field(default_factory=dict)
     x0: np.ndarray | None = None
+    simulation: SimulationRun | None = None
+
+
+def _simulating(req: PredictRequest, stage: str) -> contextlib.AbstractContextManager[None]:
+    """The request's :meth:`SimulationRun.stage` (a no-op without a run)."""
+    return req.simulation.stage(stage) if req.simulation is not None else contextlib.nullcontext()
 
 
 def data_initial_state(model: Any, case: int) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -217,9 +229,11 @@ def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stri
     cap = path_cap(model.state_shape_, t.size)
     capped = n > cap
     n = min(n, cap)
-    x0 = req.x0 if req.x0 is not None else initial_state(
-        system, req.mu, req.forcings, float(t[0]), float(model.dt_), model.n_win, req.seed,
-        model_dir=req.inputs.get("model_path"))
+    x0 = req.x0
+    if x0 is None:
+        with _simulating(req, "initial state"):  # a spin-up, unless cached or shipped
+            x0 = initial_state(system, req.mu, req.forcings, float(t[0]), float(model.dt_),
+                               model.n_win, req.seed, model_dir=req.inputs.get("model_path"))
     f_values = np.stack([f(t) for f in req.forcings], axis=-1) if req.forcings else None
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -248,13 +262,23 @@ def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stri
         inputs={**req.inputs, "n_paths": n}, decode_stride=int(decode_stride))
     del pred  # the full sample array can be large; keep only the reduced result
     if req.show_truth and system is not None:
-        _add_truth(result, req)
+        notes += _add_truth(result, req)
     return result, notes + list(req.notes)
 
 
-def _add_truth(result: ExploreResult, req: PredictRequest) -> None:
+def _add_truth(result: ExploreResult, req: PredictRequest) -> list[str]:
+    """Simulate the truth into ``result``; a cancelled simulation leaves the result without
+    it and returns a note saying so."""
     start = time.perf_counter()
-    truth = simulate_truth(req.system, result.mu, req.forcings, result.t, req.seed)
+    try:
+        with _simulating(req, "truth"):
+            truth = simulate_truth(req.system, result.mu, req.forcings, result.t, req.seed)
+    except SimulationCancelled as exc:
+        run = req.simulation
+        where = run.stopped_at if run is not None else None
+        at = (f" at {100 * where.fraction:.0f} %" if where is not None
+              and where.fraction is not None and where.stage == "truth" else "")
+        return [f"{exc}{at}: the prediction is shown without the simulator's truth"]
     result.truth_seconds = time.perf_counter() - start
     result.truth = truth
     result.rel_error = scaled_l2(result.mean[None], truth[None])[0]
@@ -262,6 +286,7 @@ def _add_truth(result: ExploreResult, req: PredictRequest) -> None:
     inside = (truth >= lo) & (truth <= hi)
     result.inside_band = inside.reshape(inside.shape[0], -1).mean(axis=1)
     result.coverage = float(inside.mean())
+    return []
 
 
 class ExploreState(param.Parameterized):
@@ -332,7 +357,11 @@ class ExploreState(param.Parameterized):
         self._loading = False
         #: seconds of the last full prediction of the loaded model (None: none yet)
         self.last_full_seconds: float | None = None
-        self.worker = LatestOnlyWorker(name="srom-explore")
+        #: the newest request's simulator work (progress, cancel); None: none yet
+        self.simulation: SimulationRun | None = None
+        self._simulation_key: tuple | None = None
+        #: this session's place on the server's shared prediction threads (app.scheduler)
+        self.worker = FairWorker()
         self.param.watch(self._on_inputs, list(self._INPUTS))
         self.param.watch(self._on_model_path, "model_path")
         if path is not None:
@@ -493,10 +522,11 @@ class ExploreState(param.Parameterized):
             req = self.request()
         except Exception as exc:  # noqa: BLE001
             self.worker.cancel()  # an older prediction still running must not land after this
+            self.cancel_simulation("superseded by newer inputs", untick=False)  # nor simulate
             self.param.update(error=f"{type(exc).__name__}: {exc}", busy=False)
             return
         self.busy = True
-        self.worker.submit(lambda generation: self._work(req, generation))
+        self.worker.submit(lambda generation: self._work(req, generation), key=id(req.model))
 
     def preview_stride(self, n_times: int) -> int:
         """The output-time stride of a preview of ``n_times`` times (at most
@@ -533,26 +563,27 @@ class ExploreState(param.Parameterized):
         self.last_full_seconds = outcome[0].seconds
         yield outcome
 
-    def _work(self, req: PredictRequest, generation: int) -> None:
-        """The worker's job: :meth:`predictions`, each delivered to the session.
+    def _work(self, req: PredictRequest, generation: int, refine: bool = False) -> None:
+        """The worker's job: the preview when :meth:`preview_settings` asks for one, else
+        (or with ``refine``) the full prediction, delivered to the session.
 
         The preview is a real prediction for the new inputs with fewer paths, decoded at
-        fewer output times; the refinement starts once the session has applied and sent the
-        preview, so that the two do not compete for the interpreter and the CPU.
+        fewer output times; its refinement is a second job of the shared scheduler
+        (:mod:`app.scheduler`) that waits behind every session's first results and starts
+        once this session has applied the preview, and never if newer inputs came meanwhile.
         """
         worker = self.worker
         try:
-            for outcome in self.predictions(req):
-                final = not outcome[0].preview
-                # bound now: the session applies it later, after this loop has moved on
-                worker.deliver(generation, functools.partial(self._apply, outcome, final=final))
-                if final:
-                    return
-                if not worker.current(generation):
-                    return  # a newer request waits: skip the refinement
-                worker.sync()
-                if not worker.current(generation):
-                    return
+            preview = None if refine else self.preview_settings(req)
+            if preview is not None:
+                outcome = predict_request(req, **preview)
+                # bound now: the session applies it later
+                worker.deliver(generation, functools.partial(self._apply, outcome, final=False),
+                               then=lambda g: self._work(req, g, refine=True))
+                return
+            outcome = predict_request(req)
+            self.last_full_seconds = outcome[0].seconds
+            worker.deliver(generation, functools.partial(self._apply, outcome, final=True))
         except Exception as exc:  # noqa: BLE001
             message = f"{type(exc).__name__}: {exc}"
             worker.deliver(generation, lambda: self.param.update(error=message, busy=False))
@@ -613,11 +644,47 @@ class ExploreState(param.Parameterized):
         if system is None and getattr(model, "initial_states_", None) is not None:
             inputs["initial_state"] = {"training_trajectory": int(
                 model.initial_states_.index[self.case])}
+        show_truth = bool(self.show_truth) and system is not None
         return PredictRequest(model=model, system=system, t=t, substeps=substeps, mu=mu,
                               forcings=forcings, n_paths=int(self.n_paths), seed=int(self.seed),
-                              n_keep=int(self.n_keep),
-                              show_truth=bool(self.show_truth) and system is not None,
-                              notes=tuple(notes), inputs=inputs, x0=x0)
+                              n_keep=int(self.n_keep), show_truth=show_truth,
+                              notes=tuple(notes), inputs=inputs, x0=x0,
+                              simulation=self._simulation_for(
+                                  (id(model), t.tobytes(), mu.tobytes(), json.dumps(
+                                      inputs["forcing"], sort_keys=True, default=str),
+                                   int(self.seed), show_truth)) if system is not None else None)
+
+    def _simulation_for(self, key: tuple) -> SimulationRun:
+        """The simulator work of a new request: the newest one's while it simulates the same
+        thing (a change of the number of paths must not restart a long truth run), else a new
+        one, and then the older one is cancelled: a stale request's simulation stops at its
+        next progress report instead of holding the worker."""
+        old = self.simulation
+        if old is not None and old.cancelled is None and key == self._simulation_key:
+            return old
+        if old is not None:
+            old.cancel("superseded by newer inputs")
+        self.simulation, self._simulation_key = SimulationRun(), key
+        return self.simulation
+
+    def cancel_simulation(self, reason: str = "cancelled by the user",
+                          untick: bool = True) -> None:
+        """Stop the simulator work of the newest request (it ends at its next progress
+        report) and, with ``untick``, turn ``show_truth`` off without a new prediction (the
+        running one is then shown without the truth, with a note).
+
+        Args:
+            reason: ends the sentence "the simulator run was …" shown to the user.
+            untick: also clear "Compare with the simulator" (False at session end).
+        """
+        if self.simulation is not None:
+            self.simulation.cancel(reason)
+        if untick and self.show_truth:
+            self._loading = True  # no new prediction: the running one goes on without truth
+            try:
+                self.show_truth = False
+            finally:
+                self._loading = False
 
     def compute(self) -> tuple[ExploreResult, list[str]]:
         """The prediction for the current inputs and the warnings it raised (synchronously).
