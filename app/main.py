@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from app import url_state  # noqa: E402
 from app.about import about_panel  # noqa: E402
 from app.controls import release_at_session_end  # noqa: E402
-from app.explore import ExploreView  # noqa: E402
+from app.explore import ExploreView, session_dispatcher  # noqa: E402
 from app.presentation import presentation_toggle  # noqa: E402
 from app.safe_text import md  # noqa: E402
 from app.sensitivity_view import SensitivityView  # noqa: E402
@@ -52,7 +52,10 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
     _limit_threads()
     url_notes: list[str] = []
     if state is None:  # a shared URL's model, μ, forcing, horizon, paths (checked, bounded)
-        state, url_notes = url_state.state_from_url(url_state.session_query())
+        # predicting in the background from the start: a cylinder model's first prediction
+        # (~50 s on a CPU) held the page's load when its URL named it
+        state, url_notes = url_state.state_from_url(url_state.session_query(), background=True,
+                                                    dispatch=session_dispatcher())
     view = ExploreView(state=state)
     tabs = pn.Tabs(("Explore", view.main), ("Sensitivity", SensitivityView(view.state)),
                    ("Train", TrainingView(explore=view)),
@@ -63,6 +66,10 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
     template = pn.template.BootstrapTemplate(
         title=TITLE, sidebar=[_url_alert(url_notes), view.controls], main=[tabs],
         sidebar_width=340,
+        # no template spinner: Panel drives every session's spinner from one server-wide
+        # busy flag, so each callback of any session sent a message to every open page
+        # (O(N²) traffic with N pages; the Explore view has its own per-session label)
+        busy_indicator=None,
         header_background="#0b3d91")
     # for tests and scripts: an attribute of our own on Panel's template
     template.explore_view = view  # type: ignore[attr-defined]

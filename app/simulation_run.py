@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from engine.systems.progress import SimulationCancelled, reporting
 
-__all__ = ["RunProgress", "SimulationRun", "describe", "SimulationCancelled"]
+__all__ = ["PHASE_TEXT", "RunProgress", "SimulationRun", "describe", "SimulationCancelled"]
 
 #: what the engine's phases are called on the page
 PHASE_TEXT = {"horizon": "of the horizon", "spin-up": "of the spin-up"}

@@ -41,7 +41,7 @@ from app import catalog
 from app.background import LatestOnlyWorker
 from app.scheduler import FairWorker
 from app.simulate import initial_state, simulate_truth
-from app.simulation_run import SimulationCancelled, SimulationRun
+from app.simulation_run import PHASE_TEXT, SimulationCancelled, SimulationRun
 from app.specs import (
     BANDS,
     ForcingField,
@@ -276,8 +276,9 @@ def _add_truth(result: ExploreResult, req: PredictRequest) -> list[str]:
     except SimulationCancelled as exc:
         run = req.simulation
         where = run.stopped_at if run is not None else None
-        at = (f" at {100 * where.fraction:.0f} %" if where is not None
-              and where.fraction is not None and where.stage == "truth" else "")
+        at = (f" at {100 * where.fraction:.0f} % {PHASE_TEXT.get(where.phase, 'done')}"
+              if where is not None and where.fraction is not None and where.stage == "truth"
+              else "")
         return [f"{exc}{at}: the prediction is shown without the simulator's truth"]
     result.truth_seconds = time.perf_counter() - start
     result.truth = truth
@@ -341,9 +342,13 @@ class ExploreState(param.Parameterized):
     _INPUTS = ("mu", "forcing_family", "forcing_params", "n_paths", "horizon", "seed",
                "show_truth", "max_frames", "n_keep", "case")
 
-    def __init__(self, models: Sequence[catalog.ModelEntry] | None = None, **params: Any):
+    def __init__(self, models: Sequence[catalog.ModelEntry] | None = None,
+                 dispatch: Callable[[Callable[[], None]], None] | None = None, **params: Any):
         """Args:
             models: the catalog to offer; default: :func:`app.catalog.discover_models`.
+            dispatch: see :attr:`dispatch`; given here, it already applies the first
+                prediction (with ``background=True``, a served session's page then opens
+                before a slow model has predicted).
             params: initial values of the inputs (``model_path`` picks the model; default:
                 :func:`app.catalog.default_model`).
         """
@@ -362,6 +367,7 @@ class ExploreState(param.Parameterized):
         self._simulation_key: tuple | None = None
         #: this session's place on the server's shared prediction threads (app.scheduler)
         self.worker = FairWorker()
+        self.worker.dispatch = dispatch
         self.param.watch(self._on_inputs, list(self._INPUTS))
         self.param.watch(self._on_model_path, "model_path")
         if path is not None:

@@ -303,13 +303,16 @@ def encode(state: ExploreState) -> dict[str, str]:
 
 
 def state_from_url(query: Mapping[str, Any],
-                   models: Sequence[catalog.ModelEntry] | None = None
-                   ) -> tuple[ExploreState, list[str]]:
+                   models: Sequence[catalog.ModelEntry] | None = None,
+                   **state_params: Any) -> tuple[ExploreState, list[str]]:
     """A new session's state, started from ``query`` (see the module docstring).
 
     Args:
         query: the URL's query values (:func:`session_query`); empty: the defaults.
         models: the catalog (default: :func:`app.catalog.discover_models`).
+        state_params: more arguments of :class:`ExploreState` (the served dashboard passes
+            ``background=True`` and the session's ``dispatch``: a slow model's first
+            prediction must not hold the page).
 
     Returns:
         The state (its model loaded and predicted once more if the query changed inputs)
@@ -318,7 +321,8 @@ def state_from_url(query: Mapping[str, Any],
     entries = list(catalog.discover_models() if models is None else models)
     parsed, notes = parse_query(query)
     entry, more = resolve_model(parsed.model, entries)
-    state = ExploreState(models=entries, model_path=entry.path if entry else None)
+    state = ExploreState(models=entries, model_path=entry.path if entry else None,
+                         **state_params)
     return state, notes + more + apply_query(state, parsed)
 
 

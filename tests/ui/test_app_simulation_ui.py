@@ -1,0 +1,66 @@
+"""Browser test of a long simulator run (issue 17, item 2): with a paper-sized cylinder model,
+"Compare with the simulator" starts a truth run of tens of seconds on a CPU; the page shows
+how far it is (a progress bar and the share simulated) and a Cancel button; Cancel stops it:
+the prediction is shown without the truth with a note saying where it stopped, the
+comparison is unticked and the progress row goes away; no console error, no traceback.
+
+The simulation's real stop (not only its result hidden) is tested without a browser in
+tests/test_app_simulation_progress.py and tests/test_simulation_progress.py. Skipped like
+the other browser tests without Panel, Playwright or Chromium.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from browser import (  # noqa: E402
+    assert_clean,
+    local_page,
+    playwright_sync_api,
+    serve_dashboard,
+)
+
+sync_api = playwright_sync_api()
+
+# the comparison box as the page's live Bokeh model holds it
+TRUTH_BOX = """() => {
+  if (!window.Bokeh || !window.Bokeh.documents || !window.Bokeh.documents[0]) return null;
+  const live = window.Bokeh.documents[0].roots().flatMap((r) => Array.from(r.references()));
+  const box = live.find((m) => m.label === 'Compare with the simulator');
+  return box ? {active: box.active, disabled: box.disabled} : null;
+}"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("ui-log") / "serve.log"
+    with serve_dashboard(log_path=log) as url:
+        yield url, log
+
+
+def test_a_long_truth_run_shows_progress_and_cancel_stops_it(server, tmp_path):
+    url, log = server
+    with sync_api.sync_playwright() as p, local_page(p, 1200) as (page, external, errors):
+        page.goto(url + "?model=pretrained/cylinder_paper_d7")
+        page.wait_for_function(f"() => {{ const b = ({TRUTH_BOX})(); return b && !b.disabled; }}",
+                               timeout=60_000)
+        page.locator("input[type=checkbox]").first.click()  # "Compare with the simulator"
+        cancel = page.get_by_role("button", name="Cancel simulation")
+        sync_api.expect(cancel).to_be_visible(timeout=120_000)
+        progress = page.get_by_text(re.compile(r"Simulating the (truth|initial state)")).first
+        sync_api.expect(progress).to_be_visible()
+        # the cylinder reports its steps: a share of the spin-up or of the horizon
+        sync_api.expect(page.get_by_text(re.compile(r"\d+ % of the (horizon|spin-up)")).first
+                        ).to_be_visible(timeout=20_000)
+        page.screenshot(path=str(tmp_path / "simulating.png"))
+        cancel.click()
+        note = page.get_by_text(re.compile(r"simulator run was cancelled by the user")).first
+        sync_api.expect(note).to_be_visible(timeout=60_000)
+        sync_api.expect(cancel).to_be_hidden(timeout=10_000)
+        box = page.evaluate(TRUTH_BOX)
+        assert box is not None and box["active"] is False and not box["disabled"], box
+        text = note.inner_text()
+        match = re.search(r"at (\d+) %", text)
+        assert match is None or int(match.group(1)) < 100, text
+    assert_clean(external, errors, log)
