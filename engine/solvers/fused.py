@@ -210,7 +210,9 @@ if triton is not None:
         w_out = tl.load(w_out_ptr + hcols[:, None] * DP + dcols[None, :])
         return tl.dot(x, w_out, input_precision="ieee") + tl.load(b_out_ptr + dcols)[None, :]
 
-    @triton.jit
+    # the sizes that change from call to call are not specialised on (Triton would compile
+    # again for every new divisibility of the number of paths or steps)
+    @triton.jit(do_not_specialize=["n_paths", "n_steps", "substeps", "n_out"])
     def _rollout_kernel(z0_ptr, other_ptr, diffusion_ptr, h_ptr, out_ptr,
                         w_z_ptr, w_other_ptr, b_first_ptr, w_hidden_ptr, b_hidden_ptr,
                         w_out_ptr, b_out_ptr,
