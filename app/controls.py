@@ -19,11 +19,12 @@ from typing import Any
 
 import panel as pn
 
+from app.memory import trim_soon
 from app.state import ForcingField, MuSpec
 
 __all__ = ["MuControl", "range_bar_html", "forcing_widget", "nice_step", "label", "label_of",
            "BusyLabel", "PromptFloatSlider", "PromptEditableFloatSlider", "release_js_callbacks",
-           "release_at_session_end"]
+           "release_at_session_end", "TextHTML", "TextMarkdown"]
 
 TRAINED_COLOR = "#2ca02c"
 OUTSIDE_COLOR = "#d62728"
@@ -85,8 +86,34 @@ def release_at_session_end(*viewables) -> None:
         return  # pn.state.on_session_destroyed would register it for every future session
     def release(_context) -> None:
         release_js_callbacks(*viewables)
+        trim_soon()  # hand the closed session's freed memory back (app.memory)
 
     pn.state.on_session_destroyed(release)
+
+
+class _TextOnlyUpdates:
+    """A pane whose new ``object`` sends only the new text to the page.
+
+    Panel's HTML and Markdown panes send all their properties on each change, stylesheet
+    models included; a changed list of models makes Bokeh walk the session's whole document
+    again (``DocumentModelManager.recompute``), four times per slider move, on the event
+    loop that every session shares: 27 % of that loop's busy time with 5 pages moving
+    sliders (py-spy, issue 15 load). Sizes, styles and visibility still update as usual (they are not
+    ``object``).
+    """
+
+    def _update(self, ref: str, model: Any) -> None:
+        props = self._process_param_change({"object": self.object})  # type: ignore[attr-defined]
+        model.update(**{k: v for k, v in props.items() if k == "text"})
+
+
+class TextHTML(_TextOnlyUpdates, pn.pane.HTML):
+    """:class:`panel.pane.HTML` for text that changes often (see :class:`_TextOnlyUpdates`)."""
+
+
+class TextMarkdown(_TextOnlyUpdates, pn.pane.Markdown):
+    """:class:`panel.pane.Markdown` for text that changes often (see
+    :class:`_TextOnlyUpdates`)."""
 
 
 class BusyLabel:
@@ -100,7 +127,7 @@ class BusyLabel:
     HTML = '<span style="color:#0b3d91;font-size:12px;white-space:nowrap">⏳ computing…</span>'
 
     def __init__(self, busy: bool = False, **params):
-        self.pane = pn.pane.HTML(self.HTML if busy else "", width=100, height=20,
+        self.pane = TextHTML(self.HTML if busy else "", width=100, height=20,
                                  sizing_mode="fixed", margin=(10, 4, 0, 8), **params)
 
     @property
@@ -184,7 +211,7 @@ class MuControl:
         self.slider = PromptEditableFloatSlider(
             **label(f"{spec.name}{unit}"), start=lo, end=hi, value=float(value),
             step=nice_step(lo, hi), format="0.[0000]", sizing_mode="stretch_width")
-        self.bar = pn.pane.HTML(range_bar_html(spec.trained, spec.bounds, value, spec.doc),
+        self.bar = TextHTML(range_bar_html(spec.trained, spec.bounds, value, spec.doc),
                                 sizing_mode="stretch_width", margin=(0, 10, 8, 10))
         # the bar follows the release, not every pixel of a drag: each update is a message
         # and a layout of the sidebar while the server is about to predict

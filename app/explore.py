@@ -632,6 +632,21 @@ class ExploreView(pn.viewable.Viewer):
                      f"{100 * r.coverage:.0f} %")
         return text
 
+    # ---------------------------------------------------------- probe
+    @property
+    def probe_widget(self) -> pn.widgets.IntSlider:
+        """The probe control; its ``value`` is the flat state index the probe plot shows (a
+        shared URL keeps it, :func:`app.url_state.bind`)."""
+        return self._probe
+
+    def set_probe(self, k: int) -> int:
+        """Show flat state index ``k`` in the probe plot (bounded to the model's state);
+        returns the index set."""
+        n = int(np.prod(self.state.model.state_shape_)) if self.state.model is not None else 1
+        k = min(max(int(k), 0), n - 1)
+        self._probe.value = k
+        return k
+
     # ---------------------------------------------------------- downloads
     def probe_index(self) -> int:
         """The flat state index the probe plot shows."""

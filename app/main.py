@@ -23,6 +23,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:  # `panel serve app/main.py` from a plain checkout
     sys.path.insert(0, str(_ROOT))
 
+import numpy as np  # noqa: E402
 import panel as pn  # noqa: E402
 import torch  # noqa: E402
 
@@ -51,12 +52,20 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
     """Build one session's dashboard (call once per session)."""
     _limit_threads()
     url_notes: list[str] = []
+    query: dict[str, str] = {}
     if state is None:  # a shared URL's model, μ, forcing, horizon, paths (checked, bounded)
         # predicting in the background from the start: a cylinder model's first prediction
         # (~50 s on a CPU) held the page's load when its URL named it
-        state, url_notes = url_state.state_from_url(url_state.session_query(), background=True,
+        query = url_state.session_query()
+        state, url_notes = url_state.state_from_url(query, background=True,
                                                     dispatch=session_dispatcher())
     view = ExploreView(state=state)
+    model = state.model
+    if query and model is not None:  # the probe is the view's (checked, bounded)
+        probe, notes = url_state.probe_from_url(query, int(np.prod(model.state_shape_)))
+        if probe is not None:
+            view.set_probe(probe)
+        url_notes += notes
     tabs = pn.Tabs(("Explore", view.main), ("Sensitivity", SensitivityView(view.state)),
                    ("Train", TrainingView(explore=view)),
                    ("About", about_panel(view.state)), dynamic=False,
@@ -81,7 +90,8 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
     doc = pn.state.curdoc
     if (doc is not None and doc.session_context is not None and pn.state.location is not None
             and view.state is not None):  # (always set: a ClassSelector reads as optional)
-        url_state.bind(view.state, pn.state.location, pn.state.onload)  # URL follows view
+        url_state.bind(view.state, pn.state.location, pn.state.onload,  # URL follows view
+                       probe=view.probe_widget)
     return template
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import panel as pn
 import param
 
-from app.controls import BusyLabel, label
+from app.controls import BusyLabel, TextMarkdown, label
 from app.explore import session_dispatcher
 from app.export import field_kind
 from app.plots import FieldPlot, SweepPlot, TornadoPlot
@@ -94,7 +94,7 @@ class SensitivityView(pn.viewable.Viewer):
         self._spinner = BusyLabel(False)
         self._progress = pn.indicators.Progress(value=0, max=100, width=200, margin=(12, 8),
                                                 visible=False)
-        self._nominal = pn.pane.Markdown("", styles={"font-size": "12px", "color": "#555"}, **w)
+        self._nominal = TextMarkdown("", styles={"font-size": "12px", "color": "#555"}, **w)
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, **w)
         self._status = pn.pane.Markdown("", styles={"font-size": "12px", "color": "#555"}, **w)
 

@@ -10,7 +10,7 @@ the child's reports into the job's outbox, so that
   sessions keep answering while it runs;
 - stopping stays cooperative: the job's stop flag is passed on to the child, which ends
   after its current step and hands the model trained so far back;
-- the child runs at a lower CPU priority (``$SROM_TRAINING_NICE``, default 10; 0 keeps the
+- the child runs at a lower CPU priority (``$SROM_TRAINING_NICE``, default 19; 0 keeps the
   server's): on a small server a training then takes the CPU the sessions leave, rather
   than half of it while a class drags sliders (issue 15).
 
@@ -34,12 +34,14 @@ __all__ = ["run_job_in_process", "training_niceness"]
 
 _CONTEXT = multiprocessing.get_context("spawn")
 #: the environment variable of the training processes' niceness increment, and its default
-ENV_NICE, DEFAULT_NICE = "SROM_TRAINING_NICE", 10
+#: (19, the lowest priority: a training must not slow the sessions' sliders; it takes what
+#: they leave of the CPU)
+ENV_NICE, DEFAULT_NICE = "SROM_TRAINING_NICE", 19
 
 
 def training_niceness() -> int:
     """The niceness increment of a training process: ``$SROM_TRAINING_NICE`` (0 to 19,
-    default 10)."""
+    default 19)."""
     try:
         return min(19, max(0, int(os.environ.get(ENV_NICE, DEFAULT_NICE))))
     except ValueError:

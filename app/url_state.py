@@ -1,13 +1,16 @@
-"""A shareable URL for the Explore view: the model, μ, forcing, horizon, paths and seed in
-the page's query string, e.g.::
+"""A shareable URL for the Explore view: the model, μ, forcing, horizon, paths, seed, the
+comparison with the simulator, the probe and, for a model of the user's own data, the
+training trajectory it starts from, in the page's query string, e.g.::
 
     /main?model=pretrained/burgers&mu=nu:0.03&forcing=sine&fp=amplitude:2;frequency:1
-         &horizon=4.5&paths=64&seed=0
+         &horizon=4.5&paths=64&seed=0&truth=1&probe=125
+    /main?model=user/my-data&case=12&mu=k:0.5     (starts from training trajectory 12)
 
 Reading: a new session reads the query of the request that opened it
 (:func:`session_query`), checks every value (:func:`parse_query`: types, sizes, finite
 numbers; :func:`apply_query`: names the model knows, values bounded to what the sliders
-offer) and starts from it (:func:`state_from_url`); what could not be used is said in
+offer) and starts from it (:func:`state_from_url`; the probe, a view setting, with :func:`probe_from_url`
+once the view is built); what could not be used is said in
 ``notes`` and left at the model's default. An unknown model name falls back to the default
 model. The URL is untrusted input: nothing read from it is evaluated, and no value outside
 the sliders' ranges reaches the engine.
@@ -35,10 +38,13 @@ from app.state import ExploreState
 from engine.forcing import make_forcing
 
 __all__ = ["QUERY_KEYS", "ViewQuery", "UrlParams", "parse_query", "model_key", "resolve_model",
-           "apply_query", "encode", "state_from_url", "session_query", "bind"]
+           "apply_query", "encode", "state_from_url", "probe_from_url", "session_query", "bind"]
 
 #: the query parameters the view reads and writes
-QUERY_KEYS: tuple[str, ...] = ("model", "mu", "forcing", "fp", "horizon", "paths", "seed")
+QUERY_KEYS: tuple[str, ...] = ("model", "mu", "forcing", "fp", "horizon", "paths", "seed",
+                               "truth", "case", "probe")
+#: how the URL may write the comparison toggle
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 #: longest value read from the URL (characters); longer ones are ignored
 MAX_VALUE_CHARS = 2000
 #: most name:value pairs in ``mu`` or ``fp``; most items of a list value
@@ -66,6 +72,10 @@ class ViewQuery:
         forcing: a forcing family name or ``None``.
         forcing_params: ``((name, value), ...)``: a float, or a tuple of floats (a list).
         horizon: last output time or ``None``; paths, seed: integers or ``None``.
+        truth: compare with the simulator, or ``None``.
+        case: the training trajectory (its number in the training data) a model of the
+            user's own data starts from, or ``None``.
+        probe: the flat state index the probe plot shows, or ``None``.
     """
 
     model: str | None = None
@@ -75,6 +85,9 @@ class ViewQuery:
     horizon: float | None = None
     paths: int | None = None
     seed: int | None = None
+    truth: bool | None = None
+    case: int | None = None
+    probe: int | None = None
 
 
 def _text(value: Any) -> str:
@@ -99,6 +112,13 @@ def _whole(text: str, what: str) -> int:
     if value != int(value):
         raise ValueError(f"{what}: '{text[:40]}' is not a whole number")
     return int(value)
+
+
+def _flag(text: str, what: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError(f"{what}: '{text[:40]}' is not one of 0, 1, true, false")
 
 
 def _pairs(text: str, what: str, lists: bool) -> tuple[tuple[str, Any], ...]:
@@ -141,12 +161,17 @@ def parse_query(query: Mapping[str, Any]) -> tuple[ViewQuery, list[str]]:
         "horizon": lambda t: _finite(t, "horizon"),
         "paths": lambda t: _whole(t, "paths"),
         "seed": lambda t: _whole(t, "seed"),
+        "truth": lambda t: _flag(t, "truth"),
+        "case": lambda t: _whole(t, "case"),
+        "probe": lambda t: _whole(t, "probe"),
     }
     names = {"fp": "forcing_params"}
     for key, read in readers.items():
         if key not in query or query[key] is None:
             continue
         text = _text(query[key])
+        if not text.strip():  # an empty value (the encoder writes "" for "nothing to say")
+            continue
         if len(text) > MAX_VALUE_CHARS:
             notes.append(f"the URL's '{key}' is longer than {MAX_VALUE_CHARS} characters: ignored")
             continue
@@ -192,8 +217,9 @@ def _clip(value: float, lo: float, hi: float, what: str, notes: list[str]) -> fl
 
 
 def apply_query(state: ExploreState, query: ViewQuery) -> list[str]:
-    """Set ``state``'s μ, forcing, horizon, paths and seed from ``query`` (one prediction),
-    each value checked against the loaded model and bounded to its slider's range.
+    """Set ``state``'s μ, forcing, horizon, paths, seed, comparison and starting training
+    trajectory from ``query`` (one prediction), each value checked against the loaded model
+    and bounded to its control's range (the probe is the view's: :func:`probe_from_url`).
 
     Returns:
         Notes about values that were ignored or bounded.
@@ -205,6 +231,13 @@ def apply_query(state: ExploreState, query: ViewQuery) -> list[str]:
     update: dict[str, Any] = {}
     specs = {s.name: s for s in state.mu_specs}
     mu = dict(state.mu)
+    if query.case is not None:
+        case, case_mu = _case(state, query.case, notes)
+        if case is not None:
+            update["case"] = case
+            if case_mu:  # the trajectory's μ, unless the URL gives μ too (below)
+                mu.update(case_mu)
+                update["mu"] = mu
     for name, value in query.mu:
         spec = specs.get(name)
         if spec is None:
@@ -236,9 +269,53 @@ def apply_query(state: ExploreState, query: ViewQuery) -> list[str]:
         update["n_paths"] = max(PATHS_RANGE[0], paths // PATHS_STEP * PATHS_STEP)
     if query.seed is not None:
         update["seed"] = int(_clip(query.seed, *SEED_RANGE, "seed", notes))
+    if query.truth is not None:
+        if state.system is None and query.truth:
+            notes.append("the URL asks to compare with the simulator but this model has none "
+                         "(trained on your own data): ignored")
+        elif state.system is not None:
+            update["show_truth"] = bool(query.truth)
     if update:
         state.param.update(**update)
     return notes
+
+
+def _case(state: ExploreState, trajectory: int, notes: list[str]
+          ) -> tuple[int | None, dict[str, float]]:
+    """The kept training state (its position in ``model.initial_states_``) of training
+    trajectory ``trajectory``, and its μ by name; ``(None, {})`` with a note when the model
+    has a simulator or did not keep that trajectory."""
+    model = state.model
+    cases = getattr(model, "initial_states_", None)
+    if state.system is not None or cases is None:
+        notes.append("the URL names a training trajectory, but this model starts from its "
+                     "simulator: ignored")
+        return None, {}
+    kept = [int(i) for i in cases.index]
+    if trajectory not in kept:
+        shown = ", ".join(str(i) for i in kept[:MAX_LIST_ITEMS])
+        notes.append(f"the URL's training trajectory {trajectory} is not one this model kept "
+                     f"({shown}): ignored")
+        return None, {}
+    k = kept.index(trajectory)
+    names = list(model.param_names_)
+    return k, {n: float(v) for n, v in zip(names, cases.mu[k])}
+
+
+def probe_from_url(query: Mapping[str, Any], n_values: int) -> tuple[int | None, list[str]]:
+    """The probe a URL asks for, bounded to ``0 .. n_values - 1`` (the flat state indices
+    of the loaded model); ``None`` when it gives none or a malformed one (whose note
+    :func:`state_from_url` already made).
+
+    Args:
+        query: the URL's query values (:func:`session_query`).
+        n_values: the number of state values of the loaded model (at least 1).
+    """
+    probe = parse_query({"probe": query["probe"]} if "probe" in query else {})[0].probe
+    if probe is None:
+        return None, []
+    notes: list[str] = []
+    return int(_clip(probe, 0, max(0, int(n_values) - 1), "probe", notes)), notes
 
 
 def _forcing_params(state: ExploreState, family: str,
@@ -278,8 +355,9 @@ def _number(value: Any) -> str:
     return repr(float(value))
 
 
-def encode(state: ExploreState) -> dict[str, str]:
-    """The canonical query values of ``state`` (``""`` where there is nothing to say)."""
+def encode(state: ExploreState, probe: int | None = None) -> dict[str, str]:
+    """The canonical query values of ``state`` and the view's ``probe`` (``""`` where there
+    is nothing to say)."""
     model = state.model
     if model is None:
         return dict.fromkeys(QUERY_KEYS, "")
@@ -299,7 +377,18 @@ def encode(state: ExploreState) -> dict[str, str]:
         "horizon": _number(state.horizon),
         "paths": str(int(state.n_paths)),
         "seed": str(int(state.seed)),
+        "truth": ("1" if state.show_truth else "0") if state.system is not None else "",
+        "case": _case_text(state),
+        "probe": "" if probe is None else str(int(probe)),
     }
+
+
+def _case_text(state: ExploreState) -> str:
+    """The training trajectory a model of the user's own data starts from (``""`` else)."""
+    cases = getattr(state.model, "initial_states_", None)
+    if state.system is not None or cases is None or not 0 <= state.case < cases.n_cases:
+        return ""
+    return str(int(cases.index[state.case]))
 
 
 def state_from_url(query: Mapping[str, Any],
@@ -351,10 +440,14 @@ class UrlParams(param.Parameterized):
     horizon = param.Parameter(default="", doc="Last output time.")
     paths = param.Parameter(default="", doc="Sample paths.")
     seed = param.Parameter(default="", doc="Seed of the noise draws.")
+    truth = param.Parameter(default="", doc="Compare with the simulator: 1 or 0.")
+    case = param.Parameter(default="", doc="Training trajectory of a model of own data.")
+    probe = param.Parameter(default="", doc="Flat state index of the probe plot.")
 
 
 def bind(state: ExploreState, location: Any,
-         onload: Callable[[Callable[[], None]], None] | None = None) -> UrlParams:
+         onload: Callable[[Callable[[], None]], None] | None = None,
+         probe: Any = None) -> UrlParams:
     """Keep ``location``'s query (``pn.state.location``) in step with ``state``.
 
     Only the state writes the URL: the URL is read once, when the session opens
@@ -366,18 +459,24 @@ def bind(state: ExploreState, location: Any,
         location: Panel's ``Location`` (``sync``, ``update_query``).
         onload: ``pn.state.onload``: the page reports its own URL once it has loaded, which
             replaces the query written before; the canonical one is written again then.
+        probe: the view's probe widget (its ``value``: a flat state index), or ``None``.
     """
-    url = UrlParams(**encode(state))
+    def values() -> dict[str, str]:
+        return encode(state, None if probe is None else probe.value)
+
+    url = UrlParams(**values())
     location.sync(url, {k: k for k in QUERY_KEYS})
 
     def write(*events: Any) -> None:
-        values = encode(state)
-        url.param.update(**values)
-        location.update_query(**values)
+        now = values()
+        url.param.update(**now)
+        location.update_query(**now)
 
     write()
     state.param.watch(write, ["model", "mu", "forcing_family", "forcing_params", "horizon",
-                              "n_paths", "seed"])
+                              "n_paths", "seed", "show_truth", "case"])
+    if probe is not None:
+        probe.param.watch(write, "value")
     if onload is not None:
         onload(write)
     return url

@@ -407,8 +407,8 @@ def test_training_niceness_comes_from_the_environment(monkeypatch):
     from app.training_process import training_niceness
 
     monkeypatch.delenv("SROM_TRAINING_NICE", raising=False)
-    assert training_niceness() == 10
-    for value, expected in (("0", 0), ("5", 5), ("40", 19), ("-3", 0), ("x", 10)):
+    assert training_niceness() == 19
+    for value, expected in (("0", 0), ("5", 5), ("40", 19), ("-3", 0), ("x", 19)):
         monkeypatch.setenv("SROM_TRAINING_NICE", value)
         assert training_niceness() == expected
 
