@@ -41,7 +41,14 @@ from panel.io.state import set_curdoc
 
 from app import export
 from app.catalog import model_key
-from app.controls import BusyLabel, MuControl, forcing_widget, label, release_js_callbacks
+from app.controls import (
+    BusyLabel,
+    MuControl,
+    TextMarkdown,
+    forcing_widget,
+    label,
+    release_js_callbacks,
+)
 from app.explore_tools import CostLine, SnippetCard
 from app.field_maps import FieldGrid, FieldMaps
 from app.model_summary import picker_label, read_summary
@@ -252,10 +259,10 @@ class ExploreView(pn.viewable.Viewer):
         # more or one less line resizes the tab, and Bokeh then lays the whole page out
         # again and repaints every figure (~60-120 ms per message on 2 cores, measured with
         # benchmarks/ui_speed.py).
-        self._status = pn.pane.Markdown("", sizing_mode="stretch_width", height=40,
-                                        styles={"font-size": "12px", "color": "#555",
-                                                "line-height": "16px", "overflow-y": "auto"},
-                                        stylesheets=[":host p { margin: 2px 0; }"])
+        self._status = TextMarkdown("", sizing_mode="stretch_width", height=40,
+                                    styles={"font-size": "12px", "color": "#555",
+                                            "line-height": "16px", "overflow-y": "auto"},
+                                    stylesheets=[":host p { margin: 2px 0; }"])
         self._spinner = BusyLabel(s.busy)
         s.param.watch(lambda e: setattr(self._spinner, "value", bool(e.new)), "busy")
         tips = {"npz": "The prediction's arrays (mean, quantiles, kept sample paths, latent, "
