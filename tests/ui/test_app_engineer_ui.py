@@ -118,3 +118,42 @@ def test_an_unknown_model_in_the_url_falls_back_to_the_default(server):
         sync_api.expect(page.get_by_text("paths: 'abc' is not a number").first).to_be_visible()
         assert page.evaluate(CONTROLS)["model"].endswith("pretrained/burgers")
     assert_clean(external, errors, log)
+
+
+# the comparison box, the probe control and the probe curve's truth on the live page
+VIEW_FACTS = """() => {
+  const live = window.Bokeh.documents[0].roots().flatMap((r) => Array.from(r.references()));
+  const box = live.find((m) => m.label === 'Compare with the simulator');
+  const probe = live.find((m) => m.title === 'Component' && 'value' in m);
+  let truth = 0;
+  for (const m of live) if (m.name === 'qoi-bands' && m.data.truth)
+    truth = Math.max(truth, Array.from(m.data.truth).filter((v) => Number.isFinite(v)).length);
+  return {truth_ticked: box ? box.active : null, probe: probe ? probe.value : null,
+          truth_points: truth};
+}"""
+
+
+def test_a_shared_url_restores_the_comparison_and_the_probe(server):
+    url, log = server
+    with sync_api.sync_playwright() as p, local_page(p, 1400) as (page, external, errors):
+        page.goto(url + "?model=pretrained/lotka_volterra&truth=1&probe=1")
+        wait_for_plot(page)
+        page.wait_for_function(f"() => ({VIEW_FACTS})().truth_points > 1", timeout=60_000)
+        facts = page.evaluate(VIEW_FACTS)
+        assert facts["truth_ticked"] is True and facts["probe"] == 1, facts
+        page.wait_for_function("() => window.location.search.includes('probe=1')"
+                               " && window.location.search.includes('truth=1')", timeout=10_000)
+        # the URL follows the controls: untick the comparison
+        page.locator("input[type=checkbox]").first.click()
+        page.wait_for_function("() => window.location.search.includes('truth=0')",
+                               timeout=10_000)
+        wait_until_settled(page)  # no message in flight when the page is left
+        page.wait_for_timeout(500)
+        # an out-of-range probe is bounded, and a malformed comparison flag is named
+        page.goto(url + "?model=pretrained/lotka_volterra&probe=99&truth=maybe")
+        wait_for_plot(page)
+        sync_api.expect(page.get_by_text("probe = 99 is outside").first).to_be_visible(
+            timeout=10_000)
+        sync_api.expect(page.get_by_text("'maybe' is not one of 0, 1").first).to_be_visible()
+        assert page.evaluate(VIEW_FACTS)["probe"] == 1
+    assert_clean(external, errors, log)

@@ -76,3 +76,24 @@ def test_a_model_of_own_data_shows_a_prediction_without_a_simulator(server, tmp_
         page.screenshot(path=str(tmp_path / "own-data.png"))
     assert_clean(external, errors, log)
     assert "not a built-in simulator" not in log.read_text()
+
+
+def test_a_shared_url_restores_the_training_trajectory(server):
+    url, log, label = server
+    with sync_api.sync_playwright() as p, local_page(p, 1200) as (page, external, errors):
+        page.goto(url + "?model=user/own-oscillator&case=3")
+        wait_for_plot(page)
+        wait_until_settled(page)
+        controls = page.evaluate(CONTROLS)
+        assert controls["cases"] and len(controls["cases"]) == 6, controls
+        assert str(controls["case_value"]) == "3", controls  # the 4th kept: trajectory 3
+        assert not page.evaluate(ERROR_SHOWN)
+        page.wait_for_function("() => window.location.search.includes('case=3')",
+                               timeout=10_000)
+        assert "truth=1" not in page.url  # no simulator: no comparison flag
+        # another trajectory is written into the URL
+        page.locator("select", has_text="trajectory 0").first.select_option(index=1)
+        page.wait_for_function("() => window.location.search.includes('case=1')",
+                               timeout=20_000)
+        wait_until_settled(page)
+    assert_clean(external, errors, log)
