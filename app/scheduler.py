@@ -13,7 +13,8 @@ model run one at a time, in the scheduler's order rather than its lock's):
 - **first results first**: a job may hand back a follow-up (a preview's refinement) with
   :meth:`FairWorker.deliver`'s ``then``; follow-ups run only when no session waits for a
   first result, and only once the owner has applied the preview (or after ``handoff_s``);
-- **round robin**: among the jobs of one stage, the worker served longest ago goes first.
+- **round robin**: among the jobs of one stage, the worker served longest ago goes first;
+- **no thread per session**: a closed session leaves nothing behind but its dropped job.
 
 ::
 
@@ -61,15 +62,17 @@ class PredictionScheduler:
 
     Args:
         threads: most jobs that run at once (at least 1).
-        idle_s: seconds without work after which a thread exits (the next job starts one
-            again), so an idle server holds no prediction thread.
+        idle_s: seconds without work after which the threads exit (the next job starts them
+            again); ``None``: they stay (a server's pool: a steady thread count).
         name: the threads' name.
     """
 
-    def __init__(self, threads: int = 1, idle_s: float = 30.0, name: str = "srom-predict"):
+    def __init__(self, threads: int = 1, idle_s: float | None = 30.0,
+                 name: str = "srom-predict"):
         if int(threads) < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
-        self.threads, self.idle_s, self.name = int(threads), float(idle_s), name
+        self.threads, self.name = int(threads), name
+        self.idle_s = None if idle_s is None else float(idle_s)
         self.cond = threading.Condition()
         self._ready: deque[FairWorker] = deque()  # workers with a waiting job, oldest served first
         self._running_keys: list[object] = []
@@ -80,7 +83,7 @@ class PredictionScheduler:
     def _wake(self, worker: FairWorker) -> None:
         if not worker._running and worker not in self._ready:
             self._ready.append(worker)
-        if self._idle == 0 and self._alive < self.threads:
+        while self._alive < self.threads:  # the whole pool at once: a steady thread count
             self._alive += 1
             threading.Thread(target=self._loop, name=self.name, daemon=True).start()
         self.cond.notify_all()
@@ -114,15 +117,17 @@ class PredictionScheduler:
                     worker, wake_at = self._pick(now)
                     if worker is not None:
                         break
-                    left = self.idle_s - (now - idle_since)
-                    if left <= 0 and not self._ready:
-                        self._idle -= 1
-                        self._alive -= 1
-                        return
-                    timeout = left if left > 0 else self.idle_s
+                    timeout: float | None = None
+                    if self.idle_s is not None:
+                        left = self.idle_s - (now - idle_since)
+                        if left <= 0 and not self._ready:
+                            self._idle -= 1
+                            self._alive -= 1
+                            return
+                        timeout = left if left > 0 else self.idle_s
                     if wake_at is not None:  # a gated refinement becomes ready then
-                        timeout = min(timeout, wake_at - now)
-                    self.cond.wait(max(1e-3, timeout))
+                        timeout = wake_at - now if timeout is None else min(timeout, wake_at - now)
+                    self.cond.wait(None if timeout is None else max(1e-3, timeout))
                 self._idle -= 1
                 self._ready.remove(worker)
                 job = worker._pending
@@ -148,7 +153,9 @@ _SCHEDULER_LOCK = threading.Lock()
 
 def get_scheduler() -> PredictionScheduler:
     """The process-wide scheduler: ``$SROM_PREDICT_THREADS`` threads (default 2, at most
-    the CPU count; one model still predicts for one session at a time)."""
+    the CPU count; one model still predicts for one session at a time), started together
+    on first use and kept, so that the server's thread count does not move with its
+    sessions."""
     global _SCHEDULER
     with _SCHEDULER_LOCK:
         if _SCHEDULER is None:
@@ -156,7 +163,8 @@ def get_scheduler() -> PredictionScheduler:
                 threads = int(os.environ.get(ENV_PREDICT_THREADS, "2"))
             except ValueError:
                 threads = 2
-            _SCHEDULER = PredictionScheduler(min(max(1, threads), os.cpu_count() or 1))
+            _SCHEDULER = PredictionScheduler(min(max(1, threads), os.cpu_count() or 1),
+                                             idle_s=None)
         return _SCHEDULER
 
 

@@ -169,3 +169,19 @@ def test_a_failing_job_does_not_stop_the_scheduler():
 def test_the_pool_size_is_checked():
     with pytest.raises(ValueError, match="threads must be at least 1"):
         PredictionScheduler(threads=0)
+
+
+def test_a_kept_pool_starts_whole_and_its_thread_count_does_not_move():
+    scheduler = PredictionScheduler(threads=2, idle_s=None, name="srom-predict-kept")
+
+    def count() -> int:
+        return sum(t.name == "srom-predict-kept" for t in threading.enumerate())
+
+    assert count() == 0
+    workers = [FairWorker(scheduler=scheduler) for _ in range(6)]  # six sessions
+    for w in workers:
+        w.submit(lambda g: time.sleep(0.02))
+    assert count() == 2
+    assert all(w.wait(10) for w in workers)
+    time.sleep(0.2)
+    assert count() == 2  # idle, and kept
