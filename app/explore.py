@@ -53,7 +53,15 @@ from app.explore_tools import CostLine, SnippetCard
 from app.field_maps import FieldGrid, FieldMaps
 from app.model_summary import picker_label, read_summary
 from app.pinning import PinControls
-from app.plots import ErrorPlot, FieldPlot, ForcingPlot, LatentPlot, PhasePlot, QoIPlot
+from app.plots import (
+    DIVERGING,
+    ErrorPlot,
+    FieldPlot,
+    ForcingPlot,
+    LatentPlot,
+    PhasePlot,
+    QoIPlot,
+)
 from app.safe_text import md
 from app.scenarios import apply_scenario, scenarios_for
 from app.simulation_progress import SimulationProgress
@@ -278,6 +286,7 @@ class ExploreView(pn.viewable.Viewer):
         self._plot_box = pn.Column(sizing_mode="stretch_width")
         # an engineer's tools: a pinned reference in the probe plot; the CLI / Python code
         self._pinning = PinControls(s, self.probe_index)
+        self._pinning.on_change = self._on_pin_changed
         self._snippets = SnippetCard(s)
         # a long simulator run (the cylinder's truth): its progress and a Cancel button; a
         # closed session's simulation is cancelled too
@@ -497,6 +506,9 @@ class ExploreView(pn.viewable.Viewer):
                                      end=n_state - 1, value=n_state // 4, disabled=False)
             p["mean_map"] = FieldPlot("Mean u(x, t)", x_range=x, name="mean")
             p["std_map"] = FieldPlot("Std u(x, t)", x_range=x, name="std")
+            # shown while a pin fits the current output times (_update_pin_map)
+            p["pin_map"] = FieldPlot("Mean − pinned mean", x_range=x, name="pindiff",
+                                     palette=DIVERGING, symmetric=True)
         else:  # the probe is a pixel clicked on a map (its flat index stays in _probe)
             self._probe.param.update(**label("Probe pixel (flat index)"))
             self._field_maps = FieldMaps(FieldGrid.of(m.state_shape_, s.system), self._probe,
@@ -508,6 +520,7 @@ class ExploreView(pn.viewable.Viewer):
         self._phase_i.options, self._phase_j.options = coords, coords
         self._phase_i.value, self._phase_j.value = 0, min(1, m.latent_dim_ - 1)
         p["phase"] = PhasePlot()
+        self._pinning.attach_latent(p["latent"].figure, p["phase"].figure, self._phase_axes)
         p["error"] = ErrorPlot(x_range=x)
         self._plots = p
         self._base_heights = {}
@@ -525,6 +538,9 @@ class ExploreView(pn.viewable.Viewer):
         elif "mean_map" in p:
             rows.append(pn.Row(pane(p["mean_map"]), pane(p["std_map"]),
                                sizing_mode="stretch_width"))
+        self._pin_map_pane = pn.Column(*([pane(p["pin_map"])] if "pin_map" in p else []),
+                                       visible=False, sizing_mode="stretch_width", margin=0)
+        rows.append(self._pin_map_pane)
         rows.append(pn.Row(pane(p["latent"]),
                            pn.Column(pn.Row(self._phase_i, self._phase_j), pane(p["phase"]),
                                      sizing_mode="stretch_width"),
@@ -597,14 +613,47 @@ class ExploreView(pn.viewable.Viewer):
             xs = self._space_coords(r.mean.shape[-1])
             p["mean_map"].update(r.mean.T, (r.t[0], r.t[-1]), (xs[0], xs[-1]))
             p["std_map"].update(r.std.T, (r.t[0], r.t[-1]), (xs[0], xs[-1]))
+            if self._pinning.pin is not None or self._pin_map_pane.visible:  # else: no work
+                self._update_pin_map(r)
         elif self._kind == "field2d":
-            self._field_maps.show(r)  # the chosen channel, colours fixed over the horizon
+            # the chosen channel, colours fixed over the horizon; the pinned difference too
+            self._field_maps.show(r, self._pinning.pin)
 
     def _update_latent(self, r: ExploreResult) -> None:
         lo, hi = r.latent_quantile(0.05), r.latent_quantile(0.95)
         self._plots["latent"].update(r.t, lo, hi, r.latent_mean)
-        self._plots["phase"].update(r.latent_samples, r.latent_mean,
-                                    int(self._phase_i.value or 0), int(self._phase_j.value or 0))
+        self._plots["phase"].update(r.latent_samples, r.latent_mean, *self._phase_axes())
+        self._pinning.refresh_latent()  # sends nothing unless the pin or the axes changed
+
+    def _phase_axes(self) -> tuple[int, int]:
+        return int(self._phase_i.value or 0), int(self._phase_j.value or 0)
+
+    def _update_pin_map(self, r: ExploreResult) -> None:
+        """The current mean minus the pinned one (a 1-D field), or hide the map when nothing
+        is pinned or the pin has other output times or only a probe."""
+        plot, pin = self._plots.get("pin_map"), self._pinning.pin
+        diff = pin.difference(r) if plot is not None and pin is not None else None
+        if diff is None or plot is None or pin is None:
+            if self._pin_map_pane.visible:
+                self._pin_map_pane.visible = False
+            return
+        xs = self._space_coords(diff.shape[1])
+        label = pin.label if len(pin.label) <= 60 else pin.label[:59] + "…"
+        plot.update(diff.T, (r.t[0], r.t[-1]), (xs[0], xs[-1]),
+                    title=f"Mean − pinned mean (pinned: {label})")
+        if not self._pin_map_pane.visible:
+            self._pin_map_pane.visible = True
+
+    def _on_pin_changed(self) -> None:
+        """A pin was set or cleared: its difference map follows (the overlays already did)."""
+        r = self.state.result
+        if r is None or not self._plots or self.state.model is None or r.preview:
+            return
+        with pn.io.hold():
+            if self._kind == "field2d":
+                self._field_maps.show(r, self._pinning.pin)
+            else:
+                self._update_pin_map(r)
 
     def _space_coords(self, n: int) -> np.ndarray:
         s = self.state

@@ -196,17 +196,23 @@ class FieldMaps:
                       "std": field("Std", "std", palette=Magma256),
                       "truth": field("Simulator", "truth", mapper=value_scale),
                       "error": field("Error of the mean (mean − simulator)", "error",
-                                     palette=DIVERGING)}
+                                     palette=DIVERGING),
+                      "pinned": field("Mean − pinned mean", "pindiff", palette=DIVERGING)}
         pane = lambda plot: pn.pane.Bokeh(plot.figure, sizing_mode="stretch_width")  # noqa: E731
         # toggled as a wrapping Column: a Bokeh pane's own `visible` is synced from its figure
         self.truth_row = pn.Column(pn.Row(pane(self.plots["truth"]), pane(self.plots["error"]),
                                           sizing_mode="stretch_width"),
                                    sizing_mode="stretch_width", margin=0, visible=False)
+        # while a pin of the whole field fits the result's times (see show)
+        self.pin_row = pn.Column(pn.Row(pane(self.plots["pinned"]), sizing_mode="stretch_width"),
+                                 sizing_mode="stretch_width", margin=0, visible=False)
         self.panel = pn.Column(
             pn.Row(self.channel, self.row, self.col, self.where, sizing_mode="stretch_width"),
             frame, pn.Row(pane(self.plots["mean"]), pane(self.plots["std"]),
                           sizing_mode="stretch_width"),
-            self.truth_row, sizing_mode="stretch_width")
+            self.truth_row, self.pin_row, sizing_mode="stretch_width")
+        self._pin_ranged: tuple | None = None  # (result, pin, channel) of _pin_range
+        self._pin_range: tuple[float, float] | None = None
         self._ranged: tuple | None = None  # (result, channel) whose colour ranges are set
         self._ranges: dict[str, tuple[float, float]] = {}
         self._syncing = False  # the inputs are being set from the probe: no feedback
@@ -268,10 +274,12 @@ class FieldMaps:
                 f"{self.grid.ys[row]:.3g})")
 
     # ------------------------------------------------------------- maps
-    def show(self, r) -> None:
+    def show(self, r, pin=None) -> None:
         """Draw the shown channel of result ``r`` (an :class:`app.state.ExploreResult`) at
         the player's frame; the colour ranges are recomputed only for a new result or
-        channel."""
+        channel. With ``pin`` (an :class:`app.pinning.Pin` of the whole field on the same
+        times, see :meth:`~app.pinning.Pin.difference`) the mean minus the pinned mean is
+        drawn too, on a colour scale fixed over the horizon."""
         c = int(self.channel.value or 0)
         _, h, w = self.grid.shape
 
@@ -297,10 +305,34 @@ class FieldMaps:
             shown["truth"] = (truth[i], f"Simulator {name}{at}")
             shown["error"] = (mean[i] - truth[i], f"Error of the mean {name} (mean − simulator)"
                                                   f"{at}")
+        pinned = self._pinned_channel(r, pin, c, channel) if stride == 1 else None
+        if pinned is not None and self._pin_range is not None:
+            shown["pinned"] = (mean[i] - pinned[i], f"Mean {name} − pinned mean{at}")
         for key, (image, title) in shown.items():
+            colours = self._pin_range if key == "pinned" else self._ranges[
+                "mean" if key == "truth" else key]
             self.plots[key].update(self.grid.oriented(image), *extents, title=title,
-                                   colours=self._ranges["mean" if key == "truth" else key])
+                                   colours=colours)
         self.truth_row.visible = truth is not None
+        if self.pin_row.visible != ("pinned" in shown):  # a layout pass: only on a change
+            self.pin_row.visible = "pinned" in shown
+
+    def _pinned_channel(self, r, pin, c: int,
+                        channel: Callable[[np.ndarray], np.ndarray]) -> np.ndarray | None:
+        """``(T, H, W)`` the pinned mean of channel ``c`` when ``pin`` fits ``r``, else
+        ``None``; the difference's colour range is computed once per result, pin and
+        channel (not per frame)."""
+        if pin is None or pin.probe is not None:
+            return None
+        key = (id(r), id(pin), c)
+        if self._pin_ranged != key:
+            diff = pin.difference(r)  # (T, N) or None
+            self._pin_range = (colour_range(channel(diff), symmetric=True)
+                               if diff is not None else None)
+            self._pin_ranged = key
+        if self._pin_range is None:
+            return None
+        return channel(pin.mean)
 
     def _set_colour_ranges(self, ranges: dict[str, tuple[float, float]]) -> None:
         self._ranges = ranges

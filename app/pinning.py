@@ -2,9 +2,14 @@
 
 "Pin" keeps the shown prediction's mean and 90 % band (:class:`Pin`); the probe plot then
 draws them in another colour behind the current prediction (:class:`PinOverlay`: one more
-Bokeh source on the existing figure, its legend entry naming the pinned μ and forcing).
-Slider moves do not touch the pinned curve: only pinning, clearing and a probe change send
-its data. A model switch clears the pin (another model's state need not match this one's).
+Bokeh source on the existing figure, its legend entry naming the pinned μ and forcing). The
+latent plot and the phase portrait draw the pinned latent mean the same way
+(:class:`LatentPinOverlay`), and a 1-D field gets a map of the current mean minus the pinned
+one (:meth:`Pin.difference`, shown by the Explore view while a pin fits the current times).
+Slider moves do not touch the pinned curves: only pinning, clearing, a probe or phase-axis
+change send their data; the difference map is the one figure a new (full) prediction
+refreshes because of a pin, and only while one is set. A model switch clears the pin
+(another model's state need not match this one's).
 
 :class:`Pin` and :func:`settings_text` hold no GUI object; :class:`PinOverlay` draws with
 Bokeh and :class:`PinControls` (which imports Panel when made) holds the buttons.
@@ -21,7 +26,8 @@ from bokeh.core.properties import value
 
 from app.state import COVERAGE_BAND, ExploreResult
 
-__all__ = ["PIN_COLOUR", "MAX_PIN_VALUES", "Pin", "settings_text", "PinOverlay", "PinControls"]
+__all__ = ["PIN_COLOUR", "MAX_PIN_VALUES", "Pin", "settings_text", "PinOverlay",
+           "LatentPinOverlay", "PinControls"]
 
 PIN_COLOUR = "#d95f02"  # orange: apart from the prediction's blues and the truth's black
 #: most state values × times kept per pinned array; beyond it only the probe's series is
@@ -60,6 +66,7 @@ class Pin:
         probe: the one state index kept, or ``None`` when every index is.
         label: the pinned settings (:func:`settings_text`).
         model_path: the model that made it.
+        latent_mean: ``(T, d)`` float32 latent mean (``None`` for a pin made without it).
     """
 
     t: np.ndarray
@@ -69,6 +76,7 @@ class Pin:
     probe: int | None
     label: str
     model_path: str | None
+    latent_mean: np.ndarray | None = None
 
     @classmethod
     def of(cls, result: ExploreResult, probe: int, max_values: int = MAX_PIN_VALUES) -> Pin:
@@ -91,7 +99,8 @@ class Pin:
                    mean=mean[:, keep].astype(np.float32), lo=lo[:, keep].astype(np.float32),
                    hi=hi[:, keep].astype(np.float32), probe=kept,
                    label=settings_text(result.inputs),
-                   model_path=result.inputs.get("model_path"))
+                   model_path=result.inputs.get("model_path"),
+                   latent_mean=np.asarray(result.latent_mean, dtype=np.float32).copy())
 
     def series(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """``(t, mean, lo, hi)``, each ``(T,)`` float64, at flat state index ``k``; ``None``
@@ -104,6 +113,19 @@ class Pin:
             return None
         return (self.t, self.mean[:, k].astype(np.float64), self.lo[:, k].astype(np.float64),
                 self.hi[:, k].astype(np.float64))
+
+
+    def difference(self, result: ExploreResult) -> np.ndarray | None:
+        """``(T, N)`` float64: ``result``'s mean (flattened) minus the pinned mean, or
+        ``None`` when there is nothing to compare value by value: only a probe was kept, or
+        ``result`` has other output times or another state size."""
+        if self.probe is not None:
+            return None
+        mean = np.asarray(result.mean).reshape(result.mean.shape[0], -1)
+        if mean.shape != self.mean.shape or not np.allclose(result.t, self.t, rtol=0,
+                                                            atol=1e-9 * max(1.0, abs(self.t[-1]))):
+            return None
+        return mean - self.mean.astype(np.float64)
 
 
 class PinOverlay:
@@ -151,6 +173,58 @@ class PinOverlay:
         self.item.update(label=value(label), visible=True)
 
 
+class LatentPinOverlay:
+    """The pinned latent mean on the latent plot (every coordinate, as one NaN-broken line)
+    and on the phase portrait (the two coordinates shown), with legend entries hidden while
+    nothing is pinned.
+
+    Args:
+        latent_figure, phase_figure: the figures of an :class:`app.plots.LatentPlot` and an
+            :class:`app.plots.PhasePlot`.
+    """
+
+    def __init__(self, latent_figure: Any, phase_figure: Any):
+        from bokeh.models import ColumnDataSource
+        from bokeh.models.annotations import LegendItem
+
+        self.latent = ColumnDataSource({"x": [], "y": []}, name="latent-pin")
+        self.phase = ColumnDataSource({"x": [], "y": []}, name="phase-pin")
+        self.items = []
+        for figure, source in ((latent_figure, self.latent), (phase_figure, self.phase)):
+            line = figure.line(x="x", y="y", source=source, color=PIN_COLOUR, line_width=2,
+                               line_dash="dashdot")
+            item = LegendItem(label=value("pinned"), renderers=[line], visible=False)
+            if figure.legend:
+                figure.legend[0].items = [*figure.legend[0].items, item]
+            self.items.append(item)
+        self.shown: tuple[int, int, int] | None = None  # (id of the pin, i, j) drawn
+
+    def show(self, pin: Pin | None, i: int, j: int) -> None:
+        """Draw ``pin``'s latent mean, coordinate ``j`` against ``i`` in the phase portrait;
+        sends data only when the pin or the axes changed."""
+        from app.plots import decimate, joined_paths
+
+        latent = None if pin is None else pin.latent_mean
+        key = None if latent is None else (id(pin), int(i), int(j))
+        if key == self.shown:
+            return
+        self.shown = key
+        if pin is None or latent is None:
+            for source in (self.latent, self.phase):
+                source.data = {"x": [], "y": []}
+            for item in self.items:
+                item.visible = False
+            return
+        d = latent.shape[1]
+        i, j = min(int(i), d - 1), min(int(j), d - 1)
+        sl = decimate(len(pin.t))
+        self.latent.data = joined_paths(pin.t[sl], latent[sl].T)
+        self.phase.data = {"x": latent[sl, i].astype(np.float64),
+                           "y": latent[sl, j].astype(np.float64)}
+        for item in self.items:
+            item.visible = True
+
+
 class PinControls:
     """"Pin this prediction" and "Clear pin" buttons with the pinned settings beside them.
 
@@ -168,6 +242,10 @@ class PinControls:
         self._probe = probe
         self.pin: Pin | None = None
         self.overlay: PinOverlay | None = None
+        self.latent_overlay: LatentPinOverlay | None = None
+        self._axes: Callable[[], tuple[int, int]] = lambda: (0, 1)
+        #: called after the pin changed (the view refreshes its difference map)
+        self.on_change: Callable[[], None] | None = None
         self._pin_button = pn.widgets.Button(
             **label("Pin as reference"), width=150, height=32, margin=(4, 2), disabled=True,
             description="Keep this prediction's mean and 90 % band in the probe plot, to "
@@ -209,10 +287,24 @@ class PinControls:
         self.overlay = PinOverlay(figure)
         self.overlay.show(self.pin, self._probe())
 
+    def attach_latent(self, latent_figure: Any, phase_figure: Any,
+                      axes: Callable[[], tuple[int, int]]) -> None:
+        """Draw on the latent plot and phase portrait of a newly built model view;
+        ``axes()`` gives the phase portrait's coordinates ``(i, j)``."""
+        self.latent_overlay = LatentPinOverlay(latent_figure, phase_figure)
+        self._axes = axes
+        self.refresh_latent()
+
     def refresh(self, k: int) -> None:
         """The probe plot now shows index ``k`` (cheap when neither it nor the pin moved)."""
         if self.overlay is not None:
             self.overlay.show(self.pin, k)
+
+    def refresh_latent(self) -> None:
+        """Sync the latent overlays with the pin and the phase axes (cheap when neither
+        moved)."""
+        if self.latent_overlay is not None:
+            self.latent_overlay.show(self.pin, *self._axes())
 
     def pin_current(self) -> None:
         """Pin the shown prediction (an error shows in place of the pinned text)."""
@@ -230,11 +322,17 @@ class PinControls:
                  " (a large field: this probe only)")
         self.text.object = f"**Pinned**{where}: {md(self.pin.label)}"
         self._clear_button.disabled = False
-        self.refresh(self._probe())
+        self._changed()
+
+    def _changed(self) -> None:
+        self.refresh(self._probe() if self.overlay is not None else 0)
+        self.refresh_latent()
+        if self.on_change is not None:
+            self.on_change()
 
     def clear(self) -> None:
         """Forget the pin."""
         self.pin = None
         self.text.object = ""
         self._clear_button.disabled = True
-        self.refresh(self._probe() if self.overlay is not None else 0)
+        self._changed()
