@@ -157,3 +157,42 @@ def test_a_shared_url_restores_the_comparison_and_the_probe(server):
         sync_api.expect(page.get_by_text("'maybe' is not one of 0, 1").first).to_be_visible()
         assert page.evaluate(VIEW_FACTS)["probe"] == 1
     assert_clean(external, errors, log)
+
+
+# the pinned latent mean and the difference map on the live page
+PIN_PLOTS = """() => {
+  const live = window.Bokeh.documents[0].roots().flatMap((r) => Array.from(r.references()));
+  const find = (name) => { let f = null; for (const m of live) if (m.name === name) f = m;
+                           return f; };
+  const latent = find('latent-pin'), image = find('pindiff-image'), fig = find('pindiff-figure');
+  const pixels = image ? Array.from(image.data.image[0]) : [];
+  const view = fig ? window.Bokeh.index.find_one(fig) : null;
+  return {latent: latent ? latent.data.x.length : -1,
+          diff_max: pixels.length ? Math.max(...pixels.map(Math.abs)) : -1,
+          diff_shown: !!(view && view.el.isConnected && view.el.offsetParent !== null),
+          title: fig ? fig.title.text : ''};
+}"""
+
+
+def test_the_pin_shows_on_the_latent_plot_and_as_a_difference_map(server, tmp_path):
+    url, log = server
+    with sync_api.sync_playwright() as p, local_page(p, 2200) as (page, external, errors):
+        page.goto(url + "?model=pretrained/burgers")
+        wait_for_plot(page)
+        mean = wait_until_settled(page)
+        assert page.evaluate(PIN_PLOTS)["latent"] == 0
+        page.get_by_role("button", name="Pin as reference").click()
+        page.wait_for_function(f"() => ({PIN_PLOTS})().latent > 1 && ({PIN_PLOTS})().diff_shown",
+                               timeout=30_000)
+        assert page.evaluate(PIN_PLOTS)["diff_max"] < 1e-6  # the pin minus itself
+        assert page.evaluate(PIN_PLOTS)["title"].startswith("Mean − pinned mean (pinned: nu = ")
+        drag_first_slider(page, 80)  # μ moves: the difference grows, the pinned latent stays
+        wait_for_new_plot(page, mean)
+        wait_until_settled(page)
+        page.wait_for_function(f"() => ({PIN_PLOTS})().diff_max > 1e-4", timeout=20_000)
+        page.screenshot(path=str(tmp_path / "pin-maps.png"), full_page=True)
+        page.get_by_role("button", name="Clear pin").click()
+        page.wait_for_function(f"() => ({PIN_PLOTS})().latent === 0 && !({PIN_PLOTS})().diff_shown",
+                               timeout=30_000)
+        wait_until_settled(page)
+    assert_clean(external, errors, log)
