@@ -103,3 +103,38 @@ def test_a_field_model_shows_the_difference_from_the_pin_while_it_fits(view):
     pinning._clear_button.clicks += 1
     assert not view._pin_map_pane.visible
     assert len(pinning.latent_overlay.latent.data["x"]) == 0
+
+
+def test_a_2d_field_shows_the_pinned_difference_at_the_frame():
+    from app.field_maps import FieldGrid, FieldMaps
+
+    c, h, w, n_t = 2, 3, 4, 5
+    grid = FieldGrid(names=("u", "v"), ys=np.arange(h, dtype=float), xs=np.arange(w, dtype=float))
+    maps = FieldMaps(grid, pn.widgets.IntSlider(start=0, end=1, value=0),
+                     pn.widgets.Player(start=0, end=1, value=0))
+
+    def field(shift: float) -> ExploreResult:
+        r = _result(n_t=n_t, n=c * h * w, shift=shift)
+        r.mean = r.mean.reshape(n_t, c, h, w)
+        r.std = np.ones_like(r.mean)
+        r.quantiles = r.mean[None] + (r.levels - 0.5)[:, None, None, None, None]
+        return r
+
+    pinned, now = field(0.0), field(0.7)
+    pin = Pin.of(pinned, probe=0)
+    maps.show(now)  # no pin: the map stays hidden
+    assert not maps.pin_row.visible
+    maps.channel.value = 1
+    maps.frame.value = 3
+    maps.show(now, pin)
+    assert maps.pin_row.visible
+    image = maps.plots["pinned"].source.data["image"][0]
+    expected = grid.oriented(now.mean[3, 1] - pinned.mean[3, 1])
+    np.testing.assert_allclose(image, expected, rtol=1e-5, atol=1e-6)
+    lo, hi = maps.plots["pinned"].mapper.low, maps.plots["pinned"].mapper.high
+    assert lo == pytest.approx(-hi) and hi >= np.abs(now.mean[:, 1] - pinned.mean[:, 1]).max() - 1e-6
+    maps.frame.value = 4
+    maps.show(now, pin)  # another frame: the same colour scale
+    assert (maps.plots["pinned"].mapper.low, maps.plots["pinned"].mapper.high) == (lo, hi)
+    maps.show(now, Pin.of(pinned, probe=0, max_values=2))  # a probe-only pin: no map
+    assert not maps.pin_row.visible
