@@ -122,5 +122,7 @@ class DrawTable:
 
     def lookup(self, step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The draws of ``step`` (a 0-d tensor in the prepared block), each ``(w,)``."""
-        i = step - self.base
-        return self.traj[i], self.start[i]
+        # index_select, not ``self.traj[i]``: indexing with a 0-d tensor reads it back to the
+        # host (``.item()``), which a CUDA graph capture refuses
+        i = (step - self.base).reshape(1)
+        return self.traj.index_select(0, i)[0], self.start.index_select(0, i)[0]

@@ -83,6 +83,7 @@ def _check(results: list[dict]) -> None:
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed (torch's CPU wheels have none)")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU test runs the kernel itself")
 def test_fused_kernel_matches_integrate_in_the_interpreter():
     _check(_compare("cpu", {"TRITON_INTERPRET": "1"}))
 
@@ -123,7 +124,7 @@ def test_refusals_name_their_reason():
     if HAS_TRITON and torch.cuda.is_available():
         cuda_z0 = z0.cuda()
         assert fused_support(drift.cuda(), "sra1", cuda_z0, 10).startswith("no fused kernel")
-        wide = NeuralDrift(3, 1, 1, hidden=(512,)).cuda()
+        wide = NeuralDrift(3, 1, 1, hidden=(256,)).cuda()
         assert "wider" in fused_support(wide, "heun", cuda_z0, 10)
         assert "float32" in fused_support(drift.cuda(), "heun", cuda_z0.double(), 10)
         summed = SumDrift(LibraryDrift(3, 1, 1, degree=2), NeuralDrift(3, 1, 1)).cuda()
@@ -155,3 +156,37 @@ def test_packed_weights_compute_the_same_network():
         expected = drift(z, t, mu, f)
     torch.testing.assert_close(y[:, :3], expected, rtol=1e-5, atol=1e-6)
     assert torch.all(y[:, 3:] == 0)
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed (torch's CPU wheels have none)")
+def test_the_widest_kernel_fits_an_h100_block_when_compiled_for_sm90():
+    """Compiled ahead for Hopper (no GPU needed): the widest network the kernel takes must
+    fit the 227 KB of shared memory an H100 block may have (with Triton's default
+    pipelining it asked for 326 KB and failed at launch)."""
+    code = textwrap.dedent("""
+        import json, triton
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+        from engine.solvers import fused
+        from engine.drift import NeuralDrift
+        kernel = fused._rollout_kernel
+        w = fused.pack_weights(NeuralDrift(8, 2, 2, hidden=[fused.MAX_HIDDEN] * 3, time_period=1.0))
+        dp, op, hp = w.sizes
+        consts = {"BLOCK": fused.BLOCK_PATHS, "DP": dp, "OP": op, "HP": hp,
+                  "N_HIDDEN": w.n_hidden, "ACT": w.activation, "HEUN": True}
+        signature = {n: "constexpr" if n in consts else "*fp32" if n.endswith("_ptr") else "i32"
+                     for n in kernel.arg_names}
+        compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=consts),
+                                  target=GPUTarget("cuda", 90, 32),
+                                  options={"num_stages": fused.NUM_STAGES,
+                                           "num_warps": fused.NUM_WARPS})
+        print(json.dumps({"shared": compiled.metadata.shared}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT),
+                                           "TRITON_INTERPRET": "0"})
+    if out.returncode != 0 and "ptxas" in out.stderr.lower():
+        pytest.skip("no ptxas to compile with")
+    assert out.returncode == 0, out.stderr[-3000:]
+    shared = json.loads(out.stdout.strip().splitlines()[-1])["shared"]
+    assert 0 < shared <= 227 * 1024

@@ -43,9 +43,15 @@ except ImportError:  # pragma: no cover - depends on the install
 
 #: paths per Triton program (``tl.dot`` needs at least 16 rows)
 BLOCK_PATHS = 16
-#: the widest hidden layer the kernel takes (its weights are re-read from L1/L2 every step)
-MAX_HIDDEN = 256
+#: the widest hidden layer the kernel takes (its weights are re-read from L1/L2 every step;
+#: compiled for sm_90, 128 wide needs 74 KB of shared memory, 256 wide 280 KB: more than the
+#: 227 KB an H100 block may have)
+MAX_HIDDEN = 128
 #: activations the kernel computes, by :data:`engine.networks.ACTIVATIONS` name
+#: launch settings. One stage: no software pipelining of the loads across steps (with
+#: Triton's default of 3 the 128-wide kernel asks for 326 KB of shared memory and fails to
+#: launch; the steps depend on each other anyway)
+NUM_WARPS, NUM_STAGES = 4, 1
 ACTIVATION_CODES = {"silu": 0, "tanh": 1, "relu": 2, "gelu": 3}
 SCHEME_CODES = {"euler": 0, "heun": 1}
 
@@ -283,12 +289,12 @@ def fused_integrate(drift: NeuralDrift, z0: torch.Tensor, t: torch.Tensor, mu: t
     h = grid.step_sizes.to(torch.float32).contiguous()
     out = z0.new_empty(m, t.shape[0], d)
     dp, op, hp = packed.sizes
-    n_warps = 4 if hp <= 128 else 8
     _rollout_kernel[(triton.cdiv(m, BLOCK_PATHS),)](
         z0.contiguous(), other, diffusion, h, out,
         packed.w_z, packed.w_other, packed.b_first, packed.w_hidden, packed.b_hidden,
         packed.w_out, packed.b_out,
         m, d, packed.n_other, grid.n_steps, substeps, t.shape[0],
         BLOCK=BLOCK_PATHS, DP=dp, OP=op, HP=hp, N_HIDDEN=packed.n_hidden,
-        ACT=packed.activation, HEUN=method == "heun", num_warps=n_warps)
+        ACT=packed.activation, HEUN=method == "heun", num_warps=NUM_WARPS,
+        num_stages=NUM_STAGES)
     return out
