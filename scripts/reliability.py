@@ -49,6 +49,12 @@ GUARANTEES = [
      "tests/test_app_training.py::test_the_admins_caps_bound_the_queue_and_each_training"),
     ("server", "a dashboard prediction's horizon and path steps are bounded",
      "tests/test_app_state.py::test_horizon_and_frames"),
+    ("server", "a prediction request superseded by newer inputs is never computed",
+     "tests/test_app_scheduler.py::test_a_superseded_request_is_never_computed"),
+    ("server", "sessions share the prediction threads in turn, even one that keeps asking",
+     "tests/test_app_scheduler.py::test_sessions_are_served_in_turn_even_when_one_keeps_asking"),
+    ("server", "every session's first result (a preview) comes before any session's refinement",
+     "tests/test_app_scheduler.py::test_refinements_wait_behind_every_sessions_first_result"),
     ("server", "trainings run in a child process that may crash alone",
      "tests/test_app_training.py::test_trainings_run_in_a_child_process_that_may_crash_alone"),
     ("server", "a training cut by a server restart is resumed from its checkpoint and saved",
@@ -111,12 +117,17 @@ def _load_lines(load: dict | None) -> list[str]:
         return ["Not run yet (`python benchmarks/ui_load.py`)."]
     lines = [f"`{load['command']}` ({load['date']}, {load['host']}); details in "
              "[ui_load_cpu.md](../benchmarks/results/ui_load_cpu.md).", "",
-             "| sessions (+1 training) | moves done / asked | errors | full view median / p95 (s) |",
-             "|---|---|---|---|"]
+             "| sessions (+1 training) | moves done / asked | errors | first visible update "
+             "median / p95 (s) | full view median / p95 (s) | host load (1 min) |",
+             "|---|---|---|---|---|---|"]
+
+    def cell(v: dict | None) -> str:
+        return "—" if v is None else f"{v['median']:.2f} / {v['p95']:.2f}"
+
     for r in load["load"]:
-        v = r["full_view_s"]
-        lines.append(f"| {r['sessions']} | {r['moves_done']} / {r['moves_asked']} | {len(r['errors'])} | "
-                     + ("—" if v is None else f"{v['median']:.2f} / {v['p95']:.2f}") + " |")
+        lines.append(f"| {r['sessions']} | {r['moves_done']} / {r['moves_asked']} | "
+                     f"{len(r['errors'])} | {cell(r.get('first_update_s'))} | "
+                     f"{cell(r['full_view_s'])} | {r.get('load_1min_end', float('nan')):.1f} |")
     s = load.get("soak")
     if s:
         lines += ["", f"Soak: {s['sessions']} sessions opened and closed: memory "
