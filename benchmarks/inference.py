@@ -76,13 +76,13 @@ MODEL = ROOT / "pretrained" / "burgers_paper"
 PATHS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536]
 STEPS = 300
 LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
-VARIANTS = ("ours_latent", "ours_latent_graph", "ours_latent_forward", "ours_decode", "torchsde")
-LABELS = {"ours_latent": "ours, latent paths only (predict_latent; on a GPU one fused Triton "
-                         "kernel per rollout, engine.solvers.fused)",
-          "ours_latent_graph": "the same with the fused kernel off: the CUDA-graph rollout "
-                               "(on a CPU the same code as ours_latent)",
-          "ours_latent_forward": "the CUDA-graph rollout through the drift's forward at every "
-                                 "step (the NeuralDrift stepper off: what it saves or costs)",
+VARIANTS = ("ours_latent", "ours_latent_fused", "ours_latent_forward", "ours_decode", "torchsde")
+LABELS = {"ours_latent": "ours, latent paths only (predict_latent)",
+          "ours_latent_fused": "the same as one fused Triton kernel per rollout "
+                               "(engine.solvers.fused, use_fused=True; on a CPU the same code "
+                               "as ours_latent)",
+          "ours_latent_forward": "the same through the drift's forward at every step (the "
+                                 "NeuralDrift stepper off: what it saves or costs)",
           "ours_decode": "ours, decode all 301 frames + mean/std/5 quantiles (predict)",
           "torchsde": "torchsde.sdeint, the same scheme, SDE and z0 (latent only)"}
 #: our scheme -> torchsde's (method, sde_type) of the same name and order
@@ -200,11 +200,11 @@ class Meter:
 
 
 def make_calls(model, case, n: int, forward_model=None, integrator: str = DEFAULT_METHOD,
-               graph_model=None):
+               fused_model=None):
     """``{variant: call(seed)}`` for N paths with ``integrator`` at the data step;
     ``forward_model``: a second copy of the model whose drift has its stepper off (for
-    ``ours_latent_forward``); ``graph_model``: a copy with the fused kernel off (for
-    ``ours_latent_graph``)."""
+    ``ours_latent_forward``); ``fused_model``: a copy with the fused kernel on (for
+    ``ours_latent_fused``)."""
     x0, mu, t, f = case
     dt = float(t[1] - t[0])
     scheme = {"integrator": integrator, "substeps": 1}
@@ -215,8 +215,8 @@ def make_calls(model, case, n: int, forward_model=None, integrator: str = DEFAUL
     def ours_latent_forward(seed):
         return forward_model.predict_latent(x0, mu, t, f, n_samples=n, seed=seed, **scheme)
 
-    def ours_latent_graph(seed):
-        return graph_model.predict_latent(x0, mu, t, f, n_samples=n, seed=seed, **scheme)
+    def ours_latent_fused(seed):
+        return fused_model.predict_latent(x0, mu, t, f, n_samples=n, seed=seed, **scheme)
 
     def ours_decode(seed):
         return model.predict(x0, mu, t, f, n_samples=n, seed=seed, return_samples=False,
@@ -237,7 +237,7 @@ def make_calls(model, case, n: int, forward_model=None, integrator: str = DEFAUL
             path = torchsde.sdeint(sde, z0, ts, method=TORCHSDE_METHOD[integrator][0], dt=dt)
         return path.transpose(0, 1).cpu().numpy()[None]
 
-    return {"ours_latent": ours_latent, "ours_latent_graph": ours_latent_graph,
+    return {"ours_latent": ours_latent, "ours_latent_fused": ours_latent_fused,
             "ours_latent_forward": ours_latent_forward,
             "ours_decode": ours_decode, "torchsde": torchsde_call}
 
@@ -274,7 +274,7 @@ def _extrapolate(points: list[tuple[int, float]], n: int) -> float:
 
 
 def run_variant(variant: str, model, case, paths: list[int], meter: Meter, args,
-                forward_model=None, graph_model=None) -> list[dict]:
+                forward_model=None, fused_model=None) -> list[dict]:
     """Walk up ``paths``; skip (with the reason) the points that would not fit the caps."""
     rows, spent, times, peaks = [], 0.0, [], []
     reason = None
@@ -303,7 +303,7 @@ def run_variant(variant: str, model, case, paths: list[int], meter: Meter, args,
         start = time.perf_counter()
         try:
             call = make_calls(model, case, n, forward_model, args.integrator,
-                              graph_model)[variant]
+                              fused_model)[variant]
             result = measure_point(meter, call, n_warmup, args)
         except torch.cuda.OutOfMemoryError as exc:  # a real OOM despite the estimate
             torch.cuda.empty_cache()
@@ -367,6 +367,8 @@ def write_markdown(result: dict, path: Path) -> None:
                 else "(growth of the process's peak resident set)."), "",
              "Variants:", ""]
     lines += [f"- `{v}`: {LABELS[v]}" for v in VARIANTS]
+    if result.get("note"):  # what a reader must know about this run (set by hand, dated)
+        lines += ["", f"**Note:** {result['note']}"]
     lines += ["", "| N paths | " + " | ".join(f"`{v}` p50 / p95 ms" for v in VARIANTS)
               + " | `ours_latent` path-steps/s | torchsde / ours_latent (p50) | peak MB ("
               + " / ".join(VARIANTS) + ") |",
@@ -452,7 +454,7 @@ def write_plot(result: dict, path: Path) -> bool:
         log("matplotlib is missing: no plot (run --replot on a machine that has it)")
         return False
     fig, ax = plt.subplots(figsize=(7, 4.6))
-    styles = {"ours_latent": ("-o", "C0"), "ours_latent_graph": ("-.o", "C4"),
+    styles = {"ours_latent": ("-o", "C0"), "ours_latent_fused": ("-.o", "C4"),
               "ours_latent_forward": (":o", "C1"),
               "ours_decode": ("-s", "C2"), "torchsde": ("--^", "C3")}
     for v in VARIANTS:
@@ -568,19 +570,21 @@ def main(argv=None) -> dict:
         "rows": [],
         "load_average_start": _load_average(),
     }
-    forward_model = graph_model = None
+    forward_model = fused_model = None
     if "ours_latent_forward" in args.variants:
-        forward_model = _without_fused_kernel(load_model(args.model, device=str(device)))
+        forward_model = load_model(args.model, device=str(device))
         forward_model.module_.drift.use_stepper = False  # a NeuralDrift (the problem's drift)
-    if "ours_latent_graph" in args.variants:
-        graph_model = _without_fused_kernel(load_model(args.model, device=str(device)))
+    if "ours_latent_fused" in args.variants:
+        fused_model = load_model(args.model, device=str(device))
+        fused_model._rollout = RolloutEngine(fused_model.module_.drift,
+                                             use_graph=bool(fused_model.cuda_graph), use_fused=True)
     for variant in args.variants:
         result["rows"] += run_variant(variant, model, case, args.paths, meter, args,
-                                      forward_model, graph_model)
+                                      forward_model, fused_model)
     # how each variant's rollouts ran ("fused", "graph" or "eager": RolloutEngine.last_path)
     result["rollout_paths"] = {name: getattr(getattr(m, "_rollout", None), "last_path", None)
                                for name, m in (("ours_latent", model),
-                                               ("ours_latent_graph", graph_model),
+                                               ("ours_latent_fused", fused_model),
                                                ("ours_latent_forward", forward_model)) if m}
     if "torchsde" in args.variants:
         result["torchsde_drift_calls"] = _count_torchsde_calls(model, case, args.integrator)
@@ -599,13 +603,6 @@ def main(argv=None) -> dict:
     print(json_path.with_suffix(".md").read_text())
     log(f"done in {result['wall_s']:.0f} s")
     return result
-
-
-def _without_fused_kernel(model):
-    """``model`` with its rollouts on the CUDA-graph path (the fused kernel off)."""
-    model._rollout = RolloutEngine(model.module_.drift, use_graph=bool(model.cuda_graph),
-                                   use_fused=False)
-    return model
 
 
 def _load_average() -> dict | None:

@@ -21,9 +21,10 @@ from torch.profiler import ProfilerActivity, profile
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from inference import LEVELS, MODEL, load_case  # noqa: E402
+
 from engine import load_model  # noqa: E402
 from engine.prediction import sample_quantiles  # noqa: E402
-from inference import LEVELS, MODEL, load_case  # noqa: E402
 
 
 def _timed(device: str, fn, repeats: int = 10) -> tuple[float, object]:

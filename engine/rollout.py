@@ -2,13 +2,14 @@
 
 All paths of all cases move together as one batch ``(M, d)``. The Brownian draws are made
 up front from a seeded generator, so a rollout is a deterministic function of its inputs;
-on CUDA a NeuralDrift's rollout runs as one Triton kernel (:mod:`engine.solvers.fused`),
-and any other is captured once per shape as a CUDA graph and replayed for later calls (a
-dashboard slider move).
+on CUDA the whole time loop is captured once per shape as a CUDA graph and replayed for
+later calls (a dashboard slider move). A NeuralDrift's rollout can instead run as one Triton
+kernel (:mod:`engine.solvers.fused`; off by default, slower so far).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import cast
 
@@ -76,18 +77,20 @@ def integrate(drift: DriftFn, z0: torch.Tensor, t: torch.Tensor, mu: torch.Tenso
 
 
 class RolloutEngine:
-    """Runs :func:`integrate`: eagerly on the CPU; on CUDA as one fused Triton kernel where
-    :func:`~engine.solvers.fused.fused_support` allows it, else through cached CUDA graphs.
+    """Runs :func:`integrate`: eagerly on the CPU; on CUDA through cached CUDA graphs, or as
+    one fused Triton kernel when ``use_fused`` (default: ``$SROM_FUSED_ROLLOUT == "1"``) and
+    :func:`~engine.solvers.fused.fused_support` allows it.
 
     Attributes:
         last_path: how the latest call ran: ``"fused"``, ``"graph"`` or ``"eager"``.
     """
 
     def __init__(self, drift: torch.nn.Module, use_graph: bool = True, max_graphs: int = 8,
-                 use_fused: bool = True):
+                 use_fused: bool | None = None):
         self.drift = drift
         self.use_graph = use_graph
-        self.use_fused = use_fused
+        self.use_fused = (os.environ.get("SROM_FUSED_ROLLOUT") == "1" if use_fused is None
+                          else bool(use_fused))
         self.max_graphs = max_graphs
         self._graphs: dict[tuple, tuple] = {}
         self._packed: tuple[tuple, FusedWeights] | None = None

@@ -103,7 +103,7 @@ def test_rollout_engine_takes_the_fused_path_on_cuda_and_agrees_with_the_graph()
     mu, f = torch.randn(m, 1, device="cuda"), torch.randn(m, n_t, 1, device="cuda")
     psi = torch.full((4,), 0.05, device="cuda")
     noise = torch.randn(n_t - 1, 1, m, 4, device="cuda")
-    fused_engine, graph_engine = RolloutEngine(drift), RolloutEngine(drift, use_fused=False)
+    fused_engine, graph_engine = RolloutEngine(drift, use_fused=True), RolloutEngine(drift)
     fused = fused_engine(z0, t, mu, f, psi, noise, "heun", 1)
     graph = graph_engine(z0, t, mu, f, psi, noise, "heun", 1)
     assert (fused_engine.last_path, graph_engine.last_path) == ("fused", "graph")
@@ -173,7 +173,8 @@ def test_the_widest_kernel_fits_an_h100_block_when_compiled_for_sm90():
         w = fused.pack_weights(NeuralDrift(8, 2, 2, hidden=[fused.MAX_HIDDEN] * 3, time_period=1.0))
         dp, op, hp = w.sizes
         consts = {"BLOCK": fused.BLOCK_PATHS, "DP": dp, "OP": op, "HP": hp,
-                  "N_HIDDEN": w.n_hidden, "ACT": w.activation, "HEUN": True}
+                  "N_HIDDEN": w.n_hidden, "ACT": w.activation, "HEUN": True,
+                  "PRECISION": "ieee"}
         signature = {n: "constexpr" if n in consts else "*fp32" if n.endswith("_ptr") else "i32"
                      for n in kernel.arg_names}
         compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=consts),

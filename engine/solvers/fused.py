@@ -12,9 +12,15 @@ on ``z`` is computed before the launch with torch: the MLP's other inputs ``[μ,
 cos, sin]`` at every stage time and the diffusion increments ``Ψ ΔW`` of
 :meth:`engine.solvers.base.Scheme.prepare`.
 
-Used by :class:`engine.rollout.RolloutEngine` on CUDA when :func:`fused_support` says the
+**Off by default: measured slower than the CUDA graph.** On an H100 with the Burgers paper
+model (``benchmarks/results/inference_cuda_fused_trial.md``), IEEE fp32 with 16 paths per
+program took 79 ms for 1 path and 114 ms for 1024 paths against the graph's 10.6 and
+21.9 ms: an fp32 ``tl.dot`` without tensor cores keeps the whole weight tile in registers.
+``benchmarks/fused_rollout.py`` times the other settings (tensor-core ``tf32x3``/``tf32``,
+more paths per program). :class:`engine.rollout.RolloutEngine` takes this path only when
+asked (``use_fused=True`` or ``SROM_FUSED_ROLLOUT=1``) and :func:`fused_support` says the
 drift, scheme and sizes fit (``None``); every other case (CPU, other drifts, ``sra1``,
-float64, very wide layers) keeps the CUDA-graph path. ``SROM_FUSED_ROLLOUT=0`` turns it off.
+float64, layers wider than :data:`MAX_HIDDEN`) keeps the CUDA-graph path.
 Tested against :func:`engine.rollout.integrate` on the GPU and, on a CPU with Triton
 installed, in Triton's interpreter (``tests/test_fused_rollout.py``).
 """
@@ -117,8 +123,6 @@ def fused_support(drift: nn.Module, method: str, z0: torch.Tensor, n_grid: int) 
         drift: the latent drift; method: the scheme's name; z0: ``(M, d)`` initial latents;
         n_grid: the stage grid's evaluation points.
     """
-    if os.environ.get("SROM_FUSED_ROLLOUT", "1") == "0":
-        return "turned off by SROM_FUSED_ROLLOUT=0"
     if triton is None:
         return "Triton is not installed"
     if not z0.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
@@ -196,7 +200,7 @@ if triton is not None:
     def _drift(z, g, rows, row_mask, other_ptr, n_paths, n_other,
                w_z_ptr, w_other_ptr, b_first_ptr, w_hidden_ptr, b_hidden_ptr, w_out_ptr, b_out_ptr,
                DP: tl.constexpr, OP: tl.constexpr, HP: tl.constexpr,
-               N_HIDDEN: tl.constexpr, ACT: tl.constexpr):
+               N_HIDDEN: tl.constexpr, ACT: tl.constexpr, PRECISION: tl.constexpr):
         """ψ at grid point ``g`` for the block's paths: ``z (BLOCK, DP) -> (BLOCK, DP)``."""
         dcols = tl.arange(0, DP)
         ocols = tl.arange(0, OP)
@@ -205,16 +209,16 @@ if triton is not None:
                         mask=row_mask[:, None] & (ocols[None, :] < n_other), other=0.0)
         w_z = tl.load(w_z_ptr + dcols[:, None] * HP + hcols[None, :])
         w_other = tl.load(w_other_ptr + ocols[:, None] * HP + hcols[None, :])
-        x = tl.dot(other, w_other, input_precision="ieee") + tl.load(b_first_ptr + hcols)[None, :]
-        x = tl.dot(z, w_z, acc=x, input_precision="ieee")
+        x = tl.dot(other, w_other, input_precision=PRECISION) + tl.load(b_first_ptr + hcols)[None, :]
+        x = tl.dot(z, w_z, acc=x, input_precision=PRECISION)
         for layer in tl.static_range(N_HIDDEN - 1):
             x = _activation(x, ACT)
             w = tl.load(w_hidden_ptr + layer * HP * HP + hcols[:, None] * HP + hcols[None, :])
             bias = tl.load(b_hidden_ptr + layer * HP + hcols)
-            x = tl.dot(x, w, input_precision="ieee") + bias[None, :]
+            x = tl.dot(x, w, input_precision=PRECISION) + bias[None, :]
         x = _activation(x, ACT)
         w_out = tl.load(w_out_ptr + hcols[:, None] * DP + dcols[None, :])
-        return tl.dot(x, w_out, input_precision="ieee") + tl.load(b_out_ptr + dcols)[None, :]
+        return tl.dot(x, w_out, input_precision=PRECISION) + tl.load(b_out_ptr + dcols)[None, :]
 
     # the sizes that change from call to call are not specialised on (Triton would compile
     # again for every new divisibility of the number of paths or steps)
@@ -225,7 +229,7 @@ if triton is not None:
                         n_paths, latent_dim, n_other, n_steps, substeps, n_out,
                         BLOCK: tl.constexpr, DP: tl.constexpr, OP: tl.constexpr,
                         HP: tl.constexpr, N_HIDDEN: tl.constexpr, ACT: tl.constexpr,
-                        HEUN: tl.constexpr):
+                        HEUN: tl.constexpr, PRECISION: tl.constexpr):
         rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         row_mask = rows < n_paths
         dcols = tl.arange(0, DP)
@@ -240,12 +244,12 @@ if triton is not None:
             base = z + diffusion
             a = _drift(z, k, rows, row_mask, other_ptr, n_paths, n_other, w_z_ptr, w_other_ptr,
                        b_first_ptr, w_hidden_ptr, b_hidden_ptr, w_out_ptr, b_out_ptr,
-                       DP, OP, HP, N_HIDDEN, ACT)
+                       DP, OP, HP, N_HIDDEN, ACT, PRECISION)
             if HEUN:
                 predicted = base + a * h
                 a_end = _drift(predicted, k + 1, rows, row_mask, other_ptr, n_paths, n_other,
                                w_z_ptr, w_other_ptr, b_first_ptr, w_hidden_ptr, b_hidden_ptr,
-                               w_out_ptr, b_out_ptr, DP, OP, HP, N_HIDDEN, ACT)
+                               w_out_ptr, b_out_ptr, DP, OP, HP, N_HIDDEN, ACT, PRECISION)
                 z = base + (a + a_end) * (0.5 * h)
             else:
                 z = base + a * h
@@ -257,12 +261,17 @@ if triton is not None:
 def fused_integrate(drift: NeuralDrift, z0: torch.Tensor, t: torch.Tensor, mu: torch.Tensor,
                     f: torch.Tensor, dispersion_std: torch.Tensor, noise: torch.Tensor,
                     method: str = "heun", substeps: int = 1,
-                    weights: FusedWeights | None = None) -> torch.Tensor:
+                    weights: FusedWeights | None = None, block: int = BLOCK_PATHS,
+                    precision: str = "ieee", num_warps: int = NUM_WARPS) -> torch.Tensor:
     """:func:`engine.rollout.integrate` for a NeuralDrift in one kernel (same arguments).
 
     Args:
         weights: :func:`pack_weights` of ``drift``, reusable while its parameters do not
             change (packed here when None).
+        block: paths per program (a power of two ≥ 16); precision: ``tl.dot``'s
+            ``input_precision`` (``"ieee"``: fp32 FMA, torch's arithmetic; ``"tf32x3"``:
+            tensor cores, ~fp32 accuracy; ``"tf32"``: tensor cores, ~1e-3 relative);
+            num_warps: warps per program (``benchmarks/fused_rollout.py`` compares them).
 
     Returns:
         ``(M, T, d)`` paths, ``out[:, 0] == z0``.
@@ -289,12 +298,16 @@ def fused_integrate(drift: NeuralDrift, z0: torch.Tensor, t: torch.Tensor, mu: t
     h = grid.step_sizes.to(torch.float32).contiguous()
     out = z0.new_empty(m, t.shape[0], d)
     dp, op, hp = packed.sizes
-    _rollout_kernel[(triton.cdiv(m, BLOCK_PATHS),)](
+    if precision not in ("ieee", "tf32x3", "tf32"):
+        raise ValueError(f"precision {precision!r}: use ieee, tf32x3 or tf32")
+    if block < 16 or block & (block - 1):
+        raise ValueError(f"block must be a power of two ≥ 16, got {block}")
+    _rollout_kernel[(triton.cdiv(m, block),)](
         z0.contiguous(), other, diffusion, h, out,
         packed.w_z, packed.w_other, packed.b_first, packed.w_hidden, packed.b_hidden,
         packed.w_out, packed.b_out,
         m, d, packed.n_other, grid.n_steps, substeps, t.shape[0],
-        BLOCK=BLOCK_PATHS, DP=dp, OP=op, HP=hp, N_HIDDEN=packed.n_hidden,
-        ACT=packed.activation, HEUN=method == "heun", num_warps=NUM_WARPS,
-        num_stages=NUM_STAGES)
+        BLOCK=block, DP=dp, OP=op, HP=hp, N_HIDDEN=packed.n_hidden,
+        ACT=packed.activation, HEUN=method == "heun", PRECISION=precision,
+        num_warps=num_warps, num_stages=NUM_STAGES)
     return out
