@@ -10,8 +10,9 @@ mode, so a slider release only captures the inputs and the state's worker thread
 (coalescing bursts; see :class:`app.background.LatestOnlyWorker`). Results come back through
 :func:`session_dispatcher`, which schedules them on the session's event loop, where the
 figures are updated inside one ``pn.io.hold``; a spinner shows while a prediction is pending.
-Outside a server session (tests, notebooks without a server) results are applied in the
-worker thread; ``state.wait()`` waits for them.
+In a notebook (the view shown in a JupyterLab cell) they are scheduled on the kernel's event
+loop (:mod:`app.polling`). Elsewhere (scripts, tests) results are applied in the worker
+thread; ``state.wait()`` waits for them.
 
 On a CPU the worker first sends a quick preview (fewer paths, fewer decoded times) that
 refreshes the probe curve only, then the full prediction that refreshes every figure; on a
@@ -62,6 +63,7 @@ from app.plots import (
     PhasePlot,
     QoIPlot,
 )
+from app.polling import loop_dispatcher
 from app.safe_text import md
 from app.scenarios import apply_scenario, scenarios_for
 from app.simulation_progress import SimulationProgress
@@ -207,8 +209,9 @@ class ExploreView(pn.viewable.Viewer):
         super().__init__(**params)
         s = self.state
         s.param.update(background=self.background)
-        s.dispatch = session_dispatcher()
-        if s.dispatch is not None:  # served: a closed session's waiting work is dropped
+        served = session_dispatcher()
+        s.dispatch = served or loop_dispatcher()  # in a notebook: the kernel's event loop
+        if served is not None:  # served: a closed session's waiting work is dropped
             pn.state.on_session_destroyed(lambda _context: s.worker.cancel())
         self.render_seconds = 0.0
         # the page holds opaque keys, never the server's folders (a select sends its values)

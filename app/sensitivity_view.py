@@ -21,6 +21,7 @@ from app.controls import BusyLabel, TextMarkdown, label
 from app.explore import session_dispatcher
 from app.export import field_kind
 from app.plots import FieldPlot, SweepPlot, TornadoPlot
+from app.polling import loop_dispatcher
 from app.safe_text import md
 from app.sensitivity import STATISTICS, SensitivityState, SweepInput
 from app.state import ExploreState
@@ -45,8 +46,9 @@ class SensitivityView(pn.viewable.Viewer):
         super().__init__(**params)
         s = self.state
         s.param.update(background=True)
-        s.dispatch = session_dispatcher()
-        if s.dispatch is not None:  # served: a closed session's sweep stops between points
+        served = session_dispatcher()
+        s.dispatch = served or loop_dispatcher()  # in a notebook: the kernel's event loop
+        if served is not None:  # served: a closed session's sweep stops between points
             pn.state.on_session_destroyed(lambda _context: s.worker.cancel())
         self._kind = "vector"
         w = {"sizing_mode": "stretch_width"}

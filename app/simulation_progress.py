@@ -21,6 +21,7 @@ from typing import Any
 import panel as pn
 
 from app.controls import label
+from app.polling import start_polling
 from app.simulation_run import describe
 from app.state import ExploreState
 
@@ -55,15 +56,10 @@ class SimulationProgress:
         self.panel = pn.Row(self.bar, self.text, self.button, visible=False,
                             sizing_mode="stretch_width", height=44)
         self._shown: tuple[Any, ...] | None = None
-        self._periodic: Any = None
+        # served or in a notebook (app.polling); None in scripts and tests
+        self._periodic: Any = start_polling(self.poll, poll_ms)
         doc = pn.state.curdoc
-        if doc is not None and doc.session_context is not None:  # served: poll
-            from panel.io.callbacks import PeriodicCallback
-
-            # background: else Panel marks the page busy at every poll (the header spinner)
-            self._periodic = PeriodicCallback(callback=self.poll, period=poll_ms,
-                                              background=True)
-            self._periodic.start()
+        if doc is not None and doc.session_context is not None:  # served: clean up at the end
             pn.state.on_session_destroyed(self._on_session_destroyed)
 
     def poll(self) -> None:

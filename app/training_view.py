@@ -21,6 +21,7 @@ import param
 from app import catalog
 from app.controls import label
 from app.plots import QoIPlot
+from app.polling import start_polling
 from app.safe_text import md
 from app.training import MODEL_NAME_RULE, TrainingState
 from app.training_plots import TrainingCurves
@@ -156,15 +157,12 @@ class TrainingView(pn.viewable.Viewer):
         self._show_upload()
         self._sync_enabled()
 
-        self._periodic = None
+        # served or in a notebook (JupyterLab: the kernel's event loop), a background poll
+        # (else Panel marks the page busy at every poll, and the header's busy spinner never
+        # stops: issue 17); None in scripts and tests, which call poll() themselves
+        self._periodic = start_polling(self.poll, poll_ms)
         doc = pn.state.curdoc
-        if doc is not None and doc.session_context is not None:  # served: poll and clean up
-            # background: Panel otherwise marks the page busy at every poll, and the
-            # header's busy spinner never stops (issue 17); stopped at session end below
-            from panel.io.callbacks import PeriodicCallback
-
-            self._periodic = PeriodicCallback(callback=self.poll, period=poll_ms, background=True)
-            self._periodic.start()
+        if doc is not None and doc.session_context is not None:  # served: clean up at the end
             pn.state.on_session_destroyed(self._on_session_destroyed)
 
     def __panel__(self) -> pn.viewable.Viewable:

@@ -18,7 +18,9 @@ from browser import (  # noqa: E402
     assert_clean,
     local_page,
     playwright_sync_api,
+    select_model,
     serve_dashboard,
+    wait_for_plot,
 )
 
 sync_api = playwright_sync_api()
@@ -32,6 +34,15 @@ TRUTH_BOX = """() => {
 }"""
 
 
+# the cylinder's view is built: its maps have a channel picker offering u, v and p
+CYLINDER_SHOWN = """() => {
+  if (!window.Bokeh || !window.Bokeh.documents || !window.Bokeh.documents[0]) return false;
+  const live = window.Bokeh.documents[0].roots().flatMap((r) => Array.from(r.references()));
+  return live.some((m) => m.title === 'Channel' && 'options' in m
+                   && JSON.stringify(m.options).includes('"p"'));
+}"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("ui-log") / "serve.log"
@@ -42,7 +53,11 @@ def server(tmp_path_factory):
 def test_a_long_truth_run_shows_progress_and_cancel_stops_it(server, tmp_path):
     url, log = server
     with sync_api.sync_playwright() as p, local_page(p, 1200) as (page, external, errors):
-        page.goto(url + "?model=pretrained/cylinder_paper_d7")
+        page.goto(url)
+        wait_for_plot(page)  # the default model; the cylinder is picked as a user does (a
+        # URL naming it predicts before the page is sent, ~50 s on a CPU)
+        select_model(page.locator("select").first, "cylinder — pretrained/cylinder_paper_d7")
+        page.wait_for_function(CYLINDER_SHOWN, timeout=60_000)  # its maps' channel picker
         page.wait_for_function(f"() => {{ const b = ({TRUTH_BOX})(); return b && !b.disabled; }}",
                                timeout=60_000)
         page.locator("input[type=checkbox]").first.click()  # "Compare with the simulator"
