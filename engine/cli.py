@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -120,6 +121,7 @@ def _train(args, ctx) -> int:
     except TypeError as exc:
         raise UserError(f"bad hyperparameter: {exc}") from exc
     model._check_params()  # bad settings fail now, not after loading or training
+    _threads_for_cheap_steps(model, dataset)
     if model.windows_per_step % ctx.world_size:
         raise UserError(f"--windows-per-step {model.windows_per_step} is the global batch and "
                         f"must be a multiple of the {ctx.world_size} ranks")
@@ -145,6 +147,9 @@ def _train(args, ctx) -> int:
               checkpoint=checkpoint, resume_from=args.resume, max_seconds=args.max_seconds,
               validation=val_data if selecting else None, select_every=args.select_every,
               select_samples=args.select_samples)
+    calibration_data = None
+    if ctx.is_main and not args.no_calibrate and model.training_["status"] != "diverged":
+        calibration_data = val_data if val_data is not None else _training_tail(dataset)
     if hasattr(dataset, "close"):
         dataset.close()
     if not ctx.is_main:  # the model is the same on every rank: rank 0 saves and reports
@@ -162,6 +167,17 @@ def _train(args, ctx) -> int:
               f"was and the last good parameters go to {out}", file=sys.stderr)
     intended = out
     out = _save_or_rescue(model, out, checkpoint)  # saved before anything else can fail
+    if calibration_data is not None:
+        result = model.calibrate(calibration_data, n_samples=CALIBRATION_SAMPLES, seed=model.seed)
+        where = "--val" if calibration_data is val_data else "the end of the training series"
+        print(f"srom: uncertainty scale {result['scale']:.3g} fitted on {where} "
+              f"({result['n_trajectories']} trajectories; 90% interval coverage "
+              f"{result['coverage_before']:.2f} -> {result['coverage_after']:.2f})",
+              file=sys.stderr)
+        model.save(out)
+    elif not args.no_calibrate and status != "diverged":
+        print("srom: not calibrated (the trajectories are too short or too large to predict "
+              "cheaply); run srom calibrate MODEL VAL", file=sys.stderr)
     metrics = {}
     if val_data is not None and status != "diverged":
         metrics = model.evaluate(val_data, n_samples=args.val_samples)
@@ -177,6 +193,37 @@ def _train(args, ctx) -> int:
     if status == "diverged" or out != intended:
         return 1
     return 0
+
+
+def _threads_for_cheap_steps(model, dataset) -> None:
+    """One intra-op thread for a CPU training of cheap steps (:mod:`engine.schedule`),
+    unless ``OMP_NUM_THREADS`` is set."""
+    import torch
+
+    from engine.model import resolve_device
+    from engine.schedule import is_cheap_step
+
+    if "OMP_NUM_THREADS" in os.environ or resolve_device(model.device).type != "cpu":
+        return
+    if is_cheap_step(dataset.state_shape, dataset.n_times, int(model.window),
+                     int(model.windows_per_step)):
+        torch.set_num_threads(1)
+
+
+#: sample paths per trajectory of each calibration trial after training
+CALIBRATION_SAMPLES = 64
+
+
+def _training_tail(dataset):
+    """Calibration data without a validation set: the end of a few training trajectories
+    (:func:`engine.schedule.calibration_split`), read into memory when streamed."""
+    from engine.schedule import calibration_split
+    from engine.streaming import StreamingDataset
+
+    if isinstance(dataset, StreamingDataset):
+        per_case = dataset.n_times * math.prod(dataset.state_shape)
+        dataset = dataset.subset(range(max(1, min(dataset.n_trajectories, 4, 2**26 // per_case))))
+    return calibration_split(dataset, n_samples=CALIBRATION_SAMPLES)
 
 
 def _save_or_rescue(model, out: Path, checkpoint: Path) -> Path:
@@ -634,7 +681,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a dataset file")
     p.add_argument("data", help="training dataset (.npz or .h5)")
     p.add_argument("--out", required=True, help="model directory to write")
-    p.add_argument("--val", help="validation dataset to evaluate after training")
+    p.add_argument("--val", help="validation dataset: calibrates the uncertainty scale and is "
+                   "evaluated after training")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="keep the uncertainty scale at 1 (by default it is fitted on --val, "
+                        "else on the last 30%% of a few training trajectories)")
     p.add_argument("--val-samples", type=int, default=64)
     p.add_argument("--select-every", type=int, default=None, metavar="STEPS",
                    help="score a rollout on --val every STEPS steps and keep the best parameters")

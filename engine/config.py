@@ -90,7 +90,7 @@ class PriorConfig:
 class TrainingConfig:
     """The optimisation schedule, the ELBO's Monte-Carlo settings and where it runs."""
 
-    steps: int = 2000
+    steps: int | None = None  # None: from the data's size (engine.schedule)
     lr: float = 1e-3
     lr_decay_steps: int = 1000
     window: int = 64
@@ -266,7 +266,7 @@ class ModelConfig:
         for name in ("steps", "window", "windows_per_step", "n_samples", "n_quad", "n_win",
                      "log_every", "substeps", "lr_decay_steps"):
             value = p[name]
-            if name == "substeps" and value is None:
+            if name in ("substeps", "steps") and value is None:
                 continue  # chosen at fit time
             if not is_integer(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")

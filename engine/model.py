@@ -32,6 +32,7 @@ from engine.prediction import Prediction, sample_quantiles
 from engine.priors import LogNormalVariance
 from engine.progress import CallbackList, StopFlag, TrainingCallback
 from engine.rollout import RolloutEngine
+from engine.schedule import default_steps
 from engine.selection import ValidationSelector
 from engine.solvers import DEFAULT_METHOD, METHODS, get_scheme
 from engine.solvers.step_check import choose_substeps
@@ -153,7 +154,9 @@ class StochasticROM:
         dtype: ``float32`` or ``float64``.
 
     Training:
-        steps, lr, lr_decay_steps (lr × 0.9 every that many steps), window (B),
+        steps (``None``: from the data's size, :func:`engine.schedule.default_steps`;
+        the count run is in ``training_["steps"]``), lr, lr_decay_steps (lr × 0.9 every
+        that many steps), window (B),
         windows_per_step (W), n_samples (R), n_quad (strata per sample), quadrature
         (``stratified`` — unbiased, default — or ``data``), kl_warmup, kl_transition
         (β ramps 0 → 1 over that many steps after the warm-up; ``None`` = steps // 3),
@@ -184,7 +187,7 @@ class StochasticROM:
                  decoder_var_floor: float = 0.0, likelihood: str = "gaussian",
                  kernel_hidden: tuple[int, ...] = (32, 32), kernel_length_scale: float = 0.1,
                  kernel_nugget: float = 1e-2, normalize: bool = True, dtype: str = "float32",
-                 steps: int = 2000, lr: float = 1e-3, lr_decay_steps: int = 1000,
+                 steps: int | None = None, lr: float = 1e-3, lr_decay_steps: int = 1000,
                  window: int = 64, windows_per_step: int = 4, n_samples: int = 1,
                  n_quad: int = 32, quadrature: str = "stratified", kl_warmup: int = 0,
                  kl_transition: int | None = None, grad_clip: float = 10.0,
@@ -305,6 +308,13 @@ class StochasticROM:
             return int(self.latent_dim)
         size = math.prod(state_shape)
         return size if (len(state_shape) == 1 and size <= 8) else 4
+
+    def _resolve_steps(self, dataset: Dataset) -> int:
+        """``steps``, or the data-size rule's count when it is ``None``."""
+        if self.steps is not None:
+            return int(self.steps)
+        return default_steps(dataset.state_shape, dataset.n_times, int(self.window),
+                             int(self.windows_per_step))
 
     def _build(self, state_shape: tuple[int, ...], n_params: int, n_forcing: int,
                normalization: Normalization, t_span: float) -> SROMModule:
@@ -495,12 +505,13 @@ class StochasticROM:
             x = self._device_states(dataset.x, dtype, device)
             sampler = WindowSampler(t, x, mu, f, self.window, self.windows_per_step, self.n_win,
                                     **where)
+        steps = self._resolve_steps(dataset)
         settings = TrainSettings(
-            steps=int(self.steps), lr=float(self.lr), lr_decay_steps=int(self.lr_decay_steps),
+            steps=steps, lr=float(self.lr), lr_decay_steps=int(self.lr_decay_steps),
             window=sampler.window, windows_per_step=int(self.windows_per_step),
             n_samples=int(self.n_samples), n_quad=int(self.n_quad), quadrature=self.quadrature,
             kl_warmup=int(self.kl_warmup),
-            kl_transition=int(self.kl_transition if self.kl_transition is not None else self.steps // 3),
+            kl_transition=int(self.kl_transition if self.kl_transition is not None else steps // 3),
             grad_clip=float(self.grad_clip or 0.0), log_every=int(self.log_every),
             checkpoint_every=int(self.checkpoint_every),
             cuda_graph=bool(self.cuda_graph),
@@ -541,6 +552,7 @@ class StochasticROM:
             "cuda_graph": trainer.use_graph,
             "peak_step_memory_mb": result.peak_step_memory_mb,
             "world_size": ctx.world_size,
+            "planned_steps": steps, "steps_from_data_size": self.steps is None,
         }
         if isinstance(sampler, StreamingWindowSampler):
             self.training_["streaming"] = {
