@@ -89,7 +89,12 @@ def _open_training_data(args):
         if not args.stream_memory_mb > 0:
             raise UserError(f"--stream-memory-mb must be positive, got {args.stream_memory_mb}")
         cap = int(args.stream_memory_mb * 2**20)
-    return StreamingDataset(args.data, prefetch=args.prefetch, max_host_bytes=cap)
+    from engine.streaming import MAX_READERS
+
+    if args.readers is not None and not 1 <= args.readers <= MAX_READERS:
+        raise UserError(f"--readers must be between 1 and {MAX_READERS}, got {args.readers}")
+    return StreamingDataset(args.data, prefetch=args.prefetch, readers=args.readers,
+                            max_host_bytes=cap)
 
 
 def cmd_train(args) -> int:
@@ -700,6 +705,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave the states of DATA (HDF5) on disk and read each step's windows "
                         "ahead (datasets larger than memory; same batches as in memory)")
     p.add_argument("--prefetch", type=int, default=4, help="steps read ahead with --stream")
+    p.add_argument("--readers", type=int, default=None,
+                   help="reader threads of --stream (default: a quarter of the CPU cores per "
+                        "process on this node, 1 to 4)")
     p.add_argument("--stream-memory-mb", type=float, default=None,
                    help="host memory cap of --stream (default $SROM_STREAM_HOST_BYTES or 512)")
     for name, kind in _TRAIN_OPTIONS.items():

@@ -556,8 +556,9 @@ class StochasticROM:
         }
         if isinstance(sampler, StreamingWindowSampler):
             self.training_["streaming"] = {
-                "prefetch": sampler.prefetch, "host_bytes": sampler.host_bytes,
-                "wait_seconds": sampler.wait_seconds, "read_seconds": sampler.read_seconds}
+                "prefetch": sampler.prefetch, "readers": sampler.readers,
+                "host_bytes": sampler.host_bytes, "wait_seconds": sampler.wait_seconds,
+                "read_seconds": sampler.read_seconds}
         if selection is not None:
             self.training_["selection"] = selection
         if trainer.checkpoint_error is not None:

@@ -1,9 +1,12 @@
 """Streaming datasets (engine/streaming.py) and the window schedule (engine/windows.py)."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import h5py
@@ -14,7 +17,13 @@ from problems import duffing_dataset
 
 from engine import Dataset, StochasticROM, load_dataset
 from engine.data import DatasetError, Normalization
-from engine.streaming import StreamingDataset, StreamingWindowSampler, save_sharded
+from engine.progress import NullCallback, StopFlag
+from engine.streaming import (
+    StreamingDataset,
+    StreamingWindowSampler,
+    default_readers,
+    save_sharded,
+)
 from engine.train import WindowSampler
 from engine.windows import DrawTable, rank_slots, seed_key, window_draws
 
@@ -82,16 +91,18 @@ def test_the_schedule_is_uniform_and_the_same_global_batch_for_any_rank_count():
 
 # ------------------------------------------------------------------ same windows
 @pytest.mark.parametrize("n_win", [1, 3])
-@pytest.mark.parametrize("rank,world", [(0, 1), (1, 2)])
-def test_streaming_yields_exactly_the_in_memory_windows(tmp_path, n_win, rank, world):
+@pytest.mark.parametrize("rank,world,readers", [(0, 1, 1), (1, 2, 1), (0, 1, 3), (1, 2, 3)])
+def test_streaming_yields_exactly_the_in_memory_windows(tmp_path, n_win, rank, world, readers):
     data = field_dataset()
     path = save_sharded(tmp_path / "d.h5", shards_of(data, [2, 3]), chunk_bytes=512)
     norm = Normalization.fit(data)
-    with StreamingDataset(path, prefetch=3) as source:
+    with StreamingDataset(path, prefetch=4, readers=readers) as source:
         assert source.chunks == (1, 4, 2, 8)  # 512 bytes of float64 snapshots of 16 values
+        assert source._direct is not None  # read with preadv, beside HDF5
         memory = in_memory_sampler(data, norm, 8, 4, n_win, seed=11, rank=rank, world=world)
         stream = StreamingWindowSampler(source, norm, *device_fields(data, norm), 8, 4, n_win,
                                         seed=11, rank=rank, world_size=world)
+        assert stream.readers == readers
         stream.start(5)
         padded = False
         for step in range(5, 45):
@@ -103,6 +114,65 @@ def test_streaming_yields_exactly_the_in_memory_windows(tmp_path, n_win, rank, w
             padded |= bool((stream.start_idx + 8 + n_win - 1 > data.n_times).any())
         stream.close()
         assert padded or n_win == 1  # the edge padding of the encoder windows was exercised
+        assert not reader_threads()
+
+
+def reader_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("srom-stream-reader")]
+
+
+def test_several_readers_give_the_steps_in_order_however_fast_each_is(tmp_path, monkeypatch):
+    """Readers that finish out of order (one is slowed on some steps) still hand the steps
+    to the training in order, each with its own windows."""
+    data = field_dataset(n_traj=6, n_times=30)
+    path = save_sharded(tmp_path / "d.h5", shards_of(data, [6]))
+    norm = Normalization.fit(data)
+    with StreamingDataset(path, prefetch=4, readers=4) as source:
+        stream = StreamingWindowSampler(source, norm, *device_fields(data, norm), 8, 4, 1, seed=2)
+        memory = in_memory_sampler(data, norm, 8, 4, 1, seed=2)
+        fill = stream._fill
+
+        def uneven(slot, step, *args):
+            if step % 3 == 0:
+                time.sleep(0.02)  # the next steps' readers overtake this one
+            fill(slot, step, *args)
+
+        monkeypatch.setattr(stream, "_fill", uneven)
+        stream.start(0)
+        assert len(reader_threads()) == 4
+        for step in range(24):
+            stream.stage(step)
+            memory.stage(step)
+            assert torch.equal(stream.sample().x_nodes, memory.sample(torch.tensor(step)).x_nodes)
+        with pytest.raises(RuntimeError, match="the reader is at step 24, the training at 30"):
+            stream.stage(30)
+        stream.close()
+        stream.close()  # idempotent
+        assert not reader_threads()
+
+
+def test_the_reader_count_is_checked_and_defaults_to_a_share_of_the_cores(tmp_path,
+                                                                         monkeypatch):
+    path = save_sharded(tmp_path / "d.h5", shards_of(field_dataset(), [5]))
+    for bad in (0, 17, True, 1.5):
+        with pytest.raises(ValueError, match="readers must be an integer from 1 to 16"):
+            StreamingDataset(path, readers=bad)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    for cores, expected in ((None, 1), (2, 1), (8, 2), (16, 4), (128, 4)):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert default_readers() == expected, cores
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # 2 training processes share 16 cores
+    assert default_readers() == 2
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert default_readers() == 1
+    with StreamingDataset(path) as source:
+        assert source.readers == 1  # 16 cores (patched) between 8 processes
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    with StreamingDataset(path, prefetch=2) as source:  # no more readers than slots
+        norm = Normalization.fit(data := field_dataset())
+        stream = StreamingWindowSampler(source, norm, *device_fields(data, norm), 8, 4, 1)
+        assert source.readers == 4 and stream.readers == 2 and stream.prefetch == 2
 
 
 def test_streaming_statistics_match_the_in_memory_ones(tmp_path):
@@ -124,12 +194,48 @@ def test_fit_on_a_streaming_dataset_trains_exactly_as_in_memory(tmp_path):
     params = dict(latent_dim=2, steps=30, window=16, windows_per_step=2, drift_hidden=(16,),
                   log_every=10, seed=3, normalize=False, substeps=1)
     a = StochasticROM(**params).fit(load_dataset(path))
-    with StreamingDataset(path) as source:
+    with StreamingDataset(path, readers=2) as source:
         b = StochasticROM(**params).fit(source)
     assert b.training_["streaming"]["prefetch"] >= 1
+    assert b.training_["streaming"]["readers"] == 2
     sa, sb = a.module_.state_dict(), b.module_.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert [h["loss"] for h in a.training_["history"]] == [h["loss"] for h in b.training_["history"]]
+    assert not reader_threads()
+
+
+class _StopAt(NullCallback):
+    """Asks the training to stop (or fails) at the first log at or after ``step``."""
+
+    def __init__(self, step: int, flag: StopFlag | None = None):
+        self.step, self.flag = step, flag
+
+    def on_log(self, step, metrics):
+        assert reader_threads()  # the readers are at work meanwhile
+        if step >= self.step:
+            if self.flag is None:
+                raise RuntimeError("a callback failed")
+            self.flag.set()
+
+
+@pytest.mark.parametrize("how", ["stop flag", "time budget", "callback error"])
+def test_no_reader_thread_outlives_a_training_that_ends_early(tmp_path, how):
+    data = duffing_dataset(3, n_times=41)
+    path = save_sharded(tmp_path / "duffing.h5", shards_of(data, [3]))
+    model = StochasticROM(latent_dim=2, steps=400, window=8, windows_per_step=2,
+                          drift_hidden=(8,), log_every=2, normalize=False, substeps=1)
+    with StreamingDataset(path, readers=3) as source:
+        if how == "stop flag":
+            flag = StopFlag()
+            model.fit(source, callback=_StopAt(6, flag), stop_flag=flag)
+            assert model.training_["status"] == "stopped" and model.training_["steps"] < 400
+        elif how == "time budget":
+            model.fit(source, max_seconds=1e-3, callback=_StopAt(10**6))
+            assert model.training_["status"] == "budget"
+        else:
+            with pytest.raises(RuntimeError, match="a callback failed"):
+                model.fit(source, callback=_StopAt(4))
+        assert not reader_threads()
 
 
 # ------------------------------------------------------------------ writing
@@ -168,10 +274,11 @@ def test_nan_states_end_the_training_with_a_clear_error(tmp_path):
     path = save_sharded(tmp_path / "nan.h5", shards_of(data, [3]))
     with h5py.File(path, "r+") as h5:
         h5["x"][:, 5:38] = np.nan  # every window touches it
-    with StreamingDataset(path) as source:
+    with StreamingDataset(path, readers=3) as source:
         with pytest.raises(DatasetError, match="NaN or inf in trajectory"):
             StochasticROM(latent_dim=2, steps=5, window=8, windows_per_step=2,
                           drift_hidden=(8,), normalize=False, substeps=1).fit(source)
+        assert not reader_threads()  # the training's error stopped every reader
         with pytest.raises(DatasetError, match="NaN or inf"):  # the normalization pass
             Normalization.fit(source)
 
@@ -265,11 +372,15 @@ def test_generate_in_shards_then_train_streaming_from_the_command_line(tmp_path,
     back = load_dataset(data)
     assert back.n_trajectories == 5 and [s["n"] for s in back.attrs["shards"]] == [3, 2]
     out = tmp_path / "model"
-    assert main(["train", str(data), "--stream", "--prefetch", "2", "--out", str(out),
+    assert main(["train", str(data), "--stream", "--prefetch", "2", "--readers", "2",
+                 "--out", str(out),
                  "--steps", "20", "--window", "8", "--windows-per-step", "2",
                  "--latent-dim", "2", "--device", "cpu", "--set", "hidden=[16]",
                  "--set", "drift_hidden=[16]", "--set", "substeps=1"]) == 0
     assert load_model(out).training_["streaming"]["prefetch"] == 2
+    assert load_model(out).training_["streaming"]["readers"] == 2
+    assert main(["train", str(data), "--stream", "--readers", "0", "--out",
+                 str(tmp_path / "m0"), "--steps", "2"]) == 2
     assert main(["generate", "oscillator", "--n", "2", "--shards", "3", "--out",
                  str(tmp_path / "x.h5")]) == 2
     assert main(["generate", "oscillator", "--n", "2", "--shards", "2", "--out",
@@ -278,6 +389,7 @@ def test_generate_in_shards_then_train_streaming_from_the_command_line(tmp_path,
                  "--steps", "2"]) == 2
     err = capsys.readouterr().err
     assert "--shards must be between 1 and --n" in err and "chunked HDF5" in err
+    assert "--readers must be between 1 and 16, got 0" in err
 
 
 @pytest.mark.gpu
