@@ -9,8 +9,9 @@ Measures, for 1, 2, 4, 8 ranks (as many as the device allows; ``torchrun`` on on
   efficiency ``t_1 / (k · t_k)``;
 * **I/O**: one rank training from the in-memory dataset and from the same data streamed
   from a chunked HDF5 file (:mod:`engine.streaming`), with the share of the time the step
-  waited for the disk; and the reader alone, from a cold page cache (the file's pages are
-  dropped with ``posix_fadvise``) and a warm one, in windows/s and MB/s.
+  waited for the disk; and the reader alone for 1, 2, 4, 8 reader threads (``--readers``),
+  from a cold page cache (the file's pages are dropped with ``posix_fadvise``) and a warm
+  one, in windows/s and MB/s, with the CPU time it took (cores busy) and the host's load.
 
 The data are synthetic travelling bumps on a 1-D field (the step cost depends on the
 shapes, not on the values): Burgers size on CUDA (100 trajectories × 1001 snapshots × 500
@@ -20,8 +21,10 @@ points), smaller on the CPU (16 × 401 × 128). Timings exclude the first ``--wa
 
 Usage:
     python benchmarks/scaling.py [--device cpu|cuda] [--ranks 1,2,4,8] [--steps N] [--quick]
+        [--readers 1,2,4,8] [--reader-only]
 
-Writes ``benchmarks/results/scaling_<device>.json`` and ``.md``.
+Writes ``benchmarks/results/scaling_<device>.json`` and ``.md`` (``--reader-only``: the
+reader alone, with the sizes of ``--device``, into ``scaling_reader_<N>cores.*``).
 """
 
 from __future__ import annotations
@@ -98,7 +101,8 @@ def worker(args) -> None:
                 info = model.training_["streaming"]
                 record.update(wait_seconds=info["wait_seconds"], read_seconds=info["read_seconds"],
                               train_seconds=model.training_["seconds"],
-                              prefetch=info["prefetch"], host_mb=info["host_bytes"] / 2**20)
+                              prefetch=info["prefetch"], readers=info.get("readers", 1),
+                              host_mb=info["host_bytes"] / 2**20)
             Path(args.result).write_text(json.dumps(record))
         if hasattr(data, "close"):
             data.close()
@@ -135,8 +139,13 @@ def run_ranks(ranks: int, data: Path, windows: int, args, stream: bool = False) 
 
 
 # ------------------------------------------------------------------ the reader alone
-def reader_throughput(path: Path, windows: int, steps: int, cold: bool) -> dict:
-    """Windows/s and MB/s of the streaming reader without training (one rank, CPU tensors)."""
+def reader_throughput(path: Path, windows: int, steps: int, cold: bool,
+                      readers: int | None = None) -> dict:
+    """Windows/s and MB/s of the streaming reader without training (one rank, CPU tensors),
+    with ``readers`` reader threads (default: the sampler's default), and the CPU time the
+    process took meanwhile (in cores: CPU seconds per second)."""
+    import resource
+
     import torch
 
     from engine.data import Normalization
@@ -148,22 +157,60 @@ def reader_throughput(path: Path, windows: int, steps: int, cold: bool) -> dict:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
-    with StreamingDataset(path, prefetch=8) as source:
+    # one intra-op thread: the copies of stage() stand in for a GPU's host-to-device copies
+    # (no OpenMP team, whose spinning workers would compete with the readers for the cores)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with StreamingDataset(path, prefetch=8, readers=readers) as source:
         norm = Normalization.fit(source, enabled=False)
         n, t = source.n_trajectories, source.n_times
         fields = (torch.as_tensor(source.t, dtype=torch.float32), torch.zeros(n, 0),
                   torch.zeros(n, t, 0))
         sampler = StreamingWindowSampler(source, norm, *fields, 64, windows, 1)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_before = usage.ru_utime + usage.ru_stime
         sampler.start(0)
         tic = time.perf_counter()
         for _ in range(steps):
             sampler.stage()
         seconds = time.perf_counter() - tic
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         sampler.close()
         snapshot_bytes = int(np.prod(source.state_shape)) * source.x_dtype.itemsize
+        direct = source._direct is not None
+    torch.set_num_threads(threads)
     read = steps * windows * 64 * snapshot_bytes
-    return {"cold_cache": cold, "windows_per_second": steps * windows / seconds,
-            "mb_per_second": read / seconds / 2**20, "steps": steps, "windows_per_step": windows}
+    return {"cold_cache": cold, "readers": sampler.readers, "direct_reads": direct,
+            "windows_per_second": steps * windows / seconds,
+            "mb_per_second": read / seconds / 2**20, "steps": steps, "windows_per_step": windows,
+            "cpu_cores_busy": (usage.ru_utime + usage.ru_stime - cpu_before) / seconds,
+            "load_average_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+
+
+def reader_file(tmp: Path, size: dict) -> Path:
+    """A file far larger than the caches for the reader alone: 256 MiB of states."""
+    from engine.streaming import save_sharded
+
+    big = tmp / "reader.h5"
+    n_big = max(1, (256 * 2**20) // (size["n_times"] * size["n_x"] * 4 * 8))
+    save_sharded(big, (bumps_dataset(8, size["n_times"], size["n_x"], seed=k)
+                       for k in range(n_big)))
+    with open(big, "rb+") as handle:  # written pages must be clean to be dropped
+        os.fsync(handle.fileno())
+    return big
+
+
+def reader_runs(big: Path, windows: int, steps: int, reader_counts: list[int]) -> list[dict]:
+    """The reader alone for each reader count, from a cold then a warm page cache."""
+    runs = []
+    for readers in reader_counts:
+        for cold in (True, False):
+            r = reader_throughput(big, windows, steps, cold=cold, readers=readers)
+            print(f"  reader alone, {readers} reader(s), {'cold' if cold else 'warm'}: "
+                  f"{r['windows_per_second']:.0f} windows/s, {r['cpu_cores_busy']:.2f} cores "
+                  "busy", file=sys.stderr, flush=True)
+            runs.append(r)
+    return runs
 
 
 # ------------------------------------------------------------------ report
@@ -193,18 +240,37 @@ def markdown(report: dict) -> str:
     mem, st = io["in_memory"], io["streaming"]
     lines.append(f"| in memory (on the device) | {mem['seconds_per_step'] * 1e3:.2f} | "
                  f"{mem['windows_per_second']:.0f} | – | – |")
-    lines.append(f"| streamed, prefetch {st['prefetch']} | {st['seconds_per_step'] * 1e3:.2f} | "
+    lines.append(f"| streamed, prefetch {st['prefetch']}, {st.get('readers', 1)} reader(s) | "
+                 f"{st['seconds_per_step'] * 1e3:.2f} | "
                  f"{st['windows_per_second']:.0f} | "
                  f"{100 * st['wait_seconds'] / st['train_seconds']:.1f} % of the training | "
                  f"{st['host_mb']:.1f} MiB |")
-    lines += ["", f"The reader alone (no training, {io['reader_file_mb']:.0f} MiB file, HDF5 "
-              "chunks of up to 1 MiB, random windows of 64 snapshots):", "",
-              "| page cache | windows/s | MB/s |", "|---|---:|---:|"]
-    for r in io["reader"]:
-        lines.append(f"| {'cold' if r['cold_cache'] else 'warm'} | "
-                     f"{r['windows_per_second']:.0f} | {r['mb_per_second']:.0f} |")
-    lines += ["", f"File: {io['file_mb']:.0f} MiB of states. " + report["notes"], ""]
+    if io.get("reader"):
+        lines += reader_table(io)
+    if "file_mb" in io:
+        lines += [f"File: {io['file_mb']:.0f} MiB of states. " + report["notes"], ""]
     return "\n".join(lines)
+
+
+def reader_table(io: dict) -> list[str]:
+    """The reader-alone table of the report (one row per reader count and page cache)."""
+    first = io["reader"][0]
+    how = ("read directly (os.preadv at the chunk index's offsets)" if first.get("direct_reads")
+           else "read through h5py") if "direct_reads" in first else "read through h5py"
+    lines = ["", f"The reader alone (no training, {io['reader_file_mb']:.0f} MiB file, HDF5 "
+             f"chunks of up to 1 MiB, {how}, {first['windows_per_step']} random windows of "
+             "64 snapshots per step; CPU time of the process in cores, and the host's load "
+             "average after the run):", "",
+             "| readers | page cache | windows/s | MB/s | cores busy | load average |",
+             "|---:|---|---:|---:|---:|---:|"]
+    for r in io["reader"]:
+        load = r.get("load_average_after")
+        lines.append(f"| {r.get('readers', 1)} | {'cold' if r['cold_cache'] else 'warm'} | "
+                     f"{r['windows_per_second']:.0f} | {r['mb_per_second']:.0f} | "
+                     f"{r.get('cpu_cores_busy', float('nan')):.2f} | "
+                     f"{'–' if load is None else f'{load:.1f}'} |")
+    lines.append("")
+    return lines
 
 
 def main() -> None:
@@ -217,6 +283,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="few steps (a smoke run)")
     parser.add_argument("--out", default=None, help="results stem (default "
                         "benchmarks/results/scaling_<device>)")
+    parser.add_argument("--readers", default=None, help="comma-separated reader-thread counts "
+                        "for the reader alone (default 1,2,4,8 up to the CPU count)")
+    parser.add_argument("--reader-only", action="store_true", help="measure only the reader "
+                        "alone (no training runs) with the sizes of --device; writes "
+                        "<out>.json/.md (default benchmarks/results/scaling_reader_<N>cores)")
     # a rank's own arguments
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -235,7 +306,35 @@ def main() -> None:
 
     import torch
 
-    from engine.streaming import save_sharded
+    from engine.streaming import MAX_READERS, save_sharded
+
+    cores = os.cpu_count() or 1
+    reader_counts = ([int(k) for k in args.readers.split(",")] if args.readers else
+                     [k for k in (1, 2, 4, 8) if k <= max(1, cores)])
+    if not reader_counts or any(not 1 <= k <= MAX_READERS for k in reader_counts):
+        raise SystemExit(f"--readers: counts from 1 to {MAX_READERS}, got {args.readers!r}")
+    size = SIZES[args.device]
+    reader_steps = 50 if args.quick else 200
+    if args.reader_only:
+        load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        with tempfile.TemporaryDirectory(prefix="srom-reader-") as tmp:
+            big = reader_file(Path(tmp), size)
+            io = {"reader": reader_runs(big, size["per_rank"] * 4, reader_steps, reader_counts),
+                  "reader_file_mb": big.stat().st_size / 2**20}
+        report = {"device": args.device, "cpu_count": cores, "platform": platform.platform(),
+                  "load_average_before": load_before, "io": io,
+                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                  "command": "python benchmarks/scaling.py " + " ".join(sys.argv[1:])}
+        text = "\n".join([f"# The streaming reader alone ({args.device} sizes, {cores} cores)", "",
+                          f"Measured {report['date']} with `{report['command']}`; {cores} CPU "
+                          f"cores visible, load average {load_before:.1f} at the start.",
+                          *reader_table(io)])
+        stem = Path(args.out) if args.out else RESULTS / f"scaling_reader_{cores}cores"
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
+        stem.with_suffix(".md").write_text(text)
+        print(text)
+        return
 
     available = (os.cpu_count() or 1) if cpu else torch.cuda.device_count()
     if not cpu and available == 0:
@@ -243,7 +342,6 @@ def main() -> None:
     wanted = [int(k) for k in args.ranks.split(",")] if args.ranks else (
         [1, 2] if cpu else [1, 2, 4, 8])
     ranks = [k for k in wanted if k <= available] if not cpu else wanted
-    size = SIZES[args.device]
     per_rank = size["per_rank"]
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     with tempfile.TemporaryDirectory(prefix="srom-scaling-") as tmp:
@@ -270,17 +368,10 @@ def main() -> None:
         print("streaming", file=sys.stderr)
         in_memory = next(r for r in runs if r["mode"] == "weak" and r["ranks"] == 1)
         streaming = run_ranks(1, h5, per_rank, args, stream=True)
-        # the reader alone, on a file far larger than the caches: 256 MiB of states
-        big = Path(tmp) / "reader.h5"
-        n_big = max(1, (256 * 2**20) // (size["n_times"] * size["n_x"] * 4 * 8))
-        save_sharded(big, (bumps_dataset(8, size["n_times"], size["n_x"], seed=k)
-                           for k in range(n_big)))
-        with open(big, "rb+") as handle:  # written pages must be clean to be dropped
-            os.fsync(handle.fileno())
+        # the reader alone, on a file far larger than the caches, per reader count
+        big = reader_file(Path(tmp), size)
         reader_mb = big.stat().st_size / 2**20
-        reader_steps = 50 if args.quick else 200
-        reader = [reader_throughput(big, per_rank * 4, reader_steps, cold=True),
-                  reader_throughput(big, per_rank * 4, reader_steps, cold=False)]
+        reader = reader_runs(big, per_rank * 4, reader_steps, reader_counts)
     report = {
         "device": args.device, "device_name": runs[0]["device_name"],
         "torch": torch.__version__, "cpu_count": os.cpu_count(), "platform": platform.platform(),
@@ -296,9 +387,9 @@ def main() -> None:
                "file_mb": file_mb, "reader_file_mb": reader_mb},
         "notes": ("Gradients are averaged by DistributedDataParallel (gloo on the CPU); on "
                   "CUDA with graphs, by one NCCL all_reduce recorded in the step's graph. "
-                  "On the CPU the reader thread shares the cores (and the GIL) with the "
-                  "training, which is why a streamed step can be slower although it hardly "
-                  "waited for the disk; on a GPU it runs beside the step. CPU figures from "
+                  "On the CPU the reader threads share the cores with the training, which "
+                  "is why a streamed step can be slower although it hardly waited for the "
+                  "disk; on a GPU they run beside the step. CPU figures from "
                   "2 cores shared with other jobs show that the machinery works, not what a "
                   "cluster gives."),
     }

@@ -372,6 +372,9 @@ class _Slot:
 
     def __init__(self, per_rank: int, length: int, state_shape, dtype, pin: bool):
         self.block = torch.empty((per_rank, length, *state_shape), dtype=dtype, pin_memory=pin)
+        # the readers write through numpy: torch's copies from a reader thread would start
+        # an OpenMP team of their own per thread and oversubscribe the cores
+        self.array = self.block.numpy()
         self.traj = torch.empty(per_rank, dtype=torch.int64, pin_memory=pin)
         self.start = torch.empty(per_rank, dtype=torch.int64, pin_memory=pin)
         self.event: torch.cuda.Event | None = None
@@ -476,7 +479,7 @@ class StreamingWindowSampler:
         """Read, check and normalize the windows of ``step`` into ``slot`` (``raw`` and
         ``normalized``: this reader's ``(B + n_win − 1, *S)`` buffers, stored dtype and
         float64)."""
-        block = slot.block
+        block = slot.array
         for j, (i, a) in enumerate(zip(traj.tolist(), start.tolist())):
             b = min(a + self.length, self.n_times)
             n = b - a
@@ -486,7 +489,7 @@ class StreamingWindowSampler:
             np.divide(normalized[:n], self._x_std, out=normalized[:n])
             if n < self.length:  # the encoder's windows are edge-padded at the end
                 normalized[n:] = normalized[n - 1]
-            block[j].copy_(torch.from_numpy(normalized))
+            np.copyto(block[j], normalized, casting="same_kind")  # rounds as torch does
         slot.traj.copy_(traj)
         slot.start.copy_(start)
         slot.step = step
