@@ -107,3 +107,22 @@ def test_reads_check_the_buffer_and_the_reader_closes(tmp_path):
             reader.read(np.empty((4, *S), np.float32), 0, 0, 4)
         # an index larger than allowed: read through h5py instead
         assert ChunkReader.open(h5, h5["x"], path, max_index_bytes=N * 7 * 8 - 1) is None
+
+
+def test_a_chunk_index_pointing_past_the_file_is_refused(tmp_path, monkeypatch):
+    """The index is checked against the file's size before any read (here the size is
+    made to look smaller than where the last chunks lie)."""
+    import engine.chunk_reader as module
+
+    path = tmp_path / "x.h5"
+    write(path)
+    real = os.fstat
+
+    class Short:
+        def __init__(self, fd):
+            self.st_size = real(fd).st_size // 2
+
+    monkeypatch.setattr(module.os, "fstat", Short)
+    expected = r"x.h5: field 'x': the chunk at \(.*\) is stored as .* truncated or corrupt"
+    with pytest.raises(DatasetError, match=expected):
+        StreamingDataset(path)
