@@ -422,7 +422,7 @@ class StreamingWindowSampler:
         self.slots_cpu = rank_slots(windows_per_step, rank, world_size)
         self.per_rank = int(self.slots_cpu.numel())
         self.n_starts = self.n_times - self.window + 1
-        # the in-memory sampler's schedule, computed on the host by the reader thread
+        # the in-memory sampler's schedule, computed on the host by the reader threads
         self._table = DrawTable(seed_key(int(seed)), self.slots_cpu, self.n_traj, self.n_starts,
                                 block=max(1, min(1024, 2**20 // self.per_rank)))
         shape = (self.per_rank, self.length, *source.state_shape)
