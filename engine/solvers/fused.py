@@ -15,11 +15,12 @@ cos, sin]`` at every stage time and the diffusion increments ``Ψ ΔW`` of
 **Off by default: measured slower than the CUDA graph.** On an H100 with the Burgers paper
 model (``benchmarks/results/inference_cuda_fused_trial.md``), IEEE fp32 with 16 paths per
 program took 79 ms for 1 path and 114 ms for 1024 paths against the graph's 10.6 and
-21.9 ms: an fp32 ``tl.dot`` without tensor cores keeps the whole weight tile in registers.
+21.9 ms (not profiled; likely the fp32 ``tl.dot`` without tensor cores, whose operand
+tiles of 128 × 128 weights do not fit in registers).
 With 8 warps instead of 4 one path took 45.7 ms (same device, same day); the run of
 ``benchmarks/fused_rollout.py`` that times the other settings (tensor-core ``tf32x3``/``tf32``,
-more paths per program) ran out of device time after those two. :class:`engine.rollout.RolloutEngine` takes this path only when
-asked (``use_fused=True`` or ``SROM_FUSED_ROLLOUT=1``) and :func:`fused_support` says the
+more paths per program) ran out of device time after those two.
+:class:`engine.rollout.RolloutEngine` takes this path only when asked (``use_fused=True`` or ``SROM_FUSED_ROLLOUT=1``) and :func:`fused_support` says the
 drift, scheme and sizes fit (``None``); every other case (CPU, other drifts, ``sra1``,
 float64, layers wider than :data:`MAX_HIDDEN`) keeps the CUDA-graph path.
 Tested against :func:`engine.rollout.integrate` on the GPU and, on a CPU with Triton
