@@ -460,8 +460,9 @@ _COMMANDS: dict[str, tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = 
         "--drift": ("neural", "library", "physics"), "--physics": ("linear", "lorenz63"),
         "--quadrature": ("stratified", "data"), "--n-quad": "count", "--n-samples": "count",
         "--checkpoint-every": "count", "--log-every": "count", "--kl-transition": "count",
-        "--dtype": ("float32", "float64", "float16"), "--set": "set"},
-        ("--periodic", "--no-cuda-graph")),
+        "--dtype": ("float32", "float64", "float16"), "--set": "set",
+        "--readers": "count"},
+        ("--periodic", "--no-cuda-graph", "--no-calibrate", "--stream")),
     "predict": (("{model}",), {
         "--out": "out", "--data": "path", "--x0-from": "path", "--index": "count",
         "--mu": "number", "--forcing": "forcing", "--t-end": "number", "--n-times": "count",
