@@ -2,7 +2,7 @@
 
 One template per browser session: a header, the Explore controls in the sidebar and four
 tabs: Explore, Sensitivity, Train and About. Models are discovered under ``pretrained/`` and ``~/.srom/models``
-(``$SROM_MODELS_DIR``) and shared between sessions (see :mod:`app.catalog`). All resources
+(``$SROM_MODELS_DIR``) and shared between sessions (see :mod:`app.state.catalog`). All resources
 (Bokeh, Panel, the template, KaTeX) are served by the Panel server itself.
 
 Environment:
@@ -27,15 +27,15 @@ import numpy as np  # noqa: E402
 import panel as pn  # noqa: E402
 import torch  # noqa: E402
 
-from app import url_state  # noqa: E402
-from app.about import about_panel  # noqa: E402
-from app.controls import release_at_session_end  # noqa: E402
-from app.explore import ExploreView  # noqa: E402
-from app.presentation import presentation_toggle  # noqa: E402
-from app.safe_text import md  # noqa: E402
-from app.sensitivity_view import SensitivityView  # noqa: E402
-from app.state import ExploreState  # noqa: E402
-from app.training_view import TrainingView  # noqa: E402
+from app.state import url_state  # noqa: E402
+from app.state.explore import ExploreState  # noqa: E402
+from app.state.safe_text import md  # noqa: E402
+from app.views.about import about_panel  # noqa: E402
+from app.views.controls import release_at_session_end  # noqa: E402
+from app.views.explore import ExploreView  # noqa: E402
+from app.views.presentation import presentation_toggle  # noqa: E402
+from app.views.sensitivity import SensitivityView  # noqa: E402
+from app.views.training import TrainingView  # noqa: E402
 
 __all__ = ["create_app"]
 
@@ -58,7 +58,7 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
         # that predicts slowly on a CPU, the cylinder's, holds the page that long; predicting
         # in the background from the start left closed sessions alive in
         # tests/test_app_session_release.py, not solved yet)
-        query = url_state.session_query()
+        query = url_state.session_query(pn.state.session_args)
         state, url_notes = url_state.state_from_url(query)
     view = ExploreView(state=state)
     model = state.model
@@ -84,7 +84,7 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
     # for tests and scripts: an attribute of our own on Panel's template
     template.explore_view = view  # type: ignore[attr-defined]
     # else a closed session's page stays in Panel's jscallback registry, and with it the
-    # session's state, worker and document (see app.controls.release_js_callbacks); the
+    # session's state, worker and document (see app.views.controls.release_js_callbacks); the
     # parts, not the template: a template's select() fails on its BrowserInfo (Panel 1.9)
     presenting = presentation_toggle(view, template)  # hides the sidebar, taller plots
     release_at_session_end(view.controls, tabs, presenting)

@@ -9,7 +9,7 @@
 The same tabs as the served page (Explore with its controls beside the plots, Sensitivity,
 Train, About), without the page template. Nothing needs ``panel serve``: the predictions of
 the Explore and Sensitivity tabs come back on the kernel's event loop, and the Train tab
-polls its training on that loop too (:mod:`app.polling`), so a training started from the
+polls its training on that loop too (:mod:`app.views.polling`), so a training started from the
 tab, or from a cell through ``dashboard.train.state``, updates its curves live while the
 kernel is idle or awaiting (``await asyncio.sleep(...)``). A cell that blocks the kernel
 (``time.sleep``) holds the updates until it ends.
@@ -22,11 +22,11 @@ from typing import Any
 import panel as pn
 import param
 
-from app.about import about_panel
-from app.explore import ExploreView
-from app.sensitivity_view import SensitivityView
-from app.state import ExploreState
-from app.training_view import TrainingView
+from app.state.explore import ExploreState
+from app.views.about import about_panel
+from app.views.explore import ExploreView
+from app.views.sensitivity import SensitivityView
+from app.views.training import TrainingView
 
 __all__ = ["NotebookDashboard"]
 
@@ -35,9 +35,9 @@ class NotebookDashboard(pn.viewable.Viewer):
     """The dashboard's tabs for a notebook; its parts stay reachable from code.
 
     Attributes:
-        explore: the :class:`app.explore.ExploreView` (its ``state`` is the session state).
-        sensitivity: the :class:`app.sensitivity_view.SensitivityView`.
-        train: the :class:`app.training_view.TrainingView` (its ``state`` starts trainings).
+        explore: the :class:`app.views.explore.ExploreView` (its ``state`` is the session state).
+        sensitivity: the :class:`app.views.sensitivity.SensitivityView`.
+        train: the :class:`app.views.training.TrainingView` (its ``state`` starts trainings).
     """
 
     state = param.ClassSelector(class_=ExploreState, default=None, allow_None=True, doc=(

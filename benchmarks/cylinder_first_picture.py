@@ -3,7 +3,7 @@
 Issue 17, item 2: selecting a cylinder model used to spin the lattice-Boltzmann solver up
 for its initial state (minutes on a 2-core CPU) before any picture. The state now ships
 with the model (``pretrained/<model>/simulator_states/``) or comes from the disk cache.
-This script selects the model in a fresh :class:`app.state.ExploreState` with background
+This script selects the model in a fresh :class:`app.state.explore.ExploreState` with background
 predictions, as a served session does (``SROM_TORCH_THREADS`` threads, default 1), and
 records when the first result (the quick preview) and the full prediction land.
 
@@ -33,8 +33,8 @@ TARGET_S = 10.0
 
 def one_selection(model: str, timeout: float) -> dict:
     """Select ``model`` in a fresh session state; seconds to the first and the full result."""
-    from app import catalog
-    from app.state import ExploreState
+    from app.state import catalog
+    from app.state.explore import ExploreState
 
     catalog.clear_cache()
     entries = catalog.discover_models()

@@ -4,7 +4,7 @@ What the Explore tab's worker computes after a μ slider is released, for the de
 pretrained model (Burgers) and the tab's defaults (48 paths): ``ExploreState.predictions``,
 i.e. a 12-path preview decoded at ≤ 51 output times when the last full prediction took
 longer than ``preview_above_ms`` (60 ms), then the full prediction, each a
-:func:`app.state.predict_request` (the simulator's initial state, the latent SDE rollout,
+:func:`app.state.explore.predict_request` (the simulator's initial state, the latent SDE rollout,
 the decoding and the reduction to mean, std, quantiles and kept paths). Moves alternate
 between two μ inside the trained range, as a user dragging a slider back and forth; the
 first ``--warmup`` moves are not counted (model load, CUDA graph capture per shape).
@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 from _stats import summarize  # noqa: E402
 
-from app import catalog  # noqa: E402
-from app.state import ExploreState  # noqa: E402
+from app.state import catalog  # noqa: E402
+from app.state.explore import ExploreState  # noqa: E402
 
 #: the issue's target for the server compute per move on a GPU machine, in ms
 TARGET_MS = 30.0
@@ -68,7 +68,7 @@ def _sync(device: str) -> None:
 def _view(state: ExploreState):
     """An Explore view over ``state`` when Panel is installed, else ``None``."""
     try:
-        from app.explore import ExploreView
+        from app.views.explore import ExploreView
     except ImportError:
         return None
     return ExploreView(state=state, background=False)

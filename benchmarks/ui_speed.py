@@ -472,8 +472,8 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from app import catalog
-    from app.state import ExploreState
+    from app.state import catalog
+    from app.state.explore import ExploreState
 
     if args.during_training:
         allow_long_trainings()

@@ -648,7 +648,7 @@ def serve_command(args, app: Path) -> list[str]:
 
 def serve_environment(args) -> dict[str, str]:
     """The admin's caps on what visitors may ask for, as the served app reads them
-    (``app/limits.py``)."""
+    (``app/state/limits.py``)."""
     env = dict(os.environ)
     for option, name in (("max_queued_trainings", "SROM_MAX_QUEUED_TRAININGS"),
                          ("max_training_steps", "SROM_MAX_TRAINING_STEPS"),

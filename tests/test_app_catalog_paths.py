@@ -1,4 +1,4 @@
-"""Where the catalog finds the pretrained models (app/catalog.py: ``pretrained_dir``).
+"""Where the catalog finds the pretrained models (app/state/catalog.py: ``pretrained_dir``).
 
 ``$SROM_PRETRAINED_DIR`` overrides; else the source checkout's ``pretrained/``; else
 ``~/.srom/pretrained``, the place for an installed wheel, which ships no models.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app import catalog
+from app.state import catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 OSCILLATOR = ROOT / "pretrained" / "oscillator"
@@ -52,7 +52,7 @@ def test_a_missing_override_warns_and_lists_no_pretrained_models(tmp_path, monke
     missing = tmp_path / "nowhere"
     monkeypatch.setenv(catalog.ENV_PRETRAINED_DIR, str(missing))
     monkeypatch.setenv(catalog.ENV_MODELS_DIR, str(tmp_path / "user"))
-    with caplog.at_level(logging.WARNING, logger="app.catalog"):
+    with caplog.at_level(logging.WARNING, logger="app.state.catalog"):
         assert catalog.pretrained_dir() == missing
     assert catalog.ENV_PRETRAINED_DIR in caplog.text and str(missing) in caplog.text
     assert catalog.discover_models() == []

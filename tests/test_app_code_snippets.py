@@ -1,4 +1,4 @@
-"""'Copy as CLI / Python' (app/code_snippets.py): the command lines parse with the real
+"""'Copy as CLI / Python' (app/state/code_snippets.py): the command lines parse with the real
 ``srom`` parser, the forcing text reads back as the same forcing, hostile names stay inert,
 and the Python code makes the dashboard's prediction."""
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from test_app_state import tiny_model_dir, train_tiny_model  # noqa: F401 - shared fixture
 
-from app import catalog, code_snippets
-from app.state import ExploreState
+from app.state import catalog, code_snippets
+from app.state.explore import ExploreState
 from engine import cli
 from engine.forcing import make_forcing
 

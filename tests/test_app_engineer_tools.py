@@ -1,5 +1,5 @@
 """The Explore and Sensitivity tabs' tools for engineers (issue 17): a pinned reference in
-the probe plot (app/pinning.py), the model's cost (app/model_cost.py), the 'Copy as CLI /
+the probe plot (app/views/pinning.py), the model's cost (app/state/model_cost.py), the 'Copy as CLI /
 Python' card and the sensitivity CSV buttons."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from test_app_state import tiny_model_dir, train_tiny_model  # noqa: F401 - shared fixture
 
-from app import catalog, model_cost
-from app.pinning import Pin, settings_text
-from app.state import QUANTILE_LEVELS, ExploreResult, ExploreState
+from app.state import catalog, model_cost
+from app.state.explore import QUANTILE_LEVELS, ExploreResult, ExploreState
+from app.views.pinning import Pin, settings_text
 
 pn = pytest.importorskip("panel")
 
@@ -63,7 +63,7 @@ def test_a_preview_or_a_bad_probe_is_not_pinned():
 
 @pytest.fixture
 def view(tiny_model_dir):  # noqa: F811
-    from app.explore import ExploreView
+    from app.views.explore import ExploreView
 
     entries = catalog.discover_models([("user", tiny_model_dir)])
     return ExploreView(state=ExploreState(models=entries, n_paths=16), background=False)
@@ -137,7 +137,7 @@ def test_the_cost_line_shows_the_time_measured_here(view):
 
 
 def test_the_sensitivity_csv_buttons_send_the_shown_results(tiny_model_dir):  # noqa: F811
-    from app.sensitivity_view import SensitivityView
+    from app.views.sensitivity import SensitivityView
 
     explore = ExploreState(models=catalog.discover_models([("user", tiny_model_dir)]), n_paths=8)
     view = SensitivityView(explore)

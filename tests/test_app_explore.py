@@ -1,4 +1,4 @@
-"""The Explore view and the served app (app/explore.py, app/main.py), without a browser."""
+"""The Explore view and the served app (app/views/explore.py, app/main.py), without a browser."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ pn = pytest.importorskip("panel")
 import param  # noqa: E402
 from test_app_state import tiny_model_dir, train_tiny_model  # noqa: E402,F401 - shared fixture
 
-from app import catalog  # noqa: E402
-from app.controls import label_of  # noqa: E402
-from app.explore import NO_MODEL_HELP, ExploreView  # noqa: E402
-from app.state import ExploreState  # noqa: E402
+from app.state import catalog  # noqa: E402
+from app.state.explore import ExploreState  # noqa: E402
+from app.views.controls import label_of  # noqa: E402
+from app.views.explore import NO_MODEL_HELP, ExploreView  # noqa: E402
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_model_info_says_how_predictions_are_integrated(view):
 
 
 def test_the_held_out_line_shows_the_metric_that_fits_the_truth():
-    from app.explore import _held_out_line
+    from app.views.explore import _held_out_line
 
     plain = {"rel_l2_mean": 0.0512, "coverage_90": 0.9}
     assert _held_out_line(plain).startswith("held-out relative L2 error 0.0512")

@@ -1,4 +1,4 @@
-"""Downloads of a prediction (app/export.py): npz round trip, CSV rows, PNG bytes.
+"""Downloads of a prediction (app/state/export.py): npz round trip, CSV rows, PNG bytes.
 
 The results are made by hand (no model), so every exported number can be checked exactly.
 """
@@ -11,8 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from app import export
-from app.state import QUANTILE_LEVELS, ExploreResult
+from app.state import export
+from app.state.explore import QUANTILE_LEVELS, ExploreResult
 
 
 def make_result(state_shape=(12,), n_t=9, k=3, d=2, truth=False) -> ExploreResult:
@@ -105,7 +105,7 @@ def test_png_is_a_png_for_every_kind_of_state(shape, kind):
 
 
 def test_every_drawn_band_can_be_rebuilt_from_an_export_and_the_quoted_band_is_drawn():
-    from app.state import BANDS, COVERAGE_BAND
+    from app.state.explore import BANDS, COVERAGE_BAND
 
     r = make_result()
     data = np.load(io.BytesIO(export.prediction_npz(r)), allow_pickle=False)

@@ -1,4 +1,4 @@
-"""The Explore view's 2-D field maps (app/field_maps.py): true aspect, colours fixed over the
+"""The Explore view's 2-D field maps (app/views/field_maps.py): true aspect, colours fixed over the
 horizon, the channel selector, the truth and error maps, the probe chosen by a click."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ pn = pytest.importorskip("panel")
 
 from bokeh.events import Tap  # noqa: E402
 
-from app.field_maps import FieldGrid, FieldMaps, horizon_colour_ranges  # noqa: E402
-from app.plots import DIVERGING  # noqa: E402
-from app.state import ExploreResult  # noqa: E402
+from app.state.explore import ExploreResult  # noqa: E402
+from app.views.field_maps import FieldGrid, FieldMaps, horizon_colour_ranges  # noqa: E402
+from app.views.plots import DIVERGING  # noqa: E402
 from engine.systems import get_system  # noqa: E402
 
 C, H, W, T = 3, 4, 6, 5

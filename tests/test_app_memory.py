@@ -1,4 +1,4 @@
-"""Closed sessions' memory handed back (app/memory.py): one trim per burst of closes, on
+"""Closed sessions' memory handed back (app/state/memory.py): one trim per burst of closes, on
 the event loop, and a real glibc trim where there is one."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from app.memory import MemoryTrimmer, malloc_trim
+from app.state.memory import MemoryTrimmer, malloc_trim
 
 
 def test_a_burst_of_requests_on_the_event_loop_costs_one_trim_and_no_thread():

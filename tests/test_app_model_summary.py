@@ -1,4 +1,4 @@
-"""The model picker's descriptions and accuracies (app/model_summary.py)."""
+"""The model picker's descriptions and accuracies (app/state/model_summary.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.model_summary import (
+from app.state.model_summary import (
     MAX_DESCRIPTION,
     WEAK_COVERAGE_90,
     WEAK_ERROR,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from own_data import own_data_npz, train_own_data_model
 
-from app import catalog
-from app.specs import data_forcing_ranges, forcing_value_range
-from app.state import ExploreState, data_initial_state
+from app.state import catalog
+from app.state.explore import ExploreState, data_initial_state
+from app.state.specs import data_forcing_ranges, forcing_value_range
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +113,8 @@ def _settle(view) -> None:
 
 def test_the_view_predicts_and_offers_the_training_states_not_the_simulator(own_dir):
     pn = pytest.importorskip("panel")
-    from app.controls import label_of
-    from app.explore import NO_SIMULATOR_NOTE, ExploreView
+    from app.views.controls import label_of
+    from app.views.explore import NO_SIMULATOR_NOTE, ExploreView
 
     view = ExploreView(state=ExploreState(models=catalog.discover_models([("user", own_dir)]),
                                           n_paths=8))
@@ -141,7 +141,7 @@ def test_the_view_predicts_and_offers_the_training_states_not_the_simulator(own_
 
 def test_an_error_replaces_the_status_line(own_dir):
     pytest.importorskip("panel")
-    from app.explore import STALE_STATUS, ExploreView
+    from app.views.explore import STALE_STATUS, ExploreView
 
     view = ExploreView(state=ExploreState(models=catalog.discover_models([("user", own_dir)]),
                                           n_paths=8))
@@ -159,8 +159,8 @@ def test_upload_train_save_then_explore(tmp_path, monkeypatch):
     """The path of issue 17, item 1: Train tab → own .npz → train → save → Explore."""
     import time
 
-    from app.training import TrainingState
-    from app.worker import TrainingWorker
+    from app.state.training import TrainingState
+    from app.state.worker import TrainingWorker
 
     monkeypatch.setenv("SROM_MODELS_DIR", str(tmp_path / "models"))
     data = own_data_npz(tmp_path / "mine.npz").read_bytes()

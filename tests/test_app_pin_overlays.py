@@ -1,6 +1,6 @@
 """The pinned reference beyond the probe plot (issue 17): the latent plot and the phase
 portrait draw the pinned latent mean, and a field model gets a map of the current mean minus
-the pinned one (app/pinning.py, app/explore.py, app/field_maps.py); nothing is sent on a
+the pinned one (app/views/pinning.py, app/views/explore.py, app/views/field_maps.py); nothing is sent on a
 slider move that the pin does not need."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from test_app_state import tiny_model_dir, train_tiny_model  # noqa: F401 - shared fixture
 
-from app import catalog
-from app.pinning import Pin
-from app.state import QUANTILE_LEVELS, ExploreResult, ExploreState
+from app.state import catalog
+from app.state.explore import QUANTILE_LEVELS, ExploreResult, ExploreState
+from app.views.pinning import Pin
 
 pn = pytest.importorskip("panel")
 
@@ -44,8 +44,8 @@ def test_the_difference_is_defined_only_on_the_same_times_and_whole_fields():
 
 
 def test_the_latent_overlay_draws_the_pin_and_sends_only_on_a_change():
-    from app.pinning import LatentPinOverlay
-    from app.plots import LatentPlot, PhasePlot
+    from app.views.pinning import LatentPinOverlay
+    from app.views.plots import LatentPlot, PhasePlot
 
     latent, phase = LatentPlot(3), PhasePlot()
     overlay = LatentPinOverlay(latent.figure, phase.figure)
@@ -69,7 +69,7 @@ def test_the_latent_overlay_draws_the_pin_and_sends_only_on_a_change():
 
 @pytest.fixture
 def view(tiny_model_dir):  # noqa: F811
-    from app.explore import ExploreView
+    from app.views.explore import ExploreView
 
     entries = catalog.discover_models([("user", tiny_model_dir)])
     return ExploreView(state=ExploreState(models=entries, n_paths=16), background=False)
@@ -106,7 +106,7 @@ def test_a_field_model_shows_the_difference_from_the_pin_while_it_fits(view):
 
 
 def test_a_2d_field_shows_the_pinned_difference_at_the_frame():
-    from app.field_maps import FieldGrid, FieldMaps
+    from app.views.field_maps import FieldGrid, FieldMaps
 
     c, h, w, n_t = 2, 3, 4, 5
     grid = FieldGrid(names=("u", "v"), ys=np.arange(h, dtype=float), xs=np.arange(w, dtype=float))

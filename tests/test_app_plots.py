@@ -1,4 +1,4 @@
-"""Plot builders (app/plots.py): figures are made once, ``update`` only replaces data."""
+"""Plot builders (app/views/plots.py): figures are made once, ``update`` only replaces data."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ pytest.importorskip("bokeh")
 from bokeh.events import Tap  # noqa: E402
 from bokeh.models import ColumnDataSource, CustomJSTickFormatter, DataRange1d  # noqa: E402
 
-from app.plots import (  # noqa: E402
+from app.views.plots import (  # noqa: E402
     DIVERGING,
     MIN_HEIGHT,
     Y_LABEL_CHARS,

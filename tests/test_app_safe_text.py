@@ -11,8 +11,8 @@ import pytest
 
 pn = pytest.importorskip("panel")
 
-from app.safe_text import md  # noqa: E402
-from app.upload import read_upload  # noqa: E402
+from app.state.safe_text import md  # noqa: E402
+from app.state.upload import read_upload  # noqa: E402
 from engine.data import Dataset  # noqa: E402
 
 PAYLOAD = '<img src=x onerror="alert(1)">'
@@ -48,7 +48,7 @@ def test_an_upload_shows_its_names_and_system_as_text():
 def test_a_model_whose_system_is_markup_shows_it_as_text(tmp_path):
     from problems import duffing_dataset
 
-    from app.explore import _model_card
+    from app.views.explore import _model_card
     from engine import StochasticROM
 
     model = StochasticROM(latent_dim=2, steps=5, window=8, windows_per_step=1,
@@ -70,8 +70,8 @@ def test_a_model_whose_system_is_markup_shows_it_as_text(tmp_path):
 def test_pages_never_show_the_servers_folders(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from app import catalog
-    from app.safe_text import hide_server_paths, md
+    from app.state import catalog
+    from app.state.safe_text import hide_server_paths, md
 
     monkeypatch.setenv("SROM_MODELS_DIR", str(tmp_path / "models"))
     models = catalog.user_models_dir()

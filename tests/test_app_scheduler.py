@@ -1,4 +1,4 @@
-"""The shared prediction scheduler (app/scheduler.py): latest only, first results before
+"""The shared prediction scheduler (app/state/scheduler.py): latest only, first results before
 refinements, round robin across sessions, one job per model at a time, idle threads exit."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app.scheduler import FairWorker, PredictionScheduler
+from app.state.scheduler import FairWorker, PredictionScheduler
 
 
 def _blocked(scheduler: PredictionScheduler) -> tuple[FairWorker, threading.Event, threading.Event]:

@@ -1,4 +1,4 @@
-"""Probe sensitivity (app/sensitivity.py, app/sensitivity_view.py).
+"""Probe sensitivity (app/state/sensitivity.py, app/views/sensitivity.py).
 
 Exact checks run on a stub model whose sample paths are a known function of μ and f(t); the
 known physical response (a stronger heat source makes the peak temperature higher) is checked
@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from test_app_state import tiny_model_dir  # noqa: F401 - shared fixture
 
-from app import catalog
-from app.sensitivity import (
+from app.state import catalog
+from app.state.explore import ExploreState
+from app.state.sensitivity import (
     Conditions,
     SensitivityState,
     SweepInput,
@@ -25,7 +26,6 @@ from app.sensitivity import (
     sweep_2d,
     sweep_inputs,
 )
-from app.state import ExploreState
 from engine.forcing import make_forcing
 
 HEAT = Path(__file__).resolve().parents[1] / "pretrained" / "heat"
@@ -186,7 +186,7 @@ def test_state_runs_in_the_background_and_the_newest_run_wins(heat_state):
 
 def test_the_tab_runs_a_sweep_into_its_figure(tiny_model_dir):  # noqa: F811
     pn = pytest.importorskip("panel")
-    from app.sensitivity_view import SensitivityView
+    from app.views.sensitivity import SensitivityView
 
     explore = ExploreState(models=catalog.discover_models([("user", tiny_model_dir)]), n_paths=8)
     view = SensitivityView(explore)
@@ -215,7 +215,7 @@ def test_the_tab_follows_a_model_switch(tiny_model_dir):  # noqa: F811
     """A model switch changes μ, the forcing and the model in one batch: every watcher of
     the tab takes them together (a one-event watcher raised a TypeError here)."""
     pn = pytest.importorskip("panel")
-    from app.sensitivity_view import SensitivityView
+    from app.views.sensitivity import SensitivityView
 
     if not (HEAT / "config.json").exists():
         pytest.skip("the pretrained heat model is not in this checkout")

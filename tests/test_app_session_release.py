@@ -34,9 +34,9 @@ def tracked(monkeypatch):
     on in a served session, their states and the session's Bokeh document; and a list of
     the names of those views, to count them. An Explore view has its first prediction by
     the end of its constructor."""
-    from app.explore import ExploreView
-    from app.sensitivity_view import SensitivityView
-    from app.training_view import TrainingView
+    from app.views.explore import ExploreView
+    from app.views.sensitivity import SensitivityView
+    from app.views.training import TrainingView
 
     made, names = weakref.WeakSet(), []
     for cls in (ExploreView, SensitivityView, TrainingView):
@@ -99,10 +99,10 @@ def test_closed_sessions_are_garbage_collected(served, tracked):
 def test_a_model_switch_releases_the_old_sliders(tmp_path, monkeypatch):
     from panel.links import Callback
 
-    from app import catalog
-    from app.controls import release_js_callbacks
-    from app.explore import ExploreView
-    from app.state import ExploreState
+    from app.state import catalog
+    from app.state.explore import ExploreState
+    from app.views.controls import release_js_callbacks
+    from app.views.explore import ExploreView
 
     monkeypatch.setenv("SROM_MODELS_DIR", str(tmp_path))  # the pretrained models only
     entries = catalog.discover_models()

@@ -1,6 +1,6 @@
 """Progress and cancel of a long simulator run in the Explore tab (issue 17, item 2):
-app/simulation_run.py (GUI-free), the state's cancel, and the progress row
-(app/simulation_progress.py)."""
+app/state/simulation_run.py (GUI-free), the state's cancel, and the progress row
+(app/views/simulation_progress.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from test_app_state import tiny_model_dir, train_tiny_model  # noqa: F401 - shared fixture
 
-import app.state as app_state
-from app import catalog
-from app.simulation_run import RunProgress, SimulationRun, describe
-from app.state import ExploreState
+import app.state.explore as app_state
+from app.state import catalog
+from app.state.explore import ExploreState
+from app.state.simulation_run import RunProgress, SimulationRun, describe
 from engine.systems.progress import SimulationCancelled, report_progress
 
 pn = pytest.importorskip("panel")
@@ -59,7 +59,7 @@ def test_describe_says_when_a_simulator_does_not_report():
 
 
 class SlowTruth:
-    """Stands in for app.state.simulate_truth: reports 200 steps, 10 ms each, and records
+    """Stands in for app.state.explore.simulate_truth: reports 200 steps, 10 ms each, and records
     how many it made (the real simulators report the same way; tests/test_simulation_progress
     covers them)."""
 
@@ -119,7 +119,7 @@ def test_the_row_shows_progress_after_a_second_and_cancel_unticks(state):
     s, slow = state
     unticked = []
     clock = Clock()
-    from app.simulation_progress import SimulationProgress
+    from app.views.simulation_progress import SimulationProgress
 
     row = SimulationProgress(s, on_cancel=lambda: unticked.append(True), show_after_s=1.0)
     run = SimulationRun(clock=clock)

@@ -1,4 +1,4 @@
-"""The dashboard's GUI-free session state (app/state.py), catalog and simulator cache.
+"""The dashboard's GUI-free session state (app/state/explore.py), catalog and simulator cache.
 
 A tiny Burgers model (small preset, 30 training steps) is trained once per test process and
 shared with the other app tests through :func:`tiny_model_dir`.
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from app import catalog, simulate
-from app.state import BANDS, QUANTILE_LEVELS, ExploreState, forcing_fields
+from app.state import catalog, simulate
+from app.state.explore import BANDS, QUANTILE_LEVELS, ExploreState, forcing_fields
 from engine.sensitivity import model_system
 
 _TRAINED: dict[str, Path] = {}
@@ -202,7 +202,7 @@ def test_horizon_and_frames(state):
     assert "horizon" in state.error
     state.horizon = 1e4 * t_end  # bounded work: refused with a reason, nothing computed
     assert "too far" in state.error
-    from app import state as state_module
+    from app.state import explore as state_module
 
     state.param.update(horizon=2 * t_end, n_paths=2048)
     steps = (state.result.t.size - 1) * state.time_grid()[1]  # integration steps per path
@@ -242,7 +242,7 @@ def test_missing_models_and_corrupt_files_do_not_raise(tmp_path, tiny_model_dir)
 
 # --------------------------------------------------------------- background
 def test_background_computes_and_applies_only_the_newest_request(state, monkeypatch):
-    import app.state as state_module
+    import app.state.explore as state_module
 
     original, computed = state_module.predict_request, []
     started, release = threading.Event(), threading.Event()
@@ -333,7 +333,7 @@ def test_a_preview_decodes_fewer_times_and_the_refinement_waits_for_it(state, mo
     import queue
     import time
 
-    import app.state as state_module
+    import app.state.explore as state_module
 
     events, original = [], state_module.predict_request
 
@@ -386,7 +386,7 @@ def test_background_bad_input_fails_at_once_and_drops_older_results(state):
 
 
 def test_large_fields_cap_the_sample_paths_and_say_so(state, monkeypatch):
-    import app.state as state_module
+    import app.state.explore as state_module
 
     assert state_module.path_cap((3, 80, 440), 134) == 18  # a flow-control field
     assert state_module.path_cap((500,), 1001) >= 48  # Burgers keeps the default 48

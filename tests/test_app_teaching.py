@@ -1,6 +1,6 @@
-"""A teacher's tools: scenarios per system (app/scenarios.py), the About tab's section on the
-picked model's system (app/about.py), the picker's summaries and presentation mode in the
-Explore view (app/explore.py)."""
+"""A teacher's tools: scenarios per system (app/state/scenarios.py), the About tab's section on the
+picked model's system (app/views/about.py), the picker's summaries and presentation mode in the
+Explore view (app/views/explore.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ pn = pytest.importorskip("panel")
 
 from test_app_state import tiny_model_dir, train_tiny_model  # noqa: E402,F401 - shared fixture
 
-from app import catalog  # noqa: E402
-from app.about import SYSTEM_ABOUT, about_panel, system_about  # noqa: E402
-from app.explore import ExploreView  # noqa: E402
-from app.scenarios import (  # noqa: E402
+from app.state import catalog  # noqa: E402
+from app.state.explore import ExploreState  # noqa: E402
+from app.state.scenarios import (  # noqa: E402
     SCENARIOS,
     AtForcing,
     AtTime,
@@ -27,8 +26,9 @@ from app.scenarios import (  # noqa: E402
     resolve,
     scenarios_for,
 )
-from app.specs import forcing_value_range  # noqa: E402
-from app.state import ExploreState  # noqa: E402
+from app.state.specs import forcing_value_range  # noqa: E402
+from app.views.about import SYSTEM_ABOUT, about_panel, system_about  # noqa: E402
+from app.views.explore import ExploreView  # noqa: E402
 from engine.forcing import FORCING_FAMILIES  # noqa: E402
 from engine.systems import SYSTEMS, get_system  # noqa: E402
 

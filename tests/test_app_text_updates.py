@@ -1,4 +1,4 @@
-"""Text panes on the slider's hot path send only their new text (app.controls.TextHTML,
+"""Text panes on the slider's hot path send only their new text (app.views.controls.TextHTML,
 TextMarkdown): the same text as Panel's panes, without re-sending stylesheet models, which
 made Bokeh walk the whole session document at every update (issue 15, load)."""
 
@@ -9,7 +9,7 @@ import pytest
 from bokeh.document import Document
 from bokeh.model import Model
 
-from app.controls import TextHTML, TextMarkdown
+from app.views.controls import TextHTML, TextMarkdown
 
 
 @pytest.mark.parametrize("quick, stock, text", [

@@ -1,6 +1,6 @@
-"""The Train tab without a server: the shared worker and its queue (app/worker.py), the
-jobs (app/training_job.py), the session state (app/training.py), uploads (app/upload.py)
-and the view's wiring (app/training_view.py). Trainings are tiny (oscillator, small preset,
+"""The Train tab without a server: the shared worker and its queue (app/state/worker.py), the
+jobs (app/state/training_job.py), the session state (app/state/training.py), uploads (app/state/upload.py)
+and the view's wiring (app/views/training.py). Trainings are tiny (oscillator, small preset,
 small networks)."""
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import catalog
-from app.safe_text import md
-from app.training import TrainingState, check_model_name, ordinal
-from app.training_job import JobSpec, auto_log_every, qoi_index
-from app.upload import UploadError, read_upload
-from app.worker import TrainingWorker
+from app.state import catalog
+from app.state.safe_text import md
+from app.state.training import TrainingState, check_model_name, ordinal
+from app.state.training_job import JobSpec, auto_log_every, qoi_index
+from app.state.upload import UploadError, read_upload
+from app.state.worker import TrainingWorker
 from engine.model import ExtrapolationWarning
 
 #: small networks: a step costs a few milliseconds on one CPU thread
@@ -137,7 +137,7 @@ def test_two_more_sessions_are_told_their_place_in_the_queue():
         c.poll()
         assert (c.queue_position, c.message) == (1, "queued: 1st in line")
         pytest.importorskip("panel")  # the view's clean-up when its session closes
-        from app.training_view import TrainingView
+        from app.views.training import TrainingView
 
         TrainingView(state=c)._on_session_destroyed(None)
         _wait(c, lambda: c.status == "cancelled")
@@ -204,11 +204,11 @@ def test_save_under_a_safe_name_lists_the_model_in_the_catalog(trained, models_d
 
 def test_the_view_shows_progress_and_refreshes_the_explore_picker(trained, models_dir):
     pn = pytest.importorskip("panel")
-    from app.training_view import TrainingView, format_duration
+    from app.views.training import TrainingView, format_duration
 
     class Explore:  # the parts of ExploreView the Train tab refreshes
         def __init__(self):
-            from app.state import ExploreState
+            from app.state.explore import ExploreState
 
             self.state = ExploreState(models=[])
             self._model_select = pn.widgets.Select(options={})
@@ -322,7 +322,7 @@ def _zip_bomb() -> bytes:
 
 
 def test_an_upload_is_read_in_another_process_within_time_and_memory_limits(monkeypatch):
-    from app.upload import read_upload_isolated
+    from app.state.upload import read_upload_isolated
 
     bomb = _zip_bomb()
     assert len(bomb) < 1_000_000
@@ -340,7 +340,7 @@ def test_an_upload_is_read_in_another_process_within_time_and_memory_limits(monk
 
 
 def test_the_session_checks_an_upload_in_the_background_one_at_a_time(worker, monkeypatch):
-    import app.training as training
+    import app.state.training as training
 
     release = threading.Event()
     real = training.read_upload_isolated
@@ -367,8 +367,8 @@ def test_the_session_checks_an_upload_in_the_background_one_at_a_time(worker, mo
 
 # ------------------------------------------------------ trainings in their own process
 def test_trainings_run_in_a_child_process_that_may_crash_alone():
-    from app.training_job import JobSpec
-    from app.training_process import run_job_in_process
+    from app.state.training_job import JobSpec
+    from app.state.training_process import run_job_in_process
 
     worker = TrainingWorker(runner=run_job_in_process)
     spec = dict(system="oscillator", preset="small", n_trajectories=3, latent_dim=2, device="cpu")
@@ -385,7 +385,7 @@ def test_trainings_run_in_a_child_process_that_may_crash_alone():
         _wait_for(lambda: job.status == "running", 60)
         if hasattr(os, "getpriority"):  # the child trains at a lower priority (issue 15)
             mine = os.getpriority(os.PRIO_PROCESS, 0)
-            from app.training_process import training_niceness
+            from app.state.training_process import training_niceness
 
             expected = min(19, mine + training_niceness())
             assert os.getpriority(os.PRIO_PROCESS, job.process.pid) == expected
@@ -407,7 +407,7 @@ def test_trainings_run_in_a_child_process_that_may_crash_alone():
 
 
 def test_training_niceness_comes_from_the_environment(monkeypatch):
-    from app.training_process import training_niceness
+    from app.state.training_process import training_niceness
 
     monkeypatch.delenv("SROM_TRAINING_NICE", raising=False)
     assert training_niceness() == 19
@@ -425,9 +425,9 @@ def _wait_for(condition, timeout: float) -> None:
 
 # --------------------------------------------------------- trainings survive a restart
 def test_a_training_cut_by_a_server_restart_is_resumed_and_saved(tmp_path, monkeypatch):
-    from app import job_records
-    from app.training_job import JobSpec, TrainingJob, run_job
-    from app.worker import recorded
+    from app.state import job_records
+    from app.state.training_job import JobSpec, TrainingJob, run_job
+    from app.state.worker import recorded
     from engine import load_model
 
     monkeypatch.setenv("SROM_JOBS_DIR", str(tmp_path / "jobs"))

@@ -1,7 +1,7 @@
 """The Train tab's researcher tools (issue 17): training knobs checked by the engine, resume
 of a stopped training from its kept checkpoint, and the trained model as a zip download
-(app/training.py, app/training_job.py, app/job_records.py, app/model_archive.py,
-app/training_view.py). Trainings are tiny (oscillator, small preset, small networks)."""
+(app/state/training.py, app/state/training_job.py, app/state/job_records.py, app/state/model_archive.py,
+app/views/training.py). Trainings are tiny (oscillator, small preset, small networks)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-from app import job_records
-from app.model_archive import model_zip
-from app.training import TrainingState
-from app.training_job import JobSpec, TrainingJob, check_architecture, run_job
-from app.worker import TrainingWorker, recorded
+from app.state import job_records
+from app.state.model_archive import model_zip
+from app.state.training import TrainingState
+from app.state.training_job import JobSpec, TrainingJob, check_architecture, run_job
+from app.state.worker import TrainingWorker, recorded
 from engine import load_model
 
 FAST = {"hidden": (16, 16), "drift_hidden": (16, 16), "kernel_hidden": (8, 8), "n_quad": 4,
@@ -112,7 +112,7 @@ def test_the_knobs_reach_the_trained_model(worker):
 
 def test_the_view_builds_bounded_widgets_from_the_params():
     pytest.importorskip("panel")
-    from app.training_view import TrainingView
+    from app.views.training import TrainingView
 
     view = TrainingView(state=TrainingState(worker=TrainingWorker(), **TINY))
     assert (view._window.start, view._window.end) == (2, 1024)
@@ -251,7 +251,7 @@ def test_the_model_zip_holds_the_model_folder_and_no_server_path(worker, jobs, t
 
 def test_the_download_button_gives_the_zip(worker, jobs):
     pytest.importorskip("panel")
-    from app.training_view import TrainingView
+    from app.views.training import TrainingView
 
     state = TrainingState(worker=worker, steps=20, model_name="zipped", **TINY)
     view = TrainingView(state=state)

@@ -1,4 +1,4 @@
-"""The shareable URL of the Explore view (app/url_state.py): every value read from a URL is
+"""The shareable URL of the Explore view (app/state/url_state.py): every value read from a URL is
 checked for form, matched against the model and bounded to its slider; the view's own URL
 restores the same inputs."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from test_app_state import tiny_model_dir, train_tiny_model  # noqa: F401 - shared fixture
 
-from app import catalog, url_state
-from app.url_state import ViewQuery, parse_query
+from app.state import catalog, url_state
+from app.state.url_state import ViewQuery, parse_query
 
 
 def test_parse_query_reads_well_formed_values():
@@ -127,3 +127,12 @@ def test_bind_writes_the_state_into_the_url_and_follows_it(tiny_model_dir):  # n
     assert location.query["mu"] == f"nu:{float(state.mu_specs[0].trained[0])!r}"
     state.seed = 5
     assert location.query["seed"] == "5"
+
+
+def test_session_query_keeps_known_keys_as_bounded_text():
+    limit = url_state.MAX_VALUE_CHARS + 1
+    args = {"model": [b"pretrained/x", b"pretrained/burgers"], "paths": [b"16"],
+            "seed": [b"1" * (10 * limit)], "other": [b"ignored"], "mu": []}
+    query = url_state.session_query(args)
+    assert query == {"model": "pretrained/burgers", "paths": "16", "seed": "1" * limit}
+    assert url_state.session_query(None) == {}

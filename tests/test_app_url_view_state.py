@@ -1,6 +1,6 @@
 """The shareable URL's newer values (issue 17): the comparison with the simulator, the probe
 and, for a model of the user's own data, the training trajectory it starts from; each is
-checked for form, matched against the model and bounded (app/url_state.py)."""
+checked for form, matched against the model and bounded (app/state/url_state.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from own_data import train_own_data_model
 from test_app_state import tiny_model_dir, train_tiny_model  # noqa: F401 - shared fixture
 
-from app import catalog, url_state
-from app.url_state import parse_query
+from app.state import catalog, url_state
+from app.state.url_state import parse_query
 
 
 @pytest.fixture(scope="module")

@@ -100,8 +100,8 @@ def test_the_dashboard_predicts_on_the_gpu_by_default(monkeypatch):
     """``$SROM_DEVICE`` unset (auto): the dashboard's models load on CUDA; a preview and the
     full prediction are finite, reproducible and agree in their mean with the CPU's."""
     pytest.importorskip("param")
-    from app import catalog
-    from app.state import ExploreState, predict_request
+    from app.state import catalog
+    from app.state.explore import ExploreState, predict_request
 
     def predictions(device: str):
         monkeypatch.setenv(catalog.ENV_DEVICE, device)

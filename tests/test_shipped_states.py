@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import catalog, simulate
-from app.state import ExploreState
+from app.state import catalog, simulate
+from app.state.explore import ExploreState
 from engine.state_cache import SHIPPED_DIR, load_state
 
 ROOT = Path(__file__).resolve().parents[1]

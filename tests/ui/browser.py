@@ -126,7 +126,7 @@ def wait_for_new_plot(page, before: list[float], timeout_ms: int = 60_000) -> li
     return page.evaluate(READ_QOI_MEAN)
 
 
-# the Explore tab's busy mark ("⏳ computing…", app.controls.BusyLabel) is showing: a
+# the Explore tab's busy mark ("⏳ computing…", app.views.controls.BusyLabel) is showing: a
 # prediction is pending, or its preview is shown and the full result is still to come
 BUSY_SHOWN = """() => Array.from(document.querySelectorAll('*')).some((el) =>
   el.shadowRoot && el.shadowRoot.textContent.includes('computing…'))"""

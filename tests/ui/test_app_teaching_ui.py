@@ -23,8 +23,8 @@ from browser import (  # noqa: E402
 
 sync_api = playwright_sync_api()
 
-from app.about import SYSTEM_ABOUT  # noqa: E402
-from app.scenarios import SCENARIOS  # noqa: E402
+from app.state.scenarios import SCENARIOS  # noqa: E402
+from app.views.about import SYSTEM_ABOUT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ READ_SLIDER = """(start) => {
 
 def _nu_slider(model: str) -> tuple[float, float, float]:
     """(trained lo, trained hi, slider start) of ν for a pretrained Burgers model, as
-    ``app.specs.mu_specs`` makes them (range widened by half its span, ν > 0)."""
+    ``app.state.specs.mu_specs`` makes them (range widened by half its span, ν > 0)."""
     config = json.loads((ROOT / "pretrained" / model / "config.json").read_text())
     lo, hi = config["param_ranges"][config["param_names"].index("nu")]
     span = hi - lo

@@ -3,7 +3,7 @@ full screen and makes the Explore figures taller, for a lecture hall's projector
 
 The page side runs in the browser alone (a CSS class on the page's body; the template's
 sidebar is plain page markup), so hiding and showing the sidebar costs no round trip; the
-figures' heights are set on the server (:meth:`app.explore.ExploreView.present`), once per
+figures' heights are set on the server (:meth:`app.views.explore.ExploreView.present`), once per
 toggle.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import panel as pn
 from panel.template.base import BasicTemplate
 
-from app.controls import label
+from app.views.controls import label
 
 __all__ = ["PRESENT_CLASS", "PRESENT_CSS", "presentation_toggle"]
 
@@ -46,7 +46,7 @@ def presentation_toggle(view: Any, template: BasicTemplate) -> pn.widgets.Toggle
     """A header toggle for presentation mode on ``template``, which calls
     ``view.present(on)`` (an ``ExploreView``); its stylesheet is added to ``template``.
 
-    Hand the toggle to :func:`app.controls.release_at_session_end` with the page's other
+    Hand the toggle to :func:`app.views.controls.release_at_session_end` with the page's other
     parts: it carries a JavaScript callback.
     """
     toggle = pn.widgets.Toggle(**label("⛶ Presentation mode"), value=False, width=180,

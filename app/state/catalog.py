@@ -38,7 +38,7 @@ __all__ = [
     "notify_changed", "generation",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_MODELS_DIR = "SROM_MODELS_DIR"
 ENV_PRETRAINED_DIR = "SROM_PRETRAINED_DIR"
 #: directories deeper than this below a root are not searched (keeps discovery fast)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.safe_text import md
+from app.state.safe_text import md
 from engine.data import Dataset, DatasetError, load_dataset
 
 __all__ = ["UploadError", "Upload", "read_upload", "read_upload_isolated", "max_upload_mb",
@@ -125,7 +125,7 @@ def read_upload_isolated(name: str, data: bytes, max_mb: int | None = None,
                          timeout_s: float | None = None, memory_mb: int | None = None) -> Upload:
     """:func:`read_upload` in a separate process with a time and a memory limit.
 
-    The child (``python -m app.upload_worker``) reads the file and writes the validated
+    The child (``python -m app.state.upload_worker``) reads the file and writes the validated
     dataset back as a plain ``.npz``, which this process reads with ``load_dataset`` (no
     pickles cross the boundary). Defaults: ``$SROM_UPLOAD_TIMEOUT_S`` (60 s) and
     ``$SROM_UPLOAD_MEMORY_MB`` (4096 MB beyond what the child's imports take).
@@ -140,9 +140,9 @@ def read_upload_isolated(name: str, data: bytes, max_mb: int | None = None,
     with tempfile.TemporaryDirectory(prefix="srom-upload-") as folder:
         source, result = Path(folder) / f"upload{suffix}", Path(folder) / "checked.npz"
         source.write_bytes(data)
-        command = [sys.executable, "-m", "app.upload_worker", str(source), shown, str(result),
+        command = [sys.executable, "-m", "app.state.upload_worker", str(source), shown, str(result),
                    str(memory)]
-        root = str(Path(__file__).resolve().parent.parent)
+        root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
         try:

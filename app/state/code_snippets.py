@@ -1,7 +1,7 @@
 """"Copy as CLI / Python": the ``srom`` command lines and the Python code that make the
 prediction the Explore view shows.
 
-GUI-free. Built from a prediction's ``inputs`` (see :class:`app.state.PredictRequest`: model
+GUI-free. Built from a prediction's ``inputs`` (see :class:`app.state.explore.PredictRequest`: model
 directory, μ by name, forcing of each channel, paths, seed, substeps) and its output times.
 Every value is written as a literal: shell words quoted with :func:`shlex.quote`, Python
 strings with :func:`repr` and numbers as floats, so names from a model file or a URL cannot
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from app import catalog
+from app.state import catalog
 
 __all__ = ["model_reference", "forcing_spec", "cli_command", "python_snippet"]
 

@@ -1,12 +1,12 @@
 """The Train tab: choose data and settings, start a training, watch it live, stop it, resume
 it, save it or download it as a zip.
 
-A thin ``pn.viewable.Viewer`` over :class:`app.training.TrainingState`. Widgets are built
+A thin ``pn.viewable.Viewer`` over :class:`app.state.training.TrainingState`. Widgets are built
 from the state's params. The training itself runs on the process-wide worker thread
-(:mod:`app.worker`), which never touches this view: a periodic callback of the session
+(:mod:`app.state.worker`), which never touches this view: a periodic callback of the session
 (every ``poll_ms``) drains the job's news into the state on the session's thread, and
 watchers push them into the existing widgets and Bokeh sources under ``pn.io.hold()``. The
-same callback notices models saved by any session (:func:`app.catalog.generation`) and
+same callback notices models saved by any session (:func:`app.state.catalog.generation`) and
 refreshes the Explore tab's model picker. When the session closes, the callback stops and
 the session's queued job is cancelled (a running one is stopped).
 """
@@ -18,14 +18,14 @@ import io
 import panel as pn
 import param
 
-from app import catalog
-from app.controls import label
-from app.plots import QoIPlot
-from app.polling import start_polling
-from app.safe_text import md
-from app.training import MODEL_NAME_RULE, TrainingState
-from app.training_plots import TrainingCurves
-from app.upload import SUFFIXES, max_upload_mb
+from app.state import catalog
+from app.state.safe_text import md
+from app.state.training import MODEL_NAME_RULE, TrainingState
+from app.state.upload import SUFFIXES, max_upload_mb
+from app.views.controls import label
+from app.views.plots import QoIPlot
+from app.views.polling import start_polling
+from app.views.training_plots import TrainingCurves
 
 #: the keyword that colours a button: ``color`` (Panel >= 1.9) or ``button_type``
 _COLOR = "color" if "color" in pn.widgets.Button.param else "button_type"

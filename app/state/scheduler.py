@@ -4,7 +4,7 @@ Before this, every session had its own prediction thread: with ten pages open, t
 fought for two cores and for each model's lock, a slider's quick preview waited behind other
 sessions' full predictions, and a request superseded while it waited for the lock was still
 computed (issue 15, load). Here each session's view owns a :class:`FairWorker` (the same
-interface as :class:`app.background.LatestOnlyWorker`) and all of them share one
+interface as :class:`app.state.background.LatestOnlyWorker`) and all of them share one
 :class:`PredictionScheduler` of ``$SROM_PREDICT_THREADS`` threads (default 2; the jobs of one
 model run one at a time, in the scheduler's order rather than its lock's):
 

@@ -3,11 +3,11 @@
 One :class:`TrainingState` per browser session holds the training settings (simulator or
 uploaded data, data size, latent dimension, architecture, learning rate, window, steps,
 device) and what the shared
-:class:`app.worker.TrainingWorker` reported (status, progress, ETA, ELBO history, the latest
+:class:`app.state.worker.TrainingWorker` reported (status, progress, ETA, ELBO history, the latest
 validation prediction, the trained model). The worker thread never writes these params: it
 fills the job's outbox, and :meth:`TrainingState.poll` — called on the session's thread by
 the view's periodic callback, or by a test — moves the news into the params (see
-:mod:`app.training_job` for what a job does)::
+:mod:`app.state.training_job` for what a job does)::
 
     state = TrainingState(system="oscillator", steps=300)
     state.start()                       # queued → preparing → running
@@ -19,7 +19,7 @@ The hyperparameters go through the engine's checks (``engine.config.ModelConfig.
 and against the data's state shape before a job is queued (:meth:`TrainingState.
 hyperparameters`). A training that was stopped, or whose process broke, can be continued
 from its last checkpoint with :meth:`TrainingState.resume` while ``resumable_step`` is set
-(the served worker keeps that checkpoint: :func:`app.job_records.keep_checkpoint`).
+(the served worker keeps that checkpoint: :func:`app.state.job_records.keep_checkpoint`).
 
 Failures never escape: bad settings, bad names, failed or diverged trainings become
 ``error`` (or ``warning``) and the session keeps working.
@@ -35,10 +35,10 @@ from typing import Any
 
 import param
 
-from app import catalog
-from app.limits import max_generated_trajectories, max_training_steps
-from app.safe_text import hide_server_paths
-from app.training_job import (
+from app.state import catalog
+from app.state.limits import max_generated_trajectories, max_training_steps
+from app.state.safe_text import hide_server_paths
+from app.state.training_job import (
     ACTIVE,
     ARCHITECTURES,
     DEFAULT_WINDOW,
@@ -47,8 +47,8 @@ from app.training_job import (
     ValidationCurve,
     check_architecture,
 )
-from app.upload import Upload, UploadError, display_name, read_upload_isolated
-from app.worker import TrainingWorker, get_worker
+from app.state.upload import Upload, UploadError, display_name, read_upload_isolated
+from app.state.worker import TrainingWorker, get_worker
 
 __all__ = ["TrainingState", "check_model_name", "ordinal", "device_options", "MODEL_NAME_RULE"]
 
@@ -167,7 +167,7 @@ class TrainingState(param.Parameterized):
 
     def __init__(self, worker: TrainingWorker | None = None, owner: str = "", **params: Any):
         """Args:
-            worker: where jobs run; default the process-wide :func:`app.worker.get_worker`.
+            worker: where jobs run; default the process-wide :func:`app.state.worker.get_worker`.
             owner: a label for the jobs of this session (logs).
             params: initial values of the inputs.
         """
@@ -187,7 +187,7 @@ class TrainingState(param.Parameterized):
         if self.system not in systems:
             self.system = systems[0]
         self.param.device.objects = device_options()
-        from app.job_records import NOTICES
+        from app.state.job_records import NOTICES
 
         if NOTICES:  # what a restarted server did with the trainings it found unfinished
             self.message = " ".join(NOTICES[-3:])
@@ -328,7 +328,7 @@ class TrainingState(param.Parameterized):
 
     def _discard_kept(self) -> None:
         """Forget the kept checkpoint (its file is removed)."""
-        from app.job_records import discard_kept
+        from app.state.job_records import discard_kept
 
         if self._kept is not None:
             discard_kept(self._kept[0])
@@ -407,7 +407,7 @@ class TrainingState(param.Parameterized):
         status, message = data["status"], data["message"]
         out: dict[str, Any] = {"status": status, "queue_position": None, "eta": None}
         if self._resuming_from:
-            from app.job_records import discard_kept
+            from app.state.job_records import discard_kept
 
             if status == "cancelled" and self._kept is None:  # never ran: it can still go on
                 self._kept = (self._resuming_from, dataclasses.replace(job.spec, resume_from=""))
@@ -465,12 +465,12 @@ class TrainingState(param.Parameterized):
 
     def model_zip(self) -> bytes:
         """The trained model (saved or not) as a zip of its model folder, with its held-out
-        scores (:func:`app.model_archive.model_zip`, folder :meth:`archive_name`).
+        scores (:func:`app.state.model_archive.model_zip`, folder :meth:`archive_name`).
 
         Raises:
             ValueError: no trained model yet, or a training under way.
         """
-        from app.model_archive import model_zip
+        from app.state.model_archive import model_zip
 
         if self.active:
             raise ValueError("wait until the training has ended (or stop it) to download")

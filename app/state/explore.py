@@ -15,7 +15,7 @@ Engine errors never escape: they become ``state.error`` and the last good result
 
 With ``background=True`` (what the dashboard sets) a change only captures the inputs as a
 :class:`PredictRequest` on the caller's thread; the prediction runs on the server's shared
-prediction threads through the state's :class:`app.scheduler.FairWorker` (sessions served in
+prediction threads through the state's :class:`app.state.scheduler.FairWorker` (sessions served in
 turn, every session's preview before any refinement), bursts are coalesced (only the newest
 request is computed, stale results are dropped) and results are handed back through
 ``dispatch``, which the view points at the session's event loop. ``wait()`` blocks until the
@@ -37,12 +37,12 @@ from typing import Any
 import numpy as np
 import param
 
-from app import catalog
-from app.background import LatestOnlyWorker
-from app.scheduler import FairWorker
-from app.simulate import initial_state, simulate_truth
-from app.simulation_run import PHASE_TEXT, SimulationCancelled, SimulationRun
-from app.specs import (
+from app.state import catalog
+from app.state.background import LatestOnlyWorker
+from app.state.scheduler import FairWorker
+from app.state.simulate import initial_state, simulate_truth
+from app.state.simulation_run import PHASE_TEXT, SimulationCancelled, SimulationRun
+from app.state.specs import (
     BANDS,
     ForcingField,
     MuSpec,
@@ -64,7 +64,7 @@ __all__ = ["QUANTILE_LEVELS", "BANDS", "COVERAGE_BAND", "ExploreResult", "Explor
 
 #: quantile levels computed on the device for every prediction
 QUANTILE_LEVELS: tuple[float, ...] = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)
-#: the nested bands drawn (app.specs.BANDS)
+#: the nested bands drawn (app.state.specs.BANDS)
 #: the band used for the truth coverage figure (90 %)
 COVERAGE_BAND: tuple[float, float] = (0.05, 0.95)
 
@@ -345,12 +345,12 @@ class ExploreState(param.Parameterized):
     def __init__(self, models: Sequence[catalog.ModelEntry] | None = None,
                  dispatch: Callable[[Callable[[], None]], None] | None = None, **params: Any):
         """Args:
-            models: the catalog to offer; default: :func:`app.catalog.discover_models`.
+            models: the catalog to offer; default: :func:`app.state.catalog.discover_models`.
             dispatch: see :attr:`dispatch`; given here, it already applies the first
                 prediction (with ``background=True``, a served session's page then opens
                 before a slow model has predicted).
             params: initial values of the inputs (``model_path`` picks the model; default:
-                :func:`app.catalog.default_model`).
+                :func:`app.state.catalog.default_model`).
         """
         entries = list(catalog.discover_models() if models is None else models)
         path = params.pop("model_path", None)
@@ -365,7 +365,7 @@ class ExploreState(param.Parameterized):
         #: the newest request's simulator work (progress, cancel); None: none yet
         self.simulation: SimulationRun | None = None
         self._simulation_key: tuple | None = None
-        #: this session's place on the server's shared prediction threads (app.scheduler)
+        #: this session's place on the server's shared prediction threads (app.state.scheduler)
         self.worker = FairWorker()
         self.worker.dispatch = dispatch
         self.param.watch(self._on_inputs, list(self._INPUTS))
@@ -575,7 +575,7 @@ class ExploreState(param.Parameterized):
 
         The preview is a real prediction for the new inputs with fewer paths, decoded at
         fewer output times; its refinement is a second job of the shared scheduler
-        (:mod:`app.scheduler`) that waits behind every session's first results and starts
+        (:mod:`app.state.scheduler`) that waits behind every session's first results and starts
         once this session has applied the preview, and never if newer inputs came meanwhile.
         """
         worker = self.worker

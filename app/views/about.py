@@ -14,7 +14,7 @@ from typing import Any
 
 import panel as pn
 
-from app.safe_text import md
+from app.state.safe_text import md
 
 __all__ = ["SDE_LATEX", "ELBO_LATEX", "SYSTEM_ABOUT", "system_about", "about_panel"]
 
@@ -193,7 +193,7 @@ def about_panel(state: Any = None) -> pn.viewable.Viewable:
     """The About tab's content.
 
     Args:
-        state: the session's :class:`app.state.ExploreState`: the tab then opens with a
+        state: the session's :class:`app.state.explore.ExploreState`: the tab then opens with a
             section on the picked model's system (:func:`system_about`), replaced when the
             model changes; ``None``: the general text alone.
     """

@@ -19,8 +19,8 @@ from typing import Any
 
 import panel as pn
 
-from app.memory import trim_soon
-from app.state import ForcingField, MuSpec
+from app.state.explore import ForcingField, MuSpec
+from app.state.memory import trim_soon
 
 __all__ = ["MuControl", "range_bar_html", "forcing_widget", "nice_step", "label", "label_of",
            "BusyLabel", "PromptFloatSlider", "PromptEditableFloatSlider", "release_js_callbacks",
@@ -86,7 +86,7 @@ def release_at_session_end(*viewables) -> None:
         return  # pn.state.on_session_destroyed would register it for every future session
     def release(_context) -> None:
         release_js_callbacks(*viewables)
-        trim_soon()  # hand the closed session's freed memory back (app.memory)
+        trim_soon()  # hand the closed session's freed memory back (app.state.memory)
 
     pn.state.on_session_destroyed(release)
 
@@ -199,7 +199,7 @@ class MuControl:
     values may go further within physical validity) and its trained-range bar.
 
     Args:
-        spec: the parameter's :class:`app.state.MuSpec`.
+        spec: the parameter's :class:`app.state.explore.MuSpec`.
         value: the starting value.
         on_change: called with the new value when the user releases the slider or types one.
     """

@@ -1,7 +1,7 @@
 """One training job of the dashboard: what to train, how it reports, and the work itself.
 
 GUI-free. A :class:`JobSpec` says what to train; a :class:`TrainingJob` carries it through
-the shared worker (:mod:`app.worker`) with a stop flag and an *outbox*, a thread-safe queue
+the shared worker (:mod:`app.state.worker`) with a stop flag and an *outbox*, a thread-safe queue
 of :class:`JobEvent` that only the owning session drains (on its own thread). :func:`run_job`
 — run on the worker's thread — makes the data, fits an :class:`engine.StochasticROM`,
 predicts a held-out trajectory every few progress reports (:class:`ValidationCurve`) and
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.specs import BANDS
+from app.state.specs import BANDS
 from engine.data import Dataset
 from engine.metrics import relative_l2
 from engine.model import StochasticROM
@@ -90,7 +90,7 @@ class JobSpec:
         log_every: steps between progress reports; ``None`` picks :func:`auto_log_every`.
         options: further :class:`engine.StochasticROM` hyperparameters.
         checkpoint: where to write checkpoints while training (``""``: none); a server
-            keeps them so that a restart can resume the training (:mod:`app.job_records`).
+            keeps them so that a restart can resume the training (:mod:`app.state.job_records`).
         resume_from: a checkpoint to continue from (``""``: start afresh): one this spec's
             own training wrote (same data and hyperparameters).
     """
@@ -126,7 +126,7 @@ class JobEvent:
     ``start`` (``total``), ``log`` (``step``, ``metrics``), ``validation`` (``curve``),
     ``warning`` (``message``), ``end`` (``status``, ``message``, ``step``) or, after the
     end of a stopped or broken training, ``checkpoint`` (``path``, ``step``: a checkpoint
-    kept for a resume, :func:`app.job_records.keep_checkpoint`)."""
+    kept for a resume, :func:`app.state.job_records.keep_checkpoint`)."""
 
     kind: str
     data: dict
@@ -163,10 +163,10 @@ class TrainingJob:
         status: one of :data:`ACTIVE` or :data:`FINISHED`.
         model: the fitted (or partly fitted) model, or ``None``.
         metrics: scores on the held-out data (``engine.StochasticROM.evaluate``).
-        process: the training's child process while it runs (``app.training_process``).
+        process: the training's child process while it runs (``app.state.training_process``).
         before_end: called with the job by :meth:`finish` once the outcome is recorded and
             before the ``end`` event (the runner's clean-up that the session must hear of
-            first, e.g. :func:`app.job_records.keep_checkpoint`); ``None``: nothing.
+            first, e.g. :func:`app.state.job_records.keep_checkpoint`); ``None``: nothing.
     """
 
     _ids = itertools.count(1)

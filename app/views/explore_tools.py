@@ -1,7 +1,7 @@
 """Two small panels of the Explore view for engineers: what the selected model costs
 (:class:`CostLine`, under the model picker) and "Copy as CLI / Python" (:class:`SnippetCard`).
 
-Thin Panel views over :mod:`app.model_cost` and :mod:`app.code_snippets`. Neither sends
+Thin Panel views over :mod:`app.state.model_cost` and :mod:`app.state.code_snippets`. Neither sends
 anything on a slider move that does not concern it: the cost line changes on a model switch
 and after the model's first full prediction in the session; the snippets are rebuilt only
 while their card is open.
@@ -13,8 +13,8 @@ from typing import Any
 
 import panel as pn
 
-from app import catalog, code_snippets, model_cost
-from app.controls import label
+from app.state import catalog, code_snippets, model_cost
+from app.views.controls import label
 
 __all__ = ["CostLine", "SnippetCard"]
 
@@ -30,7 +30,7 @@ class CostLine:
     """The selected model's cost (weights, measured prediction time here, training run).
 
     Args:
-        state: the session's :class:`app.state.ExploreState`.
+        state: the session's :class:`app.state.explore.ExploreState`.
     """
 
     def __init__(self, state: Any):
@@ -47,7 +47,7 @@ class CostLine:
     def _text(self) -> str:
         import torch
 
-        from app.safe_text import md
+        from app.state.safe_text import md
 
         s = self.state
         if s.model is None or not s.model_path:
@@ -74,7 +74,7 @@ class SnippetCard:
     prediction, each with a copy button.
 
     Args:
-        state: the session's :class:`app.state.ExploreState`.
+        state: the session's :class:`app.state.explore.ExploreState`.
     """
 
     def __init__(self, state: Any):

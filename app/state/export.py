@@ -1,6 +1,6 @@
 """Downloads of a prediction: the arrays (npz), the plotted quantity (CSV), a figure (PNG).
 
-GUI-free: every function takes an :class:`app.state.ExploreResult` and returns ``bytes``
+GUI-free: every function takes an :class:`app.state.explore.ExploreResult` and returns ``bytes``
 (the dashboard wraps them in ``pn.widgets.FileDownload`` buttons; scripts write them to
 files). What was predicted — model, μ, forcing, paths, seed — travels with every export as
 the JSON of ``result.inputs``.
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from app.state import BANDS, ExploreResult
+from app.state.explore import BANDS, ExploreResult
 
 __all__ = ["EXPORT_LEVELS", "field_kind", "description", "title", "prediction_npz", "qoi_csv",
            "prediction_png"]

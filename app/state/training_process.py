@@ -1,7 +1,7 @@
 """Dashboard trainings in a separate process (GUI-free).
 
-:func:`run_job_in_process` is the server's training runner (:func:`app.worker.get_worker`):
-it runs :func:`app.training_job.run_job` in a child process started with ``spawn`` and relays
+:func:`run_job_in_process` is the server's training runner (:func:`app.state.worker.get_worker`):
+it runs :func:`app.state.training_job.run_job` in a child process started with ``spawn`` and relays
 the child's reports into the job's outbox, so that
 
 - a crash or an out-of-memory kill of a training ends that job with a message and cannot
@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from app.training_job import TrainingJob, run_job
+from app.state.training_job import TrainingJob, run_job
 from engine.progress import StopFlag
 
 __all__ = ["run_job_in_process", "training_niceness"]

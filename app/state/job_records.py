@@ -29,7 +29,7 @@ import time
 import uuid
 from pathlib import Path
 
-from app.training_job import JobSpec, TrainingJob
+from app.state.training_job import JobSpec, TrainingJob
 
 __all__ = ["jobs_dir", "record_job", "remove_record", "interrupted_records", "spec_from_record",
            "resume_interrupted", "keep_checkpoint", "discard_kept", "clear_kept", "NOTICES"]
@@ -147,7 +147,7 @@ def spec_from_record(folder: Path) -> JobSpec:
 
 def _save_orphan(job: TrainingJob, folder: Path) -> None:
     """Wait for a resumed job; save its model among the user's models and say so."""
-    from app import catalog
+    from app.state import catalog
 
     while job.active:
         time.sleep(0.5)

@@ -3,8 +3,8 @@
 GUI-free. The analyses themselves (sweepable inputs, statistics, batched evaluation, 1-D
 sweeps, 2-D grids and the tornado ranking with Monte-Carlo error bars) live in
 :mod:`engine.sensitivity`; this module captures their :class:`Conditions` from an
-:class:`app.state.ExploreState` and wraps the runs in a ``param`` object with a background
-worker (:class:`SensitivityState`), as :class:`app.state.ExploreState` does for predictions.
+:class:`app.state.explore.ExploreState` and wraps the runs in a ``param`` object with a background
+worker (:class:`SensitivityState`), as :class:`app.state.explore.ExploreState` does for predictions.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import param
 
-from app import catalog
-from app.background import LatestOnlyWorker
-from app.export import field_kind
-from app.state import ExploreState
+from app.state import catalog
+from app.state.background import LatestOnlyWorker
+from app.state.explore import ExploreState
+from app.state.export import field_kind
 from engine import sensitivity as _engine
 from engine.sensitivity import (
     MAX_ELEMENTS,
@@ -119,7 +119,7 @@ class SensitivityState(param.Parameterized):
     ``run("sweep")`` sweeps ``parameter`` (or, with ``parameter2``, the grid of both);
     ``run("tornado")`` ranks every input. With ``background`` the run goes to a worker
     thread (a newer run supersedes it between model calls) and results are handed over
-    through ``dispatch`` (see :class:`app.background.LatestOnlyWorker`).
+    through ``dispatch`` (see :class:`app.state.background.LatestOnlyWorker`).
     """
 
     explore = param.ClassSelector(class_=ExploreState, doc="The Explore state (nominal inputs).")
@@ -247,7 +247,7 @@ class SensitivityState(param.Parameterized):
 
     @property
     def dispatch(self):
-        """Where background results are applied (see :class:`app.background.LatestOnlyWorker`)."""
+        """Where background results are applied (see :class:`app.state.background.LatestOnlyWorker`)."""
         return self.worker.dispatch
 
     @dispatch.setter

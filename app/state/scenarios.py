@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.specs import forcing_defaults, forcing_fields, forcing_value_range
+from app.state.specs import forcing_defaults, forcing_fields, forcing_value_range
 
 __all__ = ["InTrained", "AtTime", "AtForcing", "Scenario", "SCENARIOS", "resolve", "scenarios_for",
            "apply_scenario"]
@@ -45,7 +45,7 @@ class AtTime:
 @dataclass(frozen=True)
 class AtForcing:
     """A forcing level at position ``at`` of the values the model's training forcing took
-    (0 the lowest, 1 the highest; :func:`app.specs.forcing_value_range`): the same scenario
+    (0 the lowest, 1 the highest; :func:`app.state.specs.forcing_value_range`): the same scenario
     then fits models trained on forcings of different sizes."""
 
     at: float
@@ -186,7 +186,7 @@ def resolve(scenario: Scenario, state: Any) -> dict[str, Any]:
 
     Args:
         scenario: the scenario.
-        state: an :class:`app.state.ExploreState` with a model loaded.
+        state: an :class:`app.state.explore.ExploreState` with a model loaded.
 
     Raises:
         ValueError: no model; a μ the model has not; a μ outside the range its slider

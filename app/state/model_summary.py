@@ -5,7 +5,7 @@ GUI-free. Read from the files of a model directory: the first heading of ``card.
 description), the ``metrics`` of ``config.json`` (else the ``test`` and ``ensemble``
 scores of ``eval.json``). Every file is untrusted: read with a size bound, numbers kept only
 when finite, text stripped of control characters and shortened; callers still escape the
-text for the pane that shows it (:func:`app.safe_text.md`).
+text for the pane that shows it (:func:`app.state.safe_text.md`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The training worker: one thread per server process runs the dashboard's trainings, one
 at a time, in the order they were asked for.
 
-GUI-free. A session submits a :class:`app.training_job.JobSpec` and gets a
-:class:`app.training_job.TrainingJob`; the worker thread runs it (:func:`run_job`), which
+GUI-free. A session submits a :class:`app.state.training_job.JobSpec` and gets a
+:class:`app.state.training_job.TrainingJob`; the worker thread runs it (:func:`run_job`), which
 reports through the job's outbox that only the owning session drains::
 
     worker = get_worker()                 # the process-wide worker
@@ -21,8 +21,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from app.limits import max_queued_trainings
-from app.training_job import JobSpec, TrainingJob, run_job
+from app.state.limits import max_queued_trainings
+from app.state.training_job import JobSpec, TrainingJob, run_job
 
 __all__ = ["TrainingWorker", "get_worker"]
 
@@ -48,7 +48,7 @@ class TrainingWorker:
 
         Raises:
             RuntimeError: the worker is shut down, or the queue already holds
-                :func:`app.limits.max_queued_trainings` jobs (the server's admin sets it).
+                :func:`app.state.limits.max_queued_trainings` jobs (the server's admin sets it).
         """
         job = TrainingJob(spec, owner)
         with self._cond:
@@ -152,25 +152,25 @@ def get_worker() -> TrainingWorker:
         if _WORKER is None:
             # each training in its own process (a crash or an out-of-memory ends that job,
             # not the server; SROM_TRAIN_IN_THREADS=1 keeps them on the worker thread), with
-            # a record and checkpoints that a restarted server resumes (app.job_records)
+            # a record and checkpoints that a restarted server resumes (app.state.job_records)
             in_threads = os.environ.get("SROM_TRAIN_IN_THREADS", "") == "1"
             _WORKER = TrainingWorker(runner=recorded(run_job if in_threads else _process_runner()))
-            from app.job_records import resume_interrupted
+            from app.state.job_records import resume_interrupted
 
             resume_interrupted(_WORKER)
         return _WORKER
 
 
 def _process_runner():
-    from app.training_process import run_job_in_process
+    from app.state.training_process import run_job_in_process
 
     return run_job_in_process
 
 
 def recorded(runner: Callable[[TrainingJob], None]) -> Callable[[TrainingJob], None]:
-    """``runner`` with a record of the job kept while it runs (:mod:`app.job_records`): a
+    """``runner`` with a record of the job kept while it runs (:mod:`app.state.job_records`): a
     server that dies mid-training leaves it for the next one to resume."""
-    from app import job_records
+    from app.state import job_records
 
     def run(job: TrainingJob) -> None:
         folder = getattr(job, "resumed_record", None)

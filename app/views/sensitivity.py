@@ -1,11 +1,11 @@
 """The Sensitivity tab: sweep one input (or a grid of two) and rank the inputs by effect.
 
-A thin ``pn.viewable.Viewer`` over :class:`app.sensitivity.SensitivityState`: widgets write its
+A thin ``pn.viewable.Viewer`` over :class:`app.state.sensitivity.SensitivityState`: widgets write its
 inputs; "Run sweep" and "Rank inputs" start a run on the state's worker thread (a spinner and a
 progress bar show while it runs) and the results are pushed into figures that already exist
-(:class:`app.plots.SweepPlot`, two :class:`app.plots.FieldPlot` maps and
-:class:`app.plots.TornadoPlot`) on the session's thread, through
-:func:`app.explore.session_dispatcher`. The nominal inputs are the Explore tab's current μ,
+(:class:`app.views.plots.SweepPlot`, two :class:`app.views.plots.FieldPlot` maps and
+:class:`app.views.plots.TornadoPlot`) on the session's thread, through
+:func:`app.views.explore.session_dispatcher`. The nominal inputs are the Explore tab's current μ,
 forcing, horizon and seed at the time of the run.
 """
 
@@ -17,14 +17,14 @@ import numpy as np
 import panel as pn
 import param
 
-from app.controls import BusyLabel, TextMarkdown, label
-from app.explore import session_dispatcher
-from app.export import field_kind
-from app.plots import FieldPlot, SweepPlot, TornadoPlot
-from app.polling import loop_dispatcher
-from app.safe_text import md
-from app.sensitivity import STATISTICS, SensitivityState, SweepInput
-from app.state import ExploreState
+from app.state.explore import ExploreState
+from app.state.export import field_kind
+from app.state.safe_text import md
+from app.state.sensitivity import STATISTICS, SensitivityState, SweepInput
+from app.views.controls import BusyLabel, TextMarkdown, label
+from app.views.explore import session_dispatcher
+from app.views.plots import FieldPlot, SweepPlot, TornadoPlot
+from app.views.polling import loop_dispatcher
 
 __all__ = ["SensitivityView"]
 

@@ -1,6 +1,6 @@
 """The Explore tab's progress bar and Cancel button for a long simulator run.
 
-The simulator work of a prediction (:class:`app.simulation_run.SimulationRun`: a spin-up for
+The simulator work of a prediction (:class:`app.state.simulation_run.SimulationRun`: a spin-up for
 the initial state, the truth for "Compare with the simulator") runs on the session's worker
 thread. A periodic callback of the session reads its progress (a few microseconds when
 nothing runs) and, once a simulation has taken longer than ``show_after_s``, shows a row:
@@ -20,10 +20,10 @@ from typing import Any
 
 import panel as pn
 
-from app.controls import label
-from app.polling import start_polling
-from app.simulation_run import describe
-from app.state import ExploreState
+from app.state.explore import ExploreState
+from app.state.simulation_run import describe
+from app.views.controls import label
+from app.views.polling import start_polling
 
 __all__ = ["SimulationProgress"]
 
@@ -56,7 +56,7 @@ class SimulationProgress:
         self.panel = pn.Row(self.bar, self.text, self.button, visible=False,
                             sizing_mode="stretch_width", height=44)
         self._shown: tuple[Any, ...] | None = None
-        # served or in a notebook (app.polling); None in scripts and tests
+        # served or in a notebook (app.views.polling); None in scripts and tests
         self._periodic: Any = start_polling(self.poll, poll_ms)
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:  # served: clean up at the end

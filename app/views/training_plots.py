@@ -1,6 +1,6 @@
 """Bokeh figures of the Train tab: live ELBO curves and β, fed by one streaming source.
 
-Like :mod:`app.plots`, figures are built once; new progress reports are *streamed* into the
+Like :mod:`app.views.plots`, figures are built once; new progress reports are *streamed* into the
 existing ``ColumnDataSource`` (only the new rows travel to the browser). Call the methods
 on the session's thread only (the view's periodic callback), under ``pn.io.hold()``.
 """

@@ -24,9 +24,9 @@ import panel as pn
 from bokeh.models import ColumnDataSource, LinearColorMapper
 from bokeh.palettes import Magma256, Viridis256
 
-from app.controls import label
-from app.plots import DIVERGING, FieldPlot, colour_range
-from app.safe_text import md
+from app.state.safe_text import md
+from app.views.controls import label
+from app.views.plots import DIVERGING, FieldPlot, colour_range
 
 __all__ = ["FieldGrid", "FieldMaps", "horizon_colour_ranges"]
 
@@ -145,7 +145,7 @@ def horizon_colour_ranges(mean: np.ndarray, std: np.ndarray, truth: np.ndarray |
     Returns:
         ``{"mean": …, "std": …, "error": …}``: the mean's range (covering the truth too,
         which shares the mean's scale; centred on zero when the values take both signs in
-        earnest, see :func:`app.plots.colour_range`), the std's from zero, and the error's
+        earnest, see :func:`app.views.plots.colour_range`), the std's from zero, and the error's
         (mean − truth, centred on zero; ``(-1, 1)`` without a truth).
     """
     both = mean if truth is None else np.concatenate([np.ravel(mean), np.ravel(truth)])
@@ -275,10 +275,10 @@ class FieldMaps:
 
     # ------------------------------------------------------------- maps
     def show(self, r, pin=None) -> None:
-        """Draw the shown channel of result ``r`` (an :class:`app.state.ExploreResult`) at
+        """Draw the shown channel of result ``r`` (an :class:`app.state.explore.ExploreResult`) at
         the player's frame; the colour ranges are recomputed only for a new result or
-        channel. With ``pin`` (an :class:`app.pinning.Pin` of the whole field on the same
-        times, see :meth:`~app.pinning.Pin.difference`) the mean minus the pinned mean is
+        channel. With ``pin`` (an :class:`app.views.pinning.Pin` of the whole field on the same
+        times, see :meth:`~app.views.pinning.Pin.difference`) the mean minus the pinned mean is
         drawn too, on a colour scale fixed over the horizon."""
         c = int(self.channel.value or 0)
         _, h, w = self.grid.shape

@@ -1,9 +1,9 @@
-"""The reading process of an upload (see :func:`app.upload.read_upload_isolated`).
+"""The reading process of an upload (see :func:`app.state.upload.read_upload_isolated`).
 
-    python -m app.upload_worker SOURCE NAME RESULT MEMORY_MB
+    python -m app.state.upload_worker SOURCE NAME RESULT MEMORY_MB
 
 Limits its own address space to what its imports took plus ``MEMORY_MB``, reads ``SOURCE``
-with :func:`app.upload.read_upload` (``NAME`` is the name shown in messages), writes the
+with :func:`app.state.upload.read_upload` (``NAME`` is the name shown in messages), writes the
 validated dataset to ``RESULT`` (``.npz``) and prints one JSON line: ``{"ok": true}`` or
 ``{"error": "<message for the user>"}``.
 """
@@ -28,7 +28,7 @@ def _limit_memory(extra_mb: int) -> None:
 
 def main(argv: list[str]) -> int:
     source, name, result, memory_mb = argv[0], argv[1], argv[2], int(argv[3])
-    from app.upload import UploadError, read_upload  # the imports count in the base
+    from app.state.upload import UploadError, read_upload  # the imports count in the base
 
     try:
         _limit_memory(memory_mb)

@@ -32,7 +32,7 @@ from bokeh.models.renderers import GlyphRenderer
 from bokeh.palettes import Blues256, Category10_10, Reds256, Viridis256, diverging_palette
 from bokeh.plotting import figure
 
-from app.specs import BANDS
+from app.state.specs import BANDS
 
 __all__ = ["QoIPlot", "FieldPlot", "LatentPlot", "PhasePlot", "ForcingPlot", "ErrorPlot",
            "SweepPlot", "TornadoPlot", "BAND_ALPHAS", "DIVERGING", "MIN_HEIGHT", "colour_range",

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from bokeh.core.properties import value
 
-from app.state import COVERAGE_BAND, ExploreResult
+from app.state.explore import COVERAGE_BAND, ExploreResult
 
 __all__ = ["PIN_COLOUR", "MAX_PIN_VALUES", "Pin", "settings_text", "PinOverlay",
            "LatentPinOverlay", "PinControls"]
@@ -129,14 +129,14 @@ class Pin:
 
 
 class PinOverlay:
-    """The pinned mean and band on an existing figure (a :class:`app.plots.QoIPlot`'s), with
+    """The pinned mean and band on an existing figure (a :class:`app.views.plots.QoIPlot`'s), with
     a legend entry (hidden while nothing is pinned)."""
 
     def __init__(self, figure: Any, name: str = "qoi"):
         from bokeh.models import ColumnDataSource
         from bokeh.models.annotations import LegendItem  # (bokeh.models: untyped re-export)
 
-        from app.plots import decimate
+        from app.views.plots import decimate
 
         self._decimate = decimate
         self.source = ColumnDataSource({"t": [], "mean": [], "lo": [], "hi": []},
@@ -179,8 +179,8 @@ class LatentPinOverlay:
     nothing is pinned.
 
     Args:
-        latent_figure, phase_figure: the figures of an :class:`app.plots.LatentPlot` and an
-            :class:`app.plots.PhasePlot`.
+        latent_figure, phase_figure: the figures of an :class:`app.views.plots.LatentPlot` and an
+            :class:`app.views.plots.PhasePlot`.
     """
 
     def __init__(self, latent_figure: Any, phase_figure: Any):
@@ -202,7 +202,7 @@ class LatentPinOverlay:
     def show(self, pin: Pin | None, i: int, j: int) -> None:
         """Draw ``pin``'s latent mean, coordinate ``j`` against ``i`` in the phase portrait;
         sends data only when the pin or the axes changed."""
-        from app.plots import decimate, joined_paths
+        from app.views.plots import decimate, joined_paths
 
         latent = None if pin is None else pin.latent_mean
         key = None if latent is None else (id(pin), int(i), int(j))
@@ -229,14 +229,14 @@ class PinControls:
     """"Pin this prediction" and "Clear pin" buttons with the pinned settings beside them.
 
     Args:
-        state: the session's :class:`app.state.ExploreState` (its ``result`` is pinned).
+        state: the session's :class:`app.state.explore.ExploreState` (its ``result`` is pinned).
         probe: returns the flat state index the probe plot shows now.
     """
 
     def __init__(self, state: Any, probe: Callable[[], int]):
         import panel as pn
 
-        from app.controls import label
+        from app.views.controls import label
 
         self.state = state
         self._probe = probe
@@ -308,7 +308,7 @@ class PinControls:
 
     def pin_current(self) -> None:
         """Pin the shown prediction (an error shows in place of the pinned text)."""
-        from app.safe_text import md
+        from app.state.safe_text import md
 
         r = self._last_full
         if r is None:

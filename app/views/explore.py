@@ -1,17 +1,17 @@
 """The Explore view: pick a model, move μ and the forcing, watch the prediction and its
 uncertainty update (quantity of interest, space–time maps, latent paths, truth overlay).
 
-A thin ``pn.viewable.Viewer`` over :class:`app.state.ExploreState`: widgets write the state's
+A thin ``pn.viewable.Viewer`` over :class:`app.state.explore.ExploreState`: widgets write the state's
 inputs, and a watcher on ``state.result`` pushes the new arrays into the Bokeh figures of
-:mod:`app.plots` (created once per model) under ``pn.io.hold()``.
+:mod:`app.views.plots` (created once per model) under ``pn.io.hold()``.
 
 The prediction runs off the session's event loop: the view switches the state to background
 mode, so a slider release only captures the inputs and the state's worker thread predicts
-(coalescing bursts; see :class:`app.background.LatestOnlyWorker`). Results come back through
+(coalescing bursts; see :class:`app.state.background.LatestOnlyWorker`). Results come back through
 :func:`session_dispatcher`, which schedules them on the session's event loop, where the
 figures are updated inside one ``pn.io.hold``; a spinner shows while a prediction is pending.
 In a notebook (the view shown in a JupyterLab cell) they are scheduled on the kernel's event
-loop (:mod:`app.polling`). Elsewhere (scripts, tests) results are applied in the worker
+loop (:mod:`app.views.polling`). Elsewhere (scripts, tests) results are applied in the worker
 thread; ``state.wait()`` waits for them.
 
 On a CPU the worker first sends a quick preview (fewer paths, fewer decoded times) that
@@ -25,7 +25,7 @@ line of fixed height, a busy mark whose text alone changes); send only what chan
 forcing plot is skipped when f(t) did not move); and send few arrays (sample paths go as one
 NaN-broken line).
 
-Downloads of the shown prediction (npz, CSV, PNG) are built by :mod:`app.export`.
+Downloads of the shown prediction (npz, CSV, PNG) are built by :mod:`app.state.export`.
 """
 
 from __future__ import annotations
@@ -40,9 +40,13 @@ import param
 from bokeh.models import Range1d
 from panel.io.state import set_curdoc
 
-from app import export
-from app.catalog import model_key
-from app.controls import (
+from app.state import export
+from app.state.catalog import model_key
+from app.state.explore import BANDS, ExploreResult, ExploreState, forcing_fields
+from app.state.model_summary import picker_label, read_summary
+from app.state.safe_text import md
+from app.state.scenarios import apply_scenario, scenarios_for
+from app.views.controls import (
     BusyLabel,
     MuControl,
     TextMarkdown,
@@ -50,11 +54,10 @@ from app.controls import (
     label,
     release_js_callbacks,
 )
-from app.explore_tools import CostLine, SnippetCard
-from app.field_maps import FieldGrid, FieldMaps
-from app.model_summary import picker_label, read_summary
-from app.pinning import PinControls
-from app.plots import (
+from app.views.explore_tools import CostLine, SnippetCard
+from app.views.field_maps import FieldGrid, FieldMaps
+from app.views.pinning import PinControls
+from app.views.plots import (
     DIVERGING,
     ErrorPlot,
     FieldPlot,
@@ -63,11 +66,8 @@ from app.plots import (
     PhasePlot,
     QoIPlot,
 )
-from app.polling import loop_dispatcher
-from app.safe_text import md
-from app.scenarios import apply_scenario, scenarios_for
-from app.simulation_progress import SimulationProgress
-from app.state import BANDS, ExploreResult, ExploreState, forcing_fields
+from app.views.polling import loop_dispatcher
+from app.views.simulation_progress import SimulationProgress
 
 __all__ = ["ExploreView", "NO_MODEL_HELP", "session_dispatcher"]
 
@@ -224,7 +224,7 @@ class ExploreView(pn.viewable.Viewer):
         self._model_info = pn.pane.Markdown("", sizing_mode="stretch_width",
                                             styles={"font-size": "12px"})
         self._cost = CostLine(s)  # weights, measured prediction time here, training run
-        # a teacher's named settings of μ and the forcing (app.scenarios)
+        # a teacher's named settings of μ and the forcing (app.state.scenarios)
         self._scenario = pn.widgets.Select(**label("Scenario"), sizing_mode="stretch_width")
         self._scenario.param.watch(self._on_scenario, "value")
         self._scenario_note = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10),
@@ -330,9 +330,9 @@ class ExploreView(pn.viewable.Viewer):
     # ----------------------------------------------------------- models
     def _picker_options(self, entries) -> dict[str, str]:
         """``{text: key}`` of the model picker: each model's label with its held-out
-        accuracy and a warning sign on a weak one (:mod:`app.model_summary`); plain text, as
+        accuracy and a warning sign on a weak one (:mod:`app.state.model_summary`); plain text, as
         a select's options are never read as markup. The key
-        (:func:`app.catalog.model_key`, e.g. ``pretrained/burgers``) stands for the model's
+        (:func:`app.state.catalog.model_key`, e.g. ``pretrained/burgers``) stands for the model's
         folder, which stays on the server."""
         self._picker_paths.update({model_key(e): e.path for e in entries})
         return {picker_label(e.label, read_summary(e.path)): model_key(e) for e in entries}
@@ -343,7 +343,7 @@ class ExploreView(pn.viewable.Viewer):
             self.state.model_path = path
 
     def offer_models(self, entries) -> None:
-        """Offer ``entries`` (``app.catalog.ModelEntry``) in the model picker (session
+        """Offer ``entries`` (``app.state.catalog.ModelEntry``) in the model picker (session
         thread; e.g. after the Train tab saved a model)."""
         self._model_select.options = self._picker_options(entries)
 
@@ -695,7 +695,7 @@ class ExploreView(pn.viewable.Viewer):
     @property
     def probe_widget(self) -> pn.widgets.IntSlider:
         """The probe control; its ``value`` is the flat state index the probe plot shows (a
-        shared URL keeps it, :func:`app.url_state.bind`)."""
+        shared URL keeps it, :func:`app.state.url_state.bind`)."""
         return self._probe
 
     def set_probe(self, k: int) -> int:

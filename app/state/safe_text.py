@@ -23,10 +23,10 @@ def _server_folders() -> list[tuple[str, str]]:
     import tempfile
     from pathlib import Path
 
-    from app import catalog
+    from app.state import catalog
 
     folders = [(catalog.user_models_dir(), "<your models>"), (catalog.pretrained_dir(), "<pretrained>"),
-               (Path(__file__).resolve().parent.parent, "<srom>"), (Path(tempfile.gettempdir()), "<tmp>"),
+               (Path(__file__).resolve().parents[2], "<srom>"), (Path(tempfile.gettempdir()), "<tmp>"),
                (Path.home(), "~")]
     out = []
     for folder, label in folders:

@@ -19,7 +19,8 @@ Writing: :func:`bind` keeps the query in step with the state through Panel's
 ``pn.state.location.sync`` on a small :class:`UrlParams` object, which holds the canonical
 text of each value (:func:`encode`); a slider move changes one short string.
 
-GUI-free except :func:`session_query` and :func:`bind`, which take Panel's objects.
+GUI-free: :func:`session_query` and :func:`bind` take Panel's objects as arguments
+(``pn.state.session_args``, ``pn.state.location``) and import no Panel themselves.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from typing import Any
 
 import param
 
-from app import catalog
-from app.specs import forcing_fields
-from app.state import ExploreState
+from app.state import catalog
+from app.state.explore import ExploreState
+from app.state.specs import forcing_fields
 from engine.forcing import make_forcing
 
 __all__ = ["QUERY_KEYS", "ViewQuery", "UrlParams", "parse_query", "model_key", "resolve_model",
@@ -50,7 +51,7 @@ MAX_VALUE_CHARS = 2000
 #: most name:value pairs in ``mu`` or ``fp``; most items of a list value
 MAX_PAIRS = 64
 MAX_LIST_ITEMS = 64
-#: the Explore sliders' ranges (app.explore): sample paths and horizon in trained spans
+#: the Explore sliders' ranges (app.views.explore): sample paths and horizon in trained spans
 PATHS_RANGE = (8, 512)
 PATHS_STEP = 8
 HORIZON_SPANS = (0.1, 3.0)
@@ -398,7 +399,7 @@ def state_from_url(query: Mapping[str, Any],
 
     Args:
         query: the URL's query values (:func:`session_query`); empty: the defaults.
-        models: the catalog (default: :func:`app.catalog.discover_models`).
+        models: the catalog (default: :func:`app.state.catalog.discover_models`).
         state_params: more arguments of :class:`ExploreState` (the served dashboard passes
             ``background=True`` and the session's ``dispatch``: a slow model's first
             prediction must not hold the page).
@@ -415,12 +416,16 @@ def state_from_url(query: Mapping[str, Any],
     return state, notes + more + apply_query(state, parsed)
 
 
-def session_query() -> dict[str, str]:
-    """The known query values of the request that opened this Panel session (empty outside
-    a server session); each value cut to :data:`MAX_VALUE_CHARS` + 1 characters."""
-    import panel as pn
+def session_query(args: Mapping[str, Sequence[Any]] | None) -> dict[str, str]:
+    """The known query values of the request that opened a session; each value cut to
+    :data:`MAX_VALUE_CHARS` + 1 characters.
 
-    args = pn.state.session_args or {}
+    Args:
+        args: the request's query arguments, key -> list of values (bytes or text), as Panel
+            gives them in ``pn.state.session_args``; ``None`` (outside a server session): no
+            values.
+    """
+    args = args or {}
     out = {}
     for key in QUERY_KEYS:
         values = args.get(key)
@@ -433,7 +438,7 @@ class UrlParams(param.Parameterized):
     """The query values Panel's ``Location.sync`` keeps in the URL (canonical text from
     :func:`encode`; untyped, because Panel's query parser turns ``1`` into an int)."""
 
-    model = param.Parameter(default="", doc="Model key (app.url_state.model_key).")
+    model = param.Parameter(default="", doc="Model key (app.state.url_state.model_key).")
     mu = param.Parameter(default="", doc="μ as name:value pairs separated by ';'.")
     forcing = param.Parameter(default="", doc="Forcing family of the first channel.")
     fp = param.Parameter(default="", doc="Forcing parameters as name:value pairs.")
