@@ -80,18 +80,8 @@ def is_cheap_step(state_shape: Sequence[int], n_times: int, window: int,
 
 def default_steps(state_shape: Sequence[int], n_times: int, window: int,
                   windows_per_step: int) -> int:
-    """The number of training steps the default schedule runs (module docstring).
-
-    Args:
-        state_shape: the shape ``S`` of one snapshot.
-        n_times: snapshots per trajectory.
-        window: snapshots per training window (``B``; clipped to ``n_times``).
-        windows_per_step: windows per step (``W``).
-
-    Returns:
-        :data:`CHEAP_STEPS` when ``W × min(B, n_times) × prod(S)`` is at most
-        :data:`CHEAP_STEP_VALUES`, else :data:`DEFAULT_STEPS`.
-    """
+    """:data:`CHEAP_STEPS` when :func:`is_cheap_step` (same arguments), else
+    :data:`DEFAULT_STEPS` (module docstring)."""
     cheap = is_cheap_step(state_shape, n_times, window, windows_per_step)
     return CHEAP_STEPS if cheap else DEFAULT_STEPS
 

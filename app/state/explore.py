@@ -38,7 +38,6 @@ import numpy as np
 import param
 
 from app.state import catalog
-from app.state.background import LatestOnlyWorker
 from app.state.scheduler import FairWorker
 from app.state.simulate import initial_state, simulate_truth
 from app.state.simulation_run import PHASE_TEXT, SimulationCancelled, SimulationRun
@@ -58,7 +57,7 @@ from engine.sensitivity import model_system
 from engine.state_cache import data_initial_state as engine_data_initial_state
 
 __all__ = ["QUANTILE_LEVELS", "BANDS", "COVERAGE_BAND", "ExploreResult", "ExploreState",
-           "PredictRequest", "LatestOnlyWorker", "predict_request", "data_initial_state", "MuSpec",
+           "PredictRequest", "predict_request", "data_initial_state", "MuSpec",
            "ForcingField",
            "forcing_fields"]
 

@@ -7,7 +7,7 @@ inputs, and a watcher on ``state.result`` pushes the new arrays into the Bokeh f
 
 The prediction runs off the session's event loop: the view switches the state to background
 mode, so a slider release only captures the inputs and the state's worker thread predicts
-(coalescing bursts; see :class:`app.state.background.LatestOnlyWorker`). Results come back through
+(only each session's newest request; see :mod:`app.state.scheduler`). Results come back through
 :func:`session_dispatcher`, which schedules them on the session's event loop, where the
 figures are updated inside one ``pn.io.hold``; a spinner shows while a prediction is pending.
 In a notebook (the view shown in a JupyterLab cell) they are scheduled on the kernel's event

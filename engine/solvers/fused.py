@@ -12,16 +12,14 @@ on ``z`` is computed before the launch with torch: the MLP's other inputs ``[μ,
 cos, sin]`` at every stage time and the diffusion increments ``Ψ ΔW`` of
 :meth:`engine.solvers.base.Scheme.prepare`.
 
-**Off by default: measured slower than the CUDA graph.** On an H100 with the Burgers paper
-model (``benchmarks/results/inference_cuda_fused_trial.md``), IEEE fp32 with 16 paths per
-program took 79 ms for 1 path and 114 ms for 1024 paths against the graph's 10.6 and
-21.9 ms (not profiled; likely the fp32 ``tl.dot`` without tensor cores, whose operand
-tiles of 128 × 128 weights do not fit in registers).
-With 8 warps instead of 4 one path took 45.7 ms (same device, same day); the run of
-``benchmarks/fused_rollout.py`` that times the other settings (tensor-core ``tf32x3``/``tf32``,
-more paths per program) ran out of device time after those two.
-:class:`engine.rollout.RolloutEngine` takes this path only when asked (``use_fused=True`` or ``SROM_FUSED_ROLLOUT=1``) and :func:`fused_support` says the
-drift, scheme and sizes fit (``None``); every other case (CPU, other drifts, ``sra1``,
+**Off by default: measured slower than the CUDA graph** on an H100 with the Burgers paper
+model, for 1 to 16384 paths (IEEE fp32, 16 paths per program, 4 warps:
+``benchmarks/results/inference_cuda_fused_trial.md``, columns ``ours_latent_fused`` against
+``ours_latent``). Not profiled; likely the fp32 ``tl.dot`` without tensor cores.
+``benchmarks/fused_rollout.py`` times the other settings (tensor-core ``tf32x3``/``tf32``,
+more paths per program, more warps) against the graph; it has not yet run to completion.
+:class:`engine.rollout.RolloutEngine` takes this path only when asked (``use_fused=True``
+or ``SROM_FUSED_ROLLOUT=1``) and :func:`fused_support` says the drift, scheme and sizes fit (``None``); every other case (CPU, other drifts, ``sra1``,
 float64, layers wider than :data:`MAX_HIDDEN`) keeps the CUDA-graph path.
 Tested against :func:`engine.rollout.integrate` on the GPU and, on a CPU with Triton
 installed, in Triton's interpreter (``tests/test_fused_rollout.py``).
