@@ -26,6 +26,9 @@ __all__ = ["DeepKernel", "WindowPosterior", "inverse_softplus"]
 
 # Jitter ladder (relative to the mean diagonal) tried in one batched Cholesky.
 _JITTERS = (0.0, 1e-6, 1e-4, 1e-2)
+#: devices on which :func:`robust_cholesky` factors the matrix alone first and reads the
+#: status back (a host synchronisation, free on the CPU, forbidden in a CUDA-graph capture)
+FACTOR_FIRST_DEVICES: tuple[str, ...] = ("cpu",)
 
 
 def inverse_softplus(value: float) -> float:
@@ -95,25 +98,36 @@ class DeepKernel(nn.Module):
 def robust_cholesky(matrix: torch.Tensor) -> torch.Tensor:
     """Cholesky factor of a batch of SPD matrices ``(..., n, n)`` with a jitter ladder.
 
-    All rungs are factored in one batched call and the first that succeeded is kept, so
-    there is no data-dependent branch (and no host synchronisation).
+    On a GPU all rungs are factored in one batched call without gradients, the first that
+    succeeded is picked per matrix, and only the matrix with that jitter is factored again
+    with gradients: no data-dependent branch (and no host synchronisation, which a
+    CUDA-graph capture forbids), and the backward pass sees neither the other rungs' work
+    nor the NaNs of the rungs that failed. On the CPU, where reading the status back costs
+    nothing, the matrix is factored alone first and the ladder runs only if a
+    factorization failed: the same factor (the first rung has no jitter) for a fraction of
+    the work.
     """
+    if matrix.device.type in FACTOR_FIRST_DEVICES:
+        factors, info = torch.linalg.cholesky_ex(matrix)
+        if not bool((info != 0).any()):
+            return factors
     n = matrix.shape[-1]
     eye = torch.eye(n, dtype=matrix.dtype, device=matrix.device)
     scale = matrix.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None].detach()
     # built on the device (a host-to-device copy is not allowed during graph capture)
     rungs = torch.arange(len(_JITTERS), device=matrix.device, dtype=matrix.dtype)
     jitters = torch.where(rungs > 0, 10.0 ** (2.0 * rungs - 8.0), torch.zeros_like(rungs))
-    ladder = matrix.unsqueeze(0) + jitters.view(-1, *([1] * matrix.dim())) * scale * eye
-    factors, info = torch.linalg.cholesky_ex(ladder)
-    ok = info == 0
-    # index of the first successful rung (the last one if none succeeded)
-    rung_ids = torch.arange(len(_JITTERS), device=matrix.device).view(-1, *([1] * (matrix.dim() - 2)))
-    first = torch.where(ok, rung_ids, len(_JITTERS) - 1).amin(0)
-    chosen = torch.gather(
-        factors, 0, first.view(1, *first.shape, 1, 1).expand(1, *first.shape, n, n)
-    ).squeeze(0)
-    return torch.nan_to_num(chosen)
+    with torch.no_grad():
+        ladder = matrix.unsqueeze(0) + jitters.view(-1, *([1] * matrix.dim())) * scale * eye
+        ok = torch.linalg.cholesky_ex(ladder)[1] == 0  # (R, ...)
+        # index of the first successful rung (the last one if none succeeded)
+        rung_ids = torch.arange(len(_JITTERS), device=matrix.device)
+        rung_ids = rung_ids.view(-1, *([1] * (matrix.dim() - 2)))
+        first = torch.where(ok, rung_ids, len(_JITTERS) - 1).amin(0)  # (...)
+    # index_select, not jitters[first]: indexing with a 0-d tensor reads it back
+    jitter = jitters.index_select(0, first.reshape(-1)).view(*first.shape, 1, 1) * scale
+    factors = torch.linalg.cholesky_ex(matrix + jitter * eye)[0]
+    return torch.nan_to_num(factors)
 
 
 class WindowPosterior(nn.Module):
