@@ -424,6 +424,12 @@ def cmd_generate(args) -> int:
     from engine import systems
 
     overrides = _parse_sets(args.set)
+    if args.jobs is not None:
+        if not 1 <= args.jobs <= 1024:
+            raise ValueError(f"--jobs must be in [1, 1024], got {args.jobs}")
+        from engine.systems.parallel import JOBS_ENV
+
+        os.environ[JOBS_ENV] = str(args.jobs)
     if args.shards is not None:
         return _generate_sharded(args, overrides)
     dataset = systems.generate(args.system, n=args.n, split=args.split, seed=args.seed,
@@ -776,6 +782,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default=None)
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="solve independent trajectories in N processes where the simulator "
+                        "solves them one at a time (the Burgers paper preset's RK45); the data "
+                        "are identical (default: SROM_GENERATE_JOBS, else 1)")
     p.add_argument("--shards", type=int, default=None, metavar="K",
                    help="simulate in K shards (one in memory at a time) into one chunked HDF5 "
                         "file for srom train --stream (shard k is seeded from (seed, k))")

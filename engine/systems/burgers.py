@@ -27,6 +27,7 @@ classical RK4 with the step set by the diffusion and advection stability limits 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -36,6 +37,7 @@ from scipy.integrate import solve_ivp
 from engine.forcing import Forcing, Sine, evaluate_forcings
 from engine.systems._integrators import rk4_additive
 from engine.systems.base import System
+from engine.systems.parallel import map_trajectories
 
 __all__ = ["BurgersSystem"]
 
@@ -131,10 +133,10 @@ class BurgersSystem(System):
         """Per trajectory, the boundary signal as a callable of time."""
         if self.forcing_sampling == "exact":
             return [row[0] for row in forcings]
-        out = []
+        out: list[Callable] = []
         for row in forcings:
             samples = row[0](t)
-            out.append(lambda s, v=samples: np.interp(s, t, v))
+            out.append(functools.partial(np.interp, xp=t, fp=samples))  # picklable
         return out
 
     # --------------------------------------------------------------- dynamics
@@ -176,16 +178,9 @@ class BurgersSystem(System):
         signals = self._signals(forcings, t)
         u0 = self._initial(signals, float(t[0]))
         if self.integrator == "rk45":
-            out = np.empty((len(nu), t.size, self.n_x))
-            for i, g in enumerate(signals):
-                def fun(s, y, i=i, g=g):
-                    bc = np.asarray(g(np.array([s])), dtype=np.float64)
-                    return self._rhs(y[None], nu[i:i + 1], bc)[0]
-                sol = solve_ivp(fun, (t[0], t[-1]), u0[i], t_eval=t, method="RK45",
-                                rtol=self.rtol, atol=self.atol)
-                if not sol.success:
-                    raise RuntimeError(f"burgers: RK45 failed ({sol.message})")
-                out[i] = sol.y.T
+            rows = map_trajectories(_solve_rk45, [(self, float(nu[i]), g, u0[i], t)
+                                                  for i, g in enumerate(signals)])
+            out = np.stack(rows) if rows else np.empty((0, t.size, self.n_x))
         else:
             h = self.spacing
             umax = self._max_speed(signals, u0, t)
@@ -196,3 +191,19 @@ class BurgersSystem(System):
         if self.boundary == "value":
             out[:, :, 0] = evaluate_forcings([(g,) for g in signals], t)[..., 0]
         return out
+
+
+def _solve_rk45(system: BurgersSystem, nu: float, signal: Callable, u0: np.ndarray,
+                t: np.ndarray) -> np.ndarray:
+    """One trajectory with SciPy's RK45: ``u0`` (n_x,) → (T, n_x) states at ``t``."""
+    nu_row = np.array([nu])
+
+    def rhs(s, y):
+        bc = np.asarray(signal(np.array([s])), dtype=np.float64)
+        return system._rhs(y[None], nu_row, bc)[0]
+
+    sol = solve_ivp(rhs, (t[0], t[-1]), u0, t_eval=t, method="RK45",
+                    rtol=system.rtol, atol=system.atol)
+    if not sol.success:
+        raise RuntimeError(f"burgers: RK45 failed ({sol.message})")
+    return sol.y.T
