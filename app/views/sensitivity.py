@@ -56,25 +56,24 @@ class SensitivityView(pn.viewable.Viewer):
         self._input.param.watch(lambda e: setattr(s, "parameter", e.new), "value")
         self._input2 = pn.widgets.Select(**label("Second input (a grid)"), **w)
         self._input2.param.watch(lambda e: self._on_input2(e.new), "value")
-        self._statistic = pn.widgets.Select(
-            **label("Statistic"), options={v: k for k, v in STATISTICS.items()},
-            value=s.statistic, **w)
-        self._statistic.param.watch(lambda e: self._on_statistic(e.new), "value")
-        self._probe = pn.widgets.IntSlider(**label("Probe"), start=0, end=1, value=0, **w)
-        self._probe.param.watch(lambda e: self._on_probe(e.new), "value_throttled")
+        # linked both ways to the state's params; the probe and the time write on release
+        self._statistic = pn.widgets.Select.from_param(
+            s.param.statistic, **label("Statistic"),
+            options={v: k for k, v in STATISTICS.items()}, **w)
+        self._probe = pn.widgets.IntSlider.from_param(
+            s.param.probe, **label("Probe"), start=0, end=1, throttled=True, **w)
+        # not from_param: the state's None ("the last output time") is no slider position
         self._time = pn.widgets.FloatSlider(**label("Time of the statistic"), start=0.0,
                                             end=1.0, value=1.0, **w)
         self._time.param.watch(lambda e: setattr(s, "stat_time", float(e.new)),
                                "value_throttled")
-        self._points = pn.widgets.IntSlider(**label("Points of the sweep"), start=3, end=25,
-                                            value=s.n_points, **w)
-        self._points.param.watch(lambda e: setattr(s, "n_points", int(e.new)), "value")
-        self._grid_points = pn.widgets.IntSlider(**label("Points per grid axis"), start=3,
-                                                 end=15, value=s.n_grid, visible=False, **w)
-        self._grid_points.param.watch(lambda e: setattr(s, "n_grid", int(e.new)), "value")
-        self._paths = pn.widgets.IntSlider(**label("Sample paths per point"), start=8, end=256,
-                                           step=8, value=s.n_paths, **w)
-        self._paths.param.watch(lambda e: setattr(s, "n_paths", int(e.new)), "value")
+        # the widgets offer narrower ranges than the state accepts (a run's cost)
+        self._points = pn.widgets.IntSlider.from_param(
+            s.param.n_points, **label("Points of the sweep"), start=3, end=25, **w)
+        self._grid_points = pn.widgets.IntSlider.from_param(
+            s.param.n_grid, **label("Points per grid axis"), start=3, end=15, visible=False, **w)
+        self._paths = pn.widgets.IntSlider.from_param(
+            s.param.n_paths, **label("Sample paths per point"), start=8, end=256, step=8, **w)
         primary = ({"color": "primary"} if "color" in pn.widgets.Button.param
                    else {"button_type": "primary"})  # `button_type` is deprecated in Panel 1.9
         self._run = pn.widgets.Button(**label("Run sweep"), **primary, **w)
@@ -125,6 +124,9 @@ class SensitivityView(pn.viewable.Viewer):
         s.param.watch(lambda e: self._show_grid(), "grid")
         s.param.watch(lambda e: self._show_tornado(), "tornado")
         s.param.watch(self._show_progress, ["busy", "progress", "error"])
+        s.param.watch(lambda e: self._on_statistic(e.new), "statistic")
+        s.param.watch(lambda e: setattr(s, "probe_label", self._probe_label(int(e.new))),
+                      "probe")
         s.explore.param.watch(lambda *e: self._show_nominal(),
                               ["mu", "forcing_params", "forcing_family", "horizon", "seed"])
         s.explore.param.watch(lambda *e: self._update_time_slider(), ["horizon", "max_frames"])
@@ -200,12 +202,8 @@ class SensitivityView(pn.viewable.Viewer):
         self._grid_points.visible = bool(key)
 
     def _on_statistic(self, key: str) -> None:
-        self.state.statistic = key
         self._time.disabled = key not in ("probe", "energy")
         self._probe.disabled = key == "energy"
-
-    def _on_probe(self, k: int) -> None:
-        self.state.param.update(probe=int(k), probe_label=self._probe_label(int(k)))
 
     # ----------------------------------------------------------- results
     def _show_nominal(self) -> None:
