@@ -2,11 +2,13 @@
 
 A thin ``pn.viewable.Viewer`` over :class:`app.state.sensitivity.SensitivityState`: widgets write its
 inputs; "Run sweep" and "Rank inputs" start a run on the state's worker thread (a spinner and a
-progress bar show while it runs) and the results are pushed into figures that already exist
-(:class:`app.views.plots.SweepPlot`, two :class:`app.views.plots.FieldPlot` maps and
-:class:`app.views.plots.TornadoPlot`) on the session's thread, through
-:func:`app.views.explore.session_dispatcher`. The nominal inputs are the Explore tab's current μ,
-forcing, horizon and seed at the time of the run.
+progress bar show while it runs) and the results are drawn on the session's thread, through
+:func:`app.views.explore.session_dispatcher`, as the HoloViews elements of
+:mod:`engine.plotting` (``sweep``, ``grid``, ``tornado_ends``: the same pictures a notebook
+gets) in ``pn.pane.HoloViews`` panes. A result arrives once per run, so a new element per
+result costs little (``benchmarks/ui_plot_updates.py``); the Explore tab's slider path keeps
+its Bokeh sources. The nominal inputs are the Explore tab's current μ, forcing, horizon and
+seed at the time of the run.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from app.state.safe_text import md
 from app.state.sensitivity import STATISTICS, SensitivityState, SweepInput
 from app.views.controls import BusyLabel, TextMarkdown, label
 from app.views.explore import session_dispatcher
-from app.views.plots import FieldPlot, SweepPlot, TornadoPlot
 from app.views.polling import loop_dispatcher
+from app.views.result_plot import ResultPlot, named_figure, named_source
+from engine import plotting
 
 __all__ = ["SensitivityView"]
 
@@ -99,16 +102,26 @@ class SensitivityView(pn.viewable.Viewer):
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, **w)
         self._status = pn.pane.Markdown("", styles={"font-size": "12px", "color": "#555"}, **w)
 
-        self.sweep_plot = SweepPlot()
-        self.mean_map = FieldPlot("Mean of the statistic", "input 1", "input 2", name="sens-mean")
-        self.std_map = FieldPlot("Std of the statistic", "input 1", "input 2", name="sens-std")
-        self.tornado_plot = TornadoPlot()
-        pane = lambda fig: pn.pane.Bokeh(fig, **w)  # noqa: E731
-        # visibility is toggled on wrapping Columns (a Bokeh pane's `visible` follows its figure)
-        self._sweep_box = pn.Column(pane(self.sweep_plot.figure), margin=0, **w)
-        self._grid_box = pn.Column(pn.Row(pane(self.mean_map.figure), pane(self.std_map.figure),
-                                          **w), margin=0, visible=False, **w)
-        self._tornado_box = pn.Column(pane(self.tornado_plot.figure), margin=0, **w)
+        # a result's plots: engine.plotting's elements, updated in place after the first
+        self.sweep_plot = ResultPlot(plotting.sweep, {
+            "Overlay": {"height": 320, "responsive": True, "legend_position": "top_left",
+                        "hooks": [named_figure("sweep-figure")]},
+            "Curve": {"tools": ["hover"], "color": "#0b3d91", "line_width": 2.5},
+            "Scatter": {"tools": ["hover"], "color": "#0b3d91",
+                        "hooks": [named_source("sweep-mean")]},
+            "Area": {"color": "#1f77b4"}}, **w)
+        self.mean_map, self.std_map = (
+            ResultPlot(lambda g, k=k: plotting.grid(g, k), {"QuadMesh": {
+                "height": 300, "responsive": True, "cmap": "viridis", "tools": ["hover"],
+                "hooks": [named_figure(f"sens-{k}-figure")]}}, **w) for k in ("mean", "std"))
+        self.tornado_plot = ResultPlot(plotting.tornado_ends, {
+            "Overlay": {"height": 300, "responsive": True, "legend_position": "top",
+                        "hooks": [named_figure("tornado-figure")]},
+            "Rectangles": {"hooks": [named_source("tornado-bars")]}}, **w)
+        self._sweep_box = pn.Column(self.sweep_plot.pane, margin=0, visible=False, **w)
+        self._grid_box = pn.Column(pn.Row(self.mean_map.pane, self.std_map.pane, **w),
+                                   margin=0, visible=False, **w)
+        self._tornado_box = pn.Column(self.tornado_plot.pane, margin=0, **w)
 
         self.controls = pn.Column(
             pn.pane.Markdown(HELP, styles={"font-size": "13px"}, **w), self._input, self._input2,
@@ -231,29 +244,25 @@ class SensitivityView(pn.viewable.Viewer):
 
     def _show_sweep(self) -> None:
         r = self.state.sweep
-        self._sweep_box.visible = self.state.grid is None
+        self._sweep_box.visible = r is not None and self.state.grid is None
         self._sweep_csv.disabled = r is None and self.state.grid is None
         if r is None:
             return
-        self.sweep_plot.update(r.values, r.mean, (r.quantile(0.05), r.quantile(0.95)),
-                               (r.quantile(0.25), r.quantile(0.75)), nominal=r.input.nominal,
-                               trained=r.input.trained, x_label=r.input.label, y_label=r.label,
-                               title=f"{r.label} against {r.input.label}")
+        self.sweep_plot.show(r)
         self._status.object = (f"{len(r.values)} points × {r.stats.shape[1]} paths in "
                                f"{r.seconds:.2f} s")
 
     def _show_grid(self) -> None:
         g = self.state.grid
         self._grid_box.visible = g is not None
-        self._sweep_box.visible = g is None
+        self._sweep_box.visible = g is None and self.state.sweep is not None
         self._sweep_csv.disabled = g is None and self.state.sweep is None
         self._sweep_csv.filename = "srom-sweep-grid.csv" if g is not None else "srom-sweep.csv"
         if g is None:
             return
-        (a, b), (va, vb) = g.inputs, g.values
-        for plot, values, name in ((self.mean_map, g.mean, "Mean"), (self.std_map, g.std, "Std")):
-            plot.update(values.T, (va[0], va[-1]), (vb[0], vb[-1]), title=f"{name} of {g.label}")
-            plot.figure.xaxis.axis_label, plot.figure.yaxis.axis_label = a.label, b.label
+        self.mean_map.show(g)
+        self.std_map.show(g)
+        va, vb = g.values
         self._status.object = (f"{va.size} × {vb.size} grid × {g.stats.shape[-1]} paths in "
                                f"{g.seconds:.2f} s")
 
@@ -261,8 +270,5 @@ class SensitivityView(pn.viewable.Viewer):
         r = self.state.tornado
         self._tornado_box.visible = r is not None
         self._tornado_csv.disabled = r is None
-        if r is None:
-            return
-        self.tornado_plot.update([i.label for i in r.inputs], r.low, r.high, r.nominal,
-                                 [i.trained[0] for i in r.inputs],
-                                 [i.trained[1] for i in r.inputs], x_label=r.label)
+        if r is not None:
+            self.tornado_plot.show(r)
