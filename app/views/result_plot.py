@@ -60,11 +60,12 @@ def named_figure(name: str) -> Callable[[Any, Any], None]:
     return hook
 
 
-def named_source(name: str) -> Callable[[Any, Any], None]:
-    """A HoloViews hook that names the data source of the element it draws (of several
-    elements with one name, a document lookup finds one)."""
+def named_source(name: str, label: str | None = None) -> Callable[[Any, Any], None]:
+    """A HoloViews hook that names the data source of the element it draws; with
+    ``label``, only an element of that label (Bokeh finds no model by a name that several
+    models of a document share)."""
     def hook(plot, element) -> None:
         source = plot.handles.get("source")
-        if source is not None:
+        if source is not None and (label is None or element.label == label):
             source.name = name
     return hook

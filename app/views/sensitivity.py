@@ -117,7 +117,8 @@ class SensitivityView(pn.viewable.Viewer):
         self.tornado_plot = ResultPlot(plotting.tornado_ends, {
             "Overlay": {"height": 300, "responsive": True, "legend_position": "top",
                         "hooks": [named_figure("tornado-figure")]},
-            "Rectangles": {"hooks": [named_source("tornado-bars")]}}, **w)
+            "Rectangles": {"hooks": [named_source("tornado-bars", "input at the low end")]}},
+            **w)
         self._sweep_box = pn.Column(self.sweep_plot.pane, margin=0, visible=False, **w)
         self._grid_box = pn.Column(pn.Row(self.mean_map.pane, self.std_map.pane, **w),
                                    margin=0, visible=False, **w)
