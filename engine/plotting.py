@@ -23,7 +23,7 @@ from engine.prediction import Prediction
 if TYPE_CHECKING:
     from engine.sensitivity import GridResult, SweepResult, TornadoResult
 
-__all__ = ["BAND_LEVELS", "bands", "sample_paths", "field", "latent_phase", "sweep", "grid",
+__all__ = ["BAND_LEVELS", "bands", "interval_bands", "sample_paths", "field", "latent_phase", "sweep", "grid",
            "tornado", "tornado_ends"]
 
 #: central interval levels drawn by :func:`bands` (the dashboard draws the same three)
@@ -68,21 +68,63 @@ def bands(pred: Prediction, case: int = 0, index: int | Sequence[int] = 0,
     Returns:
         ``hv.Overlay`` of one ``hv.Area`` per band (widest first) and the mean ``hv.Curve``.
     """
-    hv = _hv()
     _check_case(pred, case)
-    t = np.asarray(pred.t)
-    overlay = []
+    intervals = []
     for level in sorted(levels, reverse=True):
         if not 0 < level < 1:
             raise ValueError(f"band levels must lie in (0, 1), got {level}")
         lo_hi = pred.quantiles([(1 - level) / 2, (1 + level) / 2])
-        lo = _component(pred, lo_hi[0], index)[case]
-        hi = _component(pred, lo_hi[1], index)[case]
-        overlay.append(hv.Area((t, lo, hi), kdims="time", vdims=[label, f"{label}_high"],
-                               label=f"{100 * level:g} % band").opts(alpha=0.25))
+        intervals.append((_component(pred, lo_hi[0], index)[case],
+                          _component(pred, lo_hi[1], index)[case]))
     mean = _component(pred, pred.mean, index)[case]
+    return interval_bands(pred.t, mean, intervals,
+                          [f"{100 * p:g} % band" for p in sorted(levels, reverse=True)],
+                          label=label).opts(title=_title(pred, case))
+
+
+def interval_bands(t: np.ndarray, mean: np.ndarray,
+                   intervals: Sequence[tuple[np.ndarray, np.ndarray]],
+                   labels: Sequence[str] | None = None, samples: np.ndarray | None = None,
+                   truth: np.ndarray | None = None, label: str = "state"):
+    """One quantity over time from arrays: nested bands, sample paths, the mean and a
+    reference (what :func:`bands` draws for a prediction).
+
+    Args:
+        t: ``(T,)`` times; mean: ``(T,)``.
+        intervals: widest first, each ``(lo (T,), hi (T,))``.
+        labels: one legend entry per interval (default ``band 1``, ...).
+        samples: ``(k, T)`` sample paths, drawn as one ``hv.Path`` (``k`` may be 0).
+        truth: ``(T,)`` a reference (e.g. the simulator's), dashed.
+        label: the quantity's name (the value axis).
+
+    Returns:
+        ``hv.Overlay`` of one ``hv.Area`` per interval, then (if given) the ``hv.Path`` of
+        the samples, the mean ``hv.Curve`` and (if given) the truth's ``hv.Curve``.
+    """
+    hv = _hv()
+    t = np.asarray(t, dtype=np.float64)
+    if np.shape(mean) != t.shape:
+        raise ValueError(f"mean must have the shape of t {t.shape}, got {np.shape(mean)}")
+    names = list(labels) if labels is not None else [f"band {k + 1}" for k in range(len(intervals))]
+    if len(names) != len(intervals):
+        raise ValueError(f"{len(intervals)} intervals but {len(names)} labels")
+    overlay = []
+    for (lo, hi), name in zip(intervals, names):
+        if np.shape(lo) != t.shape or np.shape(hi) != t.shape:
+            raise ValueError(f"each interval's bounds must have the shape of t {t.shape}")
+        overlay.append(hv.Area((t, lo, hi), kdims="time", vdims=[label, f"{label}_high"],
+                               label=name).opts(alpha=0.25))
+    if samples is not None:
+        paths = np.asarray(samples, dtype=np.float64).reshape(-1, t.size)
+        overlay.append(hv.Path([np.column_stack([t, p]) for p in paths], kdims=["time", label],
+                               label="sample paths").opts(alpha=0.45))
     overlay.append(hv.Curve((t, mean), "time", label, label="mean"))
-    return hv.Overlay(overlay).opts(title=_title(pred, case))
+    if truth is not None:
+        if np.shape(truth) != t.shape:
+            raise ValueError(f"truth must have the shape of t {t.shape}, got {np.shape(truth)}")
+        overlay.append(hv.Curve((t, truth), "time", label, label="truth").opts(
+            color="black", line_dash="dashed"))
+    return hv.Overlay(overlay)
 
 
 def sample_paths(pred: Prediction, case: int = 0, index: int | Sequence[int] = 0,
