@@ -111,6 +111,7 @@ def run(model_name: str, n: int, warmup: int) -> dict:
 
     from app.state import catalog
     from app.state.explore import ExploreState
+    from app.state.specs import BANDS
     from app.state.training_job import ValidationCurve
     from app.views.sensitivity import SensitivityView
     from app.views.training import TrainingView
@@ -164,8 +165,9 @@ def run(model_name: str, n: int, warmup: int) -> dict:
         explore.set_mu(spec.name, float(value))
         explore.refresh()
         r = explore.result
-        qs, dims = r.quantiles, r.mean.ndim - 1  # (L, T, *S) at symmetric levels
-        bands = [(_first(qs[k], dims), _first(qs[-1 - k], dims)) for k in range(len(qs) // 2)]
+        dims = r.mean.ndim - 1
+        bands = [(_first(r.quantile(lo), dims), _first(r.quantile(hi), dims))
+                 for lo, hi in BANDS]  # widest first, as the training job makes them
         curves.append(ValidationCurve(step=100, t=np.asarray(r.t), mean=_first(r.mean, dims),
                                       bands=bands, samples=_first(r.samples, dims),
                                       truth=_first(r.mean, dims),

@@ -321,7 +321,8 @@ def _validation_element(c: ValidationCurve):
     """The validation prediction as :func:`engine.plotting.interval_bands` (a few hundred
     times at most), titled with its step, quantity and error."""
     sl = decimate(len(c.t))
-    labels = [f"{100 * (hi - lo):.0f} %" for lo, hi in BANDS][:len(c.bands)]
+    labels = ([f"{100 * (hi - lo):.0f} %" for lo, hi in BANDS] if len(c.bands) == len(BANDS)
+              else None)  # the job makes BANDS; anything else is named band 1, 2, ...
     return plotting.interval_bands(
         c.t[sl], c.mean[sl], [(lo[sl], hi[sl]) for lo, hi in c.bands], labels,
         samples=c.samples[:, sl], truth=c.truth[sl], label=c.label).opts(
