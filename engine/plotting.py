@@ -93,13 +93,15 @@ def interval_bands(t: np.ndarray, mean: np.ndarray,
         t: ``(T,)`` times; mean: ``(T,)``.
         intervals: widest first, each ``(lo (T,), hi (T,))``.
         labels: one legend entry per interval (default ``band 1``, ...).
-        samples: ``(k, T)`` sample paths, drawn as one ``hv.Path`` (``k`` may be 0).
+        samples: ``(k, T)`` sample paths, drawn as one ``hv.Curve`` with a NaN between
+            paths (``k`` may be 0).
         truth: ``(T,)`` a reference (e.g. the simulator's), dashed.
         label: the quantity's name (the value axis).
 
     Returns:
-        ``hv.Overlay`` of one ``hv.Area`` per interval, then (if given) the ``hv.Path`` of
-        the samples, the mean ``hv.Curve`` and (if given) the truth's ``hv.Curve``.
+        ``hv.Overlay`` of one ``hv.Area`` per interval, then the ``hv.Curve`` s of the
+        samples (if given), the mean and the truth (if given), labelled ``sample paths``,
+        ``mean`` and ``truth``.
     """
     hv = _hv()
     t = np.asarray(t, dtype=np.float64)
@@ -115,9 +117,12 @@ def interval_bands(t: np.ndarray, mean: np.ndarray,
         overlay.append(hv.Area((t, lo, hi), kdims="time", vdims=[label, f"{label}_high"],
                                label=name).opts(alpha=0.25))
     if samples is not None:
+        # one curve broken by NaN between paths: a third of an hv.Path's cost to draw
         paths = np.asarray(samples, dtype=np.float64).reshape(-1, t.size)
-        overlay.append(hv.Path([np.column_stack([t, p]) for p in paths], kdims=["time", label],
-                               label="sample paths").opts(alpha=0.45))
+        gap = np.full((paths.shape[0], 1), np.nan)
+        xs = np.hstack([np.broadcast_to(t, paths.shape), gap]).ravel()
+        ys = np.hstack([paths, gap]).ravel()
+        overlay.append(hv.Curve((xs, ys), "time", label, label="sample paths").opts(alpha=0.45))
     overlay.append(hv.Curve((t, mean), "time", label, label="mean"))
     if truth is not None:
         if np.shape(truth) != t.shape:

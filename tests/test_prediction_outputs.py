@@ -59,9 +59,10 @@ def test_interval_bands_draws_arrays_and_checks_their_shapes():
     areas = [el for el in overlay if isinstance(el, hv.Area)]
     assert [a.label for a in areas] == ["95 %", "50 %"]
     np.testing.assert_allclose(areas[0].dimension_values(2), mean + 2)
-    (paths,) = [el for el in overlay if isinstance(el, hv.Path)]
-    assert len(paths.split()) == 3
-    np.testing.assert_allclose(paths.split()[2].dimension_values(1), 3 * t)
+    (paths,) = [el for el in overlay if el.label == "sample paths"]
+    drawn = paths.dimension_values(1).reshape(3, t.size + 1)  # a NaN after each path
+    np.testing.assert_allclose(drawn[:, :-1], samples)
+    assert np.isnan(drawn[:, -1]).all()
     (drawn_truth,) = [el for el in overlay if el.label == "truth"]
     np.testing.assert_allclose(drawn_truth.dimension_values(1), truth)
     with pytest.raises(ValueError, match="labels"):

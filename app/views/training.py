@@ -126,8 +126,9 @@ class TrainingView(pn.viewable.Viewer):
         self.validation_plot = ResultPlot(_validation_element, {
             "Overlay": {"height": 300, "responsive": True, "legend_position": "top_left",
                         "hooks": [named_figure("val-figure")]},
-            "Area": {"color": "#1f77b4"}, "Path": {"color": "#1f77b4", "line_width": 1},
-            "Curve.Mean": {"color": "#0b3d91", "line_width": 2.5}}, **w)
+            "Area": {"color": "#1f77b4"},
+            "Curve.Curve.Sample_paths": {"color": "#1f77b4", "line_width": 1},
+            "Curve.Curve.Mean": {"color": "#0b3d91", "line_width": 2.5}}, **w)
 
         self._system_box = pn.Column(self._system, self._preset, self._seed, margin=0, **w)
         self.controls = pn.Column(
