@@ -47,6 +47,8 @@ PARTS = {"sweep": "Sensitivity: a 1-D sweep arrives",
          "grid": "Sensitivity: a 2-D grid arrives (mean and std maps)",
          "tornado": "Sensitivity: a ranking arrives",
          "validation": "Train: a validation prediction arrives",
+         "validation_hv": "Train: the same validation through engine.plotting.interval_bands "
+                          "in a ResultPlot (not used; for comparison)",
          "curves": "Train: 10 progress reports arrive (the live curves)",
          "curves_hv": "Train: the same through hv.streams.Buffer → hv.DynamicMap (not used; "
                       "the HoloViews way to stream, for comparison)"}
@@ -178,6 +180,8 @@ def run(model_name: str, n: int, warmup: int) -> dict:
         t_clock, [lambda c=c: _hold(pn, lambda: setattr(ts, "validation", c)) for c in curves],
         n, warmup)
     log(f"validation: median {out['validation']['ms']['median']:.1f} ms")
+    out["validation_hv"] = _holoviews_validation(curves, n, warmup)
+    log(f"validation through HoloViews: median {out['validation_hv']['ms']['median']:.1f} ms")
     rng = np.random.default_rng(0)
     history: list[dict] = []
 
@@ -195,6 +199,28 @@ def run(model_name: str, n: int, warmup: int) -> dict:
     out["curves_hv"] = _buffer_curves(n, warmup)
     log(f"curves through a HoloViews Buffer: median {out['curves_hv']['ms']['median']:.1f} ms")
     return out
+
+
+def _holoviews_validation(curves: list, n: int, warmup: int) -> dict:
+    """The validation plot drawn the HoloViews way: engine.plotting's ``interval_bands`` of
+    each curve, sent through an :class:`app.views.result_plot.ResultPlot` (updated in place)."""
+    from app.views.plots import decimate
+    from app.views.result_plot import ResultPlot
+    from engine import plotting
+
+    def draw(c):
+        sl = decimate(len(c.t))
+        return plotting.interval_bands(
+            c.t[sl], c.mean[sl], [(lo[sl], hi[sl]) for lo, hi in c.bands], ["95 %", "90 %", "50 %"],
+            samples=c.samples[:, sl], truth=c.truth[sl], label=c.label).opts(
+            title=f"Validation at step {c.step}: {c.label}")
+
+    plot = ResultPlot(draw, {"Overlay": {"height": 300, "responsive": True},
+                             "Area": {"color": "#1f77b4"},
+                             "Curve.Curve.Mean": {"color": "#0b3d91", "line_width": 2.5}})
+    plot.show(curves[0])
+    clock = PatchClock(plot.pane)
+    return _measure(clock, [lambda c=c: plot.show(c) for c in curves], n, warmup)
 
 
 def _buffer_curves(n: int, warmup: int) -> dict:

@@ -5,10 +5,11 @@ A thin ``pn.viewable.Viewer`` over :class:`app.state.training.TrainingState`. Wi
 from the state's params. The training itself runs on the process-wide worker thread
 (:mod:`app.state.worker`), which never touches this view: a periodic callback of the session
 (every ``poll_ms``) drains the job's news into the state on the session's thread, and
-watchers push them into the existing widgets and plots under ``pn.io.hold()``: the live curves
-stream into Bokeh sources (:mod:`app.views.training_plots`; every poll, where a Bokeh stream
-costs well under a millisecond), the validation prediction, drawn rarely, is engine.plotting's
-``interval_bands`` in a HoloViews pane (:class:`app.views.result_plot.ResultPlot`). The
+watchers push them into the existing widgets and Bokeh sources under ``pn.io.hold()`` (Bokeh,
+not :mod:`engine.plotting`'s HoloViews elements: a validation prediction drawn through
+``interval_bands`` cost ~105 ms of the session thread per update against ~0.5 ms, and the
+live curves through a HoloViews ``Buffer`` ~31 ms per poll against ~0.3 ms, measured by
+``benchmarks/ui_plot_updates.py``). The
 same callback notices models saved by any session (:func:`app.state.catalog.generation`) and
 refreshes the Explore tab's model picker. When the session closes, the callback stops and
 the session's queued job is cancelled (a running one is stopped).
@@ -23,16 +24,12 @@ import param
 
 from app.state import catalog
 from app.state.safe_text import md
-from app.state.specs import BANDS
 from app.state.training import MODEL_NAME_RULE, TrainingState
-from app.state.training_job import ValidationCurve
 from app.state.upload import SUFFIXES, max_upload_mb
 from app.views.controls import label
-from app.views.plots import decimate
+from app.views.plots import QoIPlot
 from app.views.polling import start_polling
-from app.views.result_plot import ResultPlot, named_figure
 from app.views.training_plots import TrainingCurves
-from engine import plotting
 
 #: the keyword that colours a button: ``color`` (Panel >= 1.9) or ``button_type``
 _COLOR = "color" if "color" in pn.widgets.Button.param else "button_type"
@@ -123,12 +120,8 @@ class TrainingView(pn.viewable.Viewer):
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, **w)
         self._warning = pn.pane.Alert("", alert_type="warning", visible=False, **w)
         self.curves = TrainingCurves()
-        self.validation_plot = ResultPlot(_validation_element, {
-            "Overlay": {"height": 300, "responsive": True, "legend_position": "top_left",
-                        "hooks": [named_figure("val-figure")]},
-            "Area": {"color": "#1f77b4"},
-            "Curve.Curve.Sample_paths": {"color": "#1f77b4", "line_width": 1},
-            "Curve.Curve.Mean": {"color": "#0b3d91", "line_width": 2.5}}, **w)
+        self.validation_plot = QoIPlot("Validation prediction (held-out trajectory)",
+                                       height=300, name="val")
 
         self._system_box = pn.Column(self._system, self._preset, self._seed, margin=0, **w)
         self.controls = pn.Column(
@@ -147,7 +140,7 @@ class TrainingView(pn.viewable.Viewer):
         self.main = pn.Column(
             self._status, self._progress, self._error, self._warning,
             pn.Row(*(pane(f) for f in self.curves.figures), **w),
-            self.validation_plot.pane, **w)
+            pane(self.validation_plot.figure), **w)
 
         s.param.watch(lambda *e: self._show_status(),
                       ["status", "message", "step", "total_steps", "eta", "elapsed",
@@ -241,8 +234,13 @@ class TrainingView(pn.viewable.Viewer):
         self._n_drawn = len(history)
 
     def _show_validation(self) -> None:
-        if self.state.validation is not None:
-            self.validation_plot.show(self.state.validation)
+        c = self.state.validation
+        if c is None:
+            return
+        self.validation_plot.update(
+            c.t, c.bands, c.mean, c.samples, c.truth,
+            title=f"Validation at step {c.step}: {c.label}, {c.source} "
+                  f"(relative L2 error {c.rel_l2:.3g})")
 
     def _show_messages(self) -> None:
         s = self.state
@@ -316,16 +314,3 @@ class TrainingView(pn.viewable.Viewer):
             self._dropped = True
             self.state.add_upload(name, data, wait=self._periodic is None)
         event.obj.value = {}  # the dataset is kept in the state; drop the raw bytes
-
-
-def _validation_element(c: ValidationCurve):
-    """The validation prediction as :func:`engine.plotting.interval_bands` (a few hundred
-    times at most), titled with its step, quantity and error."""
-    sl = decimate(len(c.t))
-    labels = ([f"{100 * (hi - lo):.0f} %" for lo, hi in BANDS] if len(c.bands) == len(BANDS)
-              else None)  # the job makes BANDS; anything else is named band 1, 2, ...
-    return plotting.interval_bands(
-        c.t[sl], c.mean[sl], [(lo[sl], hi[sl]) for lo, hi in c.bands], labels,
-        samples=c.samples[:, sl], truth=c.truth[sl], label=c.label).opts(
-        title=f"Validation at step {c.step}: {c.label}, {c.source} "
-              f"(relative L2 error {c.rel_l2:.3g})")
