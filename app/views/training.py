@@ -6,10 +6,9 @@ from the state's params. The training itself runs on the process-wide worker thr
 (:mod:`app.state.worker`), which never touches this view: a periodic callback of the session
 (every ``poll_ms``) drains the job's news into the state on the session's thread, and
 watchers push them into the existing widgets and Bokeh sources under ``pn.io.hold()`` (Bokeh,
-not :mod:`engine.plotting`'s HoloViews elements: a validation prediction drawn through
-``interval_bands`` cost ~105 ms of the session thread per update against ~0.5 ms, and the
-live curves through a HoloViews ``Buffer`` ~31 ms per poll against ~0.3 ms, measured by
-``benchmarks/ui_plot_updates.py``). The
+not :mod:`engine.plotting`'s HoloViews elements: on the session thread a Bokeh update costs
+well under a millisecond, the HoloViews ones tens of milliseconds and, for the validation
+plot inside this view, once over 100 ms; ``benchmarks/ui_plot_updates.py`` measures both). The
 same callback notices models saved by any session (:func:`app.state.catalog.generation`) and
 refreshes the Explore tab's model picker. When the session closes, the callback stops and
 the session's queued job is cancelled (a running one is stopped).
