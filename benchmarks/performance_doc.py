@@ -194,6 +194,14 @@ def links_section() -> list[str]:
                      f"machine), on the {gpu['machine'].get('gpu', 'GPU')}: "
                      f"[ui_server_compute_cuda.md]({res}/ui_server_compute_cuda.md); on the "
                      f"2-core CPU: [ui_server_compute_cpu.md]({res}/ui_server_compute_cpu.md).")
+    if _load("ui_plot_updates_cpu_holoviews.json"):
+        lines.append("- A result drawn in the Sensitivity and Train tabs, on the session thread "
+                     "of the 2-core CPU (HoloViews elements of engine.plotting and the Bokeh "
+                     f"figures): [ui_plot_updates_cpu_holoviews.md]({res}/"
+                     "ui_plot_updates_cpu_holoviews.md)"
+                     + (f", the Bokeh figures before: [ui_plot_updates_cpu_bokeh.md]({res}/"
+                        "ui_plot_updates_cpu_bokeh.md)" if _load("ui_plot_updates_cpu_bokeh.json")
+                        else "") + ".")
     return lines + [""]
 
 

@@ -21,9 +21,10 @@ import numpy as np
 from engine.prediction import Prediction
 
 if TYPE_CHECKING:
-    from engine.sensitivity import SweepResult, TornadoResult
+    from engine.sensitivity import GridResult, SweepResult, TornadoResult
 
-__all__ = ["BAND_LEVELS", "bands", "sample_paths", "field", "latent_phase", "sweep", "tornado"]
+__all__ = ["BAND_LEVELS", "bands", "interval_bands", "sample_paths", "field", "latent_phase", "sweep", "grid",
+           "tornado", "tornado_ends"]
 
 #: central interval levels drawn by :func:`bands` (the dashboard draws the same three)
 BAND_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.95)
@@ -67,21 +68,68 @@ def bands(pred: Prediction, case: int = 0, index: int | Sequence[int] = 0,
     Returns:
         ``hv.Overlay`` of one ``hv.Area`` per band (widest first) and the mean ``hv.Curve``.
     """
-    hv = _hv()
     _check_case(pred, case)
-    t = np.asarray(pred.t)
-    overlay = []
+    intervals = []
     for level in sorted(levels, reverse=True):
         if not 0 < level < 1:
             raise ValueError(f"band levels must lie in (0, 1), got {level}")
         lo_hi = pred.quantiles([(1 - level) / 2, (1 + level) / 2])
-        lo = _component(pred, lo_hi[0], index)[case]
-        hi = _component(pred, lo_hi[1], index)[case]
-        overlay.append(hv.Area((t, lo, hi), kdims="time", vdims=[label, f"{label}_high"],
-                               label=f"{100 * level:g} % band").opts(alpha=0.25))
+        intervals.append((_component(pred, lo_hi[0], index)[case],
+                          _component(pred, lo_hi[1], index)[case]))
     mean = _component(pred, pred.mean, index)[case]
+    return interval_bands(pred.t, mean, intervals,
+                          [f"{100 * p:g} % band" for p in sorted(levels, reverse=True)],
+                          label=label).opts(title=_title(pred, case))
+
+
+def interval_bands(t: np.ndarray, mean: np.ndarray,
+                   intervals: Sequence[tuple[np.ndarray, np.ndarray]],
+                   labels: Sequence[str] | None = None, samples: np.ndarray | None = None,
+                   truth: np.ndarray | None = None, label: str = "state"):
+    """One quantity over time from arrays: nested bands, sample paths, the mean and a
+    reference (what :func:`bands` draws for a prediction).
+
+    Args:
+        t: ``(T,)`` times; mean: ``(T,)``.
+        intervals: widest first, each ``(lo (T,), hi (T,))``.
+        labels: one legend entry per interval (default ``band 1``, ...).
+        samples: ``(k, T)`` sample paths, drawn as one ``hv.Curve`` with a NaN between
+            paths (``k`` may be 0).
+        truth: ``(T,)`` a reference (e.g. the simulator's), dashed.
+        label: the quantity's name (the value axis).
+
+    Returns:
+        ``hv.Overlay`` of one ``hv.Area`` per interval, then the ``hv.Curve`` s of the
+        samples (if given), the mean and the truth (if given), labelled ``sample paths``,
+        ``mean`` and ``truth``.
+    """
+    hv = _hv()
+    t = np.asarray(t, dtype=np.float64)
+    if np.shape(mean) != t.shape:
+        raise ValueError(f"mean must have the shape of t {t.shape}, got {np.shape(mean)}")
+    names = list(labels) if labels is not None else [f"band {k + 1}" for k in range(len(intervals))]
+    if len(names) != len(intervals):
+        raise ValueError(f"{len(intervals)} intervals but {len(names)} labels")
+    overlay = []
+    for (lo, hi), name in zip(intervals, names):
+        if np.shape(lo) != t.shape or np.shape(hi) != t.shape:
+            raise ValueError(f"each interval's bounds must have the shape of t {t.shape}")
+        overlay.append(hv.Area((t, lo, hi), kdims="time", vdims=[label, f"{label}_high"],
+                               label=name).opts(alpha=0.25))
+    if samples is not None:
+        # one curve broken by NaN between paths: a third of an hv.Path's cost to draw
+        paths = np.asarray(samples, dtype=np.float64).reshape(-1, t.size)
+        gap = np.full((paths.shape[0], 1), np.nan)
+        xs = np.hstack([np.broadcast_to(t, paths.shape), gap]).ravel()
+        ys = np.hstack([paths, gap]).ravel()
+        overlay.append(hv.Curve((xs, ys), "time", label, label="sample paths").opts(alpha=0.45))
     overlay.append(hv.Curve((t, mean), "time", label, label="mean"))
-    return hv.Overlay(overlay).opts(title=_title(pred, case))
+    if truth is not None:
+        if np.shape(truth) != t.shape:
+            raise ValueError(f"truth must have the shape of t {t.shape}, got {np.shape(truth)}")
+        overlay.append(hv.Curve((t, truth), "time", label, label="truth").opts(
+            color="black", line_dash="dashed"))
+    return hv.Overlay(overlay)
 
 
 def sample_paths(pred: Prediction, case: int = 0, index: int | Sequence[int] = 0,
@@ -149,24 +197,50 @@ def latent_phase(pred: Prediction, case: int = 0, dims: tuple[int, int] = (0, 1)
 
 
 def sweep(result: SweepResult, outer: tuple[float, float] = (0.05, 0.95),
-          inner: tuple[float, float] = (0.25, 0.75)):
+          inner: tuple[float, float] = (0.25, 0.75), context: bool = True):
     """A 1-D sensitivity sweep (:func:`engine.sensitivity.sweep_1d`): the statistic's 5–95 %
     and 25–75 % ranges over the sample paths, its mean, and ± 2 Monte-Carlo standard errors
     of the mean.
 
+    Args:
+        context: also shade the input's trained range (``hv.VSpan``) and mark its nominal
+            value (``hv.VLine``), drawn first.
+
     Returns:
-        ``hv.Overlay`` of two ``hv.Area``, an ``hv.ErrorBars`` and the mean ``hv.Curve``.
+        ``hv.Overlay`` of (with ``context``) an ``hv.VSpan`` and an ``hv.VLine``, then two
+        ``hv.Area``, an ``hv.ErrorBars``, the mean ``hv.Curve`` and its ``hv.Scatter``.
     """
     hv = _hv()
     x, name, label = np.asarray(result.values), result.input.label, result.label
-    overlay = [hv.Area((x, result.quantile(lo), result.quantile(hi)), name,
-                       [label, f"{label}_high"], label=f"{100 * (hi - lo):g} % of paths"
-                       ).opts(alpha=0.2 if k == 0 else 0.35)
-               for k, (lo, hi) in enumerate((outer, inner))]
+    overlay = []
+    if context:
+        lo, hi = (float(v) for v in result.input.trained)
+        overlay += [hv.VSpan(lo, hi, label="trained range").opts(color="#2ca02c", alpha=0.07),
+                    hv.VLine(float(result.input.nominal), label="nominal").opts(
+                        color="#d62728", line_dash="dotted", line_width=2)]
+    overlay += [hv.Area((x, result.quantile(lo), result.quantile(hi)), name,
+                        [label, f"{label}_high"], label=f"{100 * (hi - lo):g} % of paths"
+                        ).opts(alpha=0.2 if k == 0 else 0.35)
+                for k, (lo, hi) in enumerate((outer, inner))]
     overlay.append(hv.ErrorBars((x, result.mean, 2 * result.stderr), name,
                                 [label, "2 standard errors"]))
     overlay.append(hv.Curve((x, result.mean), name, label, label="mean"))
+    overlay.append(hv.Scatter((x, result.mean), name, label, label="mean").opts(size=6))
     return hv.Overlay(overlay).opts(title=f"{label} against {name}")
+
+
+def grid(result: GridResult, statistic: str = "mean"):
+    """A 2-D sensitivity grid (:func:`engine.sensitivity.sweep_2d`): the statistic's
+    ``mean`` or ``std`` over the sample paths at each pair of input values, as an
+    ``hv.QuadMesh`` over (first input, second input) with a colour bar."""
+    hv = _hv()
+    if statistic not in ("mean", "std"):
+        raise ValueError(f"statistic must be 'mean' or 'std', got {statistic!r}")
+    (a, b), (va, vb) = result.inputs, result.values
+    values = np.asarray(getattr(result, statistic), dtype=np.float64)  # (n_a, n_b)
+    return hv.QuadMesh((np.asarray(va, np.float64), np.asarray(vb, np.float64), values.T),
+                       kdims=[a.label, b.label], vdims=f"{statistic} of {result.label}").opts(
+        title=f"{statistic.capitalize()} of {result.label}", colorbar=True)
 
 
 def tornado(result: TornadoResult):
@@ -184,6 +258,41 @@ def tornado(result: TornadoResult):
     errors = hv.ErrorBars((names, swing, 2 * np.nan_to_num(se)), "input",
                           ["swing", "2 standard errors"]).opts(invert_axes=True)
     return (bars * errors).opts(title=f"{result.label}: swing over each input's trained range")
+
+
+def tornado_ends(result: TornadoResult):
+    """The classic tornado chart of a ranking (:func:`engine.sensitivity.rank_inputs`): per
+    input, a bar from the statistic's mean at nominal inputs to its mean with the input at
+    the low end (first colour) and at the high end (second colour) of its trained range;
+    the largest swing on top, a vertical line at the nominal value. Hovering a bar shows
+    the input's value there.
+
+    Returns:
+        ``hv.Overlay`` of two ``hv.Rectangles`` (low ends, high ends; rows in ranking
+        order; vdims: the statistic there, the input's value, the swing and the input's
+        label) and an ``hv.VLine``; the y axis names the inputs.
+    """
+    hv = _hv()
+    k = len(result.inputs)
+    y = np.arange(k)[::-1].astype(np.float64)  # the first (largest swing) at the top
+    nominal = float(result.nominal)
+    swing = np.asarray(result.swing, dtype=np.float64)
+    names = np.array([inp.label for inp in result.inputs], dtype=object)
+    ticks = [(float(y[i]), name) for i, name in enumerate(names)]
+    layers = []
+    for end, values, color in (("low", result.low, "#1f77b4"), ("high", result.high, "#ff7f0e")):
+        values = np.asarray(values, dtype=np.float64)
+        at = np.array([inp.trained[0 if end == "low" else 1] for inp in result.inputs],
+                      dtype=np.float64)
+        rects = (np.minimum(values, nominal), y - 0.3, np.maximum(values, nominal), y + 0.3,
+                 values, at, swing, names)
+        layers.append(hv.Rectangles(rects, vdims=[result.label, "input value", "swing", "input"],
+                                    label=f"input at the {end} end").opts(
+            color=color, alpha=0.8, line_alpha=0, tools=["hover"]))
+    layers.append(hv.VLine(nominal, label="nominal").opts(color="black", line_width=1.5))
+    return hv.Overlay(layers).opts(
+        title="Which input matters most", yticks=ticks, xlabel=result.label, ylabel="",
+        ylim=(-0.6, k - 0.4))
 
 
 def _title(pred: Prediction, case: int) -> str:

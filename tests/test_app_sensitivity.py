@@ -186,6 +186,7 @@ def test_state_runs_in_the_background_and_the_newest_run_wins(heat_state):
 
 def test_the_tab_runs_a_sweep_into_its_figure(tiny_model_dir):  # noqa: F811
     pn = pytest.importorskip("panel")
+    hv = pytest.importorskip("holoviews")
     from app.views.sensitivity import SensitivityView
 
     explore = ExploreState(models=catalog.discover_models([("user", tiny_model_dir)]), n_paths=8)
@@ -196,16 +197,38 @@ def test_the_tab_runs_a_sweep_into_its_figure(tiny_model_dir):  # noqa: F811
     view._points.value = 4
     view._run.clicks += 1
     assert view.state.wait(60)
-    assert view.state.error == "" and len(view.sweep_plot.source.data["x"]) == 4
-    assert view.sweep_plot.nominal.visible and not view._progress.visible
+    r = view.state.sweep
+    assert view.state.error == "" and view._sweep_box.visible and not view._progress.visible
+    # the pane draws engine.plotting's sweep of the result: its mean, bands and context
+    sweep = view.sweep_plot.element()
+    (mean,) = [e for e in sweep if type(e) is hv.Curve]
+    np.testing.assert_allclose(mean.dimension_values(0), r.values)
+    np.testing.assert_allclose(mean.dimension_values(1), r.mean)
+    bands = [e for e in sweep if isinstance(e, hv.Area)]
+    np.testing.assert_allclose(bands[0].dimension_values(2), r.quantile(0.95))
+    (nominal,) = [e for e in sweep if isinstance(e, hv.VLine)]
+    assert nominal.data == pytest.approx(r.input.nominal)
+    (trained,) = [e for e in sweep if isinstance(e, hv.VSpan)]
+    assert tuple(trained.data) == pytest.approx(r.input.trained)
+    figure = view.sweep_plot.pane.get_root().select_one({"name": "sweep-figure"})
+    assert figure is not None and figure.height == 320
     view._input2.value = "forcing:amplitude"
     view._grid_points.value = 3
     view._rank.clicks += 1
     assert view.state.wait(60) and view._tornado_box.visible
-    assert len(view.tornado_plot.figure.y_range.factors) == len(view.state.inputs())
+    ranking = view.state.tornado
+    low, high, _ = view.tornado_plot.element()
+    # one bar per input, from the nominal statistic to its value at each end
+    np.testing.assert_allclose(low.dimension_values(4), ranking.low)
+    np.testing.assert_allclose(high.dimension_values(4), ranking.high)
+    assert list(low.dimension_values("input")) == [i.label for i in ranking.inputs]
+    assert len(ranking.inputs) == len(view.state.inputs())
     view._run.clicks += 1
     assert view.state.wait(60) and view._grid_box.visible and not view._sweep_box.visible
-    assert view.mean_map.source.data["image"][0].shape == (3, 3)
+    grid = view.state.grid
+    for plot, values in ((view.mean_map, grid.mean), (view.std_map, grid.std)):
+        mesh = plot.element()  # rows: the second input; columns: the first
+        np.testing.assert_allclose(mesh.dimension_values(2, flat=False), values.T)
     explore.forcing_family = "ramp"  # other forcing inputs: the tab starts afresh
     assert "forcing amplitude" not in view._input.options and view.state.sweep is None
     assert make_forcing("ramp").family == "ramp"

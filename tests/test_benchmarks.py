@@ -396,3 +396,26 @@ def test_work_precision_smoke_run_writes_its_tables(tmp_path, monkeypatch):
     md = (tmp_path / "work_precision_cpu.md").read_text()
     assert "| heun | 1 | 2 |" in md and "Cheapest setting" in md
     assert result["rows"] == data["rows"]
+
+
+def test_ui_plot_updates_reports_are_generated_from_their_results():
+    import ui_plot_updates
+
+    for tag in ("cpu_bokeh", "cpu_holoviews"):
+        result = json.loads((BENCH / "results" / f"ui_plot_updates_{tag}.json").read_text())
+        md = ui_plot_updates.markdown(result)
+        assert md == (BENCH / "results" / f"ui_plot_updates_{tag}.md").read_text()
+        slow = [k for k, p in result["parts"].items() if p["ms"]["median"] > ui_plot_updates.FEEL_MS]
+        assert ("none." in md.splitlines()[-1]) == (not slow)
+
+
+def test_ui_plot_updates_clock_sizes_the_patch_an_update_makes():
+    pytest.importorskip("panel")
+    import panel as pn
+    import ui_plot_updates
+
+    text = pn.pane.Markdown("before")
+    clock = ui_plot_updates.PatchClock(pn.Column(text))
+    ms, size = clock.time(lambda: setattr(text, "object", "after " * 100))
+    assert ms > 0 and size > 600  # the new text travels in the patch
+    assert clock.time(lambda: None)[1] == 0  # nothing changed: no message

@@ -48,6 +48,31 @@ def test_to_xarray_of_vectors_and_fields():
     assert make((3, 5, 6)).to_xarray()["std"].dims == ("case", "time", "channel", "y", "x")
 
 
+def test_interval_bands_draws_arrays_and_checks_their_shapes():
+    from engine import plotting
+
+    t = np.linspace(0.0, 1.0, 6)
+    mean, truth = np.sin(t), np.cos(t)
+    samples = np.stack([t, 2 * t, 3 * t])  # (k, T)
+    overlay = plotting.interval_bands(t, mean, [(mean - 2, mean + 2), (mean - 1, mean + 1)],
+                                      ["95 %", "50 %"], samples=samples, truth=truth, label="u")
+    areas = [el for el in overlay if isinstance(el, hv.Area)]
+    assert [a.label for a in areas] == ["95 %", "50 %"]
+    np.testing.assert_allclose(areas[0].dimension_values(2), mean + 2)
+    (paths,) = [el for el in overlay if el.label == "sample paths"]
+    drawn = paths.dimension_values(1).reshape(3, t.size + 1)  # a NaN after each path
+    np.testing.assert_allclose(drawn[:, :-1], samples)
+    assert np.isnan(drawn[:, -1]).all()
+    (drawn_truth,) = [el for el in overlay if el.label == "truth"]
+    np.testing.assert_allclose(drawn_truth.dimension_values(1), truth)
+    with pytest.raises(ValueError, match="labels"):
+        plotting.interval_bands(t, mean, [(mean, mean)], ["a", "b"])
+    with pytest.raises(ValueError, match="shape of t"):
+        plotting.interval_bands(t, mean[:3], [])
+    with pytest.raises(ValueError, match="shape of t"):
+        plotting.interval_bands(t, mean, [(mean[:2], mean)])
+
+
 def test_holoviews_elements(burgers_prediction):
     from engine import plotting
 

@@ -182,3 +182,43 @@ def test_sweep_and_tornado_as_holoviews_elements():
     # the largest swing is drawn last (at the top of the inverted axes)
     assert list(bars.dimension_values(0)) == [A.label, OFFSET.label]
     np.testing.assert_allclose(bars.dimension_values(1), tornado.swing[::-1])
+
+
+def test_the_sweep_element_marks_the_trained_range_and_the_nominal_value():
+    hv = pytest.importorskip("holoviews")
+    from engine import plotting
+
+    result = sweep_1d(stub("time_mean"), A, n_points=3)
+    overlay = plotting.sweep(result)
+    (span,) = [e for e in overlay if isinstance(e, hv.VSpan)]
+    (line,) = [e for e in overlay if isinstance(e, hv.VLine)]
+    assert tuple(span.data) == pytest.approx(A.trained) and line.data == pytest.approx(A.nominal)
+    (dots,) = [e for e in overlay if isinstance(e, hv.Scatter)]
+    np.testing.assert_allclose(dots.dimension_values(1), result.mean)
+    bare = plotting.sweep(result, context=False)
+    assert not [e for e in bare if isinstance(e, (hv.VSpan, hv.VLine))]
+
+
+def test_grid_and_tornado_ends_elements_hold_the_results():
+    hv = pytest.importorskip("holoviews")
+    from engine import plotting
+
+    cond = stub("time_mean")
+    g = sweep_2d(cond, A, OFFSET, 3)
+    mesh = plotting.grid(g, "std")
+    assert [d.name for d in mesh.kdims] == [A.label, OFFSET.label]
+    np.testing.assert_allclose(mesh.dimension_values(2, flat=False), g.std.T)
+    with pytest.raises(ValueError, match="'mean' or 'std'"):
+        plotting.grid(g, "median")
+    ranking = rank_inputs(cond, [A, OFFSET])
+    low, high, nominal = plotting.tornado_ends(ranking)
+    assert isinstance(nominal, hv.VLine) and nominal.data == pytest.approx(ranking.nominal)
+    for bars, values, end in ((low, ranking.low, 0), (high, ranking.high, 1)):
+        # each bar spans the nominal statistic and the statistic at that end of the range
+        np.testing.assert_allclose(bars.dimension_values("x0"), np.minimum(values, ranking.nominal))
+        np.testing.assert_allclose(bars.dimension_values("x1"), np.maximum(values, ranking.nominal))
+        np.testing.assert_allclose(bars.dimension_values("input value"),
+                                   [i.trained[end] for i in ranking.inputs])
+        assert list(bars.dimension_values("input")) == [i.label for i in ranking.inputs]
+    # the largest swing at the top
+    assert low.dimension_values("y0")[0] == max(low.dimension_values("y0"))

@@ -23,31 +23,11 @@ from app.state.explore import ForcingField, MuSpec
 from app.state.memory import trim_soon
 
 __all__ = ["MuControl", "range_bar_html", "forcing_widget", "nice_step", "label", "label_of",
-           "BusyLabel", "PromptFloatSlider", "PromptEditableFloatSlider", "release_js_callbacks",
-           "release_at_session_end", "TextHTML", "TextMarkdown"]
+           "BusyLabel", "release_js_callbacks", "release_at_session_end", "TextHTML",
+           "TextMarkdown"]
 
 TRAINED_COLOR = "#2ca02c"
 OUTSIDE_COLOR = "#d62728"
-
-
-class PromptFloatSlider(pn.widgets.FloatSlider):
-    """A ``FloatSlider`` whose changes reach Python without Panel's 50 ms delay.
-
-    Panel delays every change that comes from the browser by 50 ms (``Syncable._debounce``)
-    to merge bursts, and a release (``value_throttled``) that arrives while a drag's last
-    ``value`` still waits is handled with it, after the delay: 45 ms of a slider move's
-    ~300 ms (measured by ``benchmarks/ui_speed.py``). Without the delay, changes that arrive
-    while the session is busy are still merged; a drag's ``value`` changes cost little here
-    (only the release updates the range bar and predicts).
-    """
-
-    _debounce = 0
-
-
-class PromptEditableFloatSlider(pn.widgets.EditableFloatSlider):
-    """An ``EditableFloatSlider`` built on :class:`PromptFloatSlider`."""
-
-    _slider_widget = PromptFloatSlider
 
 
 def release_js_callbacks(*viewables) -> int:
@@ -208,7 +188,7 @@ class MuControl:
         self.spec = spec
         unit = "" if spec.unit in ("", "1") else f" [{spec.unit}]"
         lo, hi = spec.bounds
-        self.slider = PromptEditableFloatSlider(
+        self.slider = pn.widgets.EditableFloatSlider(
             **label(f"{spec.name}{unit}"), start=lo, end=hi, value=float(value),
             step=nice_step(lo, hi), format="0.[0000]", sizing_mode="stretch_width")
         self.bar = TextHTML(range_bar_html(spec.trained, spec.bounds, value, spec.doc),
@@ -240,7 +220,7 @@ def forcing_widget(field: ForcingField, value: Any, on_change: Callable[[Any], N
     if field.kind == "float":
         lo, hi = field.bounds or (float(value) - 1.0, float(value) + 1.0)
         lo, hi = min(lo, float(value)), max(hi, float(value))
-        widget = PromptEditableFloatSlider(
+        widget = pn.widgets.EditableFloatSlider(
             **label(field.name), start=lo, end=hi, value=float(value), step=nice_step(lo, hi, 100),
             format="0.[000]", sizing_mode="stretch_width")
         widget.param.watch(lambda e: on_change(float(e.new)), "value_throttled")

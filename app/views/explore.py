@@ -46,6 +46,7 @@ from app.state.explore import BANDS, ExploreResult, ExploreState, forcing_fields
 from app.state.model_summary import picker_label, read_summary
 from app.state.safe_text import md
 from app.state.scenarios import apply_scenario, scenarios_for
+from app.state.url_state import PATHS_RANGE, PATHS_STEP
 from app.views.controls import (
     BusyLabel,
     MuControl,
@@ -233,17 +234,19 @@ class ExploreView(pn.viewable.Viewer):
         self._family = pn.widgets.Select(**label("Forcing family"), sizing_mode="stretch_width")
         self._family.param.watch(self._on_family, "value")
         self._forcing_box = pn.Column(sizing_mode="stretch_width", margin=0)
-        self._n_paths = pn.widgets.IntSlider(**label("Sample paths"), start=8, end=512, step=8,
-                                             value=s.n_paths, sizing_mode="stretch_width")
-        self._n_paths.param.watch(lambda e: setattr(s, "n_paths", int(e.new)), "value_throttled")
-        self._horizon = pn.widgets.EditableFloatSlider(**label("Horizon t_end"), start=0.0, end=1.0,
-                                                       value=1.0, sizing_mode="stretch_width")
-        self._horizon.param.watch(lambda e: setattr(s, "horizon", float(e.new)), "value_throttled")
-        self._seed = pn.widgets.IntInput(**label("Seed"), value=s.seed, start=0,
-                                         sizing_mode="stretch_width")
-        self._seed.param.watch(lambda e: setattr(s, "seed", int(e.new)), "value")
-        self._truth = pn.widgets.Checkbox(**label("Compare with the simulator"), value=s.show_truth)
-        self._truth.param.watch(lambda e: setattr(s, "show_truth", bool(e.new)), "value")
+        # linked both ways to the state's params (a restored URL moves them too); the
+        # sliders write on release (``throttled``: ``value_throttled``), one prediction a drag
+        self._n_paths = pn.widgets.IntSlider.from_param(
+            s.param.n_paths, **label("Sample paths"), start=PATHS_RANGE[0], end=PATHS_RANGE[1],
+            step=PATHS_STEP, throttled=True, sizing_mode="stretch_width")
+        # the horizon's range is the model's (set in _rebuild; the state checks it)
+        self._horizon = pn.widgets.EditableFloatSlider.from_param(
+            s.param.horizon, **label("Horizon t_end"), start=0.0, end=1.0, throttled=True,
+            sizing_mode="stretch_width")
+        self._seed = pn.widgets.IntInput.from_param(s.param.seed, **label("Seed"),
+                                                    sizing_mode="stretch_width")
+        self._truth = pn.widgets.Checkbox.from_param(s.param.show_truth,
+                                                     **label("Compare with the simulator"))
         self._truth_note = pn.pane.Markdown(
             NO_SIMULATOR_NOTE, visible=False, sizing_mode="stretch_width",
             styles={"font-size": "12px", "color": "#555"}, margin=(0, 10))
@@ -419,7 +422,6 @@ class ExploreView(pn.viewable.Viewer):
         with pn.io.hold():
             release_js_callbacks(self._mu_box)  # the old model's sliders are dropped
             self._status.object = ""  # the previous model's timing line is not this one's
-            self._truth.value = s.show_truth  # off after a switch (ExploreState.load)
             if s.model is None:
                 self._mu_box[:] = []
                 self._plot_box[:] = [pn.pane.Markdown(NO_MODEL_HELP, sizing_mode="stretch_width")

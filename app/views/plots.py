@@ -20,14 +20,13 @@ from bokeh.models import (
     ColumnDataSource,
     CustomJSTickFormatter,
     DataRange1d,
-    FactorRange,
     HoverTool,
     LinearColorMapper,
     Range1d,
 )
 
 # annotations from their own module: bokeh.models re-exports them, but not to type checkers
-from bokeh.models.annotations import BoxAnnotation, ColorBar, Legend, LegendItem, Span, Title
+from bokeh.models.annotations import BoxAnnotation, ColorBar, Legend, LegendItem, Title
 from bokeh.models.renderers import GlyphRenderer
 from bokeh.palettes import Blues256, Category10_10, Reds256, Viridis256, diverging_palette
 from bokeh.plotting import figure
@@ -35,7 +34,7 @@ from bokeh.plotting import figure
 from app.state.specs import BANDS
 
 __all__ = ["QoIPlot", "FieldPlot", "LatentPlot", "PhasePlot", "ForcingPlot", "ErrorPlot",
-           "SweepPlot", "TornadoPlot", "BAND_ALPHAS", "DIVERGING", "MIN_HEIGHT", "colour_range",
+           "BAND_ALPHAS", "DIVERGING", "MIN_HEIGHT", "colour_range",
            "decimate", "joined_paths"]
 
 BLUE = "#1f77b4"
@@ -422,95 +421,3 @@ class ErrorPlot:
         self.source.data = {"t": np.asarray(t, np.float64)[sl],
                             "err": _nan_if_none(rel_error, n)[sl],
                             "inside": _nan_if_none(inside, n)[sl]}
-
-
-class SweepPlot:
-    """A statistic against one swept input: its 90 % and 50 % bands over the sample paths,
-    the mean (line and markers), the input's nominal value and its trained range."""
-
-    def __init__(self, height: int = 320, name: str = "sweep"):
-        self.source = ColumnDataSource({"x": [], "mean": [], "lo90": [], "hi90": [], "lo50": [],
-                                        "hi50": []}, name=f"{name}-bands")
-        self.figure = _figure("Sensitivity", "input", "statistic", height, name=f"{name}-figure")
-        self.trained = BoxAnnotation(fill_color="#2ca02c", fill_alpha=0.07)
-        self.nominal = Span(location=0.0, dimension="height", line_color="#d62728",
-                            line_dash="dotted", line_width=2, visible=False)
-        self.figure.add_layout(self.trained)
-        self.figure.add_layout(self.nominal)
-        fig = self.figure
-        line = fig.line(x="x", y="mean", source=self.source, color="#0b3d91", line_width=2.5)
-        dots = fig.scatter(x="x", y="mean", source=self.source, color="#0b3d91", size=6)
-        _legend_above(fig, [
-            ("90 %", fig.varea(x="x", y1="lo90", y2="hi90", source=self.source, color=BLUE,
-                               fill_alpha=BAND_ALPHAS[0])),
-            ("50 %", fig.varea(x="x", y1="lo50", y2="hi50", source=self.source, color=BLUE,
-                               fill_alpha=BAND_ALPHAS[2])),
-            ("mean", [line, dots])])
-        fig.add_tools(HoverTool(renderers=[dots], tooltips=[
-            ("input", "@x{0.[0000]}"), ("mean", "@mean{0.[0000]}"),
-            ("90 %", "@lo90{0.[000]} – @hi90{0.[000]}")]))
-
-    def update(self, x: np.ndarray, mean: np.ndarray, band90: tuple[np.ndarray, np.ndarray],
-               band50: tuple[np.ndarray, np.ndarray], nominal: float | None = None,
-               trained: tuple[float, float] | None = None, x_label: str | None = None,
-               y_label: str | None = None, title: str | None = None) -> None:
-        """``x``, ``mean``: ``(n,)``; bands ``(lo (n,), hi (n,))``; ``nominal`` draws a
-        vertical line; ``trained`` shades the trained range."""
-        f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
-        self.source.data = {"x": f64(x), "mean": f64(mean), "lo90": f64(band90[0]),
-                            "hi90": f64(band90[1]), "lo50": f64(band50[0]),
-                            "hi50": f64(band50[1])}
-        self.nominal.update(location=float(nominal) if nominal is not None else 0.0,
-                            visible=nominal is not None)
-        if trained is not None:
-            self.trained.update(left=float(trained[0]), right=float(trained[1]))
-        self.trained.visible = trained is not None
-        if x_label is not None:
-            self.figure.xaxis.axis_label = x_label
-        if y_label is not None:
-            self.figure.yaxis.axis_label = y_label
-        if title is not None:
-            self.figure.title.text = title
-
-
-class TornadoPlot:
-    """A tornado chart: per input, a bar from the nominal statistic to its value at the low
-    end (blue) and at the high end (orange) of the input's trained range; the largest swing
-    on top."""
-
-    def __init__(self, height: int = 300, name: str = "tornado"):
-        self.source = ColumnDataSource({"name": [], "nominal": [], "low": [], "high": [],
-                                        "low_at": [], "high_at": [], "swing": []},
-                                       name=f"{name}-bars")
-        self.figure = _figure("Which input matters most", "statistic", "", height,
-                              steady_y_axis=False, y_range=FactorRange())
-        fig = self.figure
-        self.center = Span(location=0.0, dimension="height", line_color="black",
-                           line_width=1.5, visible=False)
-        fig.add_layout(self.center)
-        low = fig.hbar(y="name", left="nominal", right="low", height=0.6, source=self.source,
-                       color=BLUE, alpha=0.8)
-        high = fig.hbar(y="name", left="nominal", right="high", height=0.6, source=self.source,
-                        color="#ff7f0e", alpha=0.8)
-        _legend_above(fig, [("input at the low end", low), ("input at the high end", high)])
-        fig.add_tools(HoverTool(renderers=[low, high], tooltips=[
-            ("input", "@name"), ("low end", "@low_at{0.[0000]} → @low{0.[0000]}"),
-            ("high end", "@high_at{0.[0000]} → @high{0.[0000]}"), ("swing", "@swing{0.[0000]}")]))
-        fig.ygrid.grid_line_color = None
-
-    def update(self, names: list[str], low: np.ndarray, high: np.ndarray, nominal: float,
-               low_at: Sequence[float], high_at: Sequence[float],
-               x_label: str | None = None) -> None:
-        """``names`` largest swing first; ``low``, ``high``: ``(k,)`` the statistic at the
-        ends; ``low_at``, ``high_at``: the input values there; ``nominal``: the statistic at
-        nominal inputs."""
-        low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
-        self.figure.y_range.factors = list(reversed(names))  # first factor at the bottom
-        self.source.data = {"name": list(names), "nominal": np.full(len(names), float(nominal)),
-                            "low": low, "high": high,
-                            "low_at": np.asarray(low_at, np.float64),
-                            "high_at": np.asarray(high_at, np.float64),
-                            "swing": np.abs(high - low)}
-        self.center.update(location=float(nominal), visible=True)
-        if x_label is not None:
-            self.figure.xaxis.axis_label = x_label

@@ -2,11 +2,13 @@
 
 A thin ``pn.viewable.Viewer`` over :class:`app.state.sensitivity.SensitivityState`: widgets write its
 inputs; "Run sweep" and "Rank inputs" start a run on the state's worker thread (a spinner and a
-progress bar show while it runs) and the results are pushed into figures that already exist
-(:class:`app.views.plots.SweepPlot`, two :class:`app.views.plots.FieldPlot` maps and
-:class:`app.views.plots.TornadoPlot`) on the session's thread, through
-:func:`app.views.explore.session_dispatcher`. The nominal inputs are the Explore tab's current μ,
-forcing, horizon and seed at the time of the run.
+progress bar show while it runs) and the results are drawn on the session's thread, through
+:func:`app.views.explore.session_dispatcher`, as the HoloViews elements of
+:mod:`engine.plotting` (``sweep``, ``grid``, ``tornado_ends``: the same pictures a notebook
+gets) in ``pn.pane.HoloViews`` panes. A result arrives once per run, so a new element per
+result costs little (``benchmarks/ui_plot_updates.py``); the Explore tab's slider path keeps
+its Bokeh sources. The nominal inputs are the Explore tab's current μ, forcing, horizon and
+seed at the time of the run.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from app.state.safe_text import md
 from app.state.sensitivity import STATISTICS, SensitivityState, SweepInput
 from app.views.controls import BusyLabel, TextMarkdown, label
 from app.views.explore import session_dispatcher
-from app.views.plots import FieldPlot, SweepPlot, TornadoPlot
 from app.views.polling import loop_dispatcher
+from app.views.result_plot import ResultPlot, named_figure, named_source
+from engine import plotting
 
 __all__ = ["SensitivityView"]
 
@@ -56,25 +59,24 @@ class SensitivityView(pn.viewable.Viewer):
         self._input.param.watch(lambda e: setattr(s, "parameter", e.new), "value")
         self._input2 = pn.widgets.Select(**label("Second input (a grid)"), **w)
         self._input2.param.watch(lambda e: self._on_input2(e.new), "value")
-        self._statistic = pn.widgets.Select(
-            **label("Statistic"), options={v: k for k, v in STATISTICS.items()},
-            value=s.statistic, **w)
-        self._statistic.param.watch(lambda e: self._on_statistic(e.new), "value")
-        self._probe = pn.widgets.IntSlider(**label("Probe"), start=0, end=1, value=0, **w)
-        self._probe.param.watch(lambda e: self._on_probe(e.new), "value_throttled")
+        # linked both ways to the state's params; the probe and the time write on release
+        self._statistic = pn.widgets.Select.from_param(
+            s.param.statistic, **label("Statistic"),
+            options={v: k for k, v in STATISTICS.items()}, **w)
+        self._probe = pn.widgets.IntSlider.from_param(
+            s.param.probe, **label("Probe"), start=0, end=1, throttled=True, **w)
+        # not from_param: the state's None ("the last output time") is no slider position
         self._time = pn.widgets.FloatSlider(**label("Time of the statistic"), start=0.0,
                                             end=1.0, value=1.0, **w)
         self._time.param.watch(lambda e: setattr(s, "stat_time", float(e.new)),
                                "value_throttled")
-        self._points = pn.widgets.IntSlider(**label("Points of the sweep"), start=3, end=25,
-                                            value=s.n_points, **w)
-        self._points.param.watch(lambda e: setattr(s, "n_points", int(e.new)), "value")
-        self._grid_points = pn.widgets.IntSlider(**label("Points per grid axis"), start=3,
-                                                 end=15, value=s.n_grid, visible=False, **w)
-        self._grid_points.param.watch(lambda e: setattr(s, "n_grid", int(e.new)), "value")
-        self._paths = pn.widgets.IntSlider(**label("Sample paths per point"), start=8, end=256,
-                                           step=8, value=s.n_paths, **w)
-        self._paths.param.watch(lambda e: setattr(s, "n_paths", int(e.new)), "value")
+        # the widgets offer narrower ranges than the state accepts (a run's cost)
+        self._points = pn.widgets.IntSlider.from_param(
+            s.param.n_points, **label("Points of the sweep"), start=3, end=25, **w)
+        self._grid_points = pn.widgets.IntSlider.from_param(
+            s.param.n_grid, **label("Points per grid axis"), start=3, end=15, visible=False, **w)
+        self._paths = pn.widgets.IntSlider.from_param(
+            s.param.n_paths, **label("Sample paths per point"), start=8, end=256, step=8, **w)
         primary = ({"color": "primary"} if "color" in pn.widgets.Button.param
                    else {"button_type": "primary"})  # `button_type` is deprecated in Panel 1.9
         self._run = pn.widgets.Button(**label("Run sweep"), **primary, **w)
@@ -100,16 +102,27 @@ class SensitivityView(pn.viewable.Viewer):
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, **w)
         self._status = pn.pane.Markdown("", styles={"font-size": "12px", "color": "#555"}, **w)
 
-        self.sweep_plot = SweepPlot()
-        self.mean_map = FieldPlot("Mean of the statistic", "input 1", "input 2", name="sens-mean")
-        self.std_map = FieldPlot("Std of the statistic", "input 1", "input 2", name="sens-std")
-        self.tornado_plot = TornadoPlot()
-        pane = lambda fig: pn.pane.Bokeh(fig, **w)  # noqa: E731
-        # visibility is toggled on wrapping Columns (a Bokeh pane's `visible` follows its figure)
-        self._sweep_box = pn.Column(pane(self.sweep_plot.figure), margin=0, **w)
-        self._grid_box = pn.Column(pn.Row(pane(self.mean_map.figure), pane(self.std_map.figure),
-                                          **w), margin=0, visible=False, **w)
-        self._tornado_box = pn.Column(pane(self.tornado_plot.figure), margin=0, **w)
+        # a result's plots: engine.plotting's elements, updated in place after the first
+        self.sweep_plot = ResultPlot(plotting.sweep, {
+            "Overlay": {"height": 320, "responsive": True, "legend_position": "top_left",
+                        "hooks": [named_figure("sweep-figure")]},
+            "Curve": {"tools": ["hover"], "color": "#0b3d91", "line_width": 2.5},
+            "Scatter": {"tools": ["hover"], "color": "#0b3d91",
+                        "hooks": [named_source("sweep-mean")]},
+            "Area": {"color": "#1f77b4"}}, **w)
+        self.mean_map, self.std_map = (
+            ResultPlot(lambda g, k=k: plotting.grid(g, k), {"QuadMesh": {
+                "height": 300, "responsive": True, "cmap": "viridis", "tools": ["hover"],
+                "hooks": [named_figure(f"sens-{k}-figure")]}}, **w) for k in ("mean", "std"))
+        self.tornado_plot = ResultPlot(plotting.tornado_ends, {
+            "Overlay": {"height": 300, "responsive": True, "legend_position": "top",
+                        "hooks": [named_figure("tornado-figure")]},
+            "Rectangles": {"hooks": [named_source("tornado-bars", "input at the low end")]}},
+            **w)
+        self._sweep_box = pn.Column(self.sweep_plot.pane, margin=0, visible=False, **w)
+        self._grid_box = pn.Column(pn.Row(self.mean_map.pane, self.std_map.pane, **w),
+                                   margin=0, visible=False, **w)
+        self._tornado_box = pn.Column(self.tornado_plot.pane, margin=0, **w)
 
         self.controls = pn.Column(
             pn.pane.Markdown(HELP, styles={"font-size": "13px"}, **w), self._input, self._input2,
@@ -125,6 +138,9 @@ class SensitivityView(pn.viewable.Viewer):
         s.param.watch(lambda e: self._show_grid(), "grid")
         s.param.watch(lambda e: self._show_tornado(), "tornado")
         s.param.watch(self._show_progress, ["busy", "progress", "error"])
+        s.param.watch(lambda e: self._on_statistic(e.new), "statistic")
+        s.param.watch(lambda e: setattr(s, "probe_label", self._probe_label(int(e.new))),
+                      "probe")
         s.explore.param.watch(lambda *e: self._show_nominal(),
                               ["mu", "forcing_params", "forcing_family", "horizon", "seed"])
         s.explore.param.watch(lambda *e: self._update_time_slider(), ["horizon", "max_frames"])
@@ -200,12 +216,8 @@ class SensitivityView(pn.viewable.Viewer):
         self._grid_points.visible = bool(key)
 
     def _on_statistic(self, key: str) -> None:
-        self.state.statistic = key
         self._time.disabled = key not in ("probe", "energy")
         self._probe.disabled = key == "energy"
-
-    def _on_probe(self, k: int) -> None:
-        self.state.param.update(probe=int(k), probe_label=self._probe_label(int(k)))
 
     # ----------------------------------------------------------- results
     def _show_nominal(self) -> None:
@@ -233,29 +245,25 @@ class SensitivityView(pn.viewable.Viewer):
 
     def _show_sweep(self) -> None:
         r = self.state.sweep
-        self._sweep_box.visible = self.state.grid is None
+        self._sweep_box.visible = r is not None and self.state.grid is None
         self._sweep_csv.disabled = r is None and self.state.grid is None
         if r is None:
             return
-        self.sweep_plot.update(r.values, r.mean, (r.quantile(0.05), r.quantile(0.95)),
-                               (r.quantile(0.25), r.quantile(0.75)), nominal=r.input.nominal,
-                               trained=r.input.trained, x_label=r.input.label, y_label=r.label,
-                               title=f"{r.label} against {r.input.label}")
+        self.sweep_plot.show(r)
         self._status.object = (f"{len(r.values)} points × {r.stats.shape[1]} paths in "
                                f"{r.seconds:.2f} s")
 
     def _show_grid(self) -> None:
         g = self.state.grid
         self._grid_box.visible = g is not None
-        self._sweep_box.visible = g is None
+        self._sweep_box.visible = g is None and self.state.sweep is not None
         self._sweep_csv.disabled = g is None and self.state.sweep is None
         self._sweep_csv.filename = "srom-sweep-grid.csv" if g is not None else "srom-sweep.csv"
         if g is None:
             return
-        (a, b), (va, vb) = g.inputs, g.values
-        for plot, values, name in ((self.mean_map, g.mean, "Mean"), (self.std_map, g.std, "Std")):
-            plot.update(values.T, (va[0], va[-1]), (vb[0], vb[-1]), title=f"{name} of {g.label}")
-            plot.figure.xaxis.axis_label, plot.figure.yaxis.axis_label = a.label, b.label
+        self.mean_map.show(g)
+        self.std_map.show(g)
+        va, vb = g.values
         self._status.object = (f"{va.size} × {vb.size} grid × {g.stats.shape[-1]} paths in "
                                f"{g.seconds:.2f} s")
 
@@ -263,8 +271,5 @@ class SensitivityView(pn.viewable.Viewer):
         r = self.state.tornado
         self._tornado_box.visible = r is not None
         self._tornado_csv.disabled = r is None
-        if r is None:
-            return
-        self.tornado_plot.update([i.label for i in r.inputs], r.low, r.high, r.nominal,
-                                 [i.trained[0] for i in r.inputs],
-                                 [i.trained[1] for i in r.inputs], x_label=r.label)
+        if r is not None:
+            self.tornado_plot.show(r)

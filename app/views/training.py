@@ -5,7 +5,10 @@ A thin ``pn.viewable.Viewer`` over :class:`app.state.training.TrainingState`. Wi
 from the state's params. The training itself runs on the process-wide worker thread
 (:mod:`app.state.worker`), which never touches this view: a periodic callback of the session
 (every ``poll_ms``) drains the job's news into the state on the session's thread, and
-watchers push them into the existing widgets and Bokeh sources under ``pn.io.hold()``. The
+watchers push them into the existing widgets and Bokeh sources under ``pn.io.hold()`` (Bokeh,
+not :mod:`engine.plotting`'s HoloViews elements: on the session thread a Bokeh update costs
+well under a millisecond, the HoloViews ones tens of milliseconds and, for the validation
+plot inside this view, once over 100 ms; ``benchmarks/ui_plot_updates.py`` measures both). The
 same callback notices models saved by any session (:func:`app.state.catalog.generation`) and
 refreshes the Explore tab's model picker. When the session closes, the callback stops and
 the session's queued job is cancelled (a running one is stopped).

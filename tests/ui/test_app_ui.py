@@ -56,19 +56,21 @@ DISPLAY_FACTS = """() => {
 
 SWEEP_DRAWN = """() => {
   const doc = window.Bokeh.documents[0];
-  const source = doc.get_model_by_name('sweep-bands');
+  const source = doc.get_model_by_name('sweep-mean');  // the mean's dots (HoloViews)
   const fig = doc.get_model_by_name('sweep-figure');
-  if (!source || source.data.x.length === 0 || !fig) return null;
+  const column = source && Object.values(source.data)[0];
+  if (!column || column.length === 0 || !fig) return null;
   const view = window.Bokeh.index.find_one(fig);
   const box = view && view.el.getBoundingClientRect();
-  return {points: source.data.x.length, width: box ? box.width : 0,
+  return {points: column.length, width: box ? box.width : 0,
           height: box ? box.height : 0};
 }"""
 
 
 TORNADO_BARS = """() => {
   const source = window.Bokeh.documents[0].get_model_by_name('tornado-bars');
-  return source && source.data.name.length > 0 ? Array.from(source.data.name) : null;
+  return source && source.data.input && source.data.input.length > 0
+    ? Array.from(source.data.input) : null;
 }"""
 
 
