@@ -25,7 +25,9 @@ def evaluate_against_ensemble(model, ensemble: TruthEnsemble, n_samples: int = 1
         ``persistence_rel_l2`` (holding the first snapshot, against the ensemble mean); and for
         chaotic systems ``valid_time`` / ``valid_lyapunov_times`` (means over cases; the
         predictive mean against the noise-free truth), the same for persistence, the
-        horizon in Lyapunov times and the exponents' mean.
+        horizon in Lyapunov times and the exponents' mean; with observation noise,
+        ``observed_start_valid_lyapunov_times``: the same for the exact dynamics started from
+        the observed (noisy) first snapshot, the limit of any forecast from that snapshot.
     """
     cases = ensemble.cases
     means, paths = [], []
@@ -55,6 +57,9 @@ def evaluate_against_ensemble(model, ensemble: TruthEnsemble, n_samples: int = 1
             "valid_lyapunov_times_per_case": [float(v) for v in valid * lam],
             "persistence_valid_lyapunov_times": float(np.mean(still * lam)),
         })
+        if ensemble.observed_start is not None:
+            exact = valid_prediction_time(ensemble.observed_start, truth, cases.t, threshold)
+            out["observed_start_valid_lyapunov_times"] = float(np.mean(exact * lam))
     return out
 
 
@@ -64,7 +69,11 @@ def describe_scores(scores: dict) -> str:
         return (f"Chaotic truth: the forecast stays within {scores['vpt_threshold']:g} normalised "
                 f"RMSE of the true trajectory for {scores['valid_lyapunov_times']:.2f} Lyapunov "
                 f"times on average (of {scores['horizon_lyapunov_times']:.2f} in the test horizon; "
-                f"holding the first snapshot: {scores['persistence_valid_lyapunov_times']:.2f}). "
+                f"holding the first snapshot: {scores['persistence_valid_lyapunov_times']:.2f}"
+                + (f"; the exact dynamics from the same noisy first snapshot: "
+                   f"{scores['observed_start_valid_lyapunov_times']:.2f}"
+                   if "observed_start_valid_lyapunov_times" in scores else "") + "). "
+                
                 "Past that, no forecast of one path can be right; the bands should cover the "
                 f"spread (90 % coverage of the truth realisations {scores['coverage_90']:.2f}).")
     oracle = scores.get("oracle", {})

@@ -46,6 +46,10 @@ class TruthEnsemble:
         clean: ``(B, T, *S)`` the noise-free trajectory (``None`` with process noise).
         lyapunov_exponents: ``(B,)`` largest Lyapunov exponents (``None``: not chaotic).
         exact_mean: ``(B, T, *S)`` the exact mean given the first snapshot, where known.
+        observed_start: ``(B, T, *S)`` for observation noise on a system that takes its
+            initial state: the noise-free simulator started from each case's *observed*
+            (noisy) first snapshot, the forecast a perfect model makes from what a model is
+            given.
     """
 
     cases: Dataset
@@ -54,6 +58,7 @@ class TruthEnsemble:
     clean: np.ndarray | None = None
     lyapunov_exponents: np.ndarray | None = None
     exact_mean: np.ndarray | None = None
+    observed_start: np.ndarray | None = None
 
     @property
     def n_realisations(self) -> int:
@@ -140,4 +145,20 @@ def make_truth_ensemble(cases: Dataset, n_realisations: int = 64, seed: int = 12
         kind = "observation_noise" if expected > 0 else "deterministic"
         noiseless = clean
     exponents = system.lyapunov_exponents(cases.mu) if lyapunov else None
-    return TruthEnsemble(cases, realisations, kind, noiseless, exponents)
+    observed_start = None
+    if kind == "observation_noise" and "x0" in system.param:
+        observed_start = np.stack([_simulate_from(system, cases, i, cases.x[i, 0])
+                                   for i in range(b)])
+    return TruthEnsemble(cases, realisations, kind, noiseless, exponents,
+                         observed_start=observed_start)
+
+
+def _simulate_from(system, cases: Dataset, i: int, x0: np.ndarray) -> np.ndarray:
+    """Case ``i`` simulated without observation noise from the state ``x0`` at its first
+    time → ``(T, *S)``."""
+    forcings = [tuple(Forcing.from_dict(d) for d in row) for row in cases.attrs["forcings"]]
+    start = type(system).from_preset(system.preset, **{
+        **{k: v for k, v in system.param.values().items() if k not in ("name", "preset")},
+        "x0": tuple(float(v) for v in np.ravel(x0)), "obs_noise": 0.0})
+    return start.simulate_batch(cases.mu[i:i + 1], [forcings[i]], cases.t,
+                                np.random.default_rng(0))[0]

@@ -643,7 +643,9 @@ def _ensemble_lines(record: dict) -> list[str]:
     if "valid_lyapunov_times" in ens:
         lines.append(f"| valid prediction time (Lyapunov times; normalised RMSE ≤ "
                      f"{ens['vpt_threshold']:g}; horizon {ens['horizon_lyapunov_times']:.2f}, "
-                     f"λ_max = {ens['lyapunov_exponent']:.3g}) | {ens['valid_lyapunov_times']:.2f} | – | "
+                     f"λ_max = {ens['lyapunov_exponent']:.3g}; perfect model: the exact dynamics from the "
+                     f"same noisy first snapshot) | {ens['valid_lyapunov_times']:.2f} | "
+                     f"{cell(ens.get('observed_start_valid_lyapunov_times'))} | "
                      f"{ens['persistence_valid_lyapunov_times']:.2f} |")
     if ens.get("rel_l2_steps_left_out"):
         lines += ["", f"{100 * ens['rel_l2_steps_left_out']:.1f} % of the steps are left out of the "

@@ -109,6 +109,15 @@ def test_observation_noise_realisations_scatter_around_the_clean_chaotic_path():
     assert noise.std() == pytest.approx(1.0, rel=0.05)  # the preset's observation noise
     assert np.sqrt(np.mean((cases.x - ens.clean) ** 2)) == pytest.approx(1.0, rel=0.1)
     assert ens.lyapunov_exponents == pytest.approx([0.906] * 2, abs=0.08)
+    # the exact dynamics from the observed (noisy) first snapshot: starts there, stays near
+    # the clean path at first (the deviation is the observation noise) and departs later
+    start = ens.observed_start
+    assert start.shape == cases.x.shape
+    np.testing.assert_allclose(start[:, 0], cases.x[:, 0], rtol=1e-12)
+    early = np.sqrt(np.mean((start[:, :5] - ens.clean[:, :5]) ** 2))
+    assert 0.3 < early < 3.0
+    late = np.sqrt(np.mean((start[:, -5:] - ens.clean[:, -5:]) ** 2))
+    assert late > early
 
 
 def test_truth_ensembles_refuse_what_they_cannot_regenerate():
