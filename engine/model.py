@@ -862,7 +862,7 @@ class StochasticROM:
         return latent.view(mu.shape[0], n_samples, t.size, self.latent_dim_).cpu().numpy()
 
     def _latent_paths(self, x0, mu, t, f, n_samples, seed, integrator, substeps,
-                      deterministic=False, cancel: CancelCheck | None = None):
+                      deterministic=False, cancel=None):
         """Check the inputs, encode ``x0``, draw z0 and the Brownian increments, integrate.
 
         Returns:

@@ -118,7 +118,7 @@ class RolloutEngine:
 
     @torch.no_grad()
     def __call__(self, z0, t, mu, f, dispersion_std, noise, method=DEFAULT_METHOD, substeps=1,
-                 cancel: CancelCheck | None = None):
+                 cancel=None):
         """:func:`integrate`'s arguments; ``cancel`` is checked before every step of an eager
         rollout, and before a CUDA graph's or the fused kernel's (one launch: not inside)."""
         check_cancelled(cancel, "the start of the integration")

@@ -272,6 +272,14 @@ def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stri
     return result, notes + list(req.notes)
 
 
+def _predict_preview(req: PredictRequest, settings: dict[str, int],
+                     cancel: CancelCheck | None = None) -> tuple[ExploreResult, list[str]]:
+    """:func:`predict_request` with :meth:`ExploreState.preview_settings`' ``settings``."""
+    return predict_request(req, n_paths=settings["n_paths"],
+                           decode_stride=settings["decode_stride"],
+                           substeps=settings["substeps"], cancel=cancel)
+
+
 def _add_truth(result: ExploreResult, req: PredictRequest) -> list[str]:
     """Simulate the truth into ``result``; a cancelled simulation leaves the result without
     it and returns a note saying so."""
@@ -578,7 +586,7 @@ class ExploreState(param.Parameterized):
         whether the next request gets a preview). Each is ``(result, warnings)``."""
         preview = self.preview_settings(req)
         if preview is not None:
-            yield predict_request(req, **preview)
+            yield _predict_preview(req, preview)
         outcome = predict_request(req)
         self.last_full_seconds = outcome[0].seconds
         yield outcome
@@ -599,7 +607,7 @@ class ExploreState(param.Parameterized):
         try:
             preview = None if refine else self.preview_settings(req)
             if preview is not None:
-                outcome = predict_request(req, **preview, cancel=cancel)
+                outcome = _predict_preview(req, preview, cancel)
                 # bound now: the session applies it later
                 worker.deliver(generation, functools.partial(self._apply, outcome, final=False),
                                then=lambda g: self._work(req, g, refine=True))
