@@ -32,7 +32,7 @@ from app.state.explore import ExploreState  # noqa: E402
 from app.state.safe_text import md  # noqa: E402
 from app.views.about import about_panel  # noqa: E402
 from app.views.controls import release_at_session_end  # noqa: E402
-from app.views.explore import ExploreView  # noqa: E402
+from app.views.explore import ExploreView, session_dispatcher  # noqa: E402
 from app.views.presentation import presentation_toggle  # noqa: E402
 from app.views.sensitivity import SensitivityView  # noqa: E402
 from app.views.training import TrainingView  # noqa: E402
@@ -54,12 +54,13 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
     url_notes: list[str] = []
     query: dict[str, str] = {}
     if state is None:  # a shared URL's model, μ, forcing, horizon, paths (checked, bounded)
-        # (the first prediction is made here, before the page is sent: a URL naming a model
-        # that predicts slowly on a CPU, the cylinder's, holds the page that long; predicting
-        # in the background from the start left closed sessions alive in
-        # tests/test_app_session_release.py, not solved yet)
+        # the first prediction runs on the shared prediction threads from the start: the page
+        # is sent at once with "predicting…" and filled in when it lands (a cylinder model
+        # predicted for ~50 s on a CPU before the page was sent; issue 17). A closed
+        # session's prediction is cancelled (ExploreView) and its state then released.
         query = url_state.session_query(pn.state.session_args)
-        state, url_notes = url_state.state_from_url(query)
+        state, url_notes = url_state.state_from_url(query, background=True,
+                                                    dispatch=session_dispatcher())
     view = ExploreView(state=state)
     model = state.model
     if query and model is not None:  # the probe is the view's (checked, bounded)

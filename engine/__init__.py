@@ -3,6 +3,7 @@
 GUI-free. The public API is re-exported here.
 """
 
+from engine.cancellation import PredictionCancelled
 from engine.config import ModelConfig
 from engine.data import Dataset, DatasetError, load_dataset
 from engine.io import ModelFileError
@@ -14,7 +15,7 @@ from engine.streaming import StreamingDataset
 __all__ = [
     "Dataset", "DatasetError", "load_dataset", "StochasticROM", "ModelConfig", "load_model", "Prediction",
     "ModelFileError", "NotFittedError", "ExtrapolationWarning", "StopFlag", "TqdmCallback",
-    "RecordingCallback", "StreamingDataset",
+    "RecordingCallback", "StreamingDataset", "PredictionCancelled",
 ]
 __version__ = "0.1.0"
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from engine.calibration import fit_uncertainty_scale
+from engine.cancellation import CancelCheck, check_cancelled
 from engine.config import ModelConfig
 from engine.data import Dataset, DatasetError, Normalization
 from engine.drift import Dispersion, build_drift
@@ -28,7 +29,7 @@ from engine.metrics import MetricAccumulator
 from engine.module import SROMModule
 from engine.networks import build_decoder, build_encoder, choose_architecture
 from engine.posterior import DeepKernel, WindowPosterior
-from engine.prediction import Prediction, sample_quantiles
+from engine.prediction import Prediction, over_time_chunks, sample_quantiles
 from engine.priors import LogNormalVariance
 from engine.progress import CallbackList, StopFlag, TrainingCallback
 from engine.rollout import RolloutEngine
@@ -746,7 +747,8 @@ class StochasticROM:
                 integrator: str | None = None, substeps: int | None = None,
                 decoder_noise: bool = True,
                 quantiles: Sequence[float] | None = None,
-                decode_stride: int = 1, deterministic: bool = False) -> Prediction:
+                decode_stride: int = 1, deterministic: bool = False,
+                cancel: CancelCheck | None = None) -> Prediction:
         """Encode ``x0``, integrate the latent SDE for many paths and decode.
 
         Args:
@@ -772,14 +774,22 @@ class StochasticROM:
             deterministic: the mean-field path instead of samples: the encoder's mean as
                 the initial state, no Brownian noise and no decoder noise (every sample
                 path is this one path; the std is zero).
+            cancel: a quick thread-safe check that returns ``True`` once the result is no
+                longer wanted (:mod:`engine.cancellation`); called between integration
+                steps, decoder chunks and the reductions over paths. ``None`` (default):
+                never cancelled. It does not change the result of a prediction it lets
+                finish.
 
         Returns:
             A :class:`Prediction` in physical units.
+
+        Raises:
+            PredictionCancelled: ``cancel()`` returned ``True`` before the end.
         """
         if not isinstance(decode_stride, (int, np.integer)) or decode_stride < 1:
             raise ValueError(f"decode_stride must be a positive integer, got {decode_stride!r}")
         t, mu, f_phys, latent, gen, noise_scale = self._latent_paths(
-            x0, mu, t, f, n_samples, seed, integrator, substeps, deterministic)
+            x0, mu, t, f, n_samples, seed, integrator, substeps, deterministic, cancel)
         decoder_noise = decoder_noise and not deterministic
         device, dtype, norm = self._device(), self.torch_dtype, self.normalization_
         n_cases, d = mu.shape[0], self.latent_dim_
@@ -790,20 +800,27 @@ class StochasticROM:
             keep = np.unique(np.r_[np.arange(0, t.size, int(decode_stride)), t.size - 1])
             latent = latent.view(n_cases * n_samples, t.size, d)[:, torch.as_tensor(keep, device=device)]
             t, f_phys = t[keep], f_phys[:, keep]
-        decoded = self._decode_paths(latent.reshape(-1, d)).view(n_cases, n_samples, t.size,
-                                                                 *self.state_shape_)
+        decoded = self._decode_paths(latent.reshape(-1, d), cancel=cancel).view(
+            n_cases, n_samples, t.size, *self.state_shape_)
         dec_var = self.module_.decoder_variance.point() * noise_scale**2 if decoder_noise else None
-        x_mean_n, x_var_n = predictive_moments(self.likelihood, decoded, dec_var)
+        # in chunks of output times, each after a cancel check (a 3 x 80 x 440 flow's
+        # moments and quantiles over 37 paths took 12 s in one piece on a CPU)
+        x_mean_n, x_var_n = over_time_chunks(
+            lambda part: predictive_moments(self.likelihood, part, dec_var), decoded,
+            out_dims=(1, 1), cancel=cancel, what="the predictive moments")
         scale = torch.as_tensor(norm.x_std, dtype=dtype, device=device)
         shift = torch.as_tensor(norm.x_mean, dtype=dtype, device=device)
         mean = (x_mean_n * scale + shift).cpu().numpy()
         std = (x_var_n.sqrt() * scale).cpu().numpy()
         samples, q_values, q_levels = None, None, None
         if return_samples or quantiles is not None:
+            check_cancelled(cancel, "the sample paths")
             decoded = observations(self.likelihood, decoded, dec_var, gen) * scale + shift
             if quantiles is not None:
                 q_levels = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
-                q_values = sample_quantiles(decoded, q_levels, dim=1).cpu().numpy()
+                q_values = over_time_chunks(
+                    lambda part: (sample_quantiles(part, q_levels, dim=1),), decoded,
+                    out_dims=(2,), cancel=cancel, what="the quantiles")[0].cpu().numpy()
             if return_samples:
                 samples = decoded.cpu().numpy()
         return Prediction(t=t, mean=mean, std=std, samples=samples,
@@ -845,7 +862,7 @@ class StochasticROM:
         return latent.view(mu.shape[0], n_samples, t.size, self.latent_dim_).cpu().numpy()
 
     def _latent_paths(self, x0, mu, t, f, n_samples, seed, integrator, substeps,
-                      deterministic=False):
+                      deterministic=False, cancel=None):
         """Check the inputs, encode ``x0``, draw z0 and the Brownian increments, integrate.
 
         Returns:
@@ -900,16 +917,27 @@ class StochasticROM:
         if getattr(self, "_rollout", None) is None:
             self._rollout = RolloutEngine(self.module_.drift, use_graph=bool(self.cuda_graph))
         latent = self._rollout(z0, t_t, mu_paths, f_paths,
-                               noise_scale * self.module_.dispersion.std(), noise, method, n_sub)  # (n_paths, T, d)
+                               noise_scale * self.module_.dispersion.std(), noise, method, n_sub,
+                               cancel=cancel)  # (n_paths, T, d)
         return t, mu, f_phys, latent, gen, noise_scale
 
-    def _decode_paths(self, z: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
-        # small chunks keep CPU convolutions in cache (3x faster there); big ones on a GPU,
-        # as long as a chunk's states stay near 2^26 values (conv activations are a few
-        # times that: a 100 x 100 field decodes ~6700 frames at a time, not 65536)
+    def _decode_paths(self, z: torch.Tensor, chunk: int | None = None,
+                      cancel: CancelCheck | None = None) -> torch.Tensor:
+        """``(N, *S)`` the decoder's output for ``z`` ``(N, d)``, in chunks of frames
+        (``cancel`` is checked before each)."""
+        # small chunks keep CPU convolutions in cache: 2048 frames of a small state, and
+        # near 2^21 values on a CPU (a 3 x 80 x 440 flow: 19 frames, 6.8 ms a frame against
+        # 10.6 ms in chunks of 640, the same values, issue 17), which also bounds how long
+        # a cancel waits; big ones on a GPU, as long as a chunk's states stay near 2^26
+        # values (conv activations are a few times that: a 100 x 100 field decodes ~6700
+        # frames at a time, not 65536)
         per_frame = max(1, math.prod(self.state_shape_))
-        chunk = chunk or max(1, min(65536 if z.is_cuda else 2048, 2**26 // per_frame))
-        parts = [self.module_.decode(z[i:i + chunk]) for i in range(0, z.shape[0], chunk)]
+        chunk = chunk or max(1, min(65536 if z.is_cuda else 2048,
+                                    (2**26 if z.is_cuda else 2**21) // per_frame))
+        parts = []
+        for i in range(0, z.shape[0], chunk):
+            check_cancelled(cancel, f"decoding frame {i} of {z.shape[0]}")
+            parts.append(self.module_.decode(z[i:i + chunk]))
         return torch.cat(parts, 0)
 
     # ------------------------------------------------------------ evaluate

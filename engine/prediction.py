@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-__all__ = ["Prediction", "sample_quantiles", "sorted_quantiles"]
+from engine.cancellation import CancelCheck, check_cancelled
+
+__all__ = ["Prediction", "sample_quantiles", "sorted_quantiles", "over_time_chunks"]
 
 
 def sample_quantiles(samples: torch.Tensor, levels: np.ndarray, dim: int) -> torch.Tensor:
@@ -22,6 +24,38 @@ def sample_quantiles(samples: torch.Tensor, levels: np.ndarray, dim: int) -> tor
     Returns ``(len(levels), *shape without dim)``.
     """
     return sorted_quantiles(torch.sort(samples, dim=dim).values, levels, dim)
+
+
+def over_time_chunks(fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
+                     paths: torch.Tensor, out_dims: Sequence[int],
+                     cancel: CancelCheck | None = None, what: str = "the reductions",
+                     chunk_values: int = 2**22) -> tuple[torch.Tensor, ...]:
+    """``fn`` applied to chunks of output times of ``paths`` and joined, with ``cancel``
+    checked before each chunk, so that a long reduction over paths can be stopped.
+
+    ``fn`` must treat every time on its own (a reduction over the paths axis, a sort along
+    it): its chunked result is then the whole one's (a sort's exactly, a sum's up to
+    rounding: its order may follow the shape). The chunks depend on ``paths``' shape and
+    ``chunk_values`` only, never on ``cancel``.
+
+    Args:
+        fn: ``paths[:, :, i:j] -> tuple of tensors``.
+        paths: ``(B, n, T, *S)`` sample paths.
+        out_dims: the time axis of each of ``fn``'s outputs (where the chunks are joined).
+        cancel: see :mod:`engine.cancellation`; ``None``: never checked.
+        what: the stage named in the cancel message.
+        chunk_values: values of ``paths`` per chunk (at least one time per chunk).
+    """
+    n_times = paths.shape[2]
+    per_time = max(1, paths[:, :, :1].numel())
+    step = max(1, int(chunk_values) // per_time)
+    parts: list[tuple[torch.Tensor, ...]] = []
+    for i in range(0, n_times, step):
+        check_cancelled(cancel, f"{what}, time {i} of {n_times}")
+        parts.append(tuple(fn(paths[:, :, i:i + step])))
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(torch.cat([p[k] for p in parts], dim=out_dims[k]) for k in range(len(out_dims)))
 
 
 def sorted_quantiles(ordered: torch.Tensor, levels: np.ndarray, dim: int) -> torch.Tensor:

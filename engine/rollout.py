@@ -15,6 +15,7 @@ from typing import cast
 
 import torch
 
+from engine.cancellation import CancelCheck, check_cancelled
 from engine.drift import NeuralDrift
 from engine.solvers import DEFAULT_METHOD, METHODS, get_scheme
 from engine.solvers.fused import FusedWeights, fused_integrate, fused_support, pack_weights
@@ -29,7 +30,8 @@ DriftFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], tor
 
 def integrate(drift: DriftFn, z0: torch.Tensor, t: torch.Tensor, mu: torch.Tensor,
               f: torch.Tensor, dispersion_std: torch.Tensor, noise: torch.Tensor,
-              method: str = DEFAULT_METHOD, substeps: int = 1) -> torch.Tensor:
+              method: str = DEFAULT_METHOD, substeps: int = 1,
+              cancel: CancelCheck | None = None) -> torch.Tensor:
     """Integrate ``dz = ψ(z, t; μ, f(t)) dt + Ψ dβ`` on the grid ``t``.
 
     Args:
@@ -43,9 +45,13 @@ def integrate(drift: DriftFn, z0: torch.Tensor, t: torch.Tensor, mu: torch.Tenso
             (``get_scheme(method).noise_shape``; ``n_noise`` is 1 for ``euler``/``heun``).
         method: a name in :data:`engine.solvers.METHODS`.
         substeps: equal steps between consecutive output times.
+        cancel: checked before every step (:mod:`engine.cancellation`); ``None``: never.
 
     Returns:
         ``(M, T, d)`` paths, ``out[:, 0] == z0``.
+
+    Raises:
+        PredictionCancelled: ``cancel()`` returned ``True``.
     """
     if method not in METHODS:
         raise ValueError(f"unknown integrator '{method}': use one of {METHODS}")
@@ -66,6 +72,8 @@ def integrate(drift: DriftFn, z0: torch.Tensor, t: torch.Tensor, mu: torch.Tenso
     out = [z0]
     z = z0
     for k in range(grid.n_steps):
+        if cancel is not None:
+            check_cancelled(cancel, f"integration step {k} of {grid.n_steps}")
         # ``base`` bound as a default: the closure is called only within this iteration
         def drift_at(stage: int, y: torch.Tensor, base: int = grid.index(k, 0)) -> torch.Tensor:
             return evaluate(base + stage, y)
@@ -109,7 +117,11 @@ class RolloutEngine:
         return self._packed[1]
 
     @torch.no_grad()
-    def __call__(self, z0, t, mu, f, dispersion_std, noise, method=DEFAULT_METHOD, substeps=1):
+    def __call__(self, z0, t, mu, f, dispersion_std, noise, method=DEFAULT_METHOD, substeps=1,
+                 cancel=None):
+        """:func:`integrate`'s arguments; ``cancel`` is checked before every step of an eager
+        rollout, and before a CUDA graph's or the fused kernel's (one launch: not inside)."""
+        check_cancelled(cancel, "the start of the integration")
         if (self.use_fused and z0.is_cuda and method in METHODS
                 and fused_support(self.drift, method, z0, 1 + (t.shape[0] - 1) * substeps
                                   * len(get_scheme(method).stage_fractions)) is None):
@@ -118,7 +130,8 @@ class RolloutEngine:
                                    substeps, weights=self._fused_weights())
         if not (self.use_graph and z0.is_cuda):
             self.last_path = "eager"
-            return integrate(self.drift, z0, t, mu, f, dispersion_std, noise, method, substeps)
+            return integrate(self.drift, z0, t, mu, f, dispersion_std, noise, method, substeps,
+                             cancel=cancel)
         self.last_path = "graph"
         key = (tuple(z0.shape), tuple(t.shape), tuple(mu.shape), tuple(f.shape),
                tuple(dispersion_std.shape), method, substeps, z0.dtype)

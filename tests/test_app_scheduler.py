@@ -185,3 +185,38 @@ def test_a_kept_pool_starts_whole_and_its_thread_count_does_not_move():
     assert all(w.wait(10) for w in workers)
     time.sleep(0.2)
     assert count() == 2  # idle, and kept
+
+
+def test_an_idle_thread_keeps_neither_its_last_job_nor_its_worker():
+    """A closed session's state is reachable from its job's closure and its worker: a kept
+    pool's idle thread must not hold them until its next job (that left closed sessions
+    alive once the first prediction ran in the background, issue 17)."""
+    import gc
+    import weakref
+
+    class Owner:  # stands in for a session's state, held by its job's closure
+        pass
+
+    scheduler = PredictionScheduler(threads=1, idle_s=None)
+    owner = Owner()
+    worker = FairWorker(scheduler=scheduler)
+    worker.submit(lambda g, o=owner: None)
+    assert worker.wait(10)
+    refs = weakref.ref(owner), weakref.ref(worker)
+    del owner, worker
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
+    with scheduler.cond:
+        assert scheduler._alive == 1 and not scheduler._ready and not scheduler._running_keys
+
+
+def test_superseded_tells_a_running_job_that_it_is_stale():
+    scheduler = PredictionScheduler(threads=1)
+    worker = FairWorker(scheduler=scheduler)
+    stale = worker.superseded(worker.submit(lambda g: None))
+    assert worker.wait(10) and not stale()
+    worker.submit(lambda g: None)  # a newer request
+    assert stale()
+    fresh = worker.superseded(worker.submit(lambda g: None))
+    worker.cancel()  # a closed session
+    assert fresh() and worker.wait(10)

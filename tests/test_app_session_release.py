@@ -32,8 +32,8 @@ SESSIONS = 3
 def tracked(monkeypatch):
     """A ``WeakSet`` that receives every Explore, Sensitivity and Train view built from now
     on in a served session, their states and the session's Bokeh document; and a list of
-    the names of those views, to count them. An Explore view has its first prediction by
-    the end of its constructor."""
+    the names of those views, to count them. An Explore view's first prediction runs in
+    the background (the page is sent before it lands)."""
     from app.views.explore import ExploreView
     from app.views.sensitivity import SensitivityView
     from app.views.training import TrainingView
@@ -46,8 +46,8 @@ def tracked(monkeypatch):
             if doc is not None and doc.session_context is not None:
                 made.update([self, self.state, doc])
                 names.append(type(self).__name__)
-                if isinstance(self, ExploreView):  # its first prediction is drawn
-                    assert self.state.result is not None and self.state.error == ""
+                if isinstance(self, ExploreView):  # predicting in the background
+                    assert self.state.background and self.state.error == ""
         monkeypatch.setattr(cls, "__init__", init)
     return made, names
 
@@ -84,16 +84,63 @@ def test_closed_sessions_are_garbage_collected(served, tracked):
     assert sorted(names) == sorted(["ExploreView", "SensitivityView", "TrainingView"] * SESSIONS)
 
     # the server discards an unused session within ~0.2 s; the objects must then be garbage
-    deadline = time.monotonic() + 15
+    left = _released(made, 15)
+    assert left == [], f"closed sessions left {left} alive"
+    kept = [type(k).__name__ for k in Callback.registry.keys() if id(k) not in before]
+    assert kept == [], f"Panel's jscallback registry still holds {kept}"
+
+
+def _released(made, deadline_s: float) -> list[str]:
+    """The names of the objects in ``made`` still alive after up to ``deadline_s``."""
+    deadline = time.monotonic() + deadline_s
     while True:
         gc.collect()
         left = sorted(type(o).__name__ for o in made)
         if not left or time.monotonic() > deadline:
-            break
+            return left
         time.sleep(0.3)
-    assert left == [], f"closed sessions left {left} alive"
-    kept = [type(k).__name__ for k in Callback.registry.keys() if id(k) not in before]
-    assert kept == [], f"Panel's jscallback registry still holds {kept}"
+
+
+def test_a_slow_first_prediction_neither_holds_the_page_nor_a_closed_session(
+        served, tracked, monkeypatch):
+    """A URL naming a cylinder model: the page comes back while the first prediction runs
+    (its preview alone takes ~6 s on a 2-core CPU, the full one ~30 s); once the session is
+    closed, that prediction is cancelled, not finished, and the session's objects are
+    released, with no entry left in the shared scheduler."""
+    from app.state import explore
+    from app.state.scheduler import get_scheduler
+    from engine.cancellation import PredictionCancelled
+
+    outcomes: list[str] = []
+
+    def spy(*args, _original=explore.predict_request, **kwargs):
+        try:
+            out = _original(*args, **kwargs)
+        except PredictionCancelled:
+            outcomes.append("cancelled")
+            raise
+        outcomes.append("done")
+        return out
+
+    monkeypatch.setattr(explore, "predict_request", spy)
+    made, names = tracked
+    states = []
+    with urllib.request.urlopen(served + "?model=cylinder_paper_d7&paths=48",
+                                timeout=120) as response:
+        assert response.status == 200 and "docs_json" in response.read().decode()
+        states = [o for o in made if type(o).__name__ == "ExploreState"]
+    assert len(states) == 1 and states[0].model.system_ == "cylinder"
+    state = states[0]
+    # the page was served before the full prediction (at most the quick preview is there)
+    assert state.result is None or state.result.preview
+    predicted = state.worker.busy
+    del states, state
+    left = _released(made, 15)  # the server drops the unused session within ~0.2 s
+    assert left == [], f"a closed session left {left} alive (predicting when served: {predicted})"
+    assert "done" not in outcomes, outcomes  # stopped (or dropped before it started)
+    scheduler = get_scheduler()
+    with scheduler.cond:
+        assert not scheduler._ready and not scheduler._running_keys
 
 
 def test_a_model_switch_releases_the_old_sliders(tmp_path, monkeypatch):

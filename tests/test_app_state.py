@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -247,12 +248,12 @@ def test_background_computes_and_applies_only_the_newest_request(state, monkeypa
     original, computed = state_module.predict_request, []
     started, release = threading.Event(), threading.Event()
 
-    def slow(req, n_paths=None):
+    def slow(req, n_paths=None, cancel=None):
         computed.append(round(float(req.mu[0]), 6))
         if len(computed) == 1:
             started.set()
             assert release.wait(30)
-        return original(req, n_paths)
+        return original(req, n_paths)  # not cancelled: a stale result must still not land
 
     monkeypatch.setattr(state_module, "predict_request", slow)
     delivered, results = [], []
@@ -271,6 +272,82 @@ def test_background_computes_and_applies_only_the_newest_request(state, monkeypa
         apply()
     assert len(results) == 1 and results[0].mu[0] == pytest.approx(0.08)  # 0.06 was stale
     assert not state.busy and state.error == "" and results[0].n_paths == state.n_paths
+
+
+def test_a_running_prediction_stops_when_superseded_or_when_its_session_closes(state,
+                                                                               monkeypatch):
+    """The model call of a stale request ends at its next cancel check (it would run for
+    minutes here); the newest request is predicted and applied; a cancel (a closed
+    session) stops the running one and leaves the worker idle with nothing delivered."""
+    from engine.cancellation import check_cancelled
+
+    model, original = state.model, state.model.predict
+    entered, stopped = threading.Event(), []
+
+    def endless(*args, cancel=None, **kwargs):  # stands in for a long decoder
+        if kwargs.get("seed") == 0:  # the newest request (seed 0) predicts normally
+            return original(*args, cancel=cancel, **kwargs)
+        entered.set()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                check_cancelled(cancel, "a chunk of the stand-in")
+            except Exception:
+                stopped.append(kwargs["seed"])
+                raise
+            time.sleep(0.01)
+        raise AssertionError("never cancelled")
+
+    monkeypatch.setattr(model, "predict", endless)
+    results = []
+    state.param.update(background=True, preview_paths=0)
+    state.param.watch(lambda e: results.append(e.new), "result")
+    state.seed = 1
+    assert entered.wait(30)
+    state.seed = 0  # newer inputs: the running prediction stops, this one is shown
+    assert state.wait(60) and stopped == [1]
+    assert [r.inputs["seed"] for r in results] == [0] and state.error == ""
+    entered.clear()
+    state.seed = 2
+    assert entered.wait(30)
+    state.worker.cancel()  # what a closed session does (ExploreView)
+    assert state.wait(60) and stopped == [1, 2]
+    assert [r.inputs["seed"] for r in results] == [0] and state.error == ""
+
+
+def test_the_truth_is_simulated_once_for_a_preview_and_its_refinement(state, monkeypatch):
+    """The preview decodes every k-th time; its truth comes from the same simulation of
+    the request's whole grid as the full prediction's (one simulator run, not two)."""
+    runs = []
+    system = state.system
+    original = system.simulate
+    monkeypatch.setattr(system, "simulate",  # records each run's number of times
+                        lambda mu, f, t, **kw: runs.append(len(t)) or original(mu, f, t, **kw))
+    simulate.clear_cache()
+    seen = []
+    state.param.update(background=True, preview_paths=4, preview_above_ms=0.0,
+                       preview_frames=5)
+    state.param.watch(lambda e: seen.append(e.new), "result")
+    state.param.update(n_paths=24, show_truth=True)
+    assert state.wait(60)
+    preview, full = seen
+    assert preview.preview and preview.decode_stride > 1 and not full.preview
+    truth_runs = [n for n in runs if n > 2]  # the initial state's run has 2 times
+    assert truth_runs == [full.t.size], runs
+    keep = np.searchsorted(full.t, preview.t)
+    assert np.array_equal(full.t[keep], preview.t)
+    assert np.array_equal(preview.truth, full.truth[keep]) and full.truth.shape == full.mean.shape
+
+
+def test_the_simulation_cache_is_bounded_in_bytes(monkeypatch):
+    monkeypatch.setattr(simulate, "_MAX_BYTES", 3 * 800)
+    simulate.clear_cache()
+    for k in range(5):  # 800 bytes each: the oldest go once three are held
+        simulate._cached(("test", k), lambda: np.zeros(100))
+    assert simulate.cache_info()["size"] == 3
+    simulate._cached(("test", "big"), lambda: np.zeros(1000))  # larger than the bound: kept alone
+    assert simulate.cache_info()["size"] == 1
+    simulate.clear_cache()
 
 
 def test_background_preview_then_refinement(state):
@@ -337,9 +414,9 @@ def test_a_preview_decodes_fewer_times_and_the_refinement_waits_for_it(state, mo
 
     events, original = [], state_module.predict_request
 
-    def traced(req, n_paths=None, decode_stride=1, substeps=None):
+    def traced(req, n_paths=None, decode_stride=1, substeps=None, cancel=None):
         events.append(("predict", n_paths or req.n_paths, decode_stride))
-        return original(req, n_paths, decode_stride, substeps)
+        return original(req, n_paths, decode_stride, substeps, cancel)
 
     monkeypatch.setattr(state_module, "predict_request", traced)
     jobs: queue.Queue = queue.Queue()

@@ -50,6 +50,7 @@ from app.state.specs import (
     forcing_fields,
     mu_specs,
 )
+from engine.cancellation import CancelCheck, PredictionCancelled
 from engine.forcing import FORCING_FAMILIES, Forcing, make_forcing
 from engine.metrics import scaled_l2
 from engine.model import ExtrapolationWarning
@@ -209,7 +210,8 @@ def path_cap(state_shape: tuple[int, ...], n_times: int, values: int | None = No
 
 
 def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stride: int = 1,
-                    substeps: int | None = None) -> tuple[ExploreResult, list[str]]:
+                    substeps: int | None = None, cancel: CancelCheck | None = None
+                    ) -> tuple[ExploreResult, list[str]]:
     """Run ``req`` (simulator initial state, model call, optional truth); thread-safe.
 
     Args:
@@ -219,9 +221,14 @@ def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stri
             (a quick preview: the SDE is still integrated on all of ``req.t``, see
             ``StochasticROM.predict``).
         substeps: override ``req.substeps`` (a quick preview on a coarser step).
+        cancel: checked while the model predicts (``StochasticROM.predict``); ``None``:
+            never.
 
     Returns:
         The reduced result and the warnings raised (extrapolation).
+
+    Raises:
+        PredictionCancelled: ``cancel()`` returned ``True`` during the model call.
     """
     model, system, t = req.model, req.system, req.t
     n = int(n_paths or req.n_paths)
@@ -241,7 +248,7 @@ def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stri
             pred = model.predict(x0, req.mu, t, f_values, n_samples=n, seed=req.seed,
                                  return_samples=True, quantiles=QUANTILE_LEVELS,
                                  substeps=int(substeps or req.substeps),
-                                 decode_stride=int(decode_stride))
+                                 decode_stride=int(decode_stride), cancel=cancel)
     seconds = time.perf_counter() - start
     notes = [str(w.message) for w in caught if issubclass(w.category, ExtrapolationWarning)]
     if capped:
@@ -265,13 +272,27 @@ def predict_request(req: PredictRequest, n_paths: int | None = None, decode_stri
     return result, notes + list(req.notes)
 
 
+def _predict_preview(req: PredictRequest, settings: dict[str, int],
+                     cancel: CancelCheck | None = None) -> tuple[ExploreResult, list[str]]:
+    """:func:`predict_request` with :meth:`ExploreState.preview_settings`' ``settings``."""
+    return predict_request(req, n_paths=settings["n_paths"],
+                           decode_stride=settings["decode_stride"],
+                           substeps=settings["substeps"], cancel=cancel)
+
+
 def _add_truth(result: ExploreResult, req: PredictRequest) -> list[str]:
     """Simulate the truth into ``result``; a cancelled simulation leaves the result without
     it and returns a note saying so."""
     start = time.perf_counter()
+    # always on the request's whole time grid, then the result's times taken from it: a
+    # preview decodes fewer times, and simulating on those made a second, different cache
+    # entry, so the full prediction ran the simulator again (the cylinder: twice ~25 s)
+    keep = np.searchsorted(req.t, result.t)
+    if keep.size and (keep[-1] >= req.t.size or not np.array_equal(req.t[keep], result.t)):
+        raise ValueError("the result's times are not among the request's")
     try:
         with _simulating(req, "truth"):
-            truth = simulate_truth(req.system, result.mu, req.forcings, result.t, req.seed)
+            truth = simulate_truth(req.system, result.mu, req.forcings, req.t, req.seed)
     except SimulationCancelled as exc:
         run = req.simulation
         where = run.stopped_at if run is not None else None
@@ -280,6 +301,8 @@ def _add_truth(result: ExploreResult, req: PredictRequest) -> list[str]:
               else "")
         return [f"{exc}{at}: the prediction is shown without the simulator's truth"]
     result.truth_seconds = time.perf_counter() - start
+    if keep.size != req.t.size:
+        truth = truth[keep]
     result.truth = truth
     result.rel_error = scaled_l2(result.mean[None], truth[None])[0]
     lo, hi = (result.quantile(q) for q in COVERAGE_BAND)
@@ -563,7 +586,7 @@ class ExploreState(param.Parameterized):
         whether the next request gets a preview). Each is ``(result, warnings)``."""
         preview = self.preview_settings(req)
         if preview is not None:
-            yield predict_request(req, **preview)
+            yield _predict_preview(req, preview)
         outcome = predict_request(req)
         self.last_full_seconds = outcome[0].seconds
         yield outcome
@@ -576,19 +599,24 @@ class ExploreState(param.Parameterized):
         fewer output times; its refinement is a second job of the shared scheduler
         (:mod:`app.state.scheduler`) that waits behind every session's first results and starts
         once this session has applied the preview, and never if newer inputs came meanwhile.
+        Newer inputs or a closed session (``worker.cancel()``) also stop a running model
+        call within a chunk of its work (:mod:`engine.cancellation`); nothing is delivered.
         """
         worker = self.worker
+        cancel = worker.superseded(generation)  # newer inputs or a closed session stop it
         try:
             preview = None if refine else self.preview_settings(req)
             if preview is not None:
-                outcome = predict_request(req, **preview)
+                outcome = _predict_preview(req, preview, cancel)
                 # bound now: the session applies it later
                 worker.deliver(generation, functools.partial(self._apply, outcome, final=False),
                                then=lambda g: self._work(req, g, refine=True))
                 return
-            outcome = predict_request(req)
+            outcome = predict_request(req, cancel=cancel)
             self.last_full_seconds = outcome[0].seconds
             worker.deliver(generation, functools.partial(self._apply, outcome, final=True))
+        except PredictionCancelled:
+            return  # stale: whatever came after it shows its own result or error
         except Exception as exc:  # noqa: BLE001
             message = f"{type(exc).__name__}: {exc}"
             worker.deliver(generation, lambda: self.param.update(error=message, busy=False))

@@ -14,7 +14,10 @@ model run one at a time, in the scheduler's order rather than its lock's):
   :meth:`FairWorker.deliver`'s ``then``; follow-ups run only when no session waits for a
   first result, and only once the owner has applied the preview (or after ``handoff_s``);
 - **round robin**: among the jobs of one stage, the worker served longest ago goes first;
-- **no thread per session**: a closed session leaves nothing behind but its dropped job.
+- **no thread per session**: a closed session leaves nothing behind but its dropped job;
+- **superseded work stops**: a running job can ask :meth:`FairWorker.superseded` whether a
+  newer submission or a cancel made it stale, and stop (a prediction checks it between
+  chunks of its work, :mod:`engine.cancellation`).
 
 ::
 
@@ -145,6 +148,10 @@ class PredictionScheduler:
                     if worker._pending is not None:  # submitted meanwhile: back of the line
                         self._ready.append(worker)
                     self.cond.notify_all()
+                # an idle thread waits with this frame's locals: the last job (its closure
+                # holds a session's state) and worker must not stay alive with it, or a
+                # closed session's objects live until this thread's next job
+                del job, worker
 
 
 _SCHEDULER: PredictionScheduler | None = None
@@ -215,6 +222,12 @@ class FairWorker:
     def current(self, generation: int) -> bool:
         """Whether ``generation`` is still the newest submission."""
         return generation == self._generation
+
+    def superseded(self, generation: int) -> Callable[[], bool]:
+        """A check for a running job of ``generation``: ``True`` once a newer job was
+        submitted or the worker was cancelled (its session closed), so the job can stop
+        early (``StochasticROM.predict``'s ``cancel``). Quick and thread-safe."""
+        return lambda: generation != self._generation
 
     def deliver(self, generation: int, fn: Callable[[], object],
                 then: Callable[[int], None] | None = None) -> None:

@@ -2,8 +2,9 @@
 
 GUI-free. The model needs an initial state x0 for every prediction, and the truth overlay
 needs a full simulator trajectory; both depend only on (system settings, μ, forcing, times,
-seed), so they are kept in a small process-wide LRU cache shared by all sessions. Cached
-arrays are read-only. Initial states that are slow to make (the cylinder's spin-up) are also
+seed), so they are kept in a small process-wide LRU cache shared by all sessions, bounded in
+entries and in bytes (a cylinder truth over a trained span is ~57 MB). Cached arrays are
+read-only. Initial states that are slow to make (the cylinder's spin-up) are also
 looked up among the states shipped with the model and in the user's disk cache, and stored
 there once made (:func:`engine.state_cache.simulator_initial_state`).
 """
@@ -24,6 +25,8 @@ from engine.state_cache import simulator_initial_state
 __all__ = ["initial_state", "simulate_truth", "clear_cache", "cache_info"]
 
 _MAX_ENTRIES = 64
+#: bytes the cached arrays may hold together (the newest one is kept even when larger)
+_MAX_BYTES = 512 * 2**20
 _cache: OrderedDict[Hashable, np.ndarray] = OrderedDict()
 _lock = threading.Lock()
 _stats = {"hits": 0, "misses": 0}
@@ -51,8 +54,9 @@ def _cached(key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
     with _lock:
         _stats["misses"] += 1
         _cache[key] = value
-        while len(_cache) > _MAX_ENTRIES:
-            _cache.popitem(last=False)
+        size = sum(v.nbytes for v in _cache.values())
+        while len(_cache) > 1 and (len(_cache) > _MAX_ENTRIES or size > _MAX_BYTES):
+            size -= _cache.popitem(last=False)[1].nbytes
     return value
 
 

@@ -91,6 +91,8 @@ then reload this page.
 
 NO_SIMULATOR_NOTE = ("*No simulator for this model (trained on your own data): there is "
                      "nothing to compare with.*")
+#: the status line while a model's first prediction is computed (the page is already shown)
+FIRST_STATUS = "Predicting… the plots fill in when the first prediction is ready"
 #: the status line while an error is shown (the plots keep the last prediction that worked)
 STALE_STATUS = ("⚠ the newest inputs failed (see the error above): the plots show the last "
                 "prediction that worked")
@@ -278,7 +280,7 @@ class ExploreView(pn.viewable.Viewer):
                                             "line-height": "16px", "overflow-y": "auto"},
                                     stylesheets=[":host p { margin: 2px 0; }"])
         self._spinner = BusyLabel(s.busy)
-        s.param.watch(lambda e: setattr(self._spinner, "value", bool(e.new)), "busy")
+        s.param.watch(self._on_busy, "busy")
         tips = {"npz": "The prediction's arrays (mean, quantiles, kept sample paths, latent, "
                        "μ, forcing) and a JSON description",
                 "csv": "The probe's value over time, as plotted: t, mean, std, quantiles",
@@ -421,7 +423,8 @@ class ExploreView(pn.viewable.Viewer):
         s = self.state
         with pn.io.hold():
             release_js_callbacks(self._mu_box)  # the old model's sliders are dropped
-            self._status.object = ""  # the previous model's timing line is not this one's
+            # the previous model's timing line is not this one's
+            self._status.object = FIRST_STATUS if s.busy and s.result is None else ""
             if s.model is None:
                 self._mu_box[:] = []
                 self._plot_box[:] = [pn.pane.Markdown(NO_MODEL_HELP, sizing_mode="stretch_width")
@@ -561,6 +564,11 @@ class ExploreView(pn.viewable.Viewer):
             self._error.param.update(object=f"**Error:** {md(s.error)}", visible=bool(s.error))
             if s.error:  # the plots keep the last prediction that worked: say so
                 self._status.object = STALE_STATUS if s.result is not None else ""
+
+    def _on_busy(self, event: param.parameterized.Event) -> None:
+        self._spinner.value = bool(event.new)
+        if event.new and self.state.result is None and not self.state.error:
+            self._status.object = FIRST_STATUS  # a new model: nothing drawn yet
 
     def _apply_result(self, parts: tuple[str, ...] | None = None) -> None:
         """Push the state's result into the existing figures (no figure is re-created).

@@ -145,3 +145,37 @@ def test_forcing_family_extrapolation_warning_and_a_two_dimensional_field(server
                                timeout=90_000)
         assert page.evaluate(PLAYER) and not page.evaluate(ERROR_SHOWN)
     assert_clean(external, errors, log)
+
+
+
+# whether a text shows anywhere on the page, nested shadow roots included (the status line
+# and the busy mark sit a few shadow roots deep)
+TEXT_SHOWN = """(words) => {
+  const texts = [];
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot) walk(el.shadowRoot);
+      if (el.children.length === 0 && el.tagName !== 'STYLE') texts.push(el.textContent);
+    }
+  };
+  walk(document);
+  return words.some((w) => texts.some((t) => t.includes(w)));
+}"""
+
+
+def test_a_url_naming_a_slow_model_shows_the_page_before_its_first_prediction(server):
+    """A shared URL naming a cylinder model (its full first prediction: ~30 s on a 2-core
+    CPU, its preview ~6 s): the page comes while that prediction is pending ("Predicting…"
+    or, once the preview is there, the busy mark), its plot fills in later; closing the
+    page then stops the prediction still running."""
+    url, log = server
+    with sync_api.sync_playwright() as p, local_browser(p) as (browser, external, errors):
+        page = open_page(browser, external, errors)
+        page.goto(url + "?model=cylinder_paper_d7")
+        page.wait_for_function(TEXT_SHOWN, arg=["Predicting…", "computing…"], timeout=30_000)
+        assert page.evaluate(READ_CONTROLS)["model"] is not None  # the controls are there
+        # the first result's status line (the preview's, or the full one's)
+        page.wait_for_function(TEXT_SHOWN, arg=["predicted in"], timeout=120_000)
+        wait_for_plot(page)
+        page.context.close()
+    assert_clean(external, errors, log)

@@ -67,7 +67,7 @@ def test_a_long_truth_run_shows_progress_and_cancel_stops_it(server, tmp_path):
     with sync_api.sync_playwright() as p, local_page(p, 1200) as (page, external, errors):
         page.goto(url)
         wait_for_plot(page)  # the default model; the cylinder is picked as a user does (a
-        # URL naming it predicts before the page is sent, ~50 s on a CPU)
+        # URL naming it: test_app_sessions_ui.py)
         select_model(page.locator("select").first, "cylinder — pretrained/cylinder_paper_d7")
         page.wait_for_function(CYLINDER_SHOWN, timeout=60_000)  # its maps' channel picker
         page.wait_for_function(f"() => {{ const b = ({TRUTH_BOX})(); return b && !b.disabled; }}",
