@@ -447,6 +447,29 @@ def test_a_preview_decodes_fewer_times_and_the_refinement_waits_for_it(state, mo
     assert n_kept <= 5 and not state.busy and state.result.decode_stride == 1
 
 
+def test_a_preview_applied_after_its_refinement_does_not_replace_it(state):
+    """On a loaded server the preview's hand-off can time out, and the session's loop may run
+    the two deliveries in either order (seen before the page connected: the final result,
+    then the preview, left the page on the preview with the busy mark on for good)."""
+    delivered: list = []
+    state.param.update(background=True, preview_paths=4, preview_above_ms=0.0)
+    state.dispatch = delivered.append  # held: applied below, in the order a test picks
+    state.worker.handoff_s = 0.0  # the refinement does not wait for the preview's apply
+    state.n_paths = 24
+    assert state.wait(60)
+    assert len(delivered) == 2
+    for apply in reversed(delivered):  # the refinement first, then the late preview
+        apply()
+    assert state.result.n_paths == 24 and not state.result.preview and not state.busy
+    delivered.clear()
+    state.n_paths = 25  # the next request: its preview and refinement land as usual
+    assert state.wait(60)
+    delivered[0]()
+    assert state.result.n_paths == 4 and state.busy
+    delivered[1]()
+    assert state.result.n_paths == 25 and not state.busy
+
+
 def test_background_bad_input_fails_at_once_and_drops_older_results(state):
     delivered = []
     state.param.update(background=True, preview_paths=0)

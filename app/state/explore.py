@@ -384,6 +384,7 @@ class ExploreState(param.Parameterized):
         self._loading = False
         #: seconds of the last full prediction of the loaded model (None: none yet)
         self.last_full_seconds: float | None = None
+        self._final_generation: int | None = None  # the newest generation whose full result landed
         #: the newest request's simulator work (progress, cancel); None: none yet
         self.simulation: SimulationRun | None = None
         self._simulation_key: tuple | None = None
@@ -609,19 +610,29 @@ class ExploreState(param.Parameterized):
             if preview is not None:
                 outcome = _predict_preview(req, preview, cancel)
                 # bound now: the session applies it later
-                worker.deliver(generation, functools.partial(self._apply, outcome, final=False),
+                worker.deliver(generation, functools.partial(self._apply, outcome, final=False,
+                                                             generation=generation),
                                then=lambda g: self._work(req, g, refine=True))
                 return
             outcome = predict_request(req, cancel=cancel)
             self.last_full_seconds = outcome[0].seconds
-            worker.deliver(generation, functools.partial(self._apply, outcome, final=True))
+            worker.deliver(generation, functools.partial(self._apply, outcome, final=True,
+                                                         generation=generation))
         except PredictionCancelled:
             return  # stale: whatever came after it shows its own result or error
         except Exception as exc:  # noqa: BLE001
             message = f"{type(exc).__name__}: {exc}"
             worker.deliver(generation, lambda: self.param.update(error=message, busy=False))
 
-    def _apply(self, outcome: tuple[ExploreResult, list[str]], final: bool) -> None:
+    def _apply(self, outcome: tuple[ExploreResult, list[str]], final: bool,
+               generation: int | None = None) -> None:
+        if not final and generation is not None and generation == self._final_generation:
+            # the refinement landed first: its preview, applied late, must not replace it
+            # (seen on a loaded CPU when the preview's hand-off timed out and both were
+            # queued on the session's loop before the page connected)
+            return
+        if final:
+            self._final_generation = generation
         result, notes = outcome
         self.param.update(result=result, warning="\n".join(notes), error="", busy=not final)
 

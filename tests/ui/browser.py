@@ -150,10 +150,24 @@ def wait_for_new_plot(page, before: list[float], timeout_ms: int = 60_000) -> li
     return page.evaluate(READ_QOI_MEAN)
 
 
+# whether one of the words shows anywhere on the page, nested shadow roots included (Bokeh
+# nests a shadow root per component: the status line and the busy mark sit a few deep)
+TEXT_SHOWN = """(words) => {
+  const texts = [];
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot) walk(el.shadowRoot);
+      if (el.children.length === 0 && el.tagName !== 'STYLE') texts.push(el.textContent);
+    }
+  };
+  walk(document);
+  return words.some((w) => texts.some((t) => t.includes(w)));
+}"""
+
 # the Explore tab's busy mark ("⏳ computing…", app.views.controls.BusyLabel) is showing: a
-# prediction is pending, or its preview is shown and the full result is still to come
-BUSY_SHOWN = """() => Array.from(document.querySelectorAll('*')).some((el) =>
-  el.shadowRoot && el.shadowRoot.textContent.includes('computing…'))"""
+# prediction is pending, or its preview is shown and the full result is still to come.
+# (A search of the first shadow level only never saw it, so waits on it returned at once.)
+BUSY_SHOWN = f"""() => ({TEXT_SHOWN})(['computing…'])"""
 
 
 def wait_until_settled(page, timeout_ms: int = 60_000) -> list[float]:

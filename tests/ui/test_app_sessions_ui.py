@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from browser import (  # noqa: E402
     READ_QOI_MEAN,
+    TEXT_SHOWN,
     assert_clean,
     drag_first_slider,
     local_browser,
@@ -148,19 +149,6 @@ def test_forcing_family_extrapolation_warning_and_a_two_dimensional_field(server
 
 
 
-# whether a text shows anywhere on the page, nested shadow roots included (the status line
-# and the busy mark sit a few shadow roots deep)
-TEXT_SHOWN = """(words) => {
-  const texts = [];
-  const walk = (root) => {
-    for (const el of root.querySelectorAll('*')) {
-      if (el.shadowRoot) walk(el.shadowRoot);
-      if (el.children.length === 0 && el.tagName !== 'STYLE') texts.push(el.textContent);
-    }
-  };
-  walk(document);
-  return words.some((w) => texts.some((t) => t.includes(w)));
-}"""
 
 
 def test_a_url_naming_a_slow_model_shows_the_page_before_its_first_prediction(server):
