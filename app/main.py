@@ -26,6 +26,7 @@ if str(_ROOT) not in sys.path:  # `panel serve app/main.py` from a plain checkou
 import numpy as np  # noqa: E402
 import panel as pn  # noqa: E402
 import torch  # noqa: E402
+from bokeh.document import Document  # noqa: E402
 
 from app.state import url_state  # noqa: E402
 from app.state.explore import ExploreState  # noqa: E402
@@ -37,7 +38,7 @@ from app.views.presentation import presentation_toggle  # noqa: E402
 from app.views.sensitivity import SensitivityView  # noqa: E402
 from app.views.training import TrainingView  # noqa: E402
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "build_page"]
 
 TITLE = "srom — stochastic reduced-order models"
 
@@ -105,7 +106,16 @@ def _url_alert(notes: list[str]) -> pn.pane.Alert:
 pn.extension("katex", "filedropper", sizing_mode="stretch_width", notifications=False)
 
 
-def _serve() -> None:
+#: the browser's title of the served page
+PAGE_TITLE = "srom dashboard"
+
+
+def build_page(doc: Document) -> pn.viewable.Viewable:
+    """Build one session's page (:func:`create_app`) and attach it to ``doc``, the
+    session's Bokeh document; a page that fails to build shows the failure instead of a blank
+    page. What the server does for each new session (``benchmarks/ui_page_cost.py`` times it
+    outside a server: ``doc`` without a session context).
+    """
     app: pn.template.BaseTemplate | pn.viewable.Viewable
     try:
         app = create_app()
@@ -115,7 +125,17 @@ def _serve() -> None:
         app = pn.Column(pn.pane.Alert(f"**The dashboard failed to start:** {md(exc)}",
                                       alert_type="danger"),
                         pn.pane.Markdown(f"```\n{traceback.format_exc()}\n```"))
-    app.servable(title="srom dashboard")
+    if doc.session_context is not None:
+        app.servable(title=PAGE_TITLE)
+    else:  # what servable does in a session, less its logging set-up
+        app.server_doc(doc, title=PAGE_TITLE, location=True)
+    return app
+
+
+def _serve() -> None:
+    doc = pn.state.curdoc
+    if doc is not None:
+        build_page(doc)
 
 
 if __name__.startswith("bokeh"):
