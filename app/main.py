@@ -34,6 +34,7 @@ from app.state.safe_text import md  # noqa: E402
 from app.views.about import about_panel  # noqa: E402
 from app.views.controls import release_at_session_end  # noqa: E402
 from app.views.explore import ExploreView  # noqa: E402
+from app.views.lazy_tabs import lazy_tabs  # noqa: E402
 from app.views.presentation import presentation_toggle  # noqa: E402
 from app.views.sensitivity import SensitivityView  # noqa: E402
 from app.views.training import TrainingView  # noqa: E402
@@ -68,10 +69,14 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
         if probe is not None:
             view.set_probe(probe)
         url_notes += notes
-    tabs = pn.Tabs(("Explore", view.main), ("Sensitivity", SensitivityView(view.state)),
-                   ("Train", TrainingView(explore=view)),
-                   ("About", about_panel(view.state)), dynamic=False,
-                   sizing_mode="stretch_width")
+    # the Train tab's view exists from the start (its poll refreshes the Explore tab's model
+    # picker when any session saves a model); like the Sensitivity and About tabs, its
+    # widgets and figures reach the page when the tab is first opened (app.views.lazy_tabs)
+    training = TrainingView(explore=view)
+    tabs = lazy_tabs(("Explore", view.main),
+                     ("Sensitivity", lambda: SensitivityView(view.state)),
+                     ("Train", lambda: training), ("About", lambda: about_panel(view.state)),
+                     sizing_mode="stretch_width")
     # BootstrapTemplate: every resource it needs is bundled with Panel and served locally
     # (FastListTemplate's design fetches a Google font).
     template = pn.template.BootstrapTemplate(
@@ -125,10 +130,14 @@ def build_page(doc: Document) -> pn.viewable.Viewable:
         app = pn.Column(pn.pane.Alert(f"**The dashboard failed to start:** {md(exc)}",
                                       alert_type="danger"),
                         pn.pane.Markdown(f"```\n{traceback.format_exc()}\n```"))
-    if doc.session_context is not None:
-        app.servable(title=PAGE_TITLE)
-    else:  # what servable does in a session, less its logging set-up
-        app.server_doc(doc, title=PAGE_TITLE, location=True)
+    # the document's index of models frozen while the page's ~500 models are added: each
+    # JS callback Panel attaches otherwise walks the whole document again (9 walks, 0.7 s
+    # of the server's event loop per new page on 2 cores, benchmarks/ui_page_cost.py)
+    with doc.models.freeze():
+        if doc.session_context is not None:
+            app.servable(title=PAGE_TITLE)
+        else:  # what servable does in a session, less its logging set-up
+            app.server_doc(doc, title=PAGE_TITLE, location=True)
     return app
 
 

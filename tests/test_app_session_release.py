@@ -31,7 +31,7 @@ SESSIONS = 3
 @pytest.fixture
 def tracked(monkeypatch):
     """A ``WeakSet`` that receives every Explore, Sensitivity and Train view built from now
-    on in a served session, their states and the session's Bokeh document; and a list of
+    on in a served session (every tab opened at once), their states and the session's Bokeh document; and a list of
     the names of those views, to count them. An Explore view has its first prediction by
     the end of its constructor."""
     from app.views.explore import ExploreView
@@ -49,6 +49,15 @@ def tracked(monkeypatch):
                 if isinstance(self, ExploreView):  # its first prediction is drawn
                     assert self.state.result is not None and self.state.error == ""
         monkeypatch.setattr(cls, "__init__", init)
+    # every tab opened, as by a user (the served script imports lazy_tabs for each session)
+    import app.views.lazy_tabs as lazy
+
+    def opened(*args, _original=lazy.lazy_tabs, **kwargs):
+        tabs = _original(*args, **kwargs)
+        for index in range(1, len(tabs)):
+            tabs.open_tab(index)
+        return tabs
+    monkeypatch.setattr(lazy, "lazy_tabs", opened)
     return made, names
 
 
