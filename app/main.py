@@ -115,7 +115,7 @@ pn.extension("katex", "filedropper", sizing_mode="stretch_width", notifications=
 PAGE_TITLE = "srom dashboard"
 
 
-def build_page(doc: Document) -> pn.viewable.Viewable:
+def build_page(doc: Document) -> pn.template.BaseTemplate | pn.viewable.Viewable:
     """Build one session's page (:func:`create_app`) and attach it to ``doc``, the
     session's Bokeh document; a page that fails to build shows the failure instead of a blank
     page. What the server does for each new session (``benchmarks/ui_page_cost.py`` times it

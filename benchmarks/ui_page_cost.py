@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,13 +46,15 @@ sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("SROM_DEVICE", "cpu")
 
+from bokeh.core.types import ID  # noqa: E402
 from bokeh.document import Document  # noqa: E402
 from bokeh.protocol import Protocol  # noqa: E402
 from panel.io.state import set_curdoc  # noqa: E402
 
 import app.main as main  # noqa: E402
 
-FIELDS = ("create_s", "attach_s", "page_s", "serialize_s", "doc_kb", "models")
+FIELDS = ("create_s", "attach_s", "page_s", "serialize_s", "doc_kb", "models", "move_events",
+          "move_kb")
 
 
 def page_cost() -> dict[str, float]:
@@ -59,7 +62,7 @@ def page_cost() -> dict[str, float]:
     created: list[float] = []
     create_app = main.create_app
 
-    def timed_create_app(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def timed_create_app(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
             return create_app(*args, **kwargs)
@@ -71,17 +74,56 @@ def page_cost() -> dict[str, float]:
     try:
         with set_curdoc(doc):
             start = time.perf_counter()
-            main.build_page(doc)
+            page: Any = main.build_page(doc)
             page_s = time.perf_counter() - start
     finally:
         main.create_app = create_app
     start = time.perf_counter()  # the server's reply to a new page's document request
-    reply = Protocol().create("PULL-DOC-REPLY", "0", doc)
-    size = len(reply.content_json.encode()) + sum(len(b.data) for b in reply.buffers)
+    reply = Protocol().create("PULL-DOC-REPLY", ID("0"), doc)
     serialize_s = time.perf_counter() - start
+    events, move_kb = move_payload(doc, page.explore_view)
     return {"create_s": created[0], "attach_s": page_s - created[0], "page_s": page_s,
-            "serialize_s": serialize_s, "doc_kb": size / 1024,
-            "models": float(len(doc.models))}
+            "serialize_s": serialize_s, "doc_kb": _size(reply) / 1024,
+            "models": float(len(doc.models)), "move_events": float(events), "move_kb": move_kb}
+
+
+def _size(message: Any) -> int:
+    """Bytes of a Bokeh protocol message's content and binary buffers."""
+    return len(message.content_json.encode()) + sum(len(b.data) for b in message.buffers)
+
+
+def move_payload(doc: Document, view: Any) -> tuple[int, float]:
+    """What the page is sent when the first μ moves (to 60 % of its trained range): the Explore figures refreshed with the new full prediction (made in this
+    thread; a preview, when the server makes one, comes before it). Returns the number of
+    document change events and their size as one ``PATCH-DOC`` message (kB)."""
+    state = view.state
+    spec = state.mu_specs[0]
+    low, high = spec.trained
+    value = low + 0.6 * (high - low)
+    # every change event, also those a hold collects (outside a session Panel's hold drops
+    # them: a new page gets the whole document); the last one per model and property is
+    # sent, as a served session's hold ("combine") does
+    events: dict[tuple, Any] = {}
+    callbacks = doc.callbacks
+    trigger = callbacks.trigger_on_change
+
+    def record(event: Any) -> None:
+        model = getattr(event, "model", None)
+        key = (type(event).__name__, getattr(model, "id", None), getattr(event, "attr", None))
+        events.pop(key, None)
+        events[key] = event
+        trigger(event)
+
+    state.background = False
+    callbacks.trigger_on_change = record  # type: ignore[method-assign]
+    try:
+        with set_curdoc(doc):
+            state.set_mu(spec.name, value)
+    finally:
+        del callbacks.trigger_on_change
+    if not events or state.error:
+        raise RuntimeError(f"the μ move changed nothing on the page: {state.error!r}")
+    return len(events), _size(Protocol().create("PATCH-DOC", list(events.values()))) / 1024
 
 
 def _commit() -> str:
@@ -115,11 +157,11 @@ def markdown(runs: dict[str, dict]) -> str:
              "(`app.main.build_page` into a fresh Bokeh document, default URL) after uncounted "
              "warm-up pages; median (min) per page. `create`: `create_app` (state, first "
              "prediction, Panel objects); `attach`: the Bokeh models in the document; "
-             "`serialize`: the reply to the page's document request (`PULL-DOC-REPLY`) and its size. Wall-clock on a "
+             "`serialize`: the reply to the page's document request (`PULL-DOC-REPLY`) and its size; `μ move`: what the page is sent when the first μ moves (the figures refreshed with the new full prediction: change events and their `PATCH-DOC` size). Wall-clock on a "
              "shared 2-core machine (other users' work included): see the load column.", "",
              "| tag | commit | pages | create (s) | attach (s) | page total (s) | serialize (s) "
-             "| document (kB) | Bokeh models | load (1 min) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| document (kB) | Bokeh models | μ move: events / kB | load (1 min) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for tag, run in runs.items():
         med, low = run["median"], run["min"]
 
@@ -129,7 +171,8 @@ def markdown(runs: dict[str, dict]) -> str:
         load = "–".join(f"{v:.1f}" for v in run["load_1min"])
         lines.append(f"| {tag} | {run['commit']} | {run['sessions']} | {cell('create_s')} | "
                      f"{cell('attach_s')} | {cell('page_s')} | {cell('serialize_s')} | "
-                     f"{med['doc_kb']:.0f} | {med['models']:.0f} | {load} |")
+                     f"{med['doc_kb']:.0f} | {med['models']:.0f} | "
+                     f"{med['move_events']:.0f} / {med['move_kb']:.1f} | {load} |")
     return "\n".join(lines) + "\n"
 
 

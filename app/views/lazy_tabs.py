@@ -11,20 +11,20 @@ to Explore re-sent its ~500 models; here a tab, once opened, stays.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import panel as pn
 
 __all__ = ["lazy_tabs"]
 
 
-def lazy_tabs(first: tuple[str, pn.viewable.Viewable],
-              *later: tuple[str, Callable[[], pn.viewable.Viewable]],
-              **params) -> pn.Tabs:
+def lazy_tabs(first: tuple[str, Any], *later: tuple[str, Callable[[], Any]],
+              **params: Any) -> pn.Tabs:
     """A ``pn.Tabs`` showing ``first``; each of ``later`` is built and put on the page on the
     tab's first activation.
 
     Args:
-        first: (title, content) of the tab shown at first.
+        first: (title, content) of the tab shown at first (anything ``pn.panel`` shows).
         later: (title, build) of the other tabs; ``build()`` returns the tab's content and is
             called once, on the session's thread, when the tab is first picked.
         params: more arguments of ``pn.Tabs`` (e.g. ``sizing_mode``).
@@ -34,7 +34,7 @@ def lazy_tabs(first: tuple[str, pn.viewable.Viewable],
         ``pn.Column`` until then.
     """
     holders = [pn.Column(sizing_mode="stretch_width", margin=0) for _ in later]
-    builders: dict[int, Callable[[], pn.viewable.Viewable]] = {
+    builders: dict[int, Callable[[], Any]] = {
         i + 1: build for i, (_, build) in enumerate(later)}
     tabs = pn.Tabs(first, *((title, holder) for (title, _), holder in zip(later, holders)),
                    **params)
