@@ -26,6 +26,7 @@ if str(_ROOT) not in sys.path:  # `panel serve app/main.py` from a plain checkou
 import numpy as np  # noqa: E402
 import panel as pn  # noqa: E402
 import torch  # noqa: E402
+from bokeh.document import Document  # noqa: E402
 
 from app.state import url_state  # noqa: E402
 from app.state.explore import ExploreState  # noqa: E402
@@ -33,11 +34,12 @@ from app.state.safe_text import md  # noqa: E402
 from app.views.about import about_panel  # noqa: E402
 from app.views.controls import release_at_session_end  # noqa: E402
 from app.views.explore import ExploreView, session_dispatcher  # noqa: E402
+from app.views.lazy_tabs import lazy_tabs  # noqa: E402
 from app.views.presentation import presentation_toggle  # noqa: E402
 from app.views.sensitivity import SensitivityView  # noqa: E402
 from app.views.training import TrainingView  # noqa: E402
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "build_page"]
 
 TITLE = "srom — stochastic reduced-order models"
 
@@ -68,10 +70,14 @@ def create_app(state: ExploreState | None = None) -> pn.template.BootstrapTempla
         if probe is not None:
             view.set_probe(probe)
         url_notes += notes
-    tabs = pn.Tabs(("Explore", view.main), ("Sensitivity", SensitivityView(view.state)),
-                   ("Train", TrainingView(explore=view)),
-                   ("About", about_panel(view.state)), dynamic=False,
-                   sizing_mode="stretch_width")
+    # the Train tab's view exists from the start (its poll refreshes the Explore tab's model
+    # picker when any session saves a model); like the Sensitivity and About tabs, its
+    # widgets and figures reach the page when the tab is first opened (app.views.lazy_tabs)
+    training = TrainingView(explore=view)
+    tabs = lazy_tabs(("Explore", view.main),
+                     ("Sensitivity", lambda: SensitivityView(view.state)),
+                     ("Train", lambda: training), ("About", lambda: about_panel(view.state)),
+                     sizing_mode="stretch_width")
     # BootstrapTemplate: every resource it needs is bundled with Panel and served locally
     # (FastListTemplate's design fetches a Google font).
     template = pn.template.BootstrapTemplate(
@@ -106,7 +112,16 @@ def _url_alert(notes: list[str]) -> pn.pane.Alert:
 pn.extension("katex", "filedropper", sizing_mode="stretch_width", notifications=False)
 
 
-def _serve() -> None:
+#: the browser's title of the served page
+PAGE_TITLE = "srom dashboard"
+
+
+def build_page(doc: Document) -> pn.template.BaseTemplate | pn.viewable.Viewable:
+    """Build one session's page (:func:`create_app`) and attach it to ``doc``, the
+    session's Bokeh document; a page that fails to build shows the failure instead of a blank
+    page. What the server does for each new session (``benchmarks/ui_page_cost.py`` times it
+    outside a server: ``doc`` without a session context).
+    """
     app: pn.template.BaseTemplate | pn.viewable.Viewable
     try:
         app = create_app()
@@ -116,7 +131,21 @@ def _serve() -> None:
         app = pn.Column(pn.pane.Alert(f"**The dashboard failed to start:** {md(exc)}",
                                       alert_type="danger"),
                         pn.pane.Markdown(f"```\n{traceback.format_exc()}\n```"))
-    app.servable(title="srom dashboard")
+    # the document's index of models frozen while the page's ~500 models are added: each
+    # JS callback Panel attaches otherwise walks the whole document again (9 walks, 0.7 s
+    # of the server's event loop per new page on 2 cores, benchmarks/ui_page_cost.py)
+    with doc.models.freeze():
+        if doc.session_context is not None:
+            app.servable(title=PAGE_TITLE)
+        else:  # what servable does in a session, less its logging set-up
+            app.server_doc(doc, title=PAGE_TITLE, location=True)
+    return app
+
+
+def _serve() -> None:
+    doc = pn.state.curdoc
+    if doc is not None:
+        build_page(doc)
 
 
 if __name__.startswith("bokeh"):

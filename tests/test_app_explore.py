@@ -136,7 +136,9 @@ def test_extrapolation_shows_a_warning_banner(view):
 
 
 def test_bad_input_shows_an_error_and_the_view_keeps_working(view):
-    pn.panel(view).get_root()
+    root = pn.panel(view).get_root()
+    error_figure = view._plots["error"].figure
+    assert error_figure not in root.references()  # hidden: not on the page until shown
     view._family.value = "ramp"
     _settle(view)
     names = [label_of(w) for w in view._forcing_box]
@@ -149,6 +151,7 @@ def test_bad_input_shows_an_error_and_the_view_keeps_working(view):
     view._truth.value = True
     _settle(view)
     assert view._error_pane.visible and "inside the 90 % band" in view._status.object
+    assert error_figure in root.references()
     assert not np.all(np.isnan(view._plots["qoi"].source.data["truth"]))
 
 

@@ -31,9 +31,9 @@ SESSIONS = 3
 @pytest.fixture
 def tracked(monkeypatch):
     """A ``WeakSet`` that receives every Explore, Sensitivity and Train view built from now
-    on in a served session, their states and the session's Bokeh document; and a list of
-    the names of those views, to count them. An Explore view's first prediction runs in
-    the background (the page is sent before it lands)."""
+    on in a served session (every tab opened at once), their states and the session's Bokeh
+    document; and a list of the names of those views, to count them. An Explore view's
+    first prediction runs in the background (the page is sent before it lands)."""
     from app.views.explore import ExploreView
     from app.views.sensitivity import SensitivityView
     from app.views.training import TrainingView
@@ -49,6 +49,15 @@ def tracked(monkeypatch):
                 if isinstance(self, ExploreView):  # predicting in the background
                     assert self.state.background and self.state.error == ""
         monkeypatch.setattr(cls, "__init__", init)
+    # every tab opened, as by a user (the served script imports lazy_tabs for each session)
+    import app.views.lazy_tabs as lazy
+
+    def opened(*args, _original=lazy.lazy_tabs, **kwargs):
+        tabs = _original(*args, **kwargs)
+        for index in range(1, len(tabs)):
+            tabs.open_tab(index)
+        return tabs
+    monkeypatch.setattr(lazy, "lazy_tabs", opened)
     return made, names
 
 

@@ -538,16 +538,20 @@ class ExploreView(pn.viewable.Viewer):
         rows = [self._probe, pane(p["qoi"])]
         if "forcing" in p:
             rows.append(pane(p["forcing"]))
-        # toggle a wrapping Column: a Bokeh pane's own `visible` is synced back from its figure
-        self._error_pane = pn.Column(pane(p["error"]), sizing_mode="stretch_width", margin=0)
+        # toggle a wrapping Column: a Bokeh pane's own `visible` is synced back from its figure;
+        # the error and pinned-difference figures join their Column when first shown
+        # (_show_lazy): a hidden figure's ~40 models would be built and sent with every page
+        self._lazy_panes = {"error": pane(p["error"])}
+        self._error_pane = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)
         rows.append(self._error_pane)
         if kind == "field2d":
             rows.append(self._field_maps.panel)
         elif "mean_map" in p:
             rows.append(pn.Row(pane(p["mean_map"]), pane(p["std_map"]),
                                sizing_mode="stretch_width"))
-        self._pin_map_pane = pn.Column(*([pane(p["pin_map"])] if "pin_map" in p else []),
-                                       visible=False, sizing_mode="stretch_width", margin=0)
+        if "pin_map" in p:
+            self._lazy_panes["pin_map"] = pane(p["pin_map"])
+        self._pin_map_pane = pn.Column(visible=False, sizing_mode="stretch_width", margin=0)
         rows.append(self._pin_map_pane)
         rows.append(pn.Row(pane(p["latent"]),
                            pn.Column(pn.Row(self._phase_i, self._phase_j), pane(p["phase"]),
@@ -617,8 +621,8 @@ class ExploreView(pn.viewable.Viewer):
         if "forcing" in p and not p["forcing"].shows(r.t, r.forcing[:, 0]):  # μ moves: same f
             p["forcing"].update(r.t, r.forcing[:, 0])
         if r.truth is not None or self._error_pane.visible:  # nothing to send while hidden
-            self._error_pane.visible = r.truth is not None
             p["error"].update(r.t, r.rel_error, r.inside_band)
+            self._show_lazy("error", self._error_pane, r.truth is not None)
 
     def _update_maps(self, r: ExploreResult) -> None:
         p = self._plots
@@ -647,15 +651,22 @@ class ExploreView(pn.viewable.Viewer):
         plot, pin = self._plots.get("pin_map"), self._pinning.pin
         diff = pin.difference(r) if plot is not None and pin is not None else None
         if diff is None or plot is None or pin is None:
-            if self._pin_map_pane.visible:
-                self._pin_map_pane.visible = False
+            self._show_lazy("pin_map", self._pin_map_pane, False)
             return
         xs = self._space_coords(diff.shape[1])
         label = pin.label if len(pin.label) <= 60 else pin.label[:59] + "…"
         plot.update(diff.T, (r.t[0], r.t[-1]), (xs[0], xs[-1]),
                     title=f"Mean − pinned mean (pinned: {label})")
-        if not self._pin_map_pane.visible:
-            self._pin_map_pane.visible = True
+        self._show_lazy("pin_map", self._pin_map_pane, True)
+
+    def _show_lazy(self, key: str, holder: pn.Column, show: bool) -> None:
+        """Show or hide ``holder``; the first time it is shown, its figure's pane (built
+        in :meth:`_build_plots`, kept in ``_lazy_panes``) joins it (a change only when
+        needed: each sends a message)."""
+        if show and key in self._lazy_panes:
+            holder[:] = [self._lazy_panes.pop(key)]
+        if holder.visible != show:
+            holder.visible = show
 
     def _on_pin_changed(self) -> None:
         """A pin was set or cleared: its difference map follows (the overlays already did)."""
