@@ -34,7 +34,9 @@ from ui_speed import CHROMIUM, CHROMIUM_ARGS, serve_dashboard  # noqa: E402
 SOURCE_ROWS = """([name, column, n]) => {
   const doc = window.Bokeh && window.Bokeh.documents[0];
   const source = doc && doc.get_model_by_name(name);
-  return !!source && source.data[column] !== undefined && source.data[column].length >= n;
+  // column null: the first one (HoloViews names the sweep's columns after its dimensions)
+  const values = source && (column === null ? Object.values(source.data)[0] : source.data[column]);
+  return !!values && values.length >= n;
 }"""
 TRUTH_SHOWN = """() => Array.from(window.Bokeh.documents[0].get_model_by_name('qoi-bands')
   .data.truth).some(Number.isFinite)"""
@@ -81,9 +83,9 @@ def take(url: str, out: Path, width: int, height: int, explore_height: int,
 
             _tab(page, "Sensitivity")
             page.get_by_role("button", name="Run sweep").click()
-            page.wait_for_function(SOURCE_ROWS, arg=["sweep-bands", "x", 3], timeout=120_000)
+            page.wait_for_function(SOURCE_ROWS, arg=["sweep-mean", None, 3], timeout=120_000)
             page.get_by_role("button", name="Rank inputs").click()
-            page.wait_for_function(SOURCE_ROWS, arg=["tornado-bars", "low", 2], timeout=120_000)
+            page.wait_for_function(SOURCE_ROWS, arg=["tornado-bars", "input", 2], timeout=120_000)
             written.append(out / "sensitivity.png")
             _shoot(page, written[-1])
 
