@@ -50,3 +50,19 @@ def test_a_failed_prediction_is_not_kept():
     assert cache.get_or_compute(_request(model), lambda req: ("ok", []))[0] == "ok"
     with pytest.raises(ValueError, match="size"):
         SharedResults(size=-1)
+
+
+def test_large_results_are_not_kept_and_the_kept_ones_stay_under_the_byte_bound():
+    model = object()
+
+    def compute(req):
+        return SimpleNamespace(samples=np.zeros(int(req.inputs["mu"]["a"]) // 8)), []
+
+    cache = SharedResults(size=8, max_bytes=1000)
+    big = cache.get_or_compute(_request(model, mu=2000), compute)[0]
+    assert cache.get_or_compute(_request(model, mu=2000), compute)[0] is not big  # not kept
+    kept = [cache.get_or_compute(_request(model, mu=400 + k * 8), compute)[0] for k in range(3)]
+    # 400 + 408 + 416 bytes > 1000: the oldest left, the two newest stay
+    assert cache.get_or_compute(_request(model, mu=416), compute)[0] is kept[2]
+    assert cache.get_or_compute(_request(model, mu=408), compute)[0] is kept[1]
+    assert cache.get_or_compute(_request(model, mu=400), compute)[0] is not kept[0]

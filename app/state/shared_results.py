@@ -21,6 +21,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 __all__ = ["SharedResults", "shared_results"]
 
 
@@ -31,10 +33,15 @@ class SharedResults:
         size: most requests kept (default 8); 0 keeps none.
     """
 
-    def __init__(self, size: int = 8):
+    def __init__(self, size: int = 8, max_bytes: int = 256 * 2**20):
         if size < 0:
             raise ValueError(f"size must be >= 0, got {size}")
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
         self.size = int(size)
+        #: a result whose arrays are larger is not kept (a cylinder prediction's samples
+        #: can be hundreds of MB), and the kept ones together stay under it
+        self.max_bytes = int(max_bytes)
         self._entries: OrderedDict[str, tuple[Any, Any, list[str]]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -62,12 +69,14 @@ class SharedResults:
                     self.hits += 1
                     return entry[1], list(entry[2])
         result, notes = compute(req)
-        if key is not None:
+        size = _array_bytes(result)
+        if key is not None and size <= self.max_bytes:
             with self._lock:
                 # the model is held with its result: its id cannot name another model
                 self._entries[key] = (req.model, result, list(notes))
                 self._entries.move_to_end(key)
-                while len(self._entries) > self.size:
+                while len(self._entries) > self.size or (
+                        sum(_array_bytes(e[1]) for e in self._entries.values()) > self.max_bytes):
                     self._entries.popitem(last=False)
         return result, notes
 
@@ -75,6 +84,12 @@ class SharedResults:
         """Forget every kept result."""
         with self._lock:
             self._entries.clear()
+
+
+def _array_bytes(result: Any) -> int:
+    """Bytes of the NumPy arrays a result holds as attributes (0 for other objects)."""
+    fields = getattr(result, "__dict__", {})
+    return sum(int(v.nbytes) for v in fields.values() if isinstance(v, np.ndarray))
 
 
 #: the process-wide cache of the served dashboard's sessions
