@@ -39,7 +39,6 @@ import param
 
 from app.state import catalog
 from app.state.scheduler import FairWorker
-from app.state.shared_results import shared_results
 from app.state.simulate import initial_state, simulate_truth
 from app.state.simulation_run import PHASE_TEXT, SimulationCancelled, SimulationRun
 from app.state.specs import (
@@ -737,8 +736,7 @@ class ExploreState(param.Parameterized):
         Raises:
             ValueError (and any engine error): bad inputs or a failed model call.
         """
-        # every new page predicts here once; pages opened at the same inputs share it
-        return shared_results.get_or_compute(self.request(), predict_request)
+        return predict_request(self.request())
 
     # ------------------------------------------------------------ info
     def describe(self) -> str:
