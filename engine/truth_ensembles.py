@@ -133,9 +133,7 @@ def make_truth_ensemble(cases: Dataset, n_realisations: int = 64, seed: int = 12
         forcings = [tuple(Forcing.from_dict(d) for d in row) for row in cases.attrs["forcings"]]
         realisations = np.empty((b, r) + cases.x.shape[1:])
         for i in range(b):
-            start = type(system).from_preset(system.preset, **{
-                **{k: v for k, v in system.param.values().items() if k not in ("name", "preset")},
-                "x0": tuple(float(v) for v in clean[i, 0])})
+            start = _started_at(system, clean[i, 0])
             realisations[i] = start.simulate_batch(np.repeat(cases.mu[i:i + 1], r, axis=0),
                                                    [forcings[i]] * r, cases.t, rng)
         kind, noiseless = "process_noise", None  # no noiseless path under process noise
@@ -157,8 +155,12 @@ def _simulate_from(system, cases: Dataset, i: int, x0: np.ndarray) -> np.ndarray
     """Case ``i`` simulated without observation noise from the state ``x0`` at its first
     time → ``(T, *S)``."""
     forcings = [tuple(Forcing.from_dict(d) for d in row) for row in cases.attrs["forcings"]]
-    start = type(system).from_preset(system.preset, **{
-        **{k: v for k, v in system.param.values().items() if k not in ("name", "preset")},
-        "x0": tuple(float(v) for v in np.ravel(x0)), "obs_noise": 0.0})
-    return start.simulate_batch(cases.mu[i:i + 1], [forcings[i]], cases.t,
+    return _started_at(system, x0, obs_noise=0.0).simulate_batch(cases.mu[i:i + 1], [forcings[i]], cases.t,
                                 np.random.default_rng(0))[0]
+
+
+def _started_at(system, x0: np.ndarray, **overrides):
+    """A copy of ``system`` (same preset and configuration) whose initial state is ``x0``."""
+    return type(system).from_preset(system.preset, **{
+        **{k: v for k, v in system.param.values().items() if k not in ("name", "preset")},
+        "x0": tuple(float(v) for v in np.ravel(x0)), **overrides})

@@ -60,9 +60,4 @@ def map_trajectories(solve: Callable[..., Any], arguments: Sequence[tuple]) -> l
     chunk = max(1, len(arguments) // (4 * jobs))
     with ProcessPoolExecutor(max_workers=jobs,
                              mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_star, [(solve, a) for a in arguments], chunksize=chunk))
-
-
-def _star(job: tuple[Callable[..., Any], tuple]) -> Any:
-    solve, arguments = job
-    return solve(*arguments)
+        return list(pool.map(solve, *zip(*arguments, strict=True), chunksize=chunk))
