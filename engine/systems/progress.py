@@ -26,7 +26,8 @@ import contextlib
 import contextvars
 from collections.abc import Callable, Iterator
 
-__all__ = ["ProgressReporter", "SimulationCancelled", "reporting", "report_progress"]
+__all__ = ["ProgressReporter", "SimulationCancelled", "reporting", "report_progress",
+           "current_reporter"]
 
 #: ``reporter(done, total, phase)``: ``done`` of ``total`` units of ``phase`` are simulated
 #: (``phase`` is ``"horizon"`` for the requested output times, ``"spin-up"`` before them)
@@ -68,3 +69,8 @@ def report_progress(done: float, total: float, phase: str = "horizon") -> None:
     reporter = _reporter.get()
     if reporter is not None:
         reporter(float(done), float(total), phase)
+
+
+def current_reporter() -> ProgressReporter | None:
+    """The reporter installed on this thread by :func:`reporting` (``None`` without one)."""
+    return _reporter.get()
