@@ -12,8 +12,16 @@ everything else on the machine (other users' work included).
 
 **Soak**: ``--soak`` pages opened (until the first prediction is drawn) and closed one after
 the other on one server; the server's resident memory and thread count are read from
-``/proc`` every 10 sessions. Target: memory within 10 % of its level after the first 10
-sessions, and no thread growth.
+``/proc`` every 10 sessions, once the closed sessions are gone. Target: memory within 10 % of
+its level after the first 10 sessions, and no thread growth. Bokeh keeps a closed page's
+session until it has been unused for ``--unused-session-lifetime`` (15 s by default, looked
+for every 17 s), so a reading taken a few seconds after a close counts between none and a
+dozen of the last sessions as still held, which made earlier soaks swing by ±40 MB from one
+reading to the next. The soak's server therefore forgets closed sessions after
+:data:`SOAK_SESSION_LIFETIME_MS` (checked as often), and each reading waits
+:data:`SOAK_SETTLE_S`: the session check, Panel's collection and the server's allocator trim
+(``app/state/memory.py``, 7 s after the last close) have all run by then. What is measured
+is what the closed sessions leave behind, not how many are still held.
 
 Usage:
     python benchmarks/ui_load.py                       # ~10 min on a 2-core CPU
@@ -29,6 +37,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import threading
 import time
@@ -201,13 +210,22 @@ def load(n_sessions: int, moves: int) -> dict:
             "seconds": time.perf_counter() - start}
 
 
+#: the soak server drops a closed page's session after this long unused (and checks as often)
+SOAK_SESSION_LIFETIME_MS = 1000
+#: seconds a soak reading waits after the last close (session check, gc, allocator trim)
+SOAK_SETTLE_S = 12.0
+
+
 def soak(n_sessions: int) -> dict:
     from playwright.sync_api import sync_playwright
 
     processes: list = []
     trace, errors = [], []
     start = time.perf_counter()
-    with serve_dashboard(processes=processes) as url, sync_playwright() as p:
+    lifetime = str(SOAK_SESSION_LIFETIME_MS)
+    server_args = ["--check-unused-sessions", lifetime, "--unused-session-lifetime", lifetime]
+    with serve_dashboard(processes=processes, extra_args=server_args) as url, \
+            sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for i in range(1, n_sessions + 1):
@@ -223,7 +241,7 @@ def soak(n_sessions: int) -> dict:
                 finally:
                     page.close()
                 if i % 10 == 0:
-                    time.sleep(2.0)  # let the server notice the closed sessions
+                    time.sleep(SOAK_SETTLE_S)  # the closed sessions gone (module docstring)
                     trace.append({"sessions": i, **_server_stats(processes[0].pid),
                                   "load_1min": os.getloadavg()[0]})
                     log(f"soak: {i} sessions, server {trace[-1]['rss_mb']:.0f} MB, "
@@ -237,6 +255,7 @@ def soak(n_sessions: int) -> dict:
             "threads_max": max(t["threads"] for t in trace),
             "memory_held": bool(growth <= 0.10),
             "threads_held": bool(max(t["threads"] for t in trace) <= base["threads"]),
+            "server_args": server_args, "settle_s": SOAK_SETTLE_S,
             "seconds": time.perf_counter() - start}
 
 
@@ -283,13 +302,20 @@ def markdown(result: dict) -> str:
     s = result.get("soak")
     if s:
         loads = [t["load_1min"] for t in s["trace"] if "load_1min" in t]
+        if result.get("load_command"):
+            lines += ["", f"The load figures above are from `{result['load_command']}` on "
+                      f"{result['load_date']}; the soak below is from this run."]
         lines += ["", f"Soak: {s['sessions']} sessions opened and closed one after the other"
                   + (f" (host load, 1 min, {min(loads):.1f}-{max(loads):.1f})" if loads else "")
                   + ": "
                   f"server memory grew {100 * s['memory_growth_after_10']:.1f} % over its level "
                   f"after the first 10 (target ≤ 10 %: {'met' if s['memory_held'] else 'missed'}); "
                   f"threads {s['threads_after_10']} → at most {s['threads_max']} "
-                  f"({'no growth' if s['threads_held'] else 'grew'}); {len(s['errors'])} errors.", "",
+                  f"({'no growth' if s['threads_held'] else 'grew'}); {len(s['errors'])} errors. "
+                  + (f"Each reading waited {s['settle_s']:.0f} s after the last close on a server "
+                     f"run with `{' '.join(s['server_args'])}`, so that it counts what closed "
+                     "sessions leave behind, not the ones Bokeh still holds."
+                     if s.get("server_args") else ""), "",
                   "| sessions | server RSS (MB) | threads |", "|---|---|---|"]
         lines += [f"| {t['sessions']} | {t['rss_mb']:.0f} | {t['threads']} |" for t in s["trace"]]
     errors = [e for r in result["load"] for e in r["errors"]] + (s["errors"] if s else [])
@@ -305,13 +331,19 @@ def main(argv=None) -> dict:
     p.add_argument("--soak", type=int, default=200, help="sessions of the soak (0: none)")
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
-    result = {"command": "python benchmarks/ui_load.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    result = {"command": "python benchmarks/ui_load.py " + shlex.join(sys.argv[1:] if argv is None else argv),
               "date": time.strftime("%Y-%m-%d %H:%M"),
               "host": f"{platform.machine()}, {os.cpu_count()} CPUs", "load": []}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     allow_long_trainings()
-    for n in [int(v) for v in args.sessions.split(",") if v.strip()]:
+    sessions = [int(v) for v in args.sessions.split(",") if v.strip()]
+    previous = out / "ui_load_cpu.json"
+    if not sessions and previous.is_file():  # a soak alone keeps the last load figures
+        before = json.loads(previous.read_text())
+        result.update(load=before.get("load", []), load_command=before.get("command"),
+                      load_date=before.get("date"))
+    for n in sessions:
         log(f"load: {n} sessions")
         result["load"].append(load(n, args.moves))
         (out / "ui_load_cpu.json").write_text(json.dumps(result, indent=1))

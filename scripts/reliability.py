@@ -115,7 +115,9 @@ def _kill_lines(kill: dict | None) -> list[str]:
 def _load_lines(load: dict | None) -> list[str]:
     if load is None:
         return ["Not run yet (`python benchmarks/ui_load.py`)."]
-    lines = [f"`{load['command']}` ({load['date']}, {load['host']}); details in "
+    # a soak run alone keeps the load figures of the run before it
+    command, date = load.get("load_command") or load["command"], load.get("load_date") or load["date"]
+    lines = [f"`{command}` ({date}, {load['host']}); details in "
              "[ui_load_cpu.md](../benchmarks/results/ui_load_cpu.md).", "",
              "| sessions (+1 training) | moves done / asked | errors | first visible update "
              "median / p95 (s) | full view median / p95 (s) | host load (1 min) |",
@@ -133,7 +135,9 @@ def _load_lines(load: dict | None) -> list[str]:
         lines += ["", f"Soak: {s['sessions']} sessions opened and closed: memory "
                   f"{100 * s['memory_growth_after_10']:+.1f} % over its level after 10 sessions "
                   f"({'held' if s['memory_held'] else 'missed the 10 % target'}), threads "
-                  f"{s['threads_after_10']} → at most {s['threads_max']}."]
+                  f"{s['threads_after_10']} → at most {s['threads_max']}"
+                  + (f" (`{load['command']}`, {load['date']}; each reading once the closed "
+                     "sessions are gone)." if load.get("load_command") else ".")]
     return lines
 
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -222,7 +222,8 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve_dashboard(models_dir: str | Path | None = None, log_path: Path | None = None,
-                    timeout: float = 90.0, processes: list | None = None) -> Iterator[str]:
+                    timeout: float = 90.0, processes: list | None = None,
+                    extra_args: Sequence[str] = ()) -> Iterator[str]:
     """Serve ``app/main.py`` with ``panel serve`` on a free local port; yields the page URL.
 
     Args:
@@ -232,6 +233,7 @@ def serve_dashboard(models_dir: str | Path | None = None, log_path: Path | None 
         timeout: seconds to wait for the server to answer.
         processes: if given, the server's ``subprocess.Popen`` is appended (benchmarks read
             its memory and threads).
+        extra_args: more ``panel serve`` options.
     """
     with tempfile.TemporaryDirectory(prefix="srom-ui-") as tmp:
         port = free_port()
@@ -243,7 +245,7 @@ def serve_dashboard(models_dir: str | Path | None = None, log_path: Path | None 
                 [sys.executable, "-m", "panel", "serve", str(ROOT / "app" / "main.py"),
                  "--warm",  # as `srom serve` runs it
                  "--port", str(port), "--address", "127.0.0.1",
-                 "--allow-websocket-origin", f"127.0.0.1:{port}"],
+                 "--allow-websocket-origin", f"127.0.0.1:{port}", *extra_args],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         if processes is not None:
             processes.append(proc)
