@@ -101,6 +101,7 @@ class TrainingConfig:
     kl_warmup: int = 0
     kl_transition: int | None = None
     grad_clip: float = 10.0
+    average_steps: int | None = None  # None: from the steps (engine.param_average)
     log_every: int = 50
     checkpoint_every: int = 0
     device: str = "auto"
@@ -292,7 +293,7 @@ class ModelConfig:
             raise ValueError(f"latent_dim must be None or an integer in 1..65536, got "
                              f"{latent!r}")
         for name, optional in (("kl_warmup", False), ("kl_transition", True),
-                               ("checkpoint_every", False)):
+                               ("checkpoint_every", False), ("average_steps", True)):
             value = p[name]
             if not (value is None and optional) and not (is_integer(value) and value >= 0):
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")

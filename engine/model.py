@@ -28,6 +28,7 @@ from engine.likelihoods import observations, predictive_moments
 from engine.metrics import MetricAccumulator
 from engine.module import SROMModule
 from engine.networks import build_decoder, build_encoder, choose_architecture
+from engine.param_average import default_time_constant
 from engine.posterior import DeepKernel, WindowPosterior
 from engine.prediction import Prediction, over_time_chunks, sample_quantiles
 from engine.priors import LogNormalVariance
@@ -161,7 +162,11 @@ class StochasticROM:
         windows_per_step (W), n_samples (R), n_quad (strata per sample), quadrature
         (``stratified`` — unbiased, default — or ``data``), kl_warmup, kl_transition
         (β ramps 0 → 1 over that many steps after the warm-up; ``None`` = steps // 3),
-        grad_clip, log_every, checkpoint_every, device (``auto``), cuda_graph, seed.
+        grad_clip, average_steps (time constant, in steps, of the exponential average of
+        the parameters that training returns; 0: the last parameters; ``None``:
+        ``min(500, steps // 8)`` when ``steps`` is ``None`` too, else 0;
+        :mod:`engine.param_average`), log_every, checkpoint_every, device (``auto``),
+        cuda_graph, seed.
 
     Prediction:
         integrator: ``heun`` (default), ``sra1`` or ``euler`` (:mod:`engine.solvers`).
@@ -192,7 +197,7 @@ class StochasticROM:
                  window: int = 64, windows_per_step: int = 4, n_samples: int = 1,
                  n_quad: int = 32, quadrature: str = "stratified", kl_warmup: int = 0,
                  kl_transition: int | None = None, grad_clip: float = 10.0,
-                 log_every: int = 50, checkpoint_every: int = 0, device: str = "auto",
+                 average_steps: int | None = None, log_every: int = 50, checkpoint_every: int = 0, device: str = "auto",
                  cuda_graph: bool = True, seed: int = 0, integrator: str = DEFAULT_METHOD,
                  substeps: int | None = None):
         self.latent_dim = latent_dim
@@ -236,6 +241,7 @@ class StochasticROM:
         self.kl_warmup = kl_warmup
         self.kl_transition = kl_transition
         self.grad_clip = grad_clip
+        self.average_steps = average_steps
         self.log_every = log_every
         self.checkpoint_every = checkpoint_every
         self.device = device
@@ -440,6 +446,13 @@ class StochasticROM:
         _check_training_size("one step's posterior and drift evaluations (windows × time "
                              "points × widest layer)", windows * points * widest)
 
+    def _resolve_average_steps(self, steps: int) -> int:
+        """``average_steps``; ``None`` is :func:`engine.param_average.default_time_constant`
+        when the step count is the data-size default (where it was measured), else 0."""
+        if self.average_steps is not None:
+            return int(self.average_steps)
+        return default_time_constant(steps) if self.steps is None else 0
+
     def fit(self, dataset: Dataset, *, callback: TrainingCallback | None = None,
             stop_flag: StopFlag | None = None, checkpoint: str | os.PathLike | None = None,
             resume_from: str | os.PathLike | None = None,
@@ -516,7 +529,8 @@ class StochasticROM:
             grad_clip=float(self.grad_clip or 0.0), log_every=int(self.log_every),
             checkpoint_every=int(self.checkpoint_every),
             cuda_graph=bool(self.cuda_graph),
-            max_seconds=None if max_seconds is None else float(max_seconds))
+            max_seconds=None if max_seconds is None else float(max_seconds),
+            average_steps=self._resolve_average_steps(steps))
         n_total = dataset.n_trajectories * dataset.n_times
         selector = None
         if validation is not None and select_every is not None:
@@ -554,6 +568,8 @@ class StochasticROM:
             "peak_step_memory_mb": result.peak_step_memory_mb,
             "world_size": ctx.world_size,
             "planned_steps": steps, "steps_from_data_size": self.steps is None,
+            # the returned parameters: their average over this many steps (<= 1: the last)
+            "average_steps": settings.average_steps,
         }
         if isinstance(sampler, StreamingWindowSampler):
             self.training_["streaming"] = {

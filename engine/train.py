@@ -11,6 +11,7 @@ steps; that is also where a non-finite loss is detected.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -26,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from engine.atomic import atomic_write
 from engine.distributed import DistributedContext
 from engine.module import SROMModule, WindowBatch
+from engine.param_average import ParameterAverage
 from engine.progress import NullCallback, StopFlag, TrainingCallback
 from engine.windows import DrawTable, rank_slots, seed_key
 
@@ -59,6 +61,8 @@ class TrainSettings:
     checkpoint_every: int
     cuda_graph: bool
     max_seconds: float | None = None  # wall-clock budget, checked where metrics are logged
+    #: time constant (steps) of the parameter average that training returns; <= 1: none
+    average_steps: int = 0
 
 
 @dataclass
@@ -227,6 +231,9 @@ class Trainer:
         self.checkpoint_extra = checkpoint_extra or {}
         self.use_graph = bool(settings.cuda_graph and device.type == "cuda")
         self.params = [p for p in module.parameters() if p.requires_grad]
+        #: the average of the iterates that training returns (engine.param_average)
+        self.average = (ParameterAverage(self.params, settings.average_steps)
+                        if settings.average_steps > 1 else None)
         self.gamma = 0.9 ** (1.0 / max(settings.lr_decay_steps, 1))
         # the fused CUDA Adam is one kernel launch per step (much less host time)
         fused = device.type == "cuda"
@@ -292,6 +299,8 @@ class Trainer:
         if s.grad_clip and s.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, s.grad_clip, foreach=True)
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update()
         self.step_tensor += 1
         if self.use_graph:
             self.lr.copy_(s.lr * torch.pow(self.gamma_t, self.step_tensor.float()))
@@ -406,6 +415,8 @@ class Trainer:
                 close()
         if self.checkpoint_path and status in ("stopped", "interrupted", "completed", "budget"):
             self._try_checkpoint(step)
+        if self.average is not None:  # what training returns (the checkpoint keeps both)
+            self.average.copy_to_params()
         self.module.eval()
         seconds = time.perf_counter() - t_start
         peak = None
@@ -437,7 +448,9 @@ class Trainer:
             return None
         snapshot = self._snapshot(step)
         self.history.append(metrics)
-        self.callback.on_log(step, metrics)
+        # callbacks (model selection, previews) see the parameters training would return
+        with self.average.swapped_in() if self.average is not None else contextlib.nullcontext():
+            self.callback.on_log(step, metrics)
         return snapshot
 
     def _agree(self, stop: bool, over_budget: bool) -> tuple[bool, bool]:
@@ -450,10 +463,13 @@ class Trainer:
 
     def _snapshot(self, step: int | None = None) -> dict:
         return {"step": int(self.step_tensor.item()) if step is None else step,
-                "state": {k: v.detach().clone() for k, v in self.module.state_dict().items()}}
+                "state": {k: v.detach().clone() for k, v in self.module.state_dict().items()},
+                "average": self.average.state_tensors() if self.average is not None else None}
 
     def _restore(self, snapshot: dict) -> None:
         self.module.load_state_dict(snapshot["state"])
+        if self.average is not None and snapshot["average"] is not None:
+            self.average.load_state_tensors(snapshot["average"])
         self.nonfinite.zero_()
 
     # ---------------------------------------------------------- checkpoints
@@ -481,6 +497,8 @@ class Trainer:
         for pid, state in opt_state["state"].items():
             for key, value in state.items():
                 tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value)
+        if self.average is not None:
+            tensors.update({f"average.{k}": v for k, v in self.average.state_tensors().items()})
         tensors["rng.cpu"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
@@ -532,6 +550,16 @@ class Trainer:
             if missing:
                 raise CheckpointError(f"optimizer state of parameter {pid} lacks {sorted(missing)}")
         self.optimizer.load_state_dict(opt_state)
+        if self.average is not None:
+            average = {k[len("average."):]: v.to(self.device) for k, v in tensors.items()
+                       if k.startswith("average.")}
+            if average:
+                try:
+                    self.average.load_state_tensors(average)
+                except ValueError as exc:
+                    raise CheckpointError(str(exc)) from exc
+            else:  # written without an average (an older checkpoint): start it here
+                self.average.restart()
         torch.set_rng_state(tensors["rng.cpu"])
         if self.device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)

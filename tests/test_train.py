@@ -41,13 +41,16 @@ def test_training_is_reproducible(data):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_resume_equals_an_uninterrupted_run(tmp_path, data):
-    full = model().fit(data)
+@pytest.mark.parametrize("average_steps", [0, 7])
+def test_resume_equals_an_uninterrupted_run(tmp_path, data, average_steps):
+    full = model(average_steps=average_steps).fit(data)
     flag = StopFlag()
     ckpt = tmp_path / "ckpt.safetensors"
-    part = model().fit(data, stop_flag=flag, callback=StopAt(flag, 30), checkpoint=ckpt)
+    part = model(average_steps=average_steps).fit(data, stop_flag=flag, callback=StopAt(flag, 30),
+                                                  checkpoint=ckpt)
     assert part.training_["status"] == "stopped" and part.training_["steps"] == 30
-    resumed = model().fit(data, resume_from=ckpt)
+    assert any(k.startswith("average.") for k in read_checkpoint(ckpt)[0]) == bool(average_steps)
+    resumed = model(average_steps=average_steps).fit(data, resume_from=ckpt)
     assert resumed.training_["resumed_from_step"] == 30
     a, b = state(full), state(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -79,7 +82,7 @@ class Poison(RecordingCallback):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_parameters(data):
-    m = model()
+    m = model(average_steps=0)  # the callback's poison reaches the trained parameters
     poison = Poison(m, 20)
     with pytest.warns(RuntimeWarning, match="non-finite"):
         m.fit(data, callback=poison)
@@ -89,6 +92,67 @@ def test_non_finite_loss_stops_and_keeps_last_good_parameters(data):
     assert all(torch.isfinite(v).all() for v in now.values())
     pred = m.predict(data.x[0, 0], data.mu[0], data.t, data.f[0], n_samples=2)
     assert np.all(np.isfinite(pred.mean))
+
+
+def test_divergence_with_averaging_returns_the_average_of_the_last_good_log(data, monkeypatch):
+    import engine.train as train_module
+
+    m = model(average_steps=7)
+    kept = {}
+
+    class Keep(RecordingCallback):
+        def on_log(self, step, metrics):  # what callbacks see: the average
+            kept[step] = {k: v.clone() for k, v in m.module_.state_dict().items()}
+
+    original = train_module.Trainer._compute_and_update
+
+    def diverging(self):  # the optimizer blows up after step 25
+        if int(self.step_tensor) == 25:
+            with torch.no_grad():
+                self.params[0].fill_(float("nan"))
+        original(self)
+
+    monkeypatch.setattr(train_module.Trainer, "_compute_and_update", diverging)
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        m.fit(data, callback=Keep())
+    assert m.training_["status"] == "diverged" and m.training_["steps"] == 20
+    assert m.training_["average_steps"] == 7
+    now = m.module_.state_dict()
+    assert all(torch.equal(now[k], kept[20][k]) for k in now)
+    assert all(torch.isfinite(v).all() for v in now.values())
+
+
+def test_averaging_by_default_only_for_the_data_size_schedule():
+    assert model(steps=None)._resolve_average_steps(4000) == 500
+    assert model(steps=None)._resolve_average_steps(2000) == 250
+    assert model()._resolve_average_steps(60) == 0  # a schedule the user gave
+    assert model(average_steps=9)._resolve_average_steps(60) == 9
+    with pytest.raises(ValueError, match="average_steps"):
+        model(average_steps=-1).fit(duffing_dataset(2, n_times=21))
+
+
+def test_training_returns_the_average_of_its_iterates(data, monkeypatch):
+    from engine.param_average import ParameterAverage
+
+    last_iterate = {}
+    original = ParameterAverage.copy_to_params
+
+    def copy_to_params(self):
+        last_iterate["params"] = [p.detach().clone() for p in self.params]
+        last_iterate["average"] = [a.clone() for a in self.average]
+        original(self)
+
+    monkeypatch.setattr(ParameterAverage, "copy_to_params", copy_to_params)
+    averaged = model(average_steps=20).fit(data)
+    plain = model(average_steps=0).fit(data)
+    assert averaged.training_["average_steps"] == 20 and plain.training_["average_steps"] == 0
+    trained = [p.detach() for p in plain.module_.parameters() if p.requires_grad]
+    returned = [p.detach() for p in averaged.module_.parameters() if p.requires_grad]
+    # the same optimisation either way (the average never feeds back) ...
+    assert all(torch.equal(a, b) for a, b in zip(last_iterate["params"], trained))
+    # ... and what is returned is the average, not the last iterate
+    assert all(torch.equal(a, b) for a, b in zip(returned, last_iterate["average"]))
+    assert not all(torch.equal(a, b) for a, b in zip(returned, trained))
 
 
 def test_checkpoints_are_atomic(tmp_path, data, monkeypatch):
@@ -215,3 +279,12 @@ def test_selection_needs_both_validation_and_an_interval(data):
         model().fit(data, validation=duffing_dataset(1, n_times=41))
     with pytest.raises(ValueError, match="select_every"):
         model().fit(data, select_every=10)
+
+
+def test_resume_from_a_checkpoint_without_an_average_starts_one(tmp_path, data):
+    flag = StopFlag()
+    ckpt = tmp_path / "ckpt.safetensors"
+    model(average_steps=0).fit(data, stop_flag=flag, callback=StopAt(flag, 30), checkpoint=ckpt)
+    resumed = model(average_steps=7).fit(data, resume_from=ckpt)
+    assert resumed.training_["status"] == "completed" and resumed.training_["steps"] == 60
+    assert all(torch.isfinite(v).all() for v in resumed.module_.state_dict().values())
