@@ -45,7 +45,10 @@ sys.path.insert(0, str(ROOT))  # engine importable when run as a script from a c
 _BURGERS_PAPER_TRAIN = ["--steps", "80000", "--window", "64", "--windows-per-step", "1",
                         "--lr", "1e-3", "--kl-transition", "8000",
                         "--set", "lr_decay_steps=2000", "--set", "time_features=true",
-                        "--set", "dispersion_init=0.049", "--set", "kernel_hidden=[128,128]"]
+                        "--set", "dispersion_init=0.049", "--set", "kernel_hidden=[128,128]",
+                        # the average of the last ~500 iterates (engine/param_average.py),
+                        # which the validation rollouts score (issue 14, item 2)
+                        "--set", "average_steps=500"]
 # validation rollouts along training: select the best parameters and show whether the
 # error settles (issue 14, item 2)
 _BURGERS_PAPER_SELECT = {"every": 5000, "samples": 16}
