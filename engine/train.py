@@ -232,7 +232,8 @@ class Trainer:
         self.use_graph = bool(settings.cuda_graph and device.type == "cuda")
         self.params = [p for p in module.parameters() if p.requires_grad]
         #: the average of the iterates that training returns (engine.param_average)
-        self.average = (ParameterAverage(self.params, settings.average_steps)
+        self.average = (ParameterAverage(self.params, settings.average_steps,
+                                         capturable=self.use_graph)
                         if settings.average_steps > 1 else None)
         self.gamma = 0.9 ** (1.0 / max(settings.lr_decay_steps, 1))
         # the fused CUDA Adam is one kernel launch per step (much less host time)

@@ -64,3 +64,17 @@ def test_default_time_constant():
     assert default_time_constant(80000) == 500
     assert default_time_constant(60) == 7
     assert default_time_constant(5) == 1
+
+
+def test_host_and_capturable_updates_agree():
+    torch.manual_seed(0)
+    a, b = torch.zeros(5, 4), torch.zeros(5, 4)
+    host, device_side = ParameterAverage([a], 3), ParameterAverage([b], 3, capturable=True)
+    for _ in range(10):
+        step = torch.randn(5, 4)
+        a.add_(step)
+        b.add_(step)
+        host.update()
+        device_side.update()
+        assert torch.allclose(host.average[0], device_side.average[0], atol=1e-6)
+    assert float(host.count) == float(device_side.count) == 10
