@@ -30,7 +30,7 @@ from engine.module import SROMModule
 from engine.networks import build_decoder, build_encoder, choose_architecture
 from engine.param_average import default_time_constant
 from engine.posterior import DeepKernel, WindowPosterior
-from engine.prediction import Prediction, over_time_chunks, sample_quantiles
+from engine.prediction import Prediction, over_path_chunks, over_time_chunks, sample_quantiles
 from engine.priors import LogNormalVariance
 from engine.progress import CallbackList, StopFlag, TrainingCallback
 from engine.rollout import RolloutEngine
@@ -830,8 +830,9 @@ class StochasticROM:
         std = (x_var_n.sqrt() * scale).cpu().numpy()
         samples, q_values, q_levels = None, None, None
         if return_samples or quantiles is not None:
-            check_cancelled(cancel, "the sample paths")
-            decoded = observations(self.likelihood, decoded, dec_var, gen) * scale + shift
+            decoded = over_path_chunks(
+                lambda part: observations(self.likelihood, part, dec_var, gen) * scale + shift,
+                decoded, cancel=cancel, what="the sample paths")
             if quantiles is not None:
                 q_levels = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
                 q_values = over_time_chunks(

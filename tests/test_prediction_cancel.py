@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from engine import PredictionCancelled, StochasticROM
-from engine.likelihoods import predictive_moments
-from engine.prediction import over_time_chunks, sample_quantiles
+from engine.likelihoods import observations, predictive_moments
+from engine.prediction import over_path_chunks, over_time_chunks, sample_quantiles
 from engine.systems import get_system
 
 LEVELS = np.array([0.05, 0.5, 0.95])
@@ -87,3 +87,39 @@ def test_a_cancelled_reduction_raises_before_its_next_chunk():
         over_time_chunks(fn, paths, out_dims=(1,), cancel=lambda: len(seen) == 2,
                          chunk_values=2 * 2 * 3 // 2)  # one time per chunk: 6 values
     assert seen == [1, 1]
+
+
+def _noisy(part, generator):
+    return observations("gaussian", part, torch.tensor(0.25), generator)
+
+
+@pytest.mark.parametrize("chunk_values", [4 * 4, 3 * 4 * 4, 10**9])
+def test_observation_noise_over_chunks_of_paths_is_the_same_draw_on_a_cpu(chunk_values):
+    """Chunks of whole paths holding a multiple of 16 values draw the same numbers as one
+    piece (torch fills normals 16 at a time on a CPU)."""
+    paths = torch.randn(2, 5, 4, 4, generator=torch.Generator().manual_seed(1))  # 16 a path
+    whole = _noisy(paths, torch.Generator().manual_seed(7))
+    gen = torch.Generator().manual_seed(7)
+    chunked = over_path_chunks(lambda part: _noisy(part, gen), paths, chunk_values=chunk_values)
+    assert chunked.shape == paths.shape
+    assert torch.equal(chunked, whole)
+
+
+def test_observation_noise_over_chunks_of_paths_keeps_its_law():
+    paths = torch.zeros(1, 400, 3, 5)  # 15 values a path: chunks draw other numbers
+    gen = torch.Generator().manual_seed(0)
+    noisy = over_path_chunks(lambda part: _noisy(part, gen), paths, chunk_values=15 * 7)
+    assert abs(float(noisy.mean())) < 0.02 and abs(float(noisy.std()) - 0.5) < 0.02
+
+
+def test_a_cancelled_noise_draw_raises_before_its_next_chunk():
+    seen = []
+
+    def fn(part):
+        seen.append(part.shape[0])
+        return part + 1
+
+    with pytest.raises(PredictionCancelled, match="path 4 of 6"):
+        over_path_chunks(fn, torch.zeros(2, 3, 2, 2), cancel=lambda: len(seen) == 2,
+                         chunk_values=2 * 4)  # two paths a chunk
+    assert seen == [2, 2]
