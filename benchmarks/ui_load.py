@@ -26,6 +26,13 @@ is what the closed sessions leave behind, not how many are still held.
 Usage:
     python benchmarks/ui_load.py                       # ~10 min on a 2-core CPU
     python benchmarks/ui_load.py --sessions 1,5 --moves 5 --soak 20   # a quick look
+    python benchmarks/ui_load.py --browser-nice 10     # browsers yield the CPU to the server
+
+``--browser-nice N`` starts every Chromium at niceness N. On loopback the pages' browsers
+take most of the two cores (161 of 268 busy CPU seconds at N = 10, the server 56), which a
+class's browsers, each on its own laptop, never take from the server; with a niceness they
+still render every update, with a small share of the CPU while the server is busy.
+The report says which niceness was used.
 
 Writes ``benchmarks/results/ui_load_cpu.json`` and ``.md``. Needs Panel, Playwright and
 Chromium (``/usr/bin/chromium`` or ``$SROM_CHROMIUM``).
@@ -158,13 +165,25 @@ class CpuShares:
                        "wall": round(time.perf_counter() - self._wall0, 1)}
 
 
+#: the Chromium the benchmark starts (a wrapper that renices it with ``--browser-nice``)
+BROWSER = CHROMIUM
+
+
+def nice_browser(niceness: int, folder: Path) -> str:
+    """A launcher of :data:`CHROMIUM` at ``niceness`` (written into ``folder``)."""
+    wrapper = folder / "chromium-nice"
+    wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(niceness)} "{CHROMIUM}" "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
 def _one_page(url: str, moves: int, out: list, errors: list, delay_s: float = 0.0) -> None:
     from playwright.sync_api import sync_playwright
 
     time.sleep(delay_s)  # a class opens its pages over a few seconds, not at one instant
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=BROWSER, args=CHROMIUM_ARGS)
             try:
                 samples, _ = slider_moves(browser, url, moves, warmup=1, quiet_ms=300, paths=None)
                 out.extend(samples)
@@ -182,7 +201,7 @@ def load(n_sessions: int, moves: int) -> dict:
     errors: list[str] = []
     start = time.perf_counter()
     with serve_dashboard(processes=processes) as url, sync_playwright() as p:
-        trainer = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        trainer = p.chromium.launch(executable_path=BROWSER, args=CHROMIUM_ARGS)
         try:
             with training_elsewhere(trainer, url):
                 threads = [threading.Thread(target=_one_page,
@@ -226,7 +245,7 @@ def soak(n_sessions: int) -> dict:
     server_args = ["--check-unused-sessions", lifetime, "--unused-session-lifetime", lifetime]
     with serve_dashboard(processes=processes, extra_args=server_args) as url, \
             sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=BROWSER, args=CHROMIUM_ARGS)
         try:
             for i in range(1, n_sessions + 1):
                 page = browser.new_page(viewport=VIEWPORT)
@@ -265,7 +284,11 @@ def markdown(result: dict) -> str:
              "edit. Each N: a fresh server, one more session training a model meanwhile (in its "
              "own process), N pages each in its own headless Chromium dragging the first μ "
              "slider; times from the release of the handle to the first visible update and to "
-             "the full view. The browsers run on the same CPUs as the server.", "",
+             "the full view. The browsers run on the same CPUs as the server"
+             + (f", at niceness {result['browser_nice']} (while the server is busy they get a "
+                "small share of the CPU, as browsers on the users' own machines would take none)"
+                if result.get("browser_nice") else "")
+             + ".", "",
              "| sessions | moves done / asked | errors | first update median / p95 (s) | "
              "full view median / p95 (s) | server RSS after (MB) | load (1 min) |",
              "|---|---|---|---|---|---|---|"]
@@ -330,10 +353,18 @@ def main(argv=None) -> dict:
     p.add_argument("--moves", type=int, default=8, help="measured moves per page")
     p.add_argument("--soak", type=int, default=200, help="sessions of the soak (0: none)")
     p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--browser-nice", type=int, default=0, choices=range(0, 20), metavar="0..19",
+                   help="niceness of the benchmark's browsers (module docstring)")
     args = p.parse_args(argv)
+    global BROWSER
+    if args.browser_nice:
+        import tempfile
+
+        BROWSER = nice_browser(args.browser_nice, Path(tempfile.mkdtemp(prefix="srom-nice-")))
     result = {"command": "python benchmarks/ui_load.py " + shlex.join(sys.argv[1:] if argv is None else argv),
               "date": time.strftime("%Y-%m-%d %H:%M"),
-              "host": f"{platform.machine()}, {os.cpu_count()} CPUs", "load": []}
+              "host": f"{platform.machine()}, {os.cpu_count()} CPUs", "load": [],
+              "browser_nice": args.browser_nice}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     allow_long_trainings()
