@@ -328,6 +328,9 @@ def markdown(result: dict) -> str:
         if result.get("load_command"):
             lines += ["", f"The load figures above are from `{result['load_command']}` on "
                       f"{result['load_date']}; the soak below is from this run."]
+        if result.get("soak_command"):
+            lines += ["", f"The soak below is from `{result['soak_command']}` on "
+                      f"{result['soak_date']}."]
         lines += ["", f"Soak: {s['sessions']} sessions opened and closed one after the other"
                   + (f" (host load, 1 min, {min(loads):.1f}-{max(loads):.1f})" if loads else "")
                   + ": "
@@ -370,8 +373,8 @@ def main(argv=None) -> dict:
     allow_long_trainings()
     sessions = [int(v) for v in args.sessions.split(",") if v.strip()]
     previous = out / "ui_load_cpu.json"
-    if not sessions and previous.is_file():  # a soak alone keeps the last load figures
-        before = json.loads(previous.read_text())
+    before = json.loads(previous.read_text()) if previous.is_file() else {}
+    if not sessions and before:  # a soak alone keeps the last load figures
         result.update(load=before.get("load", []), load_command=before.get("command"),
                       load_date=before.get("date"))
     for n in sessions:
@@ -380,6 +383,9 @@ def main(argv=None) -> dict:
         (out / "ui_load_cpu.json").write_text(json.dumps(result, indent=1))
     if args.soak:
         result["soak"] = soak(args.soak)
+    elif before.get("soak"):  # a load run alone keeps the last soak
+        result.update(soak=before["soak"], soak_command=before.get("command"),
+                      soak_date=before.get("date"))
     (out / "ui_load_cpu.json").write_text(json.dumps(result, indent=1))
     (out / "ui_load_cpu.md").write_text(markdown(result))
     print(markdown(result))

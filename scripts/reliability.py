@@ -137,7 +137,9 @@ def _load_lines(load: dict | None) -> list[str]:
                   f"({'held' if s['memory_held'] else 'missed the 10 % target'}), threads "
                   f"{s['threads_after_10']} → at most {s['threads_max']}"
                   + (f" (`{load['command']}`, {load['date']}; each reading once the closed "
-                     "sessions are gone)." if load.get("load_command") else ".")]
+                     "sessions are gone)." if load.get("load_command") else
+                     f" (`{load['soak_command']}`, {load['soak_date']}; each reading once the "
+                     "closed sessions are gone)." if load.get("soak_command") else ".")]
     return lines
 
 
