@@ -32,7 +32,11 @@ Usage:
 take most of the two cores (161 of 268 busy CPU seconds at N = 10, the server 56), which a
 class's browsers, each on its own laptop, never take from the server; with a niceness they
 still render every update, with a small share of the CPU while the server is busy.
-The report says which niceness was used.
+The report says which niceness was used. Tried once (2026-12-07,
+``results/ui_load_cpu_browser_nice10.md``, renamed from this script's output so that the
+default run stays the reference): no better: the browsers still took 219 of 359 CPU
+seconds at N = 10 (first update p95 1.94 s, full view 11.65 s), and at N = 20 the two
+cores could not load every page (14 page loads timed out after 120 s).
 
 Writes ``benchmarks/results/ui_load_cpu.json`` and ``.md``. Needs Panel, Playwright and
 Chromium (``/usr/bin/chromium`` or ``$SROM_CHROMIUM``).
