@@ -197,7 +197,8 @@ class StochasticROM:
                  window: int = 64, windows_per_step: int = 4, n_samples: int = 1,
                  n_quad: int = 32, quadrature: str = "stratified", kl_warmup: int = 0,
                  kl_transition: int | None = None, grad_clip: float = 10.0,
-                 average_steps: int | None = None, log_every: int = 50, checkpoint_every: int = 0, device: str = "auto",
+                 average_steps: int | None = None, log_every: int = 50,
+                 checkpoint_every: int = 0, device: str = "auto",
                  cuda_graph: bool = True, seed: int = 0, integrator: str = DEFAULT_METHOD,
                  substeps: int | None = None):
         self.latent_dim = latent_dim

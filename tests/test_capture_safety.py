@@ -80,3 +80,18 @@ def test_the_window_lookup_of_a_step_tensor_is_capture_safe():
 
     expected = window_draws(seed_key(3), torch.tensor(19), rank_slots(4, 0, 1), 5, 20)
     assert torch.equal(traj, expected[0]) and torch.equal(start, expected[1])
+
+
+def test_the_capturable_parameter_average_reads_nothing_back():
+    from engine.param_average import ParameterAverage
+
+    params = [torch.randn(3, 2), torch.randn(4)]
+    average = ParameterAverage(params, time_constant=5, capturable=True)
+    with OperatorLog() as log:
+        for _ in range(3):
+            average.update()
+    assert log.ops and not any(op.startswith(READ_BACK) for op in log.ops)
+    host = ParameterAverage(params, time_constant=5)  # the eager path: no tensor arithmetic
+    with OperatorLog() as log:
+        host.update()
+    assert not any(op.startswith(READ_BACK) for op in log.ops)
