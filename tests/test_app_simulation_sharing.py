@@ -50,6 +50,19 @@ def run_in_thread(target, *args):
     return thread, box
 
 
+def leader_then_follower(lead, follow, started: threading.Event, then: threading.Event):
+    """Run ``lead`` until it has started simulating, then ``follow`` beside it; set ``then``
+    once the follower waits; returns both results (``{"value"}`` or ``{"error"}``)."""
+    leader, leader_box = run_in_thread(lead)
+    assert started.wait(5)
+    follower, follower_box = run_in_thread(follow)
+    time.sleep(0.1)
+    then.set()
+    leader.join(10)
+    follower.join(10)
+    return leader_box, follower_box
+
+
 def test_identical_requests_share_one_simulation():
     sim = SlowSimulation()
     threads = [run_in_thread(simulate._cached, ("truth", 1), sim) for _ in range(4)]
@@ -100,13 +113,8 @@ def test_a_cancelled_simulation_is_taken_over_by_a_waiting_request():
         with reporting(leader_reporter):
             return simulate._cached(("truth", 1), sim)
 
-    leader, leader_box = run_in_thread(lead)
-    assert sim.started.wait(5)
-    follower, follower_box = run_in_thread(simulate._cached, ("truth", 1), sim)
-    time.sleep(0.1)
-    stop.set()
-    leader.join(10)
-    follower.join(10)
+    leader_box, follower_box = leader_then_follower(
+        lead, lambda: simulate._cached(("truth", 1), sim), sim.started, stop)
     assert isinstance(leader_box.get("error"), SimulationCancelled)
     assert np.array_equal(follower_box["value"], np.arange(5.0))
     assert sim.runs == 2 and simulate.cache_info()["size"] == 1
@@ -120,13 +128,9 @@ def test_a_failed_simulation_fails_its_waiters_and_is_not_cached():
         release.wait(5)
         raise ValueError("the solver diverged")
 
-    leader, leader_box = run_in_thread(simulate._cached, ("truth", 1), broken)
-    assert started.wait(5)
-    follower, follower_box = run_in_thread(simulate._cached, ("truth", 1), broken)
-    time.sleep(0.1)
-    release.set()
-    leader.join(10)
-    follower.join(10)
+    leader_box, follower_box = leader_then_follower(
+        lambda: simulate._cached(("truth", 1), broken),
+        lambda: simulate._cached(("truth", 1), broken), started, release)
     assert isinstance(leader_box.get("error"), ValueError)
     assert isinstance(follower_box.get("error"), ValueError)
     assert simulate.cache_info()["size"] == 0
