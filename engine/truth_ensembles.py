@@ -155,7 +155,8 @@ def _simulate_from(system, cases: Dataset, i: int, x0: np.ndarray) -> np.ndarray
     """Case ``i`` simulated without observation noise from the state ``x0`` at its first
     time → ``(T, *S)``."""
     forcings = [tuple(Forcing.from_dict(d) for d in row) for row in cases.attrs["forcings"]]
-    return _started_at(system, x0, obs_noise=0.0).simulate_batch(cases.mu[i:i + 1], [forcings[i]], cases.t,
+    start = _started_at(system, x0, obs_noise=0.0)
+    return start.simulate_batch(cases.mu[i:i + 1], [forcings[i]], cases.t,
                                 np.random.default_rng(0))[0]
 
 

@@ -7,9 +7,10 @@ entries and in bytes (a cylinder truth over a trained span is ~57 MB). Cached ar
 read-only. Identical requests that arrive while the first is still simulating (a class
 opening the same link) wait for that one simulation instead of starting their own: they see
 its progress through their own reporter (so their progress bars move and their cancel still
-stops their wait), and if the simulating request is cancelled, a waiting one takes over. Initial states that are slow to make (the cylinder's spin-up) are also
-looked up among the states shipped with the model and in the user's disk cache, and stored
-there once made (:func:`engine.state_cache.simulator_initial_state`).
+stops their wait), and if the simulating request is cancelled, a waiting one takes over.
+Initial states that are slow to make (the cylinder's spin-up) are also looked up among the
+states shipped with the model and in the user's disk cache, and stored there once made
+(:func:`engine.state_cache.simulator_initial_state`).
 """
 
 from __future__ import annotations
@@ -122,7 +123,10 @@ def _compute_and_store(key: Hashable, mine: _Running,
     except BaseException as error:
         with _lock:
             del _in_flight[key]
-        mine.result.set_exception(error)
+        # waiters get the simulation's own error; an interrupt of this thread only (Ctrl-C,
+        # SystemExit) makes them simulate anew instead of being raised in their threads
+        mine.result.set_exception(error if isinstance(error, Exception)
+                                  else SimulationCancelled("the simulating request stopped"))
         raise
     with _lock:
         _stats["misses"] += 1
