@@ -39,6 +39,29 @@ def _timed(device: str, fn, repeats: int = 10) -> tuple[float, object]:
     return 1e3 * (time.perf_counter() - start) / repeats, out
 
 
+def _decode_variants(device: str, model, z: torch.Tensor, reference: torch.Tensor) -> list[str]:
+    """Other ways to decode the same frames: smaller chunks (the activations of a chunk in
+    the GPU's cache) and reduced-precision autocast; each with its time and its largest
+    difference from the default decoding, relative to the largest |value|."""
+    scale = reference.abs().max().item()
+    lines = ["## decoding variants (the same frames)", "",
+             "| variant | ms | max abs difference / max abs value |", "|---|---:|---:|"]
+    variants: list[tuple[str, int | None, torch.dtype | None]] = [
+        (f"chunks of {c}", c, None) for c in (4096, 16384)]
+    if device == "cuda":
+        variants += [("autocast bfloat16", None, torch.bfloat16),
+                     ("autocast float16", None, torch.float16),
+                     ("autocast float16, chunks of 16384", 16384, torch.float16)]
+    for name, chunk, dtype in variants:
+        def run(chunk=chunk, dtype=dtype):
+            with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+                return model._decode_paths(z, chunk=chunk)
+        ms, out = _timed(device, run)
+        diff = (out.float().reshape(reference.shape) - reference).abs().max().item() / scale
+        lines.append(f"| {name} | {ms:.2f} | {diff:.2e} |")
+    return lines + [""]
+
+
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -74,6 +97,7 @@ def main() -> None:
               f"- 5 quantiles over the paths (sort): {ms_quantiles:.2f} ms",
               f"- mean and variance over the paths: {ms_moments:.2f} ms",
               f"- one mean field to the host: {ms_copy:.2f} ms", ""]
+    lines += _decode_variants(device, model, z, decoded.reshape(z.shape[0], -1))
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     with profile(activities=activities) as prof:
         for _ in range(3):
