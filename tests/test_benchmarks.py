@@ -419,3 +419,17 @@ def test_ui_plot_updates_clock_sizes_the_patch_an_update_makes():
     ms, size = clock.time(lambda: setattr(text, "object", "after " * 100))
     assert ms > 0 and size > 600  # the new text travels in the patch
     assert clock.time(lambda: None)[1] == 0  # nothing changed: no message
+
+
+def test_lv_defaults_average_table_is_per_seed_and_time_constant():
+    """The τ table of benchmarks/lv_defaults.py --average-steps: one row per seed, one column
+    per time constant, and the worst/best ratio of each column."""
+    import lv_defaults
+
+    rows = [{"seed": s, "average_steps": tau, "rmse": rmse}
+            for s, tau, rmse in [(0, 0, 0.02), (0, 500, 0.012), (1, 0, 0.04), (1, 500, 0.015)]]
+    text = lv_defaults.averages_markdown({"rows": rows, "averages": [0, 500], "date": "d",
+                                          "cpus": 2, "machine": "x86_64"})
+    assert "| seed | last iterate | τ = 500 |" in text
+    assert "| 1 | 0.0400 | 0.0150 |" in text
+    assert "| worst / best | 2.00 | 1.25 |" in text
