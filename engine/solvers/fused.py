@@ -15,9 +15,14 @@ cos, sin]`` at every stage time and the diffusion increments ``Ψ ΔW`` of
 **Off by default: measured slower than the CUDA graph** on an H100 with the Burgers paper
 model, for 1 to 16384 paths (IEEE fp32, 16 paths per program, 4 warps:
 ``benchmarks/results/inference_cuda_fused_trial.md``, columns ``ours_latent_fused`` against
-``ours_latent``). Not profiled; likely the fp32 ``tl.dot`` without tensor cores.
-``benchmarks/fused_rollout.py`` times the other settings (tensor-core ``tf32x3``/``tf32``,
-more paths per program, more warps) against the graph; it has not yet run to completion.
+``ours_latent``). ``benchmarks/fused_rollout.py`` times the settings against the graph
+(``benchmarks/results/fused_rollout_cuda.md``, H100, 2026-12-07): with tensor-core ``tf32``
+and 64 paths per program a rollout takes 11.3 ms for 1 and for 1 024 paths (the graph: 9.6
+and 20.2 ms), so the time is the latency of the chain of dependent products, not their
+work; but ``tf32`` moves the paths by up to 0.8 % of their scale over the 300 steps, more
+than an accurate integrator may; ``tf32x3`` with 64 paths needs 315 KB of shared memory
+(an H100 block may have 227 KB) and 16 or 32 paths per program are 4-10x slower (IEEE
+fp32, 16 paths: 79 ms with 4 warps, 47 ms with 8, for one path).
 :class:`engine.rollout.RolloutEngine` takes this path only when asked (``use_fused=True``
 or ``SROM_FUSED_ROLLOUT=1``) and :func:`fused_support` says the drift, scheme and sizes fit (``None``); every other case (CPU, other drifts, ``sra1``,
 float64, layers wider than :data:`MAX_HIDDEN`) keeps the CUDA-graph path.
