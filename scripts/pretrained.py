@@ -75,7 +75,10 @@ _RD_PAPER_SELECT = {"every": 2000, "samples": 16}
 # expected log-likelihood stalls at the average frame's (−0.176 per pixel after 225 steps on
 # the paper video, CPU; the H100 run of 10 000 steps stayed at −0.17, rel. L2 0.865 against
 # 0.868 for the average frame, docs/attempts), while a free Ψ from 0.1 keeps learning (−0.079
-# after 225 steps)
+# after 225 steps). But the whole 10 000 steps with the free Ψ (H100, 2026-12-07, 56 s) end
+# at rel. L2 0.999, worse than the average frame: the deterministic rollout errs 0.95 on the
+# training video itself (docs/attempts/pendulum_video_paper-bernoulli-free-dispersion.json);
+# neither variant is shipped
 _PENDULUM_OBSERVATION = ["--set", "likelihood=bernoulli"]
 # the classroom SDEs are scored on 64 test cases: their coverage varies from case to case,
 # and 16 cases were too few to measure it (Van der Pol at its calibrated scale: 0.959 on
