@@ -67,13 +67,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--paths", type=int, default=256)
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="let cuDNN time its convolution algorithms for each new shape "
+                             "(torch.backends.cudnn.benchmark) and keep the quickest")
+    parser.add_argument("--tf32-matmul", action="store_true",
+                        help="allow TF32 tensor cores in float32 matrix products (the drift's "
+                             "layers; torch.backends.cuda.matmul.allow_tf32)")
+    parser.add_argument("--out", default=None, help="results file (default "
+                        "benchmarks/results/profile_predict_<device>.txt)")
     args = parser.parse_args()
     device, n = args.device, args.paths
+    torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
+    torch.backends.cuda.matmul.allow_tf32 = bool(args.tf32_matmul)
     model = load_model(MODEL, device=device)
     x0, mu, t, f = load_case(model)
     lines = [f"# predict profile: {MODEL.name}, {n} paths × {t.size - 1} steps, {device} "
              f"({torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}, torch "
-             f"{torch.__version__})", ""]
+             f"{torch.__version__}{', cudnn.benchmark on' if args.cudnn_benchmark else ''}"
+             f"{', TF32 matmul on' if args.tf32_matmul else ''})", ""]
 
     def whole():
         return model.predict(x0, mu, t, f, n_samples=n, seed=0, return_samples=False,
@@ -109,7 +120,8 @@ def main() -> None:
               prof.key_averages().table(sort_by=sort, row_limit=25, max_name_column_width=70)]
     text = "\n".join(lines)
     print(text)
-    out = ROOT / "benchmarks" / "results" / f"profile_predict_{device}.txt"
+    out = (Path(args.out) if args.out
+           else ROOT / "benchmarks" / "results" / f"profile_predict_{device}.txt")
     out.write_text(text + "\n")
 
 
