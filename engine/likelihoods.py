@@ -61,10 +61,12 @@ def predictive_moments(kind: str, decoded: torch.Tensor, decoder_var: torch.Tens
     mean = values.mean(1)
     if kind == "bernoulli" and decoder_var is not None:
         return mean, mean * (1 - mean)
-    # two passes (the deviations from the mean, then their mean): the same values as
-    # ``values.var(1, unbiased=False)`` up to rounding, ~5x quicker on a CPU for a reduction
-    # over a middle axis (48 paths x 301 times x 128 points: 2.2 against 11.6 ms)
-    var = (values - mean.unsqueeze(1)).square_().mean(1)
+    # from the deviations from the first path (a shift within the spread, so no loss of
+    # precision): the same values as ``values.var(1, unbiased=False)`` up to rounding, and
+    # exactly 0 where the paths agree (a deterministic prediction), but ~4x quicker on a CPU
+    # for a reduction over a middle axis (48 paths x 301 times x 128 points, one thread)
+    deviation = values - values[:, :1]
+    var = (deviation.square().mean(1) - deviation.mean(1).square()).clamp_(min=0)
     if decoder_var is not None:
         var = var + decoder_var
     return mean, var
