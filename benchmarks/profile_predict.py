@@ -6,6 +6,7 @@ stages (latent rollout, decoding, moments, observations and quantiles, copies to
 synchronised), then torch.profiler's operators by device time.
 
 Usage: python benchmarks/profile_predict.py [--device cuda|cpu] [--paths 256]
+       [--cudnn-benchmark] [--tf32-matmul] [--compile default,max-autotune-no-cudagraphs]
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def _timed(device: str, fn, repeats: int = 10) -> tuple[float, object]:
     return 1e3 * (time.perf_counter() - start) / repeats, out
 
 
-def _decode_variants(device: str, model, z: torch.Tensor, reference: torch.Tensor) -> list[str]:
+def _decode_variants(device: str, model, z: torch.Tensor, reference: torch.Tensor,
+                     compile_modes: tuple[str, ...] = ()) -> list[str]:
     """Other ways to decode the same frames: smaller chunks (the activations of a chunk in
     the GPU's cache) and reduced-precision autocast; each with its time and its largest
     difference from the default decoding, relative to the largest |value|."""
@@ -52,11 +54,37 @@ def _decode_variants(device: str, model, z: torch.Tensor, reference: torch.Tenso
         variants += [("autocast bfloat16", None, torch.bfloat16),
                      ("autocast float16", None, torch.float16),
                      ("autocast float16, chunks of 16384", 16384, torch.float16)]
+    runs = []
     for name, chunk, dtype in variants:
         def run(chunk=chunk, dtype=dtype):
             with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
                 return model._decode_paths(z, chunk=chunk)
-        ms, out = _timed(device, run)
+        runs.append((name, run))
+    if compile_modes:
+        # inductor: bias + activation fused into the convolutions' neighbours, and (with
+        # max-autotune) convolution/matmul templates timed for these shapes
+        net = model.module_.decoder.net
+        for mode in compile_modes:
+            compiled = torch.compile(net, mode=None if mode == "default" else mode,
+                                     dynamic=False)
+            for dtype in (None, torch.float16):
+                def run(compiled=compiled, dtype=dtype):
+                    with torch.autocast(device, dtype=dtype or torch.float32,
+                                        enabled=dtype is not None):
+                        return compiled(z)
+                label = f"torch.compile {mode}" + (", autocast float16" if dtype else "")
+                runs.append((label, run))
+    for name, run in runs:
+        try:
+            start = time.perf_counter()
+            run()
+            first = time.perf_counter() - start
+            ms, out = _timed(device, run)
+        except Exception as exc:  # a compiler that is missing or fails: say so, go on
+            lines.append(f"| {name} | failed: {type(exc).__name__} | – |")
+            continue
+        if first > 1.0:
+            name += f" (first call {first:.0f} s)"
         diff = (out.float().reshape(reference.shape) - reference).abs().max().item() / scale
         lines.append(f"| {name} | {ms:.2f} | {diff:.2e} |")
     return lines + [""]
@@ -73,6 +101,9 @@ def main() -> None:
     parser.add_argument("--tf32-matmul", action="store_true",
                         help="allow TF32 tensor cores in float32 matrix products (the drift's "
                              "layers; torch.backends.cuda.matmul.allow_tf32)")
+    parser.add_argument("--compile", default="",
+                        help="comma-separated torch.compile modes to try on the decoder "
+                             "(default, max-autotune-no-cudagraphs, ...)")
     parser.add_argument("--out", default=None, help="results file (default "
                         "benchmarks/results/profile_predict_<device>.txt)")
     args = parser.parse_args()
@@ -108,7 +139,8 @@ def main() -> None:
               f"- 5 quantiles over the paths (sort): {ms_quantiles:.2f} ms",
               f"- mean and variance over the paths: {ms_moments:.2f} ms",
               f"- one mean field to the host: {ms_copy:.2f} ms", ""]
-    lines += _decode_variants(device, model, z, decoded.reshape(z.shape[0], -1))
+    lines += _decode_variants(device, model, z, decoded.reshape(z.shape[0], -1),
+                              tuple(m for m in args.compile.split(",") if m))
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     with profile(activities=activities) as prof:
         for _ in range(3):
