@@ -9,7 +9,9 @@ architecture       state shape         networks
 ``mlp``            (D,)                fully connected
 ``conv1d``         (L,) or (C, L)      strided Conv1d down, upsample + Conv1d up
 ``conv2d``         (C, H, W)           strided Conv2d down, upsample + Conv2d up
-``identity``       (D,) with D = d     z = x (encoder), x = z (decoder)
+``identity``       (D,) with D = d     z = x (encoder; with n_win > 1, z = x + a
+                                      learned correction from the window), x = z
+                                      (decoder)
 =================  ==================  =============================================
 """
 
@@ -205,8 +207,14 @@ def build_encoder(architecture: str, state_shape: Sequence[int], latent_dim: int
             raise ValueError(
                 f"identity encoder needs latent_dim == state size, got {latent_dim} and {n_state}"
             )
-        return Encoder(_ZeroFeatures(latent_dim), latent_dim, variance, log_var_init,
-                       latent_dim, residual_identity=True)
+        # one snapshot: z = x exactly. A window of n_win > 1 noisy snapshots: z = x(t) plus a
+        # learned correction from the whole window (zero at the start), so the encoder can
+        # learn to filter observation noise out of the initial state while the latent stays
+        # the physical state that a physics drift needs
+        body: nn.Module = (_ZeroFeatures(latent_dim) if n_win == 1 else nn.Sequential(
+            _Flatten(), mlp(n_win * n_state, hidden, latent_dim, act, zero_last=True)))
+        return Encoder(body, latent_dim, variance, log_var_init, latent_dim,
+                       residual_identity=True)
     if architecture == "mlp":
         body = nn.Sequential(_Flatten(), mlp(n_win * n_state, hidden[:-1], hidden[-1], act),
                              activation(act))

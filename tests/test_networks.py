@@ -55,3 +55,22 @@ def test_conv_levels_set_the_depth_and_keep_the_shape(levels):
     strided = [m for m in enc.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
     assert len(strided) == levels
     assert dec(enc(torch.randn(3, 1, *shape))[0]).shape == (3, *shape)
+
+
+def test_identity_encoder_with_a_window_starts_as_the_identity_and_learns_a_correction():
+    """n_win > 1: z = x(t) + a learned correction from the window, zero at the start."""
+    enc = build_encoder("identity", (3,), 3, 4, (16,), "silu", 4, "zeros")
+    x = torch.randn(5, 4, 3)
+    mean, _ = enc(x)
+    assert torch.equal(mean, x[:, 0])
+    trainable = [p for p in enc.parameters() if p.requires_grad]
+    assert sum(p.numel() for p in trainable) > 3  # more than the constant log-variance
+    target = x.mean(1)  # e.g. the window average: reachable only through the correction
+    opt = torch.optim.Adam(enc.parameters(), lr=1e-2)
+    first = float(((enc(x)[0] - target) ** 2).mean())
+    for _ in range(200):
+        opt.zero_grad()
+        loss = ((enc(x)[0] - target) ** 2).mean()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.1 * first
