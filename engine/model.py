@@ -176,6 +176,10 @@ class StochasticROM:
             ``integration_`` and ``config.json``.
     """
 
+    #: False only for an identity model of a window saved before its encoder learned a
+    #: correction from the window (set by :meth:`load`; such a model ignores the window)
+    _window_correction: bool = True
+
     def __init__(self, latent_dim: int | None = None, architecture: str = "auto", n_win: int = 1,
                  hidden: tuple[int, ...] = (128, 128), conv_channels: int = 8,
                  conv_levels: int | None = None, periodic: bool = False,
@@ -334,7 +338,8 @@ class StochasticROM:
         hidden = tuple(self.hidden)
         encoder = build_encoder(arch, state_shape, d, self.n_win, hidden, self.activation,
                                 self.conv_channels, padding, self.encoder_variance,
-                                self.encoder_log_var_init, self.conv_levels)
+                                self.encoder_log_var_init, self.conv_levels,
+                                window_correction=self._window_correction)
         decoder = build_decoder(arch, state_shape, d, hidden[::-1], self.activation,
                                 self.conv_channels, padding, self.conv_levels)
         lv_mean, lv_std = self.decoder_log_var_prior
@@ -1076,6 +1081,16 @@ class StochasticROM:
                 probe = model._build(fitted.state_shape, fitted.n_params, fitted.n_forcing,
                                      fitted.normalization, span)
             built = sum(int(v.numel()) for v in probe.state_dict().values())
+            if (built != files.stored_values and model.n_win > 1
+                    and isinstance(probe.encoder.body, torch.nn.Sequential)
+                    and getattr(probe.encoder, "residual_identity", False)):
+                # an identity model of a window saved before its encoder learned a
+                # correction from the window: it keeps ignoring the window
+                model._window_correction = False
+                with torch.device("meta"):
+                    probe = model._build(fitted.state_shape, fitted.n_params,
+                                         fitted.n_forcing, fitted.normalization, span)
+                built = sum(int(v.numel()) for v in probe.state_dict().values())
             if built != files.stored_values:
                 raise ModelFileError(f"{files.weights_path}: weights do not match the config "
                                      f"(its networks hold {built} values, the file "

@@ -197,9 +197,11 @@ class _ZeroFeatures(nn.Module):
 def build_encoder(architecture: str, state_shape: Sequence[int], latent_dim: int, n_win: int,
                   hidden: Sequence[int], act: str, base_channels: int, padding_mode: str,
                   variance: str = "constant", log_var_init: float = -4.0,
-                  conv_levels: int | None = None) -> Encoder:
+                  conv_levels: int | None = None, window_correction: bool = True) -> Encoder:
     """An encoder for ``architecture`` (see the module table); ``conv_levels`` stride-2
-    layers of the conv stacks (``None``: down to about 16 points on the smallest axis)."""
+    layers of the conv stacks (``None``: down to about 16 points on the smallest axis);
+    ``window_correction=False``: an identity encoder ignores the rest of its window (as
+    models saved before the correction existed)."""
     state_shape = tuple(state_shape)
     n_state = math.prod(state_shape)
     if architecture == "identity":
@@ -211,7 +213,8 @@ def build_encoder(architecture: str, state_shape: Sequence[int], latent_dim: int
         # learned correction from the whole window (zero at the start), so the encoder can
         # learn to filter observation noise out of the initial state while the latent stays
         # the physical state that a physics drift needs
-        body: nn.Module = (_ZeroFeatures(latent_dim) if n_win == 1 else nn.Sequential(
+        body: nn.Module = (_ZeroFeatures(latent_dim) if n_win == 1 or not window_correction
+                           else nn.Sequential(
             _Flatten(), mlp(n_win * n_state, hidden, latent_dim, act, zero_last=True)))
         return Encoder(body, latent_dim, variance, log_var_init, latent_dim,
                        residual_identity=True)

@@ -155,10 +155,29 @@ def test_temporary_files_of_killed_writes_are_cleaned_up(tmp_path, small_model):
                                                        "model.safetensors"]
 
 
-def test_a_loaded_encoder_window_of_10_to_the_12_is_refused(tmp_path, small_model):
+def test_a_loaded_encoder_window_of_10_to_the_12_is_refused_at_predict(tmp_path, small_model):
     """Found by tests/test_properties.py: a config's n_win of 10¹² loaded (the identity
-    encoder had no weights to disagree) and predict padded the window to terabytes. The
-    identity encoder of a window now has a correction network sized by n_win, so the load
-    itself refuses it (sized on the meta device: nothing is allocated)."""
-    with pytest.raises(ModelFileError, match="weights do not match the config"):
-        load_model(corrupt(tmp_path, small_model, lambda d: _edit_config(d, n_win=10**12)))
+    encoder had no weights to disagree; its weights are then taken for a model saved before
+    the window correction existed) and predict padded the window to terabytes."""
+    model = load_model(corrupt(tmp_path, small_model, lambda d: _edit_config(d, n_win=10**12)))
+    with pytest.raises(ValueError, match="the encoder windows .* over the limit"):
+        model.predict(np.zeros(2), [0.2], np.linspace(0, 1, 3), np.zeros((3, 1)), n_samples=2)
+
+
+def test_an_identity_model_of_a_window_saved_before_the_window_correction_still_loads(tmp_path):
+    """Models saved when the identity encoder ignored all but the first snapshot of its
+    window (no correction weights) load, and keep ignoring the rest of the window."""
+    from problems import ou_dataset
+    from safetensors.torch import load_file, save_file
+
+    model = StochasticROM(n_win=3, steps=2, window=8).fit(ou_dataset(2, n_times=20))
+    assert model.module_.encoder.mean_head is None  # the identity architecture
+    model.save(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    old = {k: v for k, v in load_file(weights).items() if not k.startswith("encoder.body.")}
+    assert len(old) < len(load_file(weights))
+    save_file(old, weights)  # what such a model held
+    loaded = load_model(tmp_path / "m")
+    x = np.random.default_rng(0).normal(size=(4, 3, 2))
+    mean, _ = loaded.encode(x)
+    np.testing.assert_allclose(mean, loaded._normalize_x(x[:, 0]), rtol=1e-5, atol=1e-6)
