@@ -463,7 +463,8 @@ class StochasticROM:
             stop_flag: StopFlag | None = None, checkpoint: str | os.PathLike | None = None,
             resume_from: str | os.PathLike | None = None,
             max_seconds: float | None = None, validation: Dataset | None = None,
-            select_every: int | None = None, select_samples: int = 16) -> StochasticROM:
+            select_every: int | None = None, select_samples: int = 16,
+            select_substeps: int | None = None) -> StochasticROM:
         """Train on ``dataset`` by amortized variational inference (no SDE solve).
 
         Args:
@@ -484,6 +485,9 @@ class StochasticROM:
                 (:class:`engine.selection.ValidationSelector`). The scores join the loss
                 history as ``val_rel_l2``; ``training_["selection"]`` summarises them.
             select_samples: sample paths per validation trajectory.
+            select_substeps: integrate the validation rollouts with this many substeps
+                instead of running the step check before each score (``None``: the check;
+                the model's ``substeps``, when set, wins).
 
         Distributed: when a ``torch.distributed`` process group is initialised (``srom
         train`` under ``torchrun``, :func:`engine.distributed.init_from_environment`),
@@ -541,7 +545,8 @@ class StochasticROM:
         selector = None
         if validation is not None and select_every is not None:
             self._check_compatible(validation)
-            selector = ValidationSelector(self, validation, select_every, select_samples, self.seed)
+            selector = ValidationSelector(self, validation, select_every, select_samples, self.seed,
+                                          substeps=select_substeps)
         callbacks = [c for c in (selector, callback) if c is not None]
         trainer = Trainer(
             self.module_, sampler, settings, n_total, device,

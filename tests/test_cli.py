@@ -55,6 +55,16 @@ def test_train_selects_on_validation(files, capsys):
     selection = load_model(out).training_["selection"]
     assert [s for s, _ in selection["scores"]] == [10, 20, 30]
     assert f"kept the parameters of step {selection['best_step']}" in capsys.readouterr().err
+    fixed = files / "selected_fixed"
+    assert main(["train", str(files / "train.npz"), "--out", str(fixed), "--steps", "20",
+                 "--window", "16", "--latent-dim", "2", "--set", "drift_hidden=[16]",
+                 "--set", "log_every=10", "--val", str(files / "test.h5"), "--select-every", "10",
+                 "--select-samples", "4", "--val-samples", "4", "--select-substeps", "2"]) == 0
+    assert load_model(fixed).training_["selection"]["substeps"] == [2, 2]
+    # without selection the option means nothing: one line, not a silent no-op
+    assert main(["train", str(files / "train.npz"), "--out", str(fixed), "--steps", "20",
+                 "--select-substeps", "2"]) != 0
+    assert "--select-substeps needs --select-every" in capsys.readouterr().err
 
 
 def test_evaluate_json(files, trained, capsys):

@@ -265,6 +265,25 @@ def test_selection_on_validation_keeps_the_best_scored_parameters(data):
         assert not all(torch.equal(a, b) for a, b in zip(state(plain).values(), state(chosen).values()))
 
 
+def test_selection_with_fixed_substeps_skips_the_step_check(data, monkeypatch):
+    import engine.selection as selection
+
+    def no_check(*args, **kwargs):
+        raise AssertionError("the step check ran although the substeps were fixed")
+
+    monkeypatch.setattr(selection, "choose_substeps", no_check)
+    val = duffing_dataset(2, n_times=41, seed=11)
+    m = model(steps=40).fit(data, validation=val, select_every=20, select_samples=4,
+                            select_substeps=3)
+    sel = m.training_["selection"]
+    assert sel["substeps"] == [3, 3]
+    # the kept score is the evaluation of the kept parameters at those substeps
+    assert m.evaluate(val, n_samples=4, seed=m.seed, substeps=3)["rel_l2_mean"] == \
+        pytest.approx(sel["best_val_rel_l2"], rel=1e-6)
+    with pytest.raises(ValueError, match="substeps"):
+        model(steps=20).fit(data, validation=val, select_every=10, select_substeps=0)
+
+
 def test_selection_scores_the_end_of_a_stopped_run(data):
     val = duffing_dataset(2, n_times=41, seed=11)
     flag = StopFlag()
