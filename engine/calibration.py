@@ -5,7 +5,10 @@ far fewer than 90% of held-out truths. Like temperature scaling for classifiers,
 one scalar ``s > 0`` that multiplies every noise source of a prediction together (the
 encoder's initial-state std, the dispersion Ψ and the decoder noise std), chosen so that
 the central ``level`` interval covers ``level`` of the *validation* data. The mean
-prediction hardly changes; only the spread does. The scale is stored with the model
+prediction hardly changes; only the spread does, unless the model is chaotic or strongly
+nonlinear: there a wider noise fans the paths out sooner and moves their mean. The
+``spread`` mode scales instead the decoded paths' distance to their mean (multiplicative
+inflation, as ensemble forecasts do): the mean is exactly the uncalibrated one. The scale is stored with the model
 (``config.json``: ``calibration``) and used by every later ``predict``.
 
 Fit on validation data, report on test data: calibrating on the test set would make the
@@ -24,7 +27,12 @@ from engine.data import Dataset
 if TYPE_CHECKING:  # pragma: no cover
     from engine.model import StochasticROM
 
-__all__ = ["fit_uncertainty_scale", "validate_scale"]
+__all__ = ["fit_uncertainty_scale", "validate_scale", "CALIBRATION_MODES"]
+
+#: what a calibration scale multiplies (:meth:`engine.model.StochasticROM.calibrate`):
+#: every noise source of the SDE (``noise``), or the decoded paths' spread about their mean
+#: (``spread``: the mean stays the uncalibrated one)
+CALIBRATION_MODES = ("noise", "spread")
 
 
 def _coverage(model: StochasticROM, dataset: Dataset, scale: float, level: float,

@@ -411,9 +411,10 @@ def cmd_calibrate(args) -> int:
 
     model = load_model(args.model, device=args.device)
     result = model.calibrate(load_dataset(args.data), level=args.level,
-                             n_samples=args.n_samples, seed=args.seed)
+                             n_samples=args.n_samples, seed=args.seed, mode=args.mode)
     model.save(args.model)
-    print(f"srom: uncertainty scale {result['scale']:.4g}: {args.level:.0%} interval coverage "
+    what = "" if args.mode == "noise" else " (of the spread about the mean)"
+    print(f"srom: uncertainty scale{what} {result['scale']:.4g}: {args.level:.0%} interval coverage "
           f"{result['coverage_before']:.3f} -> {result['coverage_after']:.3f} on "
           f"{result['n_trajectories']} trajectories; saved to {args.model}", file=sys.stderr)
     if args.json:
@@ -774,6 +775,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model directory (updated in place)")
     p.add_argument("data", help="held-out validation dataset (not the test set)")
     p.add_argument("--level", type=float, default=0.9, help="central interval to calibrate")
+    p.add_argument("--mode", choices=["noise", "spread"], default="noise",
+                   help="scale every noise source of the SDE (default), or the decoded paths' "
+                        "spread about their mean, which keeps the mean as it is")
     p.add_argument("--n-samples", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.calibration import fit_uncertainty_scale
+from engine.calibration import CALIBRATION_MODES, fit_uncertainty_scale
 from engine.cancellation import CancelCheck, check_cancelled
 from engine.config import ModelConfig
 from engine.data import Dataset, DatasetError, Normalization
@@ -421,6 +421,7 @@ class StochasticROM:
         t_span = float(dataset.t[-1] - dataset.t[0])
         self._check_training_sizes(dataset, norm, t_span)
         self.uncertainty_scale_ = 1.0
+        self.uncertainty_mode_ = "noise"
         self.calibration_: dict[str, Any] = {}
         self.integration_: dict[str, Any] = {}  # a refit checks its integrator again
         self.module_ = self._build(dataset.state_shape, dataset.n_params, dataset.n_forcing,
@@ -818,6 +819,7 @@ class StochasticROM:
         t, mu, f_phys, latent, gen, noise_scale = self._latent_paths(
             x0, mu, t, f, n_samples, seed, integrator, substeps, deterministic, cancel)
         decoder_noise = decoder_noise and not deterministic
+        spread = 1.0 if deterministic else self._calibration_factors()[1]
         device, dtype, norm = self._device(), self.torch_dtype, self.normalization_
         n_cases, d = mu.shape[0], self.latent_dim_
         n_kept = len(range(0, t.size, int(decode_stride))) + (1 if (t.size - 1) % decode_stride else 0)
@@ -837,13 +839,17 @@ class StochasticROM:
             out_dims=(1, 1), cancel=cancel, what="the predictive moments")
         scale = torch.as_tensor(norm.x_std, dtype=dtype, device=device)
         shift = torch.as_tensor(norm.x_mean, dtype=dtype, device=device)
-        mean = (x_mean_n * scale + shift).cpu().numpy()
-        std = (x_var_n.sqrt() * scale).cpu().numpy()
+        mean_phys = x_mean_n * scale + shift
+        mean = mean_phys.cpu().numpy()
+        std = (x_var_n.sqrt() * (scale * spread)).cpu().numpy()
         samples, q_values, q_levels = None, None, None
         if return_samples or quantiles is not None:
             decoded = over_path_chunks(
                 lambda part: observations(self.likelihood, part, dec_var, gen) * scale + shift,
                 decoded, cancel=cancel, what="the sample paths")
+            if spread != 1.0:  # calibrated spread: every path's distance to the mean × spread
+                centre = mean_phys[:, None]
+                decoded = decoded.sub_(centre).mul_(spread).add_(centre)
             if quantiles is not None:
                 q_levels = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
                 q_values = over_time_chunks(
@@ -897,7 +903,8 @@ class StochasticROM:
             ``(t, mu, f, latent, generator, noise_scale)``: the checked times ``(T,)``,
             parameters ``(B, P)`` and forcing ``(B, T, F)`` (physical units), the latent
             paths ``(B·n, T, d)`` on the device, the seeded generator (for later draws) and
-            the calibration scale of every noise source.
+            the calibration scale of every noise source (1 when the calibration scales
+            the spread about the mean instead, :data:`CALIBRATION_MODES`).
         """
         self._check_fitted()
         x0 = np.asarray(x0, dtype=np.float64)
@@ -930,7 +937,7 @@ class StochasticROM:
         gen.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
         mean0, log_var0 = self.module_.encode(windows)
         eps0 = torch.randn(n_cases, n_samples, d, generator=gen, dtype=dtype, device=device)
-        noise_scale = float(getattr(self, "uncertainty_scale_", 1.0))  # see calibrate()
+        noise_scale = self._calibration_factors()[0]  # see calibrate()
         if deterministic:
             eps0 = torch.zeros_like(eps0)
         z0 = (mean0[:, None] + noise_scale * torch.exp(0.5 * log_var0)[:, None] * eps0).reshape(n_paths, d)
@@ -1032,20 +1039,45 @@ class StochasticROM:
             yield sl, pred
 
     def calibrate(self, dataset: Dataset, level: float = 0.9, n_samples: int = 64,
-                  seed: int = 0) -> dict[str, float]:
-        """Scale every noise source of predictions so that the central ``level`` interval
+                  seed: int = 0, mode: str = "noise") -> dict[str, Any]:
+        """Scale the uncertainty of predictions so that the central ``level`` interval
         covers ``level`` of ``dataset`` (held-out validation data, never the test set).
 
-        Sets ``uncertainty_scale_`` (saved with the model) and records the result in
-        ``calibration_``; see :mod:`engine.calibration`.
+        Args:
+            mode: what the scale multiplies (:data:`CALIBRATION_MODES`). ``"noise"``
+                (default): every noise source (initial state, dispersion Ψ, decoder noise),
+                so the sample paths are the SDE's with a scaled noise; on a chaotic or
+                strongly nonlinear model a wider noise also moves their mean (it fans the
+                paths out sooner). ``"spread"``: the decoded sample paths' distance to the
+                predictive mean (and the std), after an unscaled prediction: the mean is
+                the uncalibrated one exactly; only the bands change (multiplicative
+                inflation, as ensemble forecasts do). Gaussian likelihood only.
+
+        Sets ``uncertainty_scale_`` and ``uncertainty_mode_`` (saved with the model) and
+        records the result, with ``mode``, in ``calibration_``; see
+        :mod:`engine.calibration`.
         """
 
         self._check_fitted()
         self._check_compatible(dataset)
-        self.uncertainty_scale_ = 1.0
-        self.calibration_ = fit_uncertainty_scale(self, dataset, level=level,
-                                                  n_samples=n_samples, seed=seed)
+        if mode not in CALIBRATION_MODES:
+            raise ValueError(f"mode must be one of {', '.join(CALIBRATION_MODES)}, got {mode!r}")
+        if mode == "spread" and self.likelihood != "gaussian":
+            raise ValueError(f"mode 'spread' needs a Gaussian likelihood (this model's is "
+                             f"{self.likelihood}: its samples are 0/1 pixels)")
+        self.uncertainty_scale_, self.uncertainty_mode_ = 1.0, mode
+        self.calibration_ = {**fit_uncertainty_scale(self, dataset, level=level,
+                                                     n_samples=n_samples, seed=seed),
+                             "mode": mode}
         return self.calibration_
+
+    def _calibration_factors(self) -> tuple[float, float]:
+        """``(noise, spread)``: what the calibration multiplies the noise sources and the
+        decoded spread about the mean by (one of them is 1)."""
+        scale = float(getattr(self, "uncertainty_scale_", 1.0))
+        if getattr(self, "uncertainty_mode_", "noise") == "spread":
+            return 1.0, scale
+        return scale, 1.0
 
     def _check_compatible(self, dataset: Dataset) -> None:
         if dataset.state_shape != tuple(self.state_shape_):
@@ -1080,6 +1112,10 @@ class StochasticROM:
             files.fitted.apply_to(model)
             model.integration_settings()  # a malformed integrator or substeps fails here
             model.uncertainty_scale_ = float(model.calibration_.get("scale", 1.0))  # checked
+            model.uncertainty_mode_ = model.calibration_.get("mode", "noise")
+            if model.uncertainty_mode_ not in CALIBRATION_MODES:
+                raise ValueError(f"calibration mode {model.uncertainty_mode_!r} is not one of "
+                                 f"{', '.join(CALIBRATION_MODES)}")
             fitted = files.fitted
             span = fitted.t_range[1] - fitted.t_range[0]
             with torch.device("meta"):  # shapes only: a config of huge layers costs nothing

@@ -860,8 +860,10 @@ def cards(names: list[str], out: Path) -> None:
              + (f"forecasts of the last {SPECS[name]['calibrate_tail']:g} time units of the training "
                 "piece (the only held-out piece is the one scored)"
                 if SPECS[name].get("calibrate") == "train_tail" else "the validation split")
-             + " before scoring: every noise source "
-             f"scaled by {record['calibration']['scale']:.3g} (90% coverage there "
+             + (" before scoring: every noise source "
+                if record["calibration"].get("mode", "noise") == "noise" else
+                " before scoring: every sample path's distance to the predictive mean ")
+             + f"scaled by {record['calibration']['scale']:.3g} (90% coverage there "
              f"{record['calibration']['coverage_before']:.3f} → {record['calibration']['coverage_after']:.3f})."
              if record.get("calibration") else "Uncertainty not recalibrated (no separate "
              "validation split, or the preset's only held-out piece is the one scored)."), "",

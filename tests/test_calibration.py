@@ -71,3 +71,63 @@ def test_a_bad_saved_scale_is_a_clear_error(tmp_path, fitted):
     path.write_text(json.dumps(config))
     with pytest.raises(ModelFileError, match="scale"):
         load_model(tmp_path / "m")
+
+
+def test_spread_mode_keeps_the_mean_and_scales_every_paths_distance_to_it(fitted):
+    data = duffing_dataset(2, n_times=41, seed=3)
+    args = (data.x[:, 0], data.mu, data.t, data.f)
+    try:
+        fitted.uncertainty_scale_, fitted.uncertainty_mode_ = 1.0, "noise"
+        plain = fitted.predict(*args, n_samples=64, seed=5, quantiles=[0.05, 0.95])
+        fitted.uncertainty_scale_, fitted.uncertainty_mode_ = 2.5, "spread"
+        wide = fitted.predict(*args, n_samples=64, seed=5, quantiles=[0.05, 0.95])
+        deterministic = fitted.predict(*args, n_samples=3, seed=5, deterministic=True)
+        # the noise sources are not scaled: the latent paths are the uncalibrated ones
+        np.testing.assert_array_equal(wide.latent, plain.latent)
+    finally:
+        fitted.uncertainty_scale_, fitted.uncertainty_mode_ = 1.0, "noise"
+    np.testing.assert_allclose(wide.mean, plain.mean, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(wide.std, 2.5 * plain.std, rtol=1e-6, atol=1e-12)
+    centre = plain.mean[:, None]
+    size = np.abs(plain.samples).max()  # float32 paths: compare at its rounding
+    np.testing.assert_allclose(wide.samples - centre, 2.5 * (plain.samples - centre),
+                               rtol=0, atol=1e-5 * size)
+    lo, hi = wide.quantiles([0.05, 0.95])
+    plo, phi = plain.quantiles([0.05, 0.95])
+    assert np.all(hi - lo >= phi - plo - 1e-9) and np.any(hi - lo > 2 * (phi - plo))
+    assert np.all(deterministic.std == 0)  # a deterministic rollout has nothing to widen
+
+
+def test_spread_calibration_hits_the_level_and_is_saved(tmp_path, fitted):
+    val = duffing_dataset(6, n_times=41, seed=1)
+    try:
+        result = fitted.calibrate(val, level=0.9, n_samples=64, seed=0, mode="spread")
+        assert result["mode"] == "spread"
+        assert result["coverage_after"] == pytest.approx(0.9, abs=0.02)
+        fitted.save(tmp_path / "m")
+    finally:
+        fitted.uncertainty_scale_, fitted.uncertainty_mode_ = 1.0, "noise"
+        fitted.calibration_ = {}
+    loaded = load_model(tmp_path / "m")
+    assert loaded.uncertainty_mode_ == "spread"
+    assert loaded.uncertainty_scale_ == pytest.approx(result["scale"])
+    with pytest.raises(ValueError, match="mode"):
+        fitted.calibrate(val, mode="both")
+    # a hand-edited mode is refused at load, with the field named
+    from engine import ModelFileError
+
+    path = tmp_path / "m" / "config.json"
+    config = json.loads(path.read_text())
+    config["calibration"]["mode"] = "<b>wide</b>"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="calibration mode"):
+        load_model(tmp_path / "m")
+
+
+def test_cli_calibrate_takes_the_spread_mode(tmp_path, fitted, capsys):
+    fitted.save(tmp_path / "m")
+    duffing_dataset(6, n_times=41, seed=1).save(tmp_path / "val.npz")
+    assert cli_main(["calibrate", str(tmp_path / "m"), str(tmp_path / "val.npz"),
+                     "--mode", "spread", "--device", "cpu"]) == 0
+    assert "spread about the mean" in capsys.readouterr().err
+    assert load_model(tmp_path / "m").uncertainty_mode_ == "spread"
