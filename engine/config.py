@@ -115,6 +115,7 @@ class IntegratorConfig:
 
     integrator: str = "heun"
     substeps: int | None = None
+    assimilate_iterations: int = 0  # 0: the encoder's q(z0) as it is (engine.assimilation)
 
 
 #: section name in ``config.json`` → its dataclass, in the order they are written
@@ -292,6 +293,9 @@ class ModelConfig:
         if latent is not None and not (is_integer(latent) and 1 <= latent <= 65536):
             raise ValueError(f"latent_dim must be None or an integer in 1..65536, got "
                              f"{latent!r}")
+        if not (is_integer(p["assimilate_iterations"]) and 0 <= p["assimilate_iterations"] <= 1000):
+            raise ValueError(f"assimilate_iterations must be an integer in 0..1000, got "
+                             f"{p['assimilate_iterations']!r}")
         for name, optional in (("kl_warmup", False), ("kl_transition", True),
                                ("checkpoint_every", False), ("average_steps", True)):
             value = p[name]

@@ -174,6 +174,11 @@ class StochasticROM:
             them by halving the step until the deterministic rollout on held-out data
             changes by less than 1 % of its error (:meth:`tune_integrator`), stored in
             ``integration_`` and ``config.json``.
+        assimilate_iterations: with ``n_win > 1``, fit the initial latent state to the
+            given window of snapshots through the learned dynamics (L-BFGS iterations; its
+            Laplace covariance becomes the initial spread; :mod:`engine.assimilation`).
+            0 (default): the encoder's ``q(z0)`` as it is. For noisy observations of a
+            deterministic or chaotic truth, where the encoder alone filters little.
     """
 
     #: False only for an identity model of a window saved before its encoder learned a
@@ -204,7 +209,7 @@ class StochasticROM:
                  average_steps: int | None = None, log_every: int = 50,
                  checkpoint_every: int = 0, device: str = "auto",
                  cuda_graph: bool = True, seed: int = 0, integrator: str = DEFAULT_METHOD,
-                 substeps: int | None = None):
+                 substeps: int | None = None, assimilate_iterations: int = 0):
         self.latent_dim = latent_dim
         self.architecture = architecture
         self.n_win = n_win
@@ -254,6 +259,7 @@ class StochasticROM:
         self.seed = seed
         self.integrator = integrator
         self.substeps = substeps
+        self.assimilate_iterations = assimilate_iterations
 
     # ------------------------------------------------------------ parameters
     @classmethod
@@ -936,6 +942,10 @@ class StochasticROM:
         gen = torch.Generator(device=device)
         gen.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
         mean0, log_var0 = self.module_.encode(windows)
+        if self.assimilate_iterations and self.n_win > 1 and self.likelihood == "gaussian":
+            given = x0.shape[1] if x0.ndim - len(self.state_shape_) == 2 else 1
+            mean0, log_var0 = self._assimilate(windows, min(given, self.n_win), t[0], mu,
+                                               t, f_phys, mean0, log_var0, method, n_sub)
         eps0 = torch.randn(n_cases, n_samples, d, generator=gen, dtype=dtype, device=device)
         noise_scale = self._calibration_factors()[0]  # see calibrate()
         if deterministic:
@@ -955,6 +965,29 @@ class StochasticROM:
                                noise_scale * self.module_.dispersion.std(), noise, method, n_sub,
                                cancel=cancel)  # (n_paths, T, d)
         return t, mu, f_phys, latent, gen, noise_scale
+
+    def _assimilate(self, windows: torch.Tensor, n_given: int, t0: float, mu: np.ndarray,
+                    t: np.ndarray, f_phys: np.ndarray, mean0: torch.Tensor,
+                    log_var0: torch.Tensor, method: str, n_sub: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's ``q(z0)`` ``(B, d)`` refitted to the window's ``n_given`` snapshots
+        (at ``t0 + k·dt``, the data's spacing) by :func:`engine.assimilation.assimilate_initial_latent`;
+        the forcing over the window is interpolated from ``f_phys`` ``(B, T, F)`` on ``t``."""
+        from engine.assimilation import assimilate_initial_latent
+
+        device, dtype, norm = self._device(), self.torch_dtype, self.normalization_
+        t_window = float(t0) + float(self.dt_) * np.arange(self.n_win)
+        f_window = np.stack([np.stack([np.interp(t_window, t, case[:, j])
+                                       for j in range(case.shape[1])], axis=-1)
+                             if case.shape[1] else np.zeros((self.n_win, 0))
+                             for case in f_phys])
+        n_cases = windows.shape[0]
+        return assimilate_initial_latent(
+            self.module_, windows, torch.full((n_cases,), n_given, device=device),
+            torch.as_tensor(t_window, dtype=dtype, device=device),
+            torch.as_tensor((mu - norm.mu_mean) / norm.mu_std, dtype=dtype, device=device),
+            torch.as_tensor((f_window - norm.f_mean) / norm.f_std, dtype=dtype, device=device),
+            mean0, log_var0, method, n_sub, iterations=int(self.assimilate_iterations))
 
     def _decode_paths(self, z: torch.Tensor, chunk: int | None = None,
                       cancel: CancelCheck | None = None) -> torch.Tensor:

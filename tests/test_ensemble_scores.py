@@ -207,3 +207,24 @@ def test_the_reproduction_table_reads_verdicts_from_the_scores(tmp_path):
     verdicts = {r["model"]: r["verdict"] for r in raw}
     assert verdicts == {"oscillator": "met", "van_der_pol": "missed: coverage 0.970", "lorenz63": "met"}
     assert len(lines) == 2 + 3
+
+
+def test_the_valid_time_of_a_chaotic_forecast_is_averaged_over_predictions(tmp_path):
+    from engine import StochasticROM
+    from engine.ensemble_evaluation import describe_scores, evaluate_against_ensemble
+
+    train = generate("lorenz63", n=2, split="train", seed=0, preset="small")
+    cases = generate("lorenz63", n=2, split="test", seed=0, preset="small")
+    model = StochasticROM(latent_dim=3, steps=20, window=8, drift_hidden=(16,), seed=0).fit(train)
+    ens = make_truth_ensemble(cases, 8)
+    scores = evaluate_against_ensemble(model, ens, n_samples=4, seed=3, vpt_seeds=3)
+    runs = scores["valid_lyapunov_times_over_seeds"]
+    assert scores["vpt_seeds"] == 3 and len(runs) == 3
+    assert scores["valid_lyapunov_times"] == pytest.approx(np.mean(runs))
+    # the first prediction is the one the other scores use; the others are new draws
+    one = evaluate_against_ensemble(model, ens, n_samples=4, seed=3, vpt_seeds=1)
+    assert one["valid_lyapunov_times_over_seeds"] == [pytest.approx(runs[0])]
+    assert one["rel_l2_vs_ensemble_mean"] == pytest.approx(scores["rel_l2_vs_ensemble_mean"])
+    assert "over 3 predictions" in describe_scores(scores)
+    with pytest.raises(ValueError, match="vpt_seeds"):
+        evaluate_against_ensemble(model, ens, n_samples=4, vpt_seeds=0)
