@@ -39,6 +39,7 @@ class AutoencoderConfig:
     latent_dim: int | None = None
     architecture: str = "auto"
     n_win: int = 1
+    window_correction: bool = True
     hidden: tuple[int, ...] = (128, 128)
     conv_channels: int = 8
     conv_levels: int | None = None
@@ -293,6 +294,9 @@ class ModelConfig:
         if latent is not None and not (is_integer(latent) and 1 <= latent <= 65536):
             raise ValueError(f"latent_dim must be None or an integer in 1..65536, got "
                              f"{latent!r}")
+        if not isinstance(p["window_correction"], (bool, np.bool_)):
+            raise ValueError(f"window_correction must be true or false, got "
+                             f"{p['window_correction']!r}")
         if not (is_integer(p["assimilate_iterations"]) and 0 <= p["assimilate_iterations"] <= 1000):
             raise ValueError(f"assimilate_iterations must be an integer in 0..1000, got "
                              f"{p['assimilate_iterations']!r}")

@@ -108,6 +108,9 @@ class ModelFiles:
         fitted: the fitted fields, checked against each other.
         config_path, weights_path: the two files.
         stored_values: how many values the weights file holds (from its header).
+        names_window_correction: whether the file sets ``window_correction`` (configs
+            written before that field existed do not: :meth:`StochasticROM.load` then tells
+            from the weights whether the encoder has the correction).
     """
 
     config: ModelConfig
@@ -115,6 +118,7 @@ class ModelFiles:
     config_path: Path
     weights_path: Path
     stored_values: int
+    names_window_correction: bool = True
 
     def read_weights(self) -> dict:
         """The weights (safetensors: nothing is unpickled).
@@ -189,7 +193,18 @@ def read_model_files(directory: str | os.PathLike) -> ModelFiles:
         raise
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(f"{config_path}: malformed or incompatible config ({exc})") from exc
-    return ModelFiles(hyper, fitted, config_path, weights_path, stored)
+    return ModelFiles(hyper, fitted, config_path, weights_path, stored,
+                      names_window_correction=_names_window_correction(config))
+
+
+def _names_window_correction(config: dict) -> bool:
+    """Whether a parsed config.json (format 1's flat ``params`` or format 2's sections)
+    sets ``window_correction``."""
+    if config.get("format_version") == 1:
+        section = config.get("params")
+    else:
+        section = (config.get("config") or {}).get("autoencoder")
+    return isinstance(section, dict) and "window_correction" in section
 
 
 def load_config(directory: str | os.PathLike) -> dict:

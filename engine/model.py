@@ -129,6 +129,10 @@ class StochasticROM:
             autoencoder) and 4 otherwise.
         architecture: ``auto``, ``mlp``, ``conv1d``, ``conv2d`` or ``identity``.
         n_win: snapshots seen by the encoder (forward-looking window).
+        window_correction: with the ``identity`` architecture and ``n_win > 1``, the encoder
+            adds a learned correction from the rest of the window to the first snapshot
+            (zero at the start); ``False``: it ignores the rest of the window (models saved
+            before the correction existed load with ``False``).
         hidden: widths of the encoder/decoder fully connected layers.
         conv_channels: channels of the first conv level (doubling per level).
         conv_levels: stride-2 levels of the conv encoder/decoder (``None``: down to about
@@ -181,11 +185,8 @@ class StochasticROM:
             deterministic or chaotic truth, where the encoder alone filters little.
     """
 
-    #: False only for an identity model of a window saved before its encoder learned a
-    #: correction from the window (set by :meth:`load`; such a model ignores the window)
-    _window_correction: bool = True
-
     def __init__(self, latent_dim: int | None = None, architecture: str = "auto", n_win: int = 1,
+                 window_correction: bool = True,
                  hidden: tuple[int, ...] = (128, 128), conv_channels: int = 8,
                  conv_levels: int | None = None, periodic: bool = False,
                  encoder_variance: str = "constant",
@@ -213,6 +214,7 @@ class StochasticROM:
         self.latent_dim = latent_dim
         self.architecture = architecture
         self.n_win = n_win
+        self.window_correction = window_correction
         self.hidden = hidden
         self.conv_channels = conv_channels
         self.conv_levels = conv_levels
@@ -345,7 +347,7 @@ class StochasticROM:
         encoder = build_encoder(arch, state_shape, d, self.n_win, hidden, self.activation,
                                 self.conv_channels, padding, self.encoder_variance,
                                 self.encoder_log_var_init, self.conv_levels,
-                                window_correction=self._window_correction)
+                                window_correction=bool(self.window_correction))
         decoder = build_decoder(arch, state_shape, d, hidden[::-1], self.activation,
                                 self.conv_channels, padding, self.conv_levels)
         lv_mean, lv_std = self.decoder_log_var_prior
@@ -1156,11 +1158,12 @@ class StochasticROM:
                                      fitted.normalization, span)
             built = sum(int(v.numel()) for v in probe.state_dict().values())
             if (built != files.stored_values and model.n_win > 1
-                    and isinstance(probe.encoder.body, torch.nn.Sequential)
+                    and not files.names_window_correction
                     and getattr(probe.encoder, "residual_identity", False)):
-                # an identity model of a window saved before its encoder learned a
-                # correction from the window: it keeps ignoring the window
-                model._window_correction = False
+                # migration: a config without the field, of an identity model of a window
+                # saved before its encoder learned a correction from the window (no such
+                # weights), keeps ignoring the window. Saved again, it says so.
+                model.window_correction = False
                 with torch.device("meta"):
                     probe = model._build(fitted.state_shape, fitted.n_params,
                                          fitted.n_forcing, fitted.normalization, span)

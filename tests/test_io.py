@@ -155,11 +155,28 @@ def test_temporary_files_of_killed_writes_are_cleaned_up(tmp_path, small_model):
                                                        "model.safetensors"]
 
 
-def test_a_loaded_encoder_window_of_10_to_the_12_is_refused_at_predict(tmp_path, small_model):
+def _without_window_correction_field(d):
+    """The config as written before ``window_correction`` existed."""
+    config = json.loads((d / "config.json").read_text())
+    del config["config"]["autoencoder"]["window_correction"]
+    (d / "config.json").write_text(json.dumps(config))
+
+
+def test_a_loaded_encoder_window_of_10_to_the_12_is_refused(tmp_path, small_model):
     """Found by tests/test_properties.py: a config's n_win of 10¹² loaded (the identity
-    encoder had no weights to disagree; its weights are then taken for a model saved before
-    the window correction existed) and predict padded the window to terabytes."""
-    model = load_model(corrupt(tmp_path, small_model, lambda d: _edit_config(d, n_win=10**12)))
+    encoder had no weights to disagree) and predict padded the window to terabytes. With the
+    window correction in the config, its network does not match the weights: refused at
+    load; a config without the field (read as a model from before the correction) loads
+    and is refused at predict."""
+    with pytest.raises(ModelFileError, match="weights do not match the config"):
+        load_model(corrupt(tmp_path / "a", small_model, lambda d: _edit_config(d, n_win=10**12)))
+
+    def old_and_huge(d):
+        _edit_config(d, n_win=10**12)
+        _without_window_correction_field(d)
+
+    model = load_model(corrupt(tmp_path / "b", small_model, old_and_huge))
+    assert model.window_correction is False
     with pytest.raises(ValueError, match="the encoder windows .* over the limit"):
         model.predict(np.zeros(2), [0.2], np.linspace(0, 1, 3), np.zeros((3, 1)), n_samples=2)
 
@@ -177,7 +194,16 @@ def test_an_identity_model_of_a_window_saved_before_the_window_correction_still_
     old = {k: v for k, v in load_file(weights).items() if not k.startswith("encoder.body.")}
     assert len(old) < len(load_file(weights))
     save_file(old, weights)  # what such a model held
+    # a config that says it has the correction must have its weights
+    with pytest.raises(ModelFileError, match="weights do not match"):
+        load_model(tmp_path / "m")
+    _without_window_correction_field(tmp_path / "m")  # and such a config did not say
     loaded = load_model(tmp_path / "m")
+    assert loaded.window_correction is False
+    loaded.save(tmp_path / "again")  # saved again, it says so
+    config = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert config["config"]["autoencoder"]["window_correction"] is False
+    assert load_model(tmp_path / "again").window_correction is False
     x = np.random.default_rng(0).normal(size=(4, 3, 2))
     mean, _ = loaded.encode(x)
     np.testing.assert_allclose(mean, loaded._normalize_x(x[:, 0]), rtol=1e-5, atol=1e-6)
