@@ -78,7 +78,8 @@ def test_choice_is_saved_and_loaded(fitted, tmp_path):
     fitted.save(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["integration"]["substeps"] == fitted.integration_["substeps"]
-    assert config["config"]["integrator"] == {"integrator": "heun", "substeps": None}
+    assert config["config"]["integrator"] == {"integrator": "heun", "substeps": None,
+                                              "assimilate_iterations": 0}
     loaded = load_model(tmp_path / "m")
     assert loaded.integration_settings() == fitted.integration_settings()
 
