@@ -944,8 +944,9 @@ class StochasticROM:
         gen = torch.Generator(device=device)
         gen.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
         mean0, log_var0 = self.module_.encode(windows)
-        if self.assimilate_iterations and self.n_win > 1 and self.likelihood == "gaussian":
-            given = x0.shape[1] if x0.ndim - len(self.state_shape_) == 2 else 1
+        given = x0.shape[1] if x0.ndim - len(self.state_shape_) == 2 else 1
+        if (self.assimilate_iterations and min(given, self.n_win) > 1
+                and self.likelihood == "gaussian"):  # one snapshot: nothing to fit
             mean0, log_var0 = self._assimilate(windows, min(given, self.n_win), t[0], mu,
                                                t, f_phys, mean0, log_var0, method, n_sub)
         eps0 = torch.randn(n_cases, n_samples, d, generator=gen, dtype=dtype, device=device)
