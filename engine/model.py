@@ -26,7 +26,7 @@ from engine.initial_states import initial_states_from_dataset, load_initial_stat
 from engine.io import ModelFileError, read_model_files, save_model
 from engine.likelihoods import observations, predictive_moments
 from engine.metrics import MetricAccumulator
-from engine.module import SROMModule
+from engine.module import SROMModule, interpolate_forcing
 from engine.networks import build_decoder, build_encoder, choose_architecture
 from engine.param_average import default_time_constant
 from engine.posterior import DeepKernel, WindowPosterior
@@ -979,17 +979,14 @@ class StochasticROM:
         from engine.assimilation import assimilate_initial_latent
 
         device, dtype, norm = self._device(), self.torch_dtype, self.normalization_
-        t_window = float(t0) + float(self.dt_) * np.arange(self.n_win)
-        f_window = np.stack([np.stack([np.interp(t_window, t, case[:, j])
-                                       for j in range(case.shape[1])], axis=-1)
-                             if case.shape[1] else np.zeros((self.n_win, 0))
-                             for case in f_phys])
         n_cases = windows.shape[0]
+        as_tensor = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+        t_window = as_tensor(float(t0) + float(self.dt_) * np.arange(self.n_win))
+        f_window = interpolate_forcing(as_tensor(t), as_tensor((f_phys - norm.f_mean) / norm.f_std),
+                                       t_window.expand(n_cases, -1))
         return assimilate_initial_latent(
-            self.module_, windows, torch.full((n_cases,), n_given, device=device),
-            torch.as_tensor(t_window, dtype=dtype, device=device),
-            torch.as_tensor((mu - norm.mu_mean) / norm.mu_std, dtype=dtype, device=device),
-            torch.as_tensor((f_window - norm.f_mean) / norm.f_std, dtype=dtype, device=device),
+            self.module_, windows, torch.full((n_cases,), n_given, device=device), t_window,
+            as_tensor((mu - norm.mu_mean) / norm.mu_std), f_window,
             mean0, log_var0, method, n_sub, iterations=int(self.assimilate_iterations))
 
     def _decode_paths(self, z: torch.Tensor, chunk: int | None = None,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from engine.config import is_integer
 from engine.data import Dataset
 from engine.progress import NullCallback
 from engine.solvers.step_check import choose_substeps
@@ -53,8 +54,8 @@ class ValidationSelector(NullCallback):
                  n_samples: int = 16, seed: int = 0, substeps: int | None = None):
         if every < 1:
             raise ValueError(f"every must be a positive number of steps, got {every!r}")
-        if substeps is not None and (not isinstance(substeps, int) or isinstance(substeps, bool)
-                                     or not 1 <= substeps <= self.MAX_FIXED_SUBSTEPS):
+        if substeps is not None and not (is_integer(substeps)
+                                         and 1 <= substeps <= self.MAX_FIXED_SUBSTEPS):
             raise ValueError(f"substeps must be an integer in 1..{self.MAX_FIXED_SUBSTEPS}, "
                              f"got {substeps!r}")
         self.fixed_substeps = substeps
