@@ -255,6 +255,7 @@ class ModelConfig:
         Raises:
             ValueError: the first bad value, named, with what it must be.
         """
+        from engine.drift import DRIFT_KINDS
         from engine.likelihoods import LIKELIHOODS
         from engine.networks import ACTIVATIONS
         from engine.solvers import METHODS
@@ -294,6 +295,11 @@ class ModelConfig:
         if latent is not None and not (is_integer(latent) and 1 <= latent <= 65536):
             raise ValueError(f"latent_dim must be None or an integer in 1..65536, got "
                              f"{latent!r}")
+        if not isinstance(p["drift"], str) or p["drift"] not in DRIFT_KINDS:
+            raise ValueError(f"drift must be one of {list(DRIFT_KINDS)}, got {p['drift']!r}")
+        if p["drift"] == "second_order" and latent is not None and latent % 2:
+            raise ValueError(f"drift='second_order' needs an even latent_dim (positions and "
+                             f"velocities), got {latent}")
         if not isinstance(p["window_correction"], (bool, np.bool_)):
             raise ValueError(f"window_correction must be true or false, got "
                              f"{p['window_correction']!r}")

@@ -30,9 +30,13 @@ from engine.posterior import inverse_softplus
 from engine.priors import LogNormalVariance, laplace_kl
 
 __all__ = [
-    "NeuralDrift", "LibraryDrift", "PhysicsDrift", "SumDrift", "Dispersion",
-    "PHYSICS_DRIFTS", "register_physics_drift", "build_drift",
+    "NeuralDrift", "SecondOrderDrift", "LibraryDrift", "PhysicsDrift", "SumDrift",
+    "Dispersion", "PHYSICS_DRIFTS", "DRIFT_KINDS", "register_physics_drift", "build_drift",
 ]
+
+#: what ``drift=`` may name: an MLP, its mechanical (position, velocity) form, a polynomial
+#: library, a registered physics drift
+DRIFT_KINDS = ("neural", "second_order", "library", "physics")
 
 
 class NeuralDrift(nn.Module):
@@ -40,7 +44,8 @@ class NeuralDrift(nn.Module):
 
     def __init__(self, latent_dim: int, n_params: int, n_forcing: int,
                  hidden: Sequence[int] = (128, 128, 128), act: str = "silu",
-                 time_period: float | None = None, zero_init: bool = False):
+                 time_period: float | None = None, zero_init: bool = False,
+                 out_dim: int | None = None):
         super().__init__()
         self.time_period = time_period
         self.latent_dim = latent_dim
@@ -48,7 +53,7 @@ class NeuralDrift(nn.Module):
         #: both ways)
         self.use_stepper = True
         n_in = latent_dim + n_params + n_forcing + (2 if time_period else 0)
-        self.net = mlp(n_in, hidden, latent_dim, act, zero_last=zero_init)
+        self.net = mlp(n_in, hidden, out_dim or latent_dim, act, zero_last=zero_init)
 
     def _other_inputs(self, t, mu, f):
         """``[μ, f, cos, sin]`` of ``t (..., M)``, ``mu (M, P)``, ``f (..., M, F)``."""
@@ -287,6 +292,39 @@ class PhysicsDrift(nn.Module):
         return {k: v.detach().cpu().tolist() for k, v in self.params.items()}
 
 
+class SecondOrderDrift(nn.Module):
+    """The drift of a mechanical system: ``z = (q, v)`` in two halves and
+    ``ψ = [v, a(q, v, t; μ, f)]``, so the first half's rate *is* the second half.
+
+    A structural prior for latents of oscillating bodies seen from outside (a pendulum
+    video): without it the autoencoder may embed the position alone, as a curve traced back
+    and forth, on which no Markov drift exists (``docs/attempts/pendulum_video.md``). The
+    acceleration ``a`` is a :class:`NeuralDrift` MLP with ``d/2`` outputs.
+    """
+
+    def __init__(self, latent_dim: int, n_params: int, n_forcing: int,
+                 hidden: Sequence[int], act: str, time_period: float | None):
+        super().__init__()
+        if latent_dim % 2:
+            raise ValueError(f"drift='second_order' needs an even latent_dim (positions and "
+                             f"velocities), got {latent_dim}")
+        self.half = latent_dim // 2
+        self.acceleration = NeuralDrift(latent_dim, n_params, n_forcing, hidden, act,
+                                        time_period, out_dim=self.half)
+
+    def forward(self, z, t, mu, f):
+        return torch.cat([z[..., self.half:], self.acceleration(z, t, mu, f)], dim=-1)
+
+    def stepper(self, t: torch.Tensor, mu: torch.Tensor, f: torch.Tensor,
+                block: int = 64) -> Callable[[int, torch.Tensor], torch.Tensor]:
+        """:meth:`NeuralDrift.stepper` for the acceleration, the velocity copied."""
+        acceleration = self.acceleration.stepper(t, mu, f, block)
+        return lambda k, z: torch.cat([z[..., self.half:], acceleration(k, z)], dim=-1)
+
+    def kl(self) -> torch.Tensor:
+        return self.acceleration.kl()
+
+
 class SumDrift(nn.Module):
     """A structural drift plus a neural correction."""
 
@@ -338,9 +376,11 @@ def build_drift(kind: str, latent_dim: int, n_params: int, n_forcing: int, *,
                 library_degree: int, library_include_params: bool,
                 library_prior_scale: float, physics: str | None, physics_params: dict | None,
                 correction: bool, physics_units: dict | None = None) -> LatentDrift:
-    """The drift named by ``kind`` (``neural``, ``library`` or ``physics``)."""
+    """The drift named by ``kind`` (one of :data:`DRIFT_KINDS`)."""
     if kind == "neural":
         return NeuralDrift(latent_dim, n_params, n_forcing, hidden, act, time_period)
+    if kind == "second_order":
+        return SecondOrderDrift(latent_dim, n_params, n_forcing, hidden, act, time_period)
     base: LibraryDrift | PhysicsDrift
     if kind == "library":
         base = LibraryDrift(latent_dim, n_params, n_forcing, library_degree,
@@ -350,7 +390,7 @@ def build_drift(kind: str, latent_dim: int, n_params: int, n_forcing: int, *,
             raise ValueError("drift='physics' needs physics=<name of a registered drift>")
         base = PhysicsDrift(physics, latent_dim, physics_params, **(physics_units or {}))
     else:
-        raise ValueError(f"unknown drift '{kind}': use 'neural', 'library' or 'physics'")
+        raise ValueError(f"unknown drift '{kind}': use one of {DRIFT_KINDS}")
     if correction:
         return SumDrift(base, NeuralDrift(latent_dim, n_params, n_forcing, hidden, act,
                                           time_period, zero_init=True))
@@ -358,4 +398,4 @@ def build_drift(kind: str, latent_dim: int, n_params: int, n_forcing: int, *,
 
 
 #: the drifts :func:`build_drift` makes (each has ``forward(z, t, mu, f)`` and ``kl()``)
-LatentDrift = NeuralDrift | LibraryDrift | PhysicsDrift | SumDrift
+LatentDrift = NeuralDrift | SecondOrderDrift | LibraryDrift | PhysicsDrift | SumDrift

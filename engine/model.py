@@ -140,7 +140,8 @@ class StochasticROM:
         periodic: circular padding in the conv layers (periodic domains).
         encoder_variance: ``constant`` (learned vector) or ``amortized``.
         encoder_log_var_init: initial log-variance of the encoder (normalized units).
-        drift: ``neural`` (MLP on [z, μ, f]), ``library`` (sparse polynomial) or ``physics``.
+        drift: ``neural`` (MLP on [z, μ, f]), ``second_order`` (z = (q, v), ψ = [v, MLP]:
+            a mechanical system), ``library`` (sparse polynomial) or ``physics``.
         drift_hidden, activation: the drift MLP.
         time_features: add cos/sin of 2πt/T_train to the drift input.
         library_degree, library_include_params, library_prior_scale: the library drift.

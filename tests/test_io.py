@@ -31,11 +31,12 @@ def test_round_trip_gives_identical_predictions(tmp_path, small_model):
         "config.json", "initial_states.safetensors", "model.safetensors"]
 
 
-def test_physics_and_library_drifts_round_trip(tmp_path):
+def test_structural_drifts_round_trip(tmp_path):
     from problems import ou_dataset
 
     data = ou_dataset(2, n_times=30)
     for kwargs in (dict(drift="physics", physics="linear"), dict(drift="library", library_degree=2),
+                   dict(drift="second_order", drift_hidden=[8]),
                    dict(drift="physics", physics="linear", drift_correction=True,
                         dispersion_prior=[-2.0, 1.0])):
         model = StochasticROM(latent_dim=2, steps=5, window=8, log_every=5, **kwargs).fit(data)

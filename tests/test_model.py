@@ -1,5 +1,6 @@
 """End-to-end behaviour of StochasticROM on small problems (CPU, seeded)."""
 
+import math
 import warnings
 
 import numpy as np
@@ -278,3 +279,37 @@ def test_the_neural_drift_stepper_is_the_drift(time_period, method):
         fast = integrate(drift, *args, method=method, substeps=2)
         plain = integrate(Plain(), *args, method=method, substeps=2)
     assert torch.allclose(fast, plain, atol=1e-5)
+
+
+def test_the_second_order_drift_is_a_velocity_and_an_acceleration():
+    """``drift='second_order'``: the positions' rate is exactly the velocities, the
+    acceleration is an MLP of the whole state; its stepper is the drift; an odd latent
+    dimension is refused before anything is built."""
+    from engine.drift import SecondOrderDrift
+    from engine.rollout import integrate
+
+    torch.manual_seed(0)
+    drift = SecondOrderDrift(4, 1, 0, hidden=(16,), act="tanh", time_period=None)
+    m, k = 6, 9
+    z, mu, f = torch.randn(m, 4), torch.randn(m, 1), torch.zeros(m, k, 0)
+    t = torch.linspace(0, 1, k)[:, None].expand(-1, m)
+    rate = drift(z, t[0], mu, f[:, 0])
+    assert torch.equal(rate[:, :2], z[:, 2:])
+    moved = z.clone()
+    moved[:, 2:] += 1.0  # the acceleration sees the velocities too
+    assert not torch.allclose(drift(moved, t[0], mu, f[:, 0])[:, 2:], rate[:, 2:])
+    step = drift.stepper(t, mu, f, block=4)
+    for i in (0, 5, 8):
+        assert torch.allclose(step(i, z), drift(z, t[i], mu, f[:, i]), atol=1e-6)
+    # a harmonic acceleration a = -q makes the rollout a rotation: q(t) = q0 cos t + v0 sin t
+    drift.acceleration.use_stepper = False  # its stepper reads the weights, not forward
+    drift.acceleration.forward = lambda z, t, mu, f: -z[..., :2]
+    grid = torch.linspace(0, 1.0, 201)
+    path = integrate(drift, z, grid, mu, torch.zeros(m, 201, 0), torch.zeros(4),
+                     torch.zeros(200, 1, m, 4), method="heun", substeps=1)
+    exact = z[:, :2] * math.cos(1.0) + z[:, 2:] * math.sin(1.0)
+    assert torch.allclose(path[:, -1, :2], exact, atol=1e-4)
+    with pytest.raises(ValueError, match="even latent_dim"):
+        StochasticROM(latent_dim=3, drift="second_order").config.validate()
+    with pytest.raises(ValueError, match="drift must be one of"):
+        StochasticROM(latent_dim=2, drift="sindy").config.validate()
