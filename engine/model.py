@@ -563,7 +563,7 @@ class StochasticROM:
             callback=CallbackList(callbacks) if callbacks else None, stop_flag=stop_flag,
             checkpoint_path=checkpoint,
             checkpoint_extra=checkpoint_extras(self.config.to_dict(), norm),
-            distributed=ctx)
+            distributed=ctx, checkpoint_state=selector)
         start = 0
         if resume is not None:
             start = trainer.load_checkpoint(*resume)

@@ -110,6 +110,56 @@ class ValidationSelector(NullCallback):
         self.model.module_.load_state_dict(self._best_state)
         return True
 
+    # ------------------------------------------------------ checkpoints
+    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """The best parameters so far and every score, for a checkpoint: a resumed training
+        keeps selecting against them (``engine.train.CheckpointState``)."""
+        record = {"best_step": self.best_step,
+                  "best_score": None if math.isinf(self.best_score) else self.best_score,
+                  "scores": [[s, None if math.isinf(v) else v] for s, v in self.scores],
+                  "substeps": list(self.substeps)}
+        return dict(self._best_state or {}), record
+
+    def load_checkpoint_state(self, tensors: dict[str, torch.Tensor], record) -> None:
+        """Restore :meth:`checkpoint_state` (from a file: every field checked)."""
+        from engine.train import CheckpointError
+
+        def number(v, optional=True) -> bool:
+            return ((v is None and optional) or (isinstance(v, (int, float))
+                                                 and not isinstance(v, bool) and math.isfinite(v)))
+
+        def step_count(v) -> bool:
+            return is_integer(v) and 0 <= v <= 2**62
+
+        if not isinstance(record, dict):
+            raise CheckpointError("checkpoint: the model selection's record is not an object")
+        scores, substeps = record.get("scores"), record.get("substeps")
+        best_step, best_score = record.get("best_step"), record.get("best_score")
+        if not (isinstance(scores, list) and all(
+                isinstance(p, list) and len(p) == 2 and step_count(p[0]) and number(p[1])
+                for p in scores)):
+            raise CheckpointError("checkpoint: the model selection's scores must be "
+                                  "[step, score or null] pairs")
+        if not (isinstance(substeps, list) and all(is_integer(n) and n >= 1 for n in substeps)):
+            raise CheckpointError("checkpoint: the model selection's substeps must be counts")
+        if not ((best_step is None and best_score is None and not tensors)
+                or (step_count(best_step) and number(best_score, optional=False))):
+            raise CheckpointError("checkpoint: the model selection's best step and score "
+                                  "must be a step and a finite number (or both null)")
+        if tensors:
+            expected = self.model.module_.state_dict()
+            if set(tensors) != set(expected) or any(
+                    tuple(tensors[k].shape) != tuple(v.shape) for k, v in expected.items()):
+                raise CheckpointError("checkpoint: the model selection's best parameters do "
+                                      "not fit this model")
+            device = next(iter(expected.values())).device
+            self._best_state = {k: v.to(device=device, dtype=expected[k].dtype)
+                                for k, v in tensors.items()}
+        self.best_step = best_step
+        self.best_score = math.inf if best_score is None else float(best_score)
+        self.scores = [(int(s), math.inf if v is None else float(v)) for s, v in scores]
+        self.substeps = [int(n) for n in substeps]
+
     def summary(self) -> dict:
         """``best_step``, ``best_val_rel_l2``, ``every``, ``n_samples``, all ``scores`` and
         the ``substeps`` each score integrated with."""

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from engine.streaming import StreamingWindowSampler
 
 __all__ = ["TrainSettings", "WindowSampler", "Trainer", "TrainResult", "CheckpointError",
+           "CheckpointState",
            "read_checkpoint", "capture_training_step", "WARMUP_STEPS"]
 
 _TERMS = ("loss", "ell", "residual", "kl", "beta")
@@ -42,6 +43,19 @@ _TERMS = ("loss", "ell", "residual", "kl", "beta")
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt or belongs to another model."""
+
+
+class CheckpointState(Protocol):
+    """More training state that a checkpoint carries and a resume restores."""
+
+    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Tensors and a JSON-able record."""
+        ...
+
+    def load_checkpoint_state(self, tensors: dict[str, torch.Tensor], record: Any) -> None:
+        """Restore from what :meth:`checkpoint_state` wrote (untrusted: raise
+        :class:`CheckpointError` for anything that does not fit)."""
+        ...
 
 
 @dataclass
@@ -220,8 +234,12 @@ class Trainer:
                  n_total: int, device: torch.device, callback: TrainingCallback | None = None,
                  stop_flag: StopFlag | None = None, checkpoint_path: str | os.PathLike | None = None,
                  checkpoint_extra: dict | None = None,
-                 distributed: DistributedContext | None = None):
+                 distributed: DistributedContext | None = None,
+                 checkpoint_state: CheckpointState | None = None):
         self.module, self.sampler, self.s = module, sampler, settings
+        #: more state a checkpoint carries (the model selection's best parameters and
+        #: scores): its tensors under ``state.``, its record under ``"state"``
+        self.checkpoint_state = checkpoint_state
         self.dist = distributed or DistributedContext()
         self.n_total, self.device = n_total, device
         self.callback = callback or NullCallback()
@@ -505,6 +523,9 @@ class Trainer:
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         info = {"step": step, "history": self.history, "world_size": self.dist.world_size,
                 **self.checkpoint_extra}
+        if self.checkpoint_state is not None:
+            extra_tensors, info["state"] = self.checkpoint_state.checkpoint_state()
+            tensors.update({f"state.{k}": v for k, v in extra_tensors.items()})
         _atomic_save(tensors, {"srom_checkpoint": json.dumps(info)}, path)
 
     def load_checkpoint(self, tensors: dict[str, torch.Tensor], info: dict) -> int:
@@ -565,4 +586,8 @@ class Trainer:
         if self.device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.history = list(info.get("history", []))
+        if self.checkpoint_state is not None and "state" in info:
+            self.checkpoint_state.load_checkpoint_state(
+                {k[len("state."):]: v for k, v in tensors.items() if k.startswith("state.")},
+                info["state"])
         return step

@@ -265,6 +265,32 @@ def test_selection_on_validation_keeps_the_best_scored_parameters(data):
         assert not all(torch.equal(a, b) for a, b in zip(state(plain).values(), state(chosen).values()))
 
 
+def test_a_resumed_selection_keeps_the_best_parameters_and_scores(tmp_path, data):
+    """The checkpoint carries the selection's best parameters and scores: a training cut
+    in two calls selects as one run does (the long reaction–diffusion schedule)."""
+    val = duffing_dataset(2, n_times=41, seed=11)
+    kw = dict(validation=val, select_every=10, select_samples=4, select_substeps=1)
+    whole = model(steps=40).fit(data, **kw)
+    flag, ckpt = StopFlag(), tmp_path / "c.safetensors"
+    model(steps=40).fit(data, stop_flag=flag, callback=StopAt(flag, 20), checkpoint=ckpt, **kw)
+    tensors, info = read_checkpoint(ckpt)
+    assert [s for s, _ in info["state"]["scores"]] == [10, 20]
+    assert any(k.startswith("state.") for k in tensors) and info["state"]["best_step"] in (10, 20)
+    resumed = model(steps=40).fit(data, resume_from=ckpt, **kw)
+    a, b = whole.training_["selection"], resumed.training_["selection"]
+    assert a["scores"] == b["scores"] and a["best_step"] == b["best_step"]
+    assert all(torch.equal(x, y) for x, y in zip(state(whole).values(), state(resumed).values()))
+    # a record or tensors that do not fit are reported, not loaded
+    for record, edit, match in (
+            (lambda i: {**i, "state": {**i["state"], "scores": [[1, "x"]]}}, None, "scores"),
+            (lambda i: {**i, "state": {**i["state"], "best_score": None}}, None, "best step"),
+            (None, lambda t: {k: v for k, v in t.items() if not k.startswith("state.drift")},
+             "do not fit")):
+        edited = _edited_checkpoint(ckpt, tmp_path / "e.safetensors", record, edit)
+        with pytest.raises(CheckpointError, match=match):
+            model(steps=40).fit(data, resume_from=edited, **kw)
+
+
 def test_selection_with_fixed_substeps_skips_the_step_check(data, monkeypatch):
     import engine.selection as selection
 
