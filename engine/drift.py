@@ -308,18 +308,18 @@ class SecondOrderDrift(nn.Module):
         if latent_dim % 2:
             raise ValueError(f"drift='second_order' needs an even latent_dim (positions and "
                              f"velocities), got {latent_dim}")
-        self.half = latent_dim // 2
+        self.n_positions = latent_dim // 2
         self.acceleration = NeuralDrift(latent_dim, n_params, n_forcing, hidden, act,
-                                        time_period, out_dim=self.half)
+                                        time_period, out_dim=self.n_positions)
 
     def forward(self, z, t, mu, f):
-        return torch.cat([z[..., self.half:], self.acceleration(z, t, mu, f)], dim=-1)
+        return torch.cat([z[..., self.n_positions:], self.acceleration(z, t, mu, f)], dim=-1)
 
     def stepper(self, t: torch.Tensor, mu: torch.Tensor, f: torch.Tensor,
                 block: int = 64) -> Callable[[int, torch.Tensor], torch.Tensor]:
         """:meth:`NeuralDrift.stepper` for the acceleration, the velocity copied."""
         acceleration = self.acceleration.stepper(t, mu, f, block)
-        return lambda k, z: torch.cat([z[..., self.half:], acceleration(k, z)], dim=-1)
+        return lambda k, z: torch.cat([z[..., self.n_positions:], acceleration(k, z)], dim=-1)
 
     def kl(self) -> torch.Tensor:
         return self.acceleration.kl()
