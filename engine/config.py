@@ -40,6 +40,7 @@ class AutoencoderConfig:
     architecture: str = "auto"
     n_win: int = 1
     window_correction: bool = True
+    decode_positions_only: bool = False
     hidden: tuple[int, ...] = (128, 128)
     conv_channels: int = 8
     conv_levels: int | None = None
@@ -297,6 +298,13 @@ class ModelConfig:
                              f"{latent!r}")
         if not isinstance(p["drift"], str) or p["drift"] not in DRIFT_KINDS:
             raise ValueError(f"drift must be one of {list(DRIFT_KINDS)}, got {p['drift']!r}")
+        if not isinstance(p["decode_positions_only"], (bool, np.bool_)):
+            raise ValueError(f"decode_positions_only must be true or false, got "
+                             f"{p['decode_positions_only']!r}")
+        if p["decode_positions_only"] and (p["drift"] != "second_order"
+                                           or p["architecture"] == "identity"):
+            raise ValueError("decode_positions_only needs drift='second_order' (whose first "
+                             "half of z are the positions) and a decoder (not the identity)")
         if p["drift"] == "second_order" and latent is not None and latent % 2:
             raise ValueError(f"drift='second_order' needs an even latent_dim (positions and "
                              f"velocities), got {latent}")

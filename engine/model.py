@@ -133,6 +133,10 @@ class StochasticROM:
             adds a learned correction from the rest of the window to the first snapshot
             (zero at the start); ``False``: it ignores the rest of the window (models saved
             before the correction existed load with ``False``).
+        decode_positions_only: with ``drift='second_order'``, the decoder reads the
+            positions (the first half of z) alone, as a frame of a moving body shows where it
+            is, not how fast it goes; the velocities are then what the dynamics and the
+            encoder's window make them.
         hidden: widths of the encoder/decoder fully connected layers.
         conv_channels: channels of the first conv level (doubling per level).
         conv_levels: stride-2 levels of the conv encoder/decoder (``None``: down to about
@@ -187,7 +191,7 @@ class StochasticROM:
     """
 
     def __init__(self, latent_dim: int | None = None, architecture: str = "auto", n_win: int = 1,
-                 window_correction: bool = True,
+                 window_correction: bool = True, decode_positions_only: bool = False,
                  hidden: tuple[int, ...] = (128, 128), conv_channels: int = 8,
                  conv_levels: int | None = None, periodic: bool = False,
                  encoder_variance: str = "constant",
@@ -216,6 +220,7 @@ class StochasticROM:
         self.architecture = architecture
         self.n_win = n_win
         self.window_correction = window_correction
+        self.decode_positions_only = decode_positions_only
         self.hidden = hidden
         self.conv_channels = conv_channels
         self.conv_levels = conv_levels
@@ -349,7 +354,8 @@ class StochasticROM:
                                 self.conv_channels, padding, self.encoder_variance,
                                 self.encoder_log_var_init, self.conv_levels,
                                 window_correction=bool(self.window_correction))
-        decoder = build_decoder(arch, state_shape, d, hidden[::-1], self.activation,
+        decoded = d // 2 if self.decode_positions_only else d
+        decoder = build_decoder(arch, state_shape, decoded, hidden[::-1], self.activation,
                                 self.conv_channels, padding, self.conv_levels)
         lv_mean, lv_std = self.decoder_log_var_prior
         dec_var = LogNormalVariance(state_shape, self.decoder_log_var_init, 1e-2, lv_mean, lv_std,
@@ -377,7 +383,8 @@ class StochasticROM:
         dispersion = Dispersion(d, self.dispersion_init,
                                 _tuple(self.dispersion_prior) if self.dispersion_prior else None)
         module = SROMModule(encoder, decoder, dec_var, WindowPosterior(kernel), drift, dispersion,
-                            state_shape, d, likelihood=self.likelihood)
+                            state_shape, d, likelihood=self.likelihood,
+                            decoded_latents=decoded if decoded < d else None)
         self.architecture_ = arch
         self.latent_dim_ = d
         return module.to(self.torch_dtype)

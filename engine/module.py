@@ -79,8 +79,12 @@ class SROMModule(nn.Module):
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, decoder_variance: LogNormalVariance,
                  posterior: WindowPosterior, drift: LatentDrift, dispersion: Dispersion,
-                 state_shape: tuple[int, ...], latent_dim: int, likelihood: str = "gaussian"):
+                 state_shape: tuple[int, ...], latent_dim: int, likelihood: str = "gaussian",
+                 decoded_latents: int | None = None):
         super().__init__()
+        #: the decoder reads z[..., :decoded_latents] (a mechanical system's positions,
+        #: ``decode_positions_only``); ``None``: all of z
+        self.decoded_latents = decoded_latents
         self.likelihood = likelihood  # engine.likelihoods.LIKELIHOODS
         self.encoder, self.decoder = encoder, decoder
         self.decoder_variance = decoder_variance
@@ -96,7 +100,7 @@ class SROMModule(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``(M, d)`` → decoded mean ``(M, *S)`` (normalized units)."""
-        return self.decoder(z)
+        return self.decoder(z if self.decoded_latents is None else z[..., :self.decoded_latents])
 
     # ------------------------------------------------------------------- loss
     def loss_terms(self, batch: WindowBatch, step: torch.Tensor, *, n_samples: int,

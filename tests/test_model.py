@@ -313,3 +313,22 @@ def test_the_second_order_drift_is_a_velocity_and_an_acceleration():
         StochasticROM(latent_dim=3, drift="second_order").config.validate()
     with pytest.raises(ValueError, match="drift must be one of"):
         StochasticROM(latent_dim=2, drift="sindy").config.validate()
+    with pytest.raises(ValueError, match="decode_positions_only needs"):
+        StochasticROM(latent_dim=2, decode_positions_only=True).config.validate()
+
+
+def test_a_positions_only_decoder_ignores_the_velocities():
+    """``decode_positions_only``: the decoded state does not change with the velocity half
+    of z, and the model trains, saves and loads."""
+    from problems import duffing_dataset
+
+    data = duffing_dataset(3, n_times=31)
+    model = StochasticROM(latent_dim=2, architecture="mlp", drift="second_order",
+                          decode_positions_only=True, drift_hidden=(8,), steps=5, window=8,
+                          log_every=5).fit(data)
+    z = torch.randn(4, 2)
+    moved = z.clone()
+    moved[:, 1] += 3.0
+    with torch.no_grad():
+        assert torch.equal(model.module_.decode(z), model.module_.decode(moved))
+    assert model.module_.decoder.net[0].in_features == 1
