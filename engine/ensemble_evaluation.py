@@ -14,8 +14,9 @@ __all__ = ["evaluate_against_ensemble", "VPT_THRESHOLD", "describe_scores"]
 VPT_THRESHOLD = 0.3
 #: predictions (seeds) the valid time is averaged over. The valid time of a predictive mean
 #: is a first-passage time of a noisy curve: on Lorenz-63 the 128-path mean's error hovers
-#: near the threshold for a while, and twelve seeds of the same model gave 0.39-1.02
-#: Lyapunov times (mean 0.51, median 0.41), so one draw says little
+#: near the threshold for a while, and 24 seeds of the shipped model gave 0.38-1.00
+#: Lyapunov times (mean 0.48, median 0.42; benchmarks/valid_time_seeds.py), so one draw
+#: says little
 VPT_SEEDS = 8
 #: the seeds' spacing (far apart: predict_dataset seeds case i with seed + i)
 _SEED_STRIDE = 7919

@@ -175,9 +175,10 @@ SPECS: dict[str, dict] = {
                   "--n-win", "16", "--set", "dispersion_init=1e-2",
                   "--set", "dispersion_prior=[-9.2,0.5]",
                   # and the initial state fitted to those 16 snapshots through the learned
-                  # dynamics (engine/assimilation.py): on the seed-0 model, over 12
-                  # prediction seeds, valid time 0.77 (median 0.98) Lyapunov times against
-                  # 0.51 (median 0.41) from the encoder's state
+                  # dynamics (engine/assimilation.py): on the shipped model, over 24
+                  # prediction seeds, valid time 0.48 (median 0.42, 0.38-1.00) Lyapunov times
+                  # against 0.38 (0.36-0.42) from the encoder's state
+                  # (benchmarks/results/valid_time_seeds.md)
                   "--set", "assimilate_iterations=50"],
     },
     "predprey4": {

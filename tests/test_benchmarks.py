@@ -433,3 +433,21 @@ def test_lv_defaults_average_table_is_per_seed_and_time_constant():
     assert "| seed | last iterate | τ = 500 |" in text
     assert "| 1 | 0.0400 | 0.0150 |" in text
     assert "| worst / best | 2.00 | 1.25 |" in text
+
+
+def test_valid_time_seeds_runs_each_seed_and_the_encoder_only_variant(tmp_path, monkeypatch):
+    """On the shipped Lorenz-63 model (which fits its initial state): one row per variant,
+    a valid time per seed inside the horizon, and the tables written."""
+    import valid_time_seeds
+
+    monkeypatch.setattr(valid_time_seeds, "RESULTS", tmp_path)
+    result = valid_time_seeds.run(["lorenz63"], seeds=2, n_samples=16)
+    rows = result["rows"]
+    assert [r["variant"] for r in rows] == ["as shipped", "initial state from the encoder alone"]
+    assert rows[0]["assimilate_iterations"] > 0 and rows[1]["assimilate_iterations"] == 0
+    for r in rows:
+        assert len(r["per_seed"]) == 2 and 0 < r["min"] <= r["mean"] <= r["max"] < 2
+    valid_time_seeds.write(result)
+    assert "| lorenz63 | as shipped | 1 |" in (tmp_path / "valid_time_seeds.md").read_text()
+    s = valid_time_seeds.summary([1.0, 2.0, 3.0])
+    assert s["median"] == 2.0 and s["std"] == 1.0 and s["sem"] == pytest.approx(1 / math.sqrt(3))
