@@ -775,9 +775,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model directory (updated in place)")
     p.add_argument("data", help="held-out validation dataset (not the test set)")
     p.add_argument("--level", type=float, default=0.9, help="central interval to calibrate")
-    p.add_argument("--mode", choices=["noise", "spread"], default="noise",
+    p.add_argument("--mode", choices=["noise", "spread", "lead"], default="noise",
                    help="scale every noise source of the SDE (default), or the decoded paths' "
-                        "spread about their mean, which keeps the mean as it is")
+                        "spread about their mean, which keeps the mean as it is (lead: by a "
+                        "factor fitted per bin of lead time)")
     p.add_argument("--n-samples", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")

@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.calibration import CALIBRATION_MODES, fit_uncertainty_scale
+from engine.calibration import (
+    CALIBRATION_MODES,
+    fit_lead_time_spread,
+    fit_uncertainty_scale,
+    lead_time_factors,
+    validate_lead_scales,
+)
 from engine.cancellation import CancelCheck, check_cancelled
 from engine.config import ModelConfig
 from engine.data import Dataset, DatasetError, Normalization
@@ -835,7 +841,6 @@ class StochasticROM:
         t, mu, f_phys, latent, gen, noise_scale = self._latent_paths(
             x0, mu, t, f, n_samples, seed, integrator, substeps, deterministic, cancel)
         decoder_noise = decoder_noise and not deterministic
-        spread = 1.0 if deterministic else self._calibration_factors()[1]
         device, dtype, norm = self._device(), self.torch_dtype, self.normalization_
         n_cases, d = mu.shape[0], self.latent_dim_
         n_kept = len(range(0, t.size, int(decode_stride))) + (1 if (t.size - 1) % decode_stride else 0)
@@ -847,6 +852,10 @@ class StochasticROM:
             t, f_phys = t[keep], f_phys[:, keep]
         decoded = self._decode_paths(latent.reshape(-1, d), cancel=cancel).view(
             n_cases, n_samples, t.size, *self.state_shape_)
+        # the calibrated spread about the mean, per output time (1: none)
+        spread = torch.ones(t.size, dtype=dtype, device=device) if deterministic else \
+            torch.as_tensor(self._spread_factors(t), dtype=dtype, device=device)
+        spread = spread.view(t.size, *([1] * len(self.state_shape_)))  # (T, 1, …)
         dec_var = self.module_.decoder_variance.point() * noise_scale**2 if decoder_noise else None
         # in chunks of output times, each after a cancel check (a 3 x 80 x 440 flow's
         # moments and quantiles over 37 paths took 12 s in one piece on a CPU)
@@ -863,7 +872,7 @@ class StochasticROM:
             decoded = over_path_chunks(
                 lambda part: observations(self.likelihood, part, dec_var, gen) * scale + shift,
                 decoded, cancel=cancel, what="the sample paths")
-            if spread != 1.0:  # calibrated spread: every path's distance to the mean × spread
+            if bool((spread != 1.0).any()):  # every path's distance to the mean × spread
                 centre = mean_phys[:, None]
                 decoded = decoded.sub_(centre).mul_(spread).add_(centre)
             if quantiles is not None:
@@ -1092,7 +1101,9 @@ class StochasticROM:
                 paths out sooner). ``"spread"``: the decoded sample paths' distance to the
                 predictive mean (and the std), after an unscaled prediction: the mean is
                 the uncalibrated one exactly; only the bands change (multiplicative
-                inflation, as ensemble forecasts do). Gaussian likelihood only.
+                inflation, as ensemble forecasts do). ``"lead"``: the same with a factor
+                per bin of lead time (:func:`engine.calibration.fit_lead_time_spread`),
+                exact from one prediction. Gaussian likelihood only (both).
 
         Sets ``uncertainty_scale_`` and ``uncertainty_mode_`` (saved with the model) and
         records the result, with ``mode``, in ``calibration_``; see
@@ -1103,22 +1114,41 @@ class StochasticROM:
         self._check_compatible(dataset)
         if mode not in CALIBRATION_MODES:
             raise ValueError(f"mode must be one of {', '.join(CALIBRATION_MODES)}, got {mode!r}")
-        if mode == "spread" and self.likelihood != "gaussian":
-            raise ValueError(f"mode 'spread' needs a Gaussian likelihood (this model's is "
+        if mode != "noise" and self.likelihood != "gaussian":
+            raise ValueError(f"mode '{mode}' needs a Gaussian likelihood (this model's is "
                              f"{self.likelihood}: its samples are 0/1 pixels)")
-        self.uncertainty_scale_, self.uncertainty_mode_ = 1.0, mode
-        self.calibration_ = {**fit_uncertainty_scale(self, dataset, level=level,
-                                                     n_samples=n_samples, seed=seed),
-                             "mode": mode}
+        self.uncertainty_scale_, self.uncertainty_mode_ = 1.0, "noise"
+        if mode == "lead":
+            found = fit_lead_time_spread(self, dataset, level=level, n_samples=n_samples,
+                                         seed=seed)
+            self.uncertainty_scale_ = 1.0  # the factors are in calibration_
+        else:
+            self.uncertainty_mode_ = mode
+            found = fit_uncertainty_scale(self, dataset, level=level, n_samples=n_samples,
+                                          seed=seed)
+        self.calibration_ = {**found, "mode": mode}
+        self.uncertainty_mode_ = mode
         return self.calibration_
 
     def _calibration_factors(self) -> tuple[float, float]:
         """``(noise, spread)``: what the calibration multiplies the noise sources and the
-        decoded spread about the mean by (one of them is 1)."""
+        decoded spread about the mean by (one of them is 1; the ``lead`` mode's spread
+        depends on the lead time: :meth:`_spread_factors`)."""
         scale = float(getattr(self, "uncertainty_scale_", 1.0))
-        if getattr(self, "uncertainty_mode_", "noise") == "spread":
+        mode = getattr(self, "uncertainty_mode_", "noise")
+        if mode == "spread":
             return 1.0, scale
+        if mode == "lead":
+            return 1.0, 1.0
         return scale, 1.0
+
+    def _spread_factors(self, t: np.ndarray) -> np.ndarray:
+        """``(T,)`` the factor of the decoded paths' distance to their mean at output times
+        ``t`` (lead times ``t - t[0]``)."""
+        if getattr(self, "uncertainty_mode_", "noise") == "lead":
+            cal = self.calibration_
+            return lead_time_factors(t - t[0], cal["lead_times"], cal["lead_scales"])
+        return np.full(t.size, self._calibration_factors()[1])
 
     def _check_compatible(self, dataset: Dataset) -> None:
         if dataset.state_shape != tuple(self.state_shape_):
@@ -1157,6 +1187,10 @@ class StochasticROM:
             if model.uncertainty_mode_ not in CALIBRATION_MODES:
                 raise ValueError(f"calibration mode {model.uncertainty_mode_!r} is not one of "
                                  f"{', '.join(CALIBRATION_MODES)}")
+            if model.uncertainty_mode_ == "lead":
+                times, scales = validate_lead_scales(model.calibration_)
+                model.calibration_ = {**model.calibration_, "lead_times": times,
+                                      "lead_scales": scales}
             fitted = files.fitted
             span = fitted.t_range[1] - fitted.t_range[0]
             with torch.device("meta"):  # shapes only: a config of huge layers costs nothing

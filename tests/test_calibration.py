@@ -131,3 +131,49 @@ def test_cli_calibrate_takes_the_spread_mode(tmp_path, fitted, capsys):
                      "--mode", "spread", "--device", "cpu"]) == 0
     assert "spread about the mean" in capsys.readouterr().err
     assert load_model(tmp_path / "m").uncertainty_mode_ == "spread"
+
+
+def test_lead_mode_covers_the_level_in_every_bin_of_lead_time_and_keeps_the_mean(tmp_path, fitted):
+    """``mode='lead'``: one factor per bin of lead time, fitted exactly from one prediction
+    (the coverage it reports is that of a prediction with those factors), the mean
+    unchanged, saved and loaded; a hand-edited factor list is refused at load."""
+    from engine import ModelFileError
+    from engine.calibration import lead_time_factors
+
+    val = duffing_dataset(6, n_times=41, seed=1)
+    args = (val.x[:, 0], val.mu, val.t, val.f)
+    plain = fitted.predict(*args, n_samples=64, seed=0, quantiles=[0.05, 0.95])
+    try:
+        result = fitted.calibrate(val, level=0.9, n_samples=64, seed=0, mode="lead")
+        assert result["mode"] == "lead" and len(result["lead_times"]) == 9  # lead 0 + 8 bins
+        assert result["lead_times"][0] == 0 and np.all(np.diff(result["lead_times"]) > 0)
+        wide = fitted.predict(*args, n_samples=64, seed=0, quantiles=[0.05, 0.95])
+        fitted.save(tmp_path / "m")
+    finally:
+        fitted.uncertainty_scale_, fitted.uncertainty_mode_ = 1.0, "noise"
+        fitted.calibration_ = {}
+    np.testing.assert_allclose(wide.mean, plain.mean, rtol=0, atol=1e-12)
+    lo, hi = wide.quantiles([0.05, 0.95])
+    inside = (val.x >= lo) & (val.x <= hi)
+    assert inside.mean() == pytest.approx(result["coverage_after"], abs=1e-9)
+    # in every bin of lead time after the start, the level is met (at least; ties aside)
+    factors = lead_time_factors(val.t - val.t[0], result["lead_times"], result["lead_scales"])
+    np.testing.assert_allclose(wide.std, plain.std * factors[None, :, None], rtol=1e-5,
+                               atol=1e-12)
+    per_time = inside.mean(axis=(0, 2))
+    for a, b in zip(range(1, 41, 5), range(6, 42, 5)):
+        assert per_time[a:b].mean() >= 0.8
+    loaded = load_model(tmp_path / "m")
+    assert loaded.uncertainty_mode_ == "lead"
+    again = loaded.predict(*args, n_samples=64, seed=0, quantiles=[0.05, 0.95])
+    np.testing.assert_allclose(again.quantiles([0.95])[0], hi, rtol=1e-5, atol=1e-6)
+    path = tmp_path / "m" / "config.json"
+    config = json.loads(path.read_text())
+    config["calibration"]["lead_scales"][2] = -1.0
+    path.write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="scale"):
+        load_model(tmp_path / "m")
+    config["calibration"]["lead_scales"] = [1.0]
+    path.write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="equal length"):
+        load_model(tmp_path / "m")
