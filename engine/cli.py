@@ -413,8 +413,14 @@ def cmd_calibrate(args) -> int:
     result = model.calibrate(load_dataset(args.data), level=args.level,
                              n_samples=args.n_samples, seed=args.seed, mode=args.mode)
     model.save(args.model)
-    what = "" if args.mode == "noise" else " (of the spread about the mean)"
-    print(f"srom: uncertainty scale{what} {result['scale']:.4g}: {args.level:.0%} interval coverage "
+    if args.mode == "lead":
+        scales = result["lead_scales"]
+        factor = (f"uncertainty scales of the spread about the mean by lead time "
+                  f"{min(scales):.4g}..{max(scales):.4g}")
+    else:
+        what = "" if args.mode == "noise" else " (of the spread about the mean)"
+        factor = f"uncertainty scale{what} {result['scale']:.4g}"
+    print(f"srom: {factor}: {args.level:.0%} interval coverage "
           f"{result['coverage_before']:.3f} -> {result['coverage_after']:.3f} on "
           f"{result['n_trajectories']} trajectories; saved to {args.model}", file=sys.stderr)
     if args.json:
