@@ -163,6 +163,11 @@ def arcta_rows(refs: dict, pretrained: Path) -> tuple[list[str], list[dict]]:
                         f"step {euler['rmse']:.4g})" if euler and "integrator" in test else ""),
                      f"rel. L2 {_pm(test['rel_l2_mean'], test['rel_l2_std'])}",
                      f"90% coverage {test['coverage_90']:.3f}"]
+            base = test.get("baselines")
+            if base:  # predictions that need no model, on the same frames
+                parts.append(f"against predictions that need no model: the average training "
+                             f"frame rel. L2 {base['average_state_rel_l2']:.4g}, the last seen "
+                             f"frame held {base['last_seen_state_rel_l2']:.4g}")
             seeds = record.get("seeds")
             if seeds:
                 rmse = [s["test_rmse"] for s in seeds["seeds"] if s.get("test_rmse") is not None]

@@ -58,3 +58,14 @@ def test_pretrained_model_meets_its_card(name):
 def test_all_pretrained_together_stay_small():
     total = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file())
     assert total < 60 * 2**20
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if json.loads(
+    (ROOT / m / "eval.json").read_text())["test"].get("baselines")])
+def test_a_video_model_beats_the_predictions_that_need_no_model(name):
+    """Issue 14: the pendulum videos beat the average training frame and the last seen
+    frame by a wide margin (at most 0.6 of either's error on the card's test frames)."""
+    test = json.loads((ROOT / name / "eval.json").read_text())["test"]
+    base = test["baselines"]
+    assert test["rel_l2_mean"] <= 0.6 * min(base["average_state_rel_l2"],
+                                            base["last_seen_state_rel_l2"]), (test, base)
