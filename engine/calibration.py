@@ -31,7 +31,8 @@ from engine.data import Dataset
 if TYPE_CHECKING:  # pragma: no cover
     from engine.model import StochasticROM
 
-__all__ = ["fit_uncertainty_scale", "fit_lead_time_spread", "lead_time_factors",
+__all__ = ["fit_uncertainty_scale", "fit_spread_scale", "fit_lead_time_spread",
+           "lead_time_factors",
            "validate_scale", "validate_lead_scales", "CALIBRATION_MODES", "LEAD_TIME_BINS"]
 
 #: what a calibration scale multiplies (:meth:`engine.model.StochasticROM.calibrate`):
@@ -62,7 +63,8 @@ def fit_uncertainty_scale(model: StochasticROM, dataset: Dataset, level: float =
                           n_samples: int = 64, seed: int = 0, batch_size: int | None = None,
                           bounds: tuple[float, float] = SCALE_BOUNDS, grid: int = 9,
                           refine: int = 6) -> dict[str, float]:
-    """Find the noise scale whose ``level`` interval covers ``level`` of ``dataset``.
+    """Find the noise scale whose ``level`` interval covers ``level`` of ``dataset`` (the
+    ``noise`` mode: the model must be in it, ``uncertainty_mode_ == "noise"``).
 
     Coverage is scored on a log-spaced grid of scales (plus 1), then the first bracket in
     which it crosses ``level`` is bisected. Every trial uses the same seed (common random
@@ -118,54 +120,80 @@ def _required_spread(x: np.ndarray, mean: np.ndarray, lo: np.ndarray,
     return need
 
 
+def _required_spreads(model: StochasticROM, dataset: Dataset, level: float, n_samples: int,
+                      seed: int, batch_size: int | None) -> np.ndarray:
+    """``(T, everything else)``: :func:`_required_spread` of every validation value, by
+    output time, from one uncalibrated prediction (scaling the paths about their mean
+    scales their quantiles about it too, so no prediction has to be made again)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    model.uncertainty_scale_, model.uncertainty_mode_ = 1.0, "noise"
+    levels = [0.5 - level / 2, 0.5 + level / 2]
+    need = np.empty(dataset.x.shape, dtype=np.float64)
+    for sl, pred in model.predict_dataset(dataset, n_samples, seed, batch_size,
+                                          return_samples=False, quantiles=levels):
+        lo, hi = pred.quantiles(levels)
+        need[sl] = _required_spread(dataset.x[sl], pred.mean, lo, hi)
+    return np.moveaxis(need, 1, 0).reshape(dataset.n_times, -1)
+
+
+def _covering_factor(need: np.ndarray, level: float) -> float:
+    """The factor that covers ``level`` of the values whose required factors are ``need``,
+    within :data:`SCALE_BOUNDS` (the upper bound where the paths never reach the values)."""
+    factor = float(np.quantile(need.ravel(), level, method="higher"))
+    low, high = SCALE_BOUNDS
+    return float(np.clip(factor if np.isfinite(factor) else high, low, high))
+
+
+def fit_spread_scale(model: StochasticROM, dataset: Dataset, level: float = 0.9,
+                     n_samples: int = 64, seed: int = 0,
+                     batch_size: int | None = None) -> dict[str, float]:
+    """The ``spread`` mode's factor: the paths' distance to their mean scaled so that the
+    central ``level`` interval covers ``level`` of ``dataset``, exactly, from one
+    uncalibrated prediction (the model is left uncalibrated).
+
+    Returns:
+        ``{"scale", "level", "coverage_before", "coverage_after", "n_trajectories"}``.
+    """
+    need = _required_spreads(model, dataset, level, n_samples, seed, batch_size)
+    scale = _covering_factor(need, level)
+    return {"scale": scale, "level": float(level),
+            "coverage_before": float(np.mean(need <= 1.0)),
+            "coverage_after": float(np.mean(need <= scale)),
+            "n_trajectories": int(dataset.n_trajectories)}
+
+
 def fit_lead_time_spread(model: StochasticROM, dataset: Dataset, level: float = 0.9,
                          n_samples: int = 64, seed: int = 0, batch_size: int | None = None,
                          bins: int = LEAD_TIME_BINS) -> dict:
     """Spread factors by lead time whose ``level`` interval covers ``level`` of ``dataset``
-    in every bin of lead time.
+    in every bin of lead time (the ``lead`` mode; the model is left uncalibrated).
 
-    One uncalibrated prediction of the validation trajectories suffices: scaling the paths
-    about their mean scales their quantiles about it too, so a value is covered exactly
-    when the factor reaches :func:`_required_spread`, and the factor that covers ``level``
-    of a bin is that ratio's ``level`` quantile there. The bins split the validation
-    horizon into ``bins`` equal spans of lead time (the first snapshot, where the encoder
-    sets the spread, is a bin of its own); :func:`lead_time_factors` interpolates between
-    their centres, and holds the last factor beyond the validation horizon.
+    As :func:`fit_spread_scale`, from one uncalibrated prediction, one factor per bin: the
+    bins split the validation horizon into ``bins`` equal spans of lead time (the first
+    snapshot, where the encoder sets the spread, is a bin of its own);
+    :func:`lead_time_factors` interpolates between their centres, and holds the last factor
+    beyond the validation horizon.
 
     Returns:
         ``{"scale"`` (the single factor over all lead times, for reference),
         ``"lead_times"``, ``"lead_scales"``, ``"level"``, ``"coverage_before"``,
         ``"coverage_after"``, ``"n_trajectories"}``.
     """
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
     if not (isinstance(bins, (int, np.integer)) and 1 <= bins <= 256):
         raise ValueError(f"bins must be an integer in 1..256, got {bins!r}")
-    model.uncertainty_scale_ = 1.0
-    levels = [0.5 - level / 2, 0.5 + level / 2]
+    by_time = _required_spreads(model, dataset, level, n_samples, seed, batch_size)
     lead = dataset.t - dataset.t[0]
-    need = np.empty(dataset.x.shape, dtype=np.float64)
-    for sl, pred in model.predict_dataset(dataset, n_samples, seed, batch_size,
-                                          return_samples=False, quantiles=levels):
-        lo, hi = pred.quantiles(levels)
-        need[sl] = _required_spread(dataset.x[sl], pred.mean, lo, hi)
-    by_time = np.moveaxis(need, 1, 0).reshape(dataset.n_times, -1)  # (T, everything else)
     n_bins = int(min(bins, max(1, dataset.n_times - 1)))
     edges = np.linspace(lead[1] if dataset.n_times > 1 else 0.0, lead[-1], n_bins + 1)
     groups = [np.array([0])] + [
         np.flatnonzero((lead >= a) & ((lead < b) if k < n_bins - 1 else (lead <= b)) & (lead > 0))
         for k, (a, b) in enumerate(zip(edges[:-1], edges[1:]))]
-    lead_times, lead_scales = [], []
-    low, high = SCALE_BOUNDS
-    for idx in groups:
-        if idx.size == 0:
-            continue
-        factor = float(np.quantile(by_time[idx].ravel(), level, method="higher"))
-        lead_times.append(float(lead[idx].mean()))
-        lead_scales.append(float(np.clip(factor if np.isfinite(factor) else high, low, high)))
-    overall = float(np.quantile(by_time.ravel(), level, method="higher"))
+    groups = [idx for idx in groups if idx.size]
+    lead_times = [float(lead[idx].mean()) for idx in groups]
+    lead_scales = [_covering_factor(by_time[idx], level) for idx in groups]
     factors = lead_time_factors(lead, lead_times, lead_scales)[:, None]
-    return {"scale": float(np.clip(overall if np.isfinite(overall) else high, low, high)),
+    return {"scale": _covering_factor(by_time, level),
             "lead_times": lead_times, "lead_scales": lead_scales, "level": float(level),
             "coverage_before": float(np.mean(by_time <= 1.0)),
             "coverage_after": float(np.mean(by_time <= factors)),

@@ -19,6 +19,7 @@ import torch
 from engine.calibration import (
     CALIBRATION_MODES,
     fit_lead_time_spread,
+    fit_spread_scale,
     fit_uncertainty_scale,
     lead_time_factors,
     validate_lead_scales,
@@ -852,10 +853,11 @@ class StochasticROM:
             t, f_phys = t[keep], f_phys[:, keep]
         decoded = self._decode_paths(latent.reshape(-1, d), cancel=cancel).view(
             n_cases, n_samples, t.size, *self.state_shape_)
-        # the calibrated spread about the mean, per output time (1: none)
-        spread = torch.ones(t.size, dtype=dtype, device=device) if deterministic else \
-            torch.as_tensor(self._spread_factors(t), dtype=dtype, device=device)
-        spread = spread.view(t.size, *([1] * len(self.state_shape_)))  # (T, 1, …)
+        # the calibrated spread about the mean, per output time (None: none; decided on
+        # the host, so that an uncalibrated prediction does no extra work on the device)
+        factors = np.ones(t.size) if deterministic else self._spread_factors(t)
+        spread = (torch.as_tensor(factors, dtype=dtype, device=device).view(
+            t.size, *([1] * len(self.state_shape_))) if np.any(factors != 1.0) else None)
         dec_var = self.module_.decoder_variance.point() * noise_scale**2 if decoder_noise else None
         # in chunks of output times, each after a cancel check (a 3 x 80 x 440 flow's
         # moments and quantiles over 37 paths took 12 s in one piece on a CPU)
@@ -866,13 +868,14 @@ class StochasticROM:
         shift = torch.as_tensor(norm.x_mean, dtype=dtype, device=device)
         mean_phys = x_mean_n * scale + shift
         mean = mean_phys.cpu().numpy()
-        std = (x_var_n.sqrt() * (scale * spread)).cpu().numpy()
+        std_n = x_var_n.sqrt() if spread is None else x_var_n.sqrt() * spread  # (B, T, *S)
+        std = (std_n * scale).cpu().numpy()
         samples, q_values, q_levels = None, None, None
         if return_samples or quantiles is not None:
             decoded = over_path_chunks(
                 lambda part: observations(self.likelihood, part, dec_var, gen) * scale + shift,
                 decoded, cancel=cancel, what="the sample paths")
-            if bool((spread != 1.0).any()):  # every path's distance to the mean × spread
+            if spread is not None:  # every path's distance to the mean × spread
                 centre = mean_phys[:, None]
                 decoded = decoded.sub_(centre).mul_(spread).add_(centre)
             if quantiles is not None:
@@ -1117,15 +1120,12 @@ class StochasticROM:
         if mode != "noise" and self.likelihood != "gaussian":
             raise ValueError(f"mode '{mode}' needs a Gaussian likelihood (this model's is "
                              f"{self.likelihood}: its samples are 0/1 pixels)")
-        self.uncertainty_scale_, self.uncertainty_mode_ = 1.0, "noise"
-        if mode == "lead":
-            found = fit_lead_time_spread(self, dataset, level=level, n_samples=n_samples,
-                                         seed=seed)
-            self.uncertainty_scale_ = 1.0  # the factors are in calibration_
-        else:
-            self.uncertainty_mode_ = mode
-            found = fit_uncertainty_scale(self, dataset, level=level, n_samples=n_samples,
-                                          seed=seed)
+        self.uncertainty_scale_, self.uncertainty_mode_ = 1.0, "noise"  # fits start uncalibrated
+        fit = {"noise": fit_uncertainty_scale, "spread": fit_spread_scale,
+               "lead": fit_lead_time_spread}[mode]
+        found = fit(self, dataset, level=level, n_samples=n_samples, seed=seed)
+        # the lead mode's factors are read from calibration_ (_spread_factors)
+        self.uncertainty_scale_ = 1.0 if mode == "lead" else found["scale"]
         self.calibration_ = {**found, "mode": mode}
         self.uncertainty_mode_ = mode
         return self.calibration_

@@ -478,9 +478,9 @@ def rescore(names: list[str], out: Path, data_dir: Path | None = None) -> None:
     for name, spec, target, record_path, record, cache in _scored_models(names, out, data_dir):
         eval_split = spec.get("eval", "test")
         tune_split = "val" if "val" in spec["generate"]["n"] and eval_split != "val" else "train"
+        wanted = (tune_split, eval_split, "val", *(("train",) if spec.get("baselines") else ()))
         files = _datasets(spec, cache, smoke=False,
-                          skip=tuple(s for s in spec["generate"]["n"]
-                                     if s not in (tune_split, eval_split, "val")))
+                          skip=tuple(s for s in spec["generate"]["n"] if s not in wanted))
         samples = spec.get("eval_samples", 128)
         start = time.time()
         integration = json.loads(srom("tune-step", str(target), str(files[tune_split]), "--json"))
@@ -495,10 +495,8 @@ def rescore(names: list[str], out: Path, data_dir: Path | None = None) -> None:
         euler = json.loads(srom("evaluate", str(target), str(files[eval_split]), "--json",
                                 "--n-samples", str(samples), "--integrator", "euler",
                                 "--substeps", "1", "--no-paper-protocol"))
-        if spec.get("baselines"):  # model-free, so the training's still hold; else made now
-            metrics["baselines"] = record.get("test", {}).get("baselines") or _baselines(
-                _datasets(spec, cache, smoke=False, skip=tuple(
-                    s for s in spec["generate"]["n"] if s != "train"))["train"], files[eval_split])
+        if spec.get("baselines"):  # scored on the same held-out frames as the model
+            metrics["baselines"] = _baselines(files["train"], files[eval_split])
         _store_metrics(target, metrics)
         import torch
 

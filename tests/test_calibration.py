@@ -104,6 +104,12 @@ def test_spread_calibration_hits_the_level_and_is_saved(tmp_path, fitted):
         result = fitted.calibrate(val, level=0.9, n_samples=64, seed=0, mode="spread")
         assert result["mode"] == "spread"
         assert result["coverage_after"] == pytest.approx(0.9, abs=0.02)
+        # fitted exactly from one prediction: the reported coverage is the calibrated one's
+        pred = fitted.predict(val.x[:, 0], val.mu, val.t, val.f, n_samples=64, seed=0,
+                              quantiles=[0.05, 0.95])
+        lo, hi = pred.quantiles([0.05, 0.95])
+        assert np.mean((val.x >= lo) & (val.x <= hi)) == pytest.approx(result["coverage_after"],
+                                                                      abs=1e-9)
         fitted.save(tmp_path / "m")
     finally:
         fitted.uncertainty_scale_, fitted.uncertainty_mode_ = 1.0, "noise"
