@@ -34,6 +34,7 @@ from app.state.safe_text import md  # noqa: E402
 from app.views.about import about_panel  # noqa: E402
 from app.views.controls import release_at_session_end  # noqa: E402
 from app.views.explore import ExploreView, session_dispatcher  # noqa: E402
+from app.views.idle_painter import pause_idle_file_dropper  # noqa: E402
 from app.views.lazy_tabs import lazy_tabs  # noqa: E402
 from app.views.presentation import presentation_toggle  # noqa: E402
 from app.views.sensitivity import SensitivityView  # noqa: E402
@@ -134,6 +135,7 @@ def build_page(doc: Document) -> pn.template.BaseTemplate | pn.viewable.Viewable
     # the document's index of models frozen while the page's ~500 models are added: each
     # JS callback Panel attaches otherwise walks the whole document again (9 walks, 0.7 s
     # of the server's event loop per new page on 2 cores, benchmarks/ui_page_cost.py)
+    pause_idle_file_dropper(doc)  # FilePond's 60 Hz loop only once a drop box exists
     with doc.models.freeze():
         if doc.session_context is not None:
             app.servable(title=PAGE_TITLE)

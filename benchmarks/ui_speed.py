@@ -98,6 +98,12 @@ RECORDER_JS = """() => {
   const all = Array.from(doc.all_models);
   const R = window.__srom = {armed: false, t0: null, changes: [], paints: [], frames: [],
                              patches: [], watched: []};
+  // the first animation frame after a change or a paint (a frame is asked for only then: a
+  // loop asking for every frame kept each page's renderer producing 60 frames a second,
+  // which with ten pages on two cores took CPU from the server being measured)
+  const nextFrame = () => requestAnimationFrame(() => {
+    if (R.armed) R.frames.push(performance.now());
+  });
   const status = all.find((m) => typeof m.text === 'string'
     && m.text.includes('output times predicted in'));
   R.text = () => (status ? status.text : '');
@@ -106,7 +112,7 @@ RECORDER_JS = """() => {
     if (!source) continue;
     R.watched.push(name);
     source.properties.data.change.connect(() => {
-      if (R.armed) R.changes.push({name, t: performance.now()});
+      if (R.armed) { R.changes.push({name, t: performance.now()}); nextFrame(); }
     });
     const fig = all.find((m) => Array.isArray(m.renderers)
       && m.renderers.some((r) => r.data_source === source));
@@ -117,7 +123,10 @@ RECORDER_JS = """() => {
       view._actual_paint = function () {
         const out = paint();
         const t = performance.now();
-        if (R.armed) for (const n of view.__sromWrapped) R.paints.push({name: n, t});
+        if (R.armed) {
+          for (const n of view.__sromWrapped) R.paints.push({name: n, t});
+          nextFrame();
+        }
         return out;
       };
     }
@@ -145,11 +154,6 @@ RECORDER_JS = """() => {
   window.addEventListener('pointerup', () => {
     if (R.armed) R.t0 = performance.now();
   }, true);
-  const frame = () => {
-    if (R.armed) R.frames.push(performance.now());
-    requestAnimationFrame(frame);
-  };
-  requestAnimationFrame(frame);
   R.arm = () => Object.assign(R, {armed: true, t0: null, changes: [], paints: [], frames: [],
                                    patches: []});
   return {watched: R.watched, status: R.text()};

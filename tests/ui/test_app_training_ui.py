@@ -59,9 +59,17 @@ def test_train_stop_upload_and_save(server, tmp_path):
     with sync_api.sync_playwright() as p:
         with local_page(p, 1400) as (page, external, errors):
             page.goto(url)
+            # FilePond's 60 Hz frame loop is parked while the page has no drop box
+            # (app.views.idle_painter): its next frame request is held, not scheduled
+            page.wait_for_function("() => window.__sromPainter && window.__sromPainter.parked()",
+                                   timeout=60_000)
+            assert not page.evaluate("() => window.__sromPainter.live()")
             page.locator(".bk-tab", has_text="Train").first.click(timeout=60_000)
             start = page.locator("button", has_text="Start").first
             start.wait_for(timeout=30_000)
+            # the Train tab's drop box woke it (the "Upload complete" checks below need it)
+            page.wait_for_function("() => window.__sromPainter.live() "
+                                   "&& !window.__sromPainter.parked()", timeout=10_000)
             start.click()
             t0 = time.perf_counter()
 
