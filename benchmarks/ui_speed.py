@@ -286,8 +286,14 @@ def training_elsewhere(browser, url: str, steps: int = 10**6):
 
 
 def slider_moves(browser, url: str, moves: int, warmup: int, quiet_ms: float,
-                 paths: int | None) -> tuple[list[dict], dict]:
-    """Drag the first μ slider ``warmup + moves`` times; the measured moves' latencies."""
+                 paths: int | None, think_s: float = 0.0,
+                 seed: int = 0) -> tuple[list[dict], dict]:
+    """Drag the first μ slider ``warmup + moves`` times; the measured moves' latencies.
+    ``think_s``: after each move has settled, wait a random 0.5-1.5 × this long (a user
+    looking at the result) before the next one."""
+    import random
+
+    pace = random.Random(seed)
     page = browser.new_page(viewport=VIEWPORT)
     page.set_default_navigation_timeout(120_000)  # many pages opening at once on 2 cores
     try:
@@ -309,6 +315,8 @@ def slider_moves(browser, url: str, moves: int, warmup: int, quiet_ms: float,
             page.wait_for_function(SETTLED_JS, arg=quiet_ms, polling=50, timeout=60_000)
             sample = analyse_move(page.evaluate(RECORD_JS))
             sample["load_1min"] = os.getloadavg()[0]
+            if think_s > 0:
+                page.wait_for_timeout(1e3 * think_s * pace.uniform(0.5, 1.5))
             if i >= warmup:
                 samples.append(sample)
                 log(f"move {i - warmup + 1}/{moves}: first update "

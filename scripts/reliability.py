@@ -119,15 +119,17 @@ def _load_lines(load: dict | None) -> list[str]:
     command, date = load.get("load_command") or load["command"], load.get("load_date") or load["date"]
     lines = [f"`{command}` ({date}, {load['host']}); details in "
              "[ui_load_cpu.md](../benchmarks/results/ui_load_cpu.md).", "",
-             "| sessions (+1 training) | moves done / asked | errors | first visible update "
-             "median / p95 (s) | full view median / p95 (s) | host load (1 min) |",
-             "|---|---|---|---|---|---|"]
+             "| sessions (+1 training) | pause between a page's moves (s) | moves done / asked "
+             "| errors | first visible update median / p95 (s) | full view median / p95 (s) | "
+             "host load (1 min) |",
+             "|---|---|---|---|---|---|---|"]
 
     def cell(v: dict | None) -> str:
         return "—" if v is None else f"{v['median']:.2f} / {v['p95']:.2f}"
 
     for r in load["load"]:
-        lines.append(f"| {r['sessions']} | {r['moves_done']} / {r['moves_asked']} | "
+        lines.append(f"| {r['sessions']} | {r.get('think_s', 0):g} | "
+                     f"{r['moves_done']} / {r['moves_asked']} | "
                      f"{len(r['errors'])} | {cell(r.get('first_update_s'))} | "
                      f"{cell(r['full_view_s'])} | {r.get('load_1min_end', float('nan')):.1f} |")
     s = load.get("soak")

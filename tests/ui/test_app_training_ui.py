@@ -67,9 +67,11 @@ def test_train_stop_upload_and_save(server, tmp_path):
             page.locator(".bk-tab", has_text="Train").first.click(timeout=60_000)
             start = page.locator("button", has_text="Start").first
             start.wait_for(timeout=30_000)
-            # the Train tab's drop box woke it (the "Upload complete" checks below need it)
+            # the Train tab's drop box woke it (the "Upload complete" checks below need it);
+            # with nobody at the page it ticks on a slow timer
             page.wait_for_function("() => window.__sromPainter.live() "
                                    "&& !window.__sromPainter.parked()", timeout=10_000)
+            page.wait_for_function("() => window.__sromPainter.slowTicks() > 2", timeout=10_000)
             start.click()
             t0 = time.perf_counter()
 
