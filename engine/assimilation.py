@@ -7,11 +7,12 @@ errors of (0.77, 0.51, 0.42) per component, while a forecast from that state lea
 within a fraction of a Lyapunov time (``docs/attempts/lorenz63_valid_time.md``). Here the
 encoder's ``q(z0) = N(m, diag v)`` is the prior, and the window's snapshots are the data:
 
-    z0* = argmin  Σ_k ½ ‖(x_k − D(Φ_{t_k}(z0))) / σ_dec‖² + ½ ‖(z0 − m) / √v‖²
+    z0* = argmin  Σ_k ½ ‖(x_k − D(Φ_{t_k}(z0))) / σ_dec‖² + ½ ‖(z0 − m) / √(s·v)‖²
 
 where ``Φ_t`` is the deterministic flow of the learned drift (the prediction's integrator,
-no noise) and ``D`` the decoder's mean, minimised with L-BFGS from ``z0 = m``. The posterior
-is then approximated by a Gaussian at ``z0*`` with covariance the inverse Hessian of that
+no noise), ``D`` the decoder's mean and ``s`` a prior scale (1: the encoder's variance as
+trained; ``StochasticROM(assimilate_prior_scale=...)``), minimised with L-BFGS from
+``z0 = m``. The posterior is then approximated by a Gaussian at ``z0*`` with covariance the inverse Hessian of that
 objective (Laplace); its diagonal becomes the initial state's variance. The dispersion Ψ is
 left out of the fit (a strong-constraint 4D-Var), so this suits models whose Ψ is small
 over the window: a deterministic or chaotic truth observed with noise.
@@ -20,6 +21,8 @@ Gaussian likelihood only (a Bernoulli decoder's 0/1 pixels would need another da
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -48,8 +51,8 @@ def _objective(module, z0: torch.Tensor, windows: torch.Tensor, n_frames: torch.
 def assimilate_initial_latent(module, windows: torch.Tensor, n_frames: torch.Tensor,
                               t_window: torch.Tensor, mu: torch.Tensor, f: torch.Tensor,
                               prior_mean: torch.Tensor, prior_log_var: torch.Tensor,
-                              method: str, substeps: int, iterations: int = 30
-                              ) -> tuple[torch.Tensor, torch.Tensor]:
+                              method: str, substeps: int, iterations: int = 30,
+                              prior_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Fit ``z0`` to a window of snapshots through the learned dynamics (module docstring).
 
     Args:
@@ -63,6 +66,7 @@ def assimilate_initial_latent(module, windows: torch.Tensor, n_frames: torch.Ten
         prior_mean, prior_log_var: ``(B, d)`` the encoder's ``q(z0)``.
         method, substeps: the integrator of the deterministic flow.
         iterations: L-BFGS iterations (each a rollout over the window and its gradient).
+        prior_scale: the prior's variance is ``prior_scale × exp(prior_log_var)`` (> 0).
 
     Returns:
         ``(mean, log_var)``, each ``(B, d)``: the fitted state and the log of the diagonal of
@@ -70,7 +74,10 @@ def assimilate_initial_latent(module, windows: torch.Tensor, n_frames: torch.Ten
     """
     if iterations < 1:
         raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
-    prior_mean, prior_var = prior_mean.detach(), prior_log_var.detach().exp()
+    if not (math.isfinite(prior_scale) and prior_scale > 0):
+        raise ValueError(f"prior_scale must be a positive number, got {prior_scale!r}")
+    prior_mean = prior_mean.detach()
+    prior_var = prior_log_var.detach().exp() * float(prior_scale)
     decoder_var = module.decoder_variance.point().detach()
     args = (windows, n_frames, t_window, mu, f, prior_mean, prior_var, decoder_var, method,
             substeps)

@@ -118,6 +118,9 @@ class IntegratorConfig:
     integrator: str = "heun"
     substeps: int | None = None
     assimilate_iterations: int = 0  # 0: the encoder's q(z0) as it is (engine.assimilation)
+    # the encoder's variance × this is the fit's prior (1: as trained; larger: the window's
+    # snapshots decide more, for an encoder overconfident on noisy data)
+    assimilate_prior_scale: float = 1.0
 
 
 #: section name in ``config.json`` → its dataclass, in the order they are written
@@ -314,6 +317,11 @@ class ModelConfig:
         if not (is_integer(p["assimilate_iterations"]) and 0 <= p["assimilate_iterations"] <= 1000):
             raise ValueError(f"assimilate_iterations must be an integer in 0..1000, got "
                              f"{p['assimilate_iterations']!r}")
+        scale = p["assimilate_prior_scale"]
+        if not (isinstance(scale, (int, float, np.number)) and not isinstance(scale, bool)
+                and math.isfinite(scale) and 1e-6 <= scale <= 1e12):
+            raise ValueError(f"assimilate_prior_scale must be a number in [1e-6, 1e12], got "
+                             f"{scale!r}")
         for name, optional in (("kl_warmup", False), ("kl_transition", True),
                                ("checkpoint_every", False), ("average_steps", True)):
             value = p[name]

@@ -94,3 +94,41 @@ def test_predictions_use_it_when_asked_and_it_is_saved(tmp_path, fitted):
 
     with pytest.raises(ModelFileError, match="assimilate_iterations"):
         load_model(tmp_path / "m")
+
+
+def test_a_wider_prior_lets_the_window_decide(fitted):
+    """The prior scale multiplies the encoder's variance: with an overconfident prior far
+    from the state that made the window the fit stays near the prior; scaled up, it finds
+    the state."""
+    z_true = torch.tensor([[0.3, -0.2], [-0.4, 0.5]])
+    t, mu, f, frames = _window_of(fitted, z_true, 6)
+    prior_mean = z_true + torch.tensor([[0.8, -0.6], [0.5, 0.7]])
+    tight = torch.full_like(z_true, np.log(1e-3))
+    args = (fitted.module_, frames, torch.tensor([6, 6]), t, mu, f, prior_mean, tight, "heun", 1)
+    held, _ = assimilate_initial_latent(*args, iterations=100)
+    freed, _ = assimilate_initial_latent(*args, iterations=100, prior_scale=1e5)
+    assert torch.all(torch.abs(held - prior_mean) < 0.5 * torch.abs(prior_mean - z_true))
+    assert torch.abs(freed - z_true).max() < 0.05
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="prior_scale"):
+            assimilate_initial_latent(*args, iterations=5, prior_scale=bad)
+
+
+def test_the_prior_scale_is_saved_and_checked_at_load(tmp_path, fitted):
+    try:
+        fitted.assimilate_prior_scale = 100.0
+        fitted.save(tmp_path / "m")
+    finally:
+        fitted.assimilate_prior_scale = 1.0
+    assert load_model(tmp_path / "m").assimilate_prior_scale == 100.0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    for bad in (0, -2.0, "wide", True, 1e300):
+        config["config"]["integrator"]["assimilate_prior_scale"] = bad
+        (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+        from engine import ModelFileError
+
+        with pytest.raises(ModelFileError, match="assimilate_prior_scale"):
+            load_model(tmp_path / "m")
+    del config["config"]["integrator"]["assimilate_prior_scale"]  # a model saved before it
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    assert load_model(tmp_path / "m").assimilate_prior_scale == 1.0
