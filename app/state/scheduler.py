@@ -56,7 +56,7 @@ class _Job:
     generation: int
     run: Callable[[int], None]
     stage: int  # 0: a first result (a preview or a full prediction); 1: a refinement
-    key: object = None  # jobs of one key (a model) run one at a time, in the scheduler's order
+    key: object = None  # jobs of one key (a GPU model) run one at a time, in the scheduler's order
     gate: threading.Event | None = None  # set once the owner applied what came before
     not_after: float = 0.0  # monotonic time after which the gate no longer holds it back
 
@@ -170,7 +170,7 @@ _SCHEDULER_LOCK = threading.Lock()
 
 def get_scheduler() -> PredictionScheduler:
     """The process-wide scheduler: ``$SROM_PREDICT_THREADS`` threads (default 2, at most
-    the CPU count; one model still predicts for one session at a time), started together
+    the CPU count; a model on a GPU predicts for one session at a time), started together
     on first use and kept, so that the server's thread count does not move with its
     sessions."""
     global _SCHEDULER
