@@ -79,7 +79,8 @@ def test_choice_is_saved_and_loaded(fitted, tmp_path):
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["integration"]["substeps"] == fitted.integration_["substeps"]
     assert config["config"]["integrator"] == {"integrator": "heun", "substeps": None,
-                                              "assimilate_iterations": 0}
+                                              "assimilate_iterations": 0,
+                                              "assimilate_prior_scale": 1.0}
     loaded = load_model(tmp_path / "m")
     assert loaded.integration_settings() == fitted.integration_settings()
 
