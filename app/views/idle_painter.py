@@ -1,4 +1,4 @@
-"""Stop the file dropper's animation loop on pages that show no file dropper.
+"""Keep the file dropper's animation loop from drawing frames that nobody needs.
 
 The Train tab's upload box is Panel's ``FileDropper``, a FilePond widget. Its script is on
 every page (``pn.extension("filedropper")``: the Train tab is put on the page only when it
@@ -98,5 +98,6 @@ window.__sromPainter = {parked: () => parked !== null, live: () => live,
 
 
 def pause_idle_file_dropper(doc: Document) -> None:
-    """Park FilePond's animation loop in ``doc``'s page until a drop box is created."""
+    """Park FilePond's animation loop in ``doc``'s page until a drop box is created, and
+    slow it to :data:`IDLE_TICK_MS` ticks while nobody is at the box (module docstring)."""
     doc.js_on_event(DocumentReady, CustomJS(code=PAUSE_JS))
