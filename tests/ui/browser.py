@@ -133,10 +133,35 @@ READ_QOI_MEAN = """() => {
 }"""
 
 
+#: the page's visible words (its shadow roots included), for a failure's message
+PAGE_TEXT = """() => {
+  const words = [];
+  const visit = (root) => {
+    const walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+      const tag = n.parentElement ? n.parentElement.tagName : '';
+      if (tag !== 'STYLE' && tag !== 'SCRIPT' && n.textContent.trim()) words.push(n.textContent.trim());
+    }
+    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) visit(el.shadowRoot);
+  };
+  visit(document.body);
+  return words.join(' ').slice(0, 1500);
+}"""
+
+
 def wait_for_plot(page, timeout_ms: int = 60_000) -> list[float]:
-    """Wait until the probe curve holds data; its mean."""
-    page.wait_for_function(f"({READ_QOI_MEAN})() !== null && ({READ_QOI_MEAN})().length > 1",
-                           timeout=timeout_ms)
+    """Wait until the probe curve holds data; its mean. On a timeout the failure says what
+    the page showed (its status line, an error, "predicting…")."""
+    try:
+        page.wait_for_function(f"({READ_QOI_MEAN})() !== null && ({READ_QOI_MEAN})().length > 1",
+                               timeout=timeout_ms)
+    except Exception as exc:  # noqa: BLE001 - Playwright's TimeoutError, with the page's words
+        try:
+            shown = page.evaluate(PAGE_TEXT)
+        except Exception as inner:  # noqa: BLE001
+            shown = f"(unreadable: {inner})"
+        raise AssertionError(f"no plot after {timeout_ms / 1e3:.0f} s; the page showed: "
+                             f"{shown}") from exc
     return page.evaluate(READ_QOI_MEAN)
 
 
