@@ -20,7 +20,6 @@ state). Whoever adds a model (the Train tab) calls :func:`notify_changed`; sessi
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -214,35 +213,10 @@ def load_cached(path: str | os.PathLike) -> StochasticROM:
     return _load(str(directory), stamp, serving_device())
 
 
-def predicts_in_parallel(model: StochasticROM) -> bool:
-    """Whether threads may run ``predict`` on this shared model at once.
-
-    On the CPU a prediction keeps nothing in the model between calls (its random generator,
-    paths and statistics are its own), so the sessions' predictions of one model run side by
-    side on the shared prediction threads; with ten pages on the same model, one at a time
-    left the second core to the browsers while the pages waited in turn
-    (``benchmarks/ui_load.py``). On a GPU the rollout replays CUDA graphs whose input and
-    output buffers belong to the model (``engine.rollout.RolloutEngine``): one at a time.
-    """
-    try:
-        return model._device().type == "cpu"
-    except Exception:  # noqa: BLE001 - an unfitted or odd model: the safe answer
-        return False
-
-
-def model_lock(model: StochasticROM) -> threading.Lock | contextlib.nullcontext:
-    """What a thread holds around ``predict`` on a shared model: a lock that serializes the
-    calls, or nothing to wait for where they may run at once (:func:`predicts_in_parallel`)."""
-    if predicts_in_parallel(model):
-        return contextlib.nullcontext()
+def model_lock(model: StochasticROM) -> threading.Lock:
+    """The lock that serializes ``predict`` calls on a shared model."""
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(id(model), threading.Lock())
-
-
-def serial_key(model: StochasticROM) -> object:
-    """The prediction scheduler's key of a job on ``model`` (jobs of one key never run at
-    once): ``None`` where its predictions may run side by side."""
-    return None if predicts_in_parallel(model) else id(model)
 
 
 def clear_cache() -> None:

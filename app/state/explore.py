@@ -555,8 +555,7 @@ class ExploreState(param.Parameterized):
             self.param.update(error=f"{type(exc).__name__}: {exc}", busy=False)
             return
         self.busy = True
-        self.worker.submit(lambda generation: self._work(req, generation),
-                           key=catalog.serial_key(req.model))
+        self.worker.submit(lambda generation: self._work(req, generation), key=id(req.model))
 
     def preview_stride(self, n_times: int) -> int:
         """The output-time stride of a preview of ``n_times`` times (at most
