@@ -6,7 +6,7 @@ sessions' full predictions, and a request superseded while it waited for the loc
 computed (issue 15, load). Here each session's view owns a :class:`FairWorker` (the same
 interface as :class:`app.state.background.LatestOnlyWorker`) and all of them share one
 :class:`PredictionScheduler` of ``$SROM_PREDICT_THREADS`` threads (default 2; the jobs of one
-key — a model on a GPU — run one at a time, in the scheduler's order rather than its lock's):
+model run one at a time, in the scheduler's order rather than its lock's):
 
 - **latest only**: a worker holds at most one waiting job; a newer submission replaces it,
   so a superseded request is dropped before it starts;
@@ -15,8 +15,7 @@ key — a model on a GPU — run one at a time, in the scheduler's order rather 
   first result, and only once the owner has applied the preview (or after ``handoff_s``);
 - **a thread kept for first results**: with more than one thread, refinements run on at
   most all but one of them, so a session's preview never waits behind other sessions'
-  refinements (models that predict side by side, on the CPU, would otherwise fill every
-  thread with them: ten pages' first updates, p95 1.0 -> 2.0 s on 2 cores);
+  refinements of other models (with keys that allow it, they would fill every thread);
 - **round robin**: among the jobs of one stage, the worker served longest ago goes first;
 - **no thread per session**: a closed session leaves nothing behind but its dropped job;
 - **superseded work stops**: a running job can ask :meth:`FairWorker.superseded` whether a
@@ -56,7 +55,7 @@ class _Job:
     generation: int
     run: Callable[[int], None]
     stage: int  # 0: a first result (a preview or a full prediction); 1: a refinement
-    key: object = None  # jobs of one key (a GPU model) run one at a time, in the scheduler's order
+    key: object = None  # jobs of one key (a model) run one at a time, in the scheduler's order
     gate: threading.Event | None = None  # set once the owner applied what came before
     not_after: float = 0.0  # monotonic time after which the gate no longer holds it back
 
@@ -170,7 +169,7 @@ _SCHEDULER_LOCK = threading.Lock()
 
 def get_scheduler() -> PredictionScheduler:
     """The process-wide scheduler: ``$SROM_PREDICT_THREADS`` threads (default 2, at most
-    the CPU count; a model on a GPU predicts for one session at a time), started together
+    the CPU count; one model still predicts for one session at a time), started together
     on first use and kept, so that the server's thread count does not move with its
     sessions."""
     global _SCHEDULER
