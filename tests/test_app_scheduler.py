@@ -220,33 +220,3 @@ def test_superseded_tells_a_running_job_that_it_is_stale():
     fresh = worker.superseded(worker.submit(lambda g: None))
     worker.cancel()  # a closed session
     assert fresh() and worker.wait(10)
-
-
-def test_a_thread_is_kept_for_first_results_while_refinements_wait():
-    """With two threads, a second refinement waits while one runs, so a session's first
-    result starts at once; a lone pool (one thread) runs whatever comes next."""
-    scheduler = PredictionScheduler(threads=2)
-    running = threading.Event()
-    release = threading.Event()
-    order: list[str] = []
-    workers = {name: FairWorker(scheduler=scheduler) for name in "ABC"}
-
-    def refinement(name: str):
-        def run(_generation: int) -> None:
-            order.append(f"{name} refined")
-            running.set()
-            assert release.wait(30)
-        return run
-
-    for name in "AB":  # two sessions' previews hand over refinements
-        workers[name].submit(lambda g, n=name: workers[n].deliver(g, lambda: None,
-                                                                    then=refinement(n)))
-    assert running.wait(10)
-    time.sleep(0.3)
-    assert len(order) == 1  # the second refinement waits for the first ...
-    workers["C"].submit(lambda g: order.append("C first"))
-    assert workers["C"].wait(10)
-    assert order[-1] == "C first"  # ... and the kept thread served C's first result
-    release.set()
-    assert all(w.wait(10) for w in workers.values())
-    assert sorted(order) == ["A refined", "B refined", "C first"]

@@ -13,9 +13,6 @@ model run one at a time, in the scheduler's order rather than its lock's):
 - **first results first**: a job may hand back a follow-up (a preview's refinement) with
   :meth:`FairWorker.deliver`'s ``then``; follow-ups run only when no session waits for a
   first result, and only once the owner has applied the preview (or after ``handoff_s``);
-- **a thread kept for first results**: with more than one thread, refinements run on at
-  most all but one of them, so a session's preview never waits behind other sessions'
-  refinements of other models (with keys that allow it, they would fill every thread);
 - **round robin**: among the jobs of one stage, the worker served longest ago goes first;
 - **no thread per session**: a closed session leaves nothing behind but its dropped job;
 - **superseded work stops**: a running job can ask :meth:`FairWorker.superseded` whether a
@@ -82,7 +79,6 @@ class PredictionScheduler:
         self.cond = threading.Condition()
         self._ready: deque[FairWorker] = deque()  # workers with a waiting job, oldest served first
         self._running_keys: list[object] = []
-        self._running_refinements = 0
         self._alive = 0
         self._idle = 0
 
@@ -107,8 +103,6 @@ class PredictionScheduler:
                 continue
             if job.key is not None and job.key in self._running_keys:
                 continue  # its model predicts for someone else: the lock would hold it anyway
-            if job.stage > 0 and 1 < self.threads <= self._running_refinements + 1:
-                continue  # the last free thread is kept for a session's first result
             if not job.ready(now):
                 wake_at = job.not_after if wake_at is None else min(wake_at, job.not_after)
                 continue
@@ -143,8 +137,6 @@ class PredictionScheduler:
                 worker._pending, worker._running = None, True
                 worker._running_key = job.key  # type: ignore[union-attr]
                 self._running_keys.append(job.key)  # type: ignore[union-attr]
-                refinement = job.stage > 0  # type: ignore[union-attr]
-                self._running_refinements += refinement
             try:
                 job.run(job.generation)  # type: ignore[union-attr]
             except Exception:  # noqa: BLE001 - jobs report their own errors; keep the thread
@@ -153,7 +145,6 @@ class PredictionScheduler:
                 with self.cond:
                     worker._running = False
                     self._running_keys.remove(job.key)  # type: ignore[union-attr]
-                    self._running_refinements -= refinement
                     if worker._pending is not None:  # submitted meanwhile: back of the line
                         self._ready.append(worker)
                     self.cond.notify_all()
