@@ -30,7 +30,7 @@ class UserError(Exception):
 #: options that count something: at least 1 wherever they are given
 _COUNT_OPTIONS = {"latent_dim", "steps", "window", "windows_per_step", "n_win", "n_quad",
                   "n_samples", "log_every", "val_samples", "select_every", "select_samples",
-                  "select_substeps", "n", "n_times", "substeps", "max_substeps"}
+                  "select_substeps", "n", "n_times", "substeps", "max_substeps", "n_forecasts"}
 
 
 def _check_counts(args: argparse.Namespace) -> None:
@@ -53,6 +53,17 @@ def _parse_value(text: str):
         raise UserError(f"the value '{text[:40]}...' is nested too deeply") from None
     except ValueError:  # not JSON, or an integer of over 4300 digits
         return text
+
+
+def _parse_floats(text: str, option: str) -> list[float]:
+    """Comma-separated finite numbers (``--scales 1,10,100``)."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(np.isfinite(values)):
+        raise UserError(f"{option} expects comma-separated numbers, got '{text[:80]}'")
+    return values
 
 
 def _parse_sets(items: list[str] | None) -> dict:
@@ -400,6 +411,27 @@ def cmd_tune_step(args) -> int:
           f"{verdict}: halving the step changes the deterministic rollout by "
           f"{result['change']:.3g} against its error {result['error']:.3g} on "
           f"{result['n_trajectories']} trajectories; saved to {args.model}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+# ------------------------------------------------------ tune-assimilation
+def cmd_tune_assimilation(args) -> int:
+    from engine import load_dataset, load_model
+
+    model = load_model(args.model, device=args.device)
+    scales = None if args.scales is None else _parse_floats(args.scales, "--scales")
+    result = model.tune_assimilation(load_dataset(args.data), horizon=args.horizon,
+                                     scales=scales, n_forecasts=args.n_forecasts,
+                                     n_samples=args.n_samples,
+                                     standard_errors=args.standard_errors,
+                                     seed=args.seed)
+    model.save(args.model)
+    table = ", ".join(f"{s:g}: {r:.4g}" for s, r in zip(result["scales"], result["rmse"]))
+    print(f"srom: assimilation prior scale {result['scale']:g} (forecast RMSE over the next "
+          f"{result['horizon']:.4g} time units from {result['n_forecasts']} windows, by scale: "
+          f"{table}); saved to {args.model}", file=sys.stderr)
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
@@ -776,6 +808,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tune_step)
+
+    p = sub.add_parser("tune-assimilation",
+                       help="choose the prior scale of the initial-state fit by forecasts")
+    p.add_argument("model", help="model directory (updated in place)")
+    p.add_argument("data", help="trajectories to forecast from (the training ones do)")
+    p.add_argument("--horizon", type=float, default=None,
+                   help="time scored after each window (default: 4 x n_win data steps)")
+    p.add_argument("--scales", default=None,
+                   help="comma-separated prior scales to try (default 1,10,100,1000,10000)")
+    p.add_argument("--n-forecasts", type=int, default=24)
+    p.add_argument("--n-samples", type=int, default=32)
+    p.add_argument("--standard-errors", type=float, default=None,
+                   help="keep the smallest scale within this many standard errors of the "
+                        "best (paired over the same windows; default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tune_assimilation)
 
     p = sub.add_parser("calibrate", help="fit the uncertainty scale on validation data")
     p.add_argument("model", help="model directory (updated in place)")

@@ -32,7 +32,7 @@ ATTRIBUTES = {
     "forcing_names": "forcing_names_", "param_ranges": "param_ranges_", "t_range": "t_range_",
     "dt": "dt_", "system": "system_", "dataset": "dataset_info_",
     "normalization": "normalization_", "training": "training_", "calibration": "calibration_",
-    "integration": "integration_", "metrics": "metrics_",
+    "integration": "integration_", "assimilation": "assimilation_", "metrics": "metrics_",
 }
 
 
@@ -59,7 +59,8 @@ class FittedState:
         system: the built-in simulator's name, or ``None`` (the user's own data).
         dataset: facts about the training data (preset, sizes, …).
         normalization: the shift/scale statistics of states, μ and f.
-        training, calibration, integration, metrics: what those stages recorded.
+        training, calibration, integration, assimilation, metrics: what those stages
+            recorded (``assimilation``: the choice of the initial-state fit's prior scale).
     """
 
     state_shape: tuple[int, ...]
@@ -78,6 +79,7 @@ class FittedState:
     training: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
     integration: dict = field(default_factory=dict)
+    assimilation: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
 
     @classmethod
@@ -146,6 +148,7 @@ class FittedState:
                 training=dict(config.get("training") or {}),
                 calibration=calibration,
                 integration=dict(config.get("integration") or {}),
+                assimilation=dict(config.get("assimilation") or {}),
                 metrics=dict(config.get("metrics") or {}))
         except FittedStateError:
             raise

@@ -454,6 +454,7 @@ class StochasticROM:
         self.uncertainty_mode_ = "noise"
         self.calibration_: dict[str, Any] = {}
         self.integration_: dict[str, Any] = {}  # a refit checks its integrator again
+        self.assimilation_: dict[str, Any] = {}  # and chooses its prior scale again
         self.module_ = self._build(dataset.state_shape, dataset.n_params, dataset.n_forcing,
                                    norm, t_span).to(device)
         self._rollout = None
@@ -682,6 +683,29 @@ class StochasticROM:
                                             max_substeps=max_substeps)
         self.integrator, self.substeps = method, None
         return self.integration_
+
+    def tune_assimilation(self, dataset: Dataset, horizon: float | None = None,
+                          scales: Sequence[float] | None = None, n_forecasts: int = 24,
+                          n_samples: int = 32, standard_errors: float | None = None,
+                          seed: int = 0) -> dict:
+        """Choose ``assimilate_prior_scale`` by forecasts from windows of ``dataset``
+        (:func:`engine.assimilation_tuning.choose_prior_scale`: the smallest scale whose
+        forecasts over the next ``horizon`` time units are not worse than the best scale's
+        by more than ``standard_errors`` standard errors of the paired difference). Sets the scale and ``assimilation_`` (saved in ``config.json``); returns the
+        record."""
+        from engine.assimilation_tuning import DEFAULT_SCALES, STANDARD_ERRORS, choose_prior_scale
+
+        self._check_fitted()
+        self._check_compatible(dataset)
+        record = choose_prior_scale(self, dataset, horizon=horizon,
+                                    scales=DEFAULT_SCALES if scales is None else scales,
+                                    n_forecasts=n_forecasts, n_samples=n_samples,
+                                    standard_errors=(STANDARD_ERRORS if standard_errors is None
+                                                     else standard_errors),
+                                    seed=seed)
+        self.assimilate_prior_scale = record["scale"]
+        self.assimilation_ = record
+        return record
 
     # -------------------------------------------------------------- helpers
     def _check_fitted(self) -> None:

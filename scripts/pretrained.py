@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # engine importable when run as a script from a checkout
 
 # One entry per shipped model: data (preset and sizes), training hyperparameters.
+# "tune_assimilation": choose the initial-state fit's prior scale by forecasts from windows of
+# the named split (`srom tune-assimilation`) before anything is scored;
 # "calibrate": fit the uncertainty scale on the val split (engine.calibration) before the
 # test split is scored ("calibrate_mode": what it scales, `srom calibrate --mode`, default
 # "noise"); "eval": the split that is scored ("val" where a time-split preset
@@ -180,13 +182,11 @@ SPECS: dict[str, dict] = {
                   # prediction seeds, valid time 0.48 (median 0.42, 0.38-1.00) Lyapunov times
                   # against 0.38 (0.36-0.42) from the encoder's state
                   # (benchmarks/results/valid_time_seeds.md)
-                  "--set", "assimilate_iterations=50",
-                  # with a prior 100x the encoder's variance: the encoder is overconfident
-                  # (std ~0.2 against errors of 0.4-0.8) and its prior held the fit near its
-                  # own state. Chosen on the training trajectory: forecasts from 24 windows,
-                  # RMSE against the noisy snapshots over the next Lyapunov time 3.24 / 2.74 /
-                  # 2.71 / 2.71 for scales 1 / 10 / 100 / 1000 (the plateau starts at 100)
-                  "--set", "assimilate_prior_scale=100"],
+                  "--set", "assimilate_iterations=50"],
+        # the fit's prior scale (the encoder is overconfident: std ~0.2 against errors of
+        # 0.4-0.8, and its own variance held the fit near its state), chosen by `srom
+        # tune-assimilation` on forecasts from 96 windows of the training trajectory
+        "tune_assimilation": {"split": "train", "n_forecasts": 96},
     },
     "predprey4": {
         "title": "4-D competitive predator–prey SDE with the prey growth rates as μ",
@@ -392,6 +392,16 @@ def _spec(name: str) -> dict:
     return {**SPECS[name], "system_name": SPECS[name].get("system", name)}
 
 
+def _tune_assimilation(spec: dict, target: Path, files: dict[str, Path]) -> dict | None:
+    """``srom tune-assimilation`` where the spec asks for it (its record, else ``None``)."""
+    tune = spec.get("tune_assimilation")
+    if not tune:
+        return None
+    record = json.loads(srom("tune-assimilation", str(target), str(files[tune["split"]]), "--json",
+                             "--n-forecasts", str(tune.get("n_forecasts", 24))))
+    return {**record, "split": tune["split"]}
+
+
 def train(names: list[str], out: Path, smoke: bool = False, reuse: bool = False,
           data_dir: Path | None = None, max_seconds: float | None = None, seed: int = 0) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -426,6 +436,7 @@ def train(names: list[str], out: Path, smoke: bool = False, reuse: bool = False,
                 wall = {"seconds": time.time() - start, "concurrent_trainings": jobs,
                         "max_seconds": max_seconds}
                 (target / "train_wall.json").write_text(json.dumps(wall))
+            assimilation = _tune_assimilation(spec, target, files)
             calibration = None
             saved = json.loads((target / "config.json").read_text()).get("calibration")
             if reuse and saved and spec.get("calibrate", True):
@@ -454,6 +465,8 @@ def train(names: list[str], out: Path, smoke: bool = False, reuse: bool = False,
             integration = json.loads((target / "config.json").read_text()).get("integration")
             if integration:  # the step check that fit ran on the held-out (or training) data
                 record["integration"] = {**integration, "split": "val" if select_args else "train"}
+            if assimilation:
+                record["assimilation"] = assimilation
             (target / "eval.json").write_text(json.dumps(record, indent=2))
 
 
@@ -491,6 +504,7 @@ def rescore(names: list[str], out: Path, data_dir: Path | None = None) -> None:
         start = time.time()
         integration = json.loads(srom("tune-step", str(target), str(files[tune_split]), "--json"))
         integration["split"] = tune_split
+        assimilation = _tune_assimilation(spec, target, files)
         calibration = None
         if spec.get("calibrate", True):
             calibration = json.loads(srom("calibrate", str(target), _calibration_file(spec, files), "--json",
@@ -511,6 +525,8 @@ def rescore(names: list[str], out: Path, data_dir: Path | None = None) -> None:
         generate = {**record.get("generate", spec["generate"])}
         generate["n"] = {**generate.get("n", {}), **{
             k: v for k, v in spec["generate"]["n"].items() if k in (eval_split, "val")}}
+        if assimilation:
+            record["assimilation"] = assimilation
         record.update(test=metrics, euler_data_step=euler, integration=integration,
                       generate=generate,
                       calibration=calibration if calibration is not None else record.get("calibration"),
@@ -688,7 +704,21 @@ def _integration_lines(record: dict) -> list[str]:
             f"by {check['change']:.2g}, under 1 % of its error {check['error']:.3g} "
             f"({check['n_trajectories']} trajectories"
             + (f", {check['n_times']} of {check['of_times']} output times" if "n_times" in check else "")
-            + ").", ""]
+            + ").", "", *_assimilation_lines(record)]
+
+
+def _assimilation_lines(record: dict) -> list[str]:
+    """How the initial state's fit was set, from ``srom tune-assimilation`` in ``eval.json``."""
+    tune = record.get("assimilation")
+    if not tune:
+        return []
+    table = ", ".join(f"{s:g}: {r:.4g}" for s, r in zip(tune["scales"], tune["rmse"]))
+    return [f"The initial state is fitted to the first window of snapshots through the learned "
+            f"dynamics, with the encoder's variance × {tune['scale']:g} as its prior, chosen by "
+            f"`srom tune-assimilation` on the `{tune.get('split', 'train')}` split: forecasts from "
+            f"{tune['n_forecasts']} windows, RMSE over the next {tune['horizon']:.3g} time units "
+            f"by scale ({table}); the smallest scale within {tune['standard_errors']:g} standard "
+            f"error of the best one's (paired over the same windows).", ""]
 
 
 def _metric_table(test: dict, euler: dict | None) -> list[str]:
