@@ -451,8 +451,9 @@ def main(argv=None) -> dict:
     if args.soak:
         result["soak"] = soak(args.soak)
     elif before.get("soak"):  # a load run alone keeps the last soak
-        result.update(soak=before["soak"], soak_command=before.get("command"),
-                      soak_date=before.get("date"))
+        result.update(soak=before["soak"],  # with the command and date that ran it
+                      soak_command=before.get("soak_command", before.get("command")),
+                      soak_date=before.get("soak_date", before.get("date")))
     (out / "ui_load_cpu.json").write_text(json.dumps(result, indent=1))
     (out / "ui_load_cpu.md").write_text(markdown(result))
     print(markdown(result))
