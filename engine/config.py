@@ -69,6 +69,8 @@ class DriftConfig:
     physics: str | None = None
     physics_params: dict | None = None
     drift_correction: bool = False
+    # weight of the contraction prior on the drift (engine.contraction); 0: none
+    contraction_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,10 @@ class ModelConfig:
         if not (is_integer(p["assimilate_iterations"]) and 0 <= p["assimilate_iterations"] <= 1000):
             raise ValueError(f"assimilate_iterations must be an integer in 0..1000, got "
                              f"{p['assimilate_iterations']!r}")
+        weight = p["contraction_weight"]
+        if not (isinstance(weight, (int, float, np.number)) and not isinstance(weight, bool)
+                and math.isfinite(weight) and 0 <= weight <= 1e6):
+            raise ValueError(f"contraction_weight must be a number in [0, 1e6], got {weight!r}")
         scale = p["assimilate_prior_scale"]
         if not (isinstance(scale, (int, float, np.number)) and not isinstance(scale, bool)
                 and math.isfinite(scale) and 1e-6 <= scale <= 1e12):

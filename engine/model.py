@@ -158,6 +158,10 @@ class StochasticROM:
         library_degree, library_include_params, library_prior_scale: the library drift.
         physics, physics_params: a registered physics drift and its initial parameters.
         drift_correction: add a neural correction (zero at start) to a structural drift.
+        contraction_weight: weight of a prior that penalises the drift's local expansion
+            rate (the largest eigenvalue of its Jacobian's symmetric part) along the
+            training windows, beside the residual and annealed with it; 0 (default): none
+            (:mod:`engine.contraction`).
         dispersion_init: initial Ψ (std per latent dimension).
         dispersion_prior: ``(log_mean, log_std)`` of a log-normal prior on Ψ², or ``None``.
         decoder_log_var_init, decoder_log_var_prior: the decoder noise variance (normalized
@@ -213,7 +217,7 @@ class StochasticROM:
                  library_degree: int = 3, library_include_params: bool = False,
                  library_prior_scale: float = 1.0, physics: str | None = None,
                  physics_params: dict | None = None, drift_correction: bool = False,
-                 dispersion_init: float = 0.1,
+                 contraction_weight: float = 0.0, dispersion_init: float = 0.1,
                  dispersion_prior: tuple[float, float] | None = None,
                  decoder_log_var_init: float = -4.0,
                  decoder_log_var_prior: tuple[float, float] = (-4.0, 1.0),
@@ -250,6 +254,7 @@ class StochasticROM:
         self.physics = physics
         self.physics_params = physics_params
         self.drift_correction = drift_correction
+        self.contraction_weight = contraction_weight
         self.dispersion_init = dispersion_init
         self.dispersion_prior = dispersion_prior
         self.decoder_log_var_init = decoder_log_var_init
@@ -572,7 +577,8 @@ class StochasticROM:
             checkpoint_every=int(self.checkpoint_every),
             cuda_graph=bool(self.cuda_graph),
             max_seconds=None if max_seconds is None else float(max_seconds),
-            average_steps=self._resolve_average_steps(steps))
+            average_steps=self._resolve_average_steps(steps),
+            contraction_weight=float(self.contraction_weight))
         n_total = dataset.n_trajectories * dataset.n_times
         selector = None
         if validation is not None and select_every is not None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from engine.contraction import contraction_penalty
 from engine.elbo import kl_weight, path_residual, stratified_times
 from engine.likelihoods import log_likelihood
 from engine.posterior import WindowPosterior
@@ -105,8 +106,13 @@ class SROMModule(nn.Module):
     # ------------------------------------------------------------------- loss
     def loss_terms(self, batch: WindowBatch, step: torch.Tensor, *, n_samples: int,
                    n_quad: int, quadrature: str, n_total: int, kl_warmup: int,
-                   kl_transition: int) -> dict[str, torch.Tensor]:
+                   kl_transition: int, contraction_weight: float = 0.0
+                   ) -> dict[str, torch.Tensor]:
         """The normalized ELBO terms of one batch (all 0-d tensors; no host sync).
+
+        ``contraction_weight > 0`` adds the drift's contraction prior
+        (:func:`engine.contraction.contraction_penalty` at the residual's samples) to the
+        residual's integrand with that weight (in the returned ``residual``).
 
         Returns:
             ``loss``, ``ell``, ``residual``, ``kl``, ``beta``.
@@ -152,6 +158,10 @@ class SROMModule(nn.Module):
         disp_var = self.dispersion.variance(sample=True)
         r = path_residual(m_q, dm_q, var_q, dlogs_q, z_q, drift, disp_var)
         integrand = (r * r / disp_var).sum(-1)
+        if contraction_weight > 0:
+            integrand = integrand + contraction_weight * contraction_penalty(
+                self.drift, z_q.reshape(n_points, d).detach(), t_quad.reshape(n_points),
+                mu_q.reshape(n_points, mu_q.shape[-1]), f_q.reshape(n_points, f_q.shape[-1]))
         residual = (0.5 * (t_last - t_first) * integrand.mean(-1)).mean() / (n_nodes * n_state)
 
         # --- KL of global variables

@@ -77,6 +77,8 @@ class TrainSettings:
     max_seconds: float | None = None  # wall-clock budget, checked where metrics are logged
     #: time constant (steps) of the parameter average that training returns; <= 1: none
     average_steps: int = 0
+    #: weight of the drift's contraction prior (engine.contraction); 0: none
+    contraction_weight: float = 0.0
 
 
 @dataclass
@@ -212,7 +214,8 @@ class _LossTerms(torch.nn.Module):
         s = self.s
         return self.module.loss_terms(
             batch, step, n_samples=s.n_samples, n_quad=s.n_quad, quadrature=s.quadrature,
-            n_total=self.n_total, kl_warmup=s.kl_warmup, kl_transition=s.kl_transition)
+            n_total=self.n_total, kl_warmup=s.kl_warmup, kl_transition=s.kl_transition,
+            contraction_weight=s.contraction_weight)
 
 
 class Trainer:
