@@ -451,3 +451,28 @@ def test_valid_time_seeds_runs_each_seed_and_the_encoder_only_variant(tmp_path, 
     assert "| lorenz63 | as shipped | 1 |" in (tmp_path / "valid_time_seeds.md").read_text()
     s = valid_time_seeds.summary([1.0, 2.0, 3.0])
     assert s["median"] == 2.0 and s["std"] == 1.0 and s["sem"] == pytest.approx(1 / math.sqrt(3))
+
+
+def test_drift_stability_reads_rate_and_exponent_of_a_known_drift(tiny):
+    """``benchmarks/drift_stability.py`` on a model whose drift is ψ(z) = A z with
+    A = diag(0.5, -1): the expansion rate is 0.5 everywhere, and so is the tangent flow's
+    finite-time exponent (up to Euler's log(1 + 0.5 dt) / dt)."""
+    import drift_stability
+
+    from engine import StochasticROM
+
+    model = StochasticROM(latent_dim=2, steps=5, window=8, windows_per_step=2,
+                          drift_hidden=(8,), log_every=5).fit(tiny)
+
+    class Linear(torch.nn.Module):
+        def forward(self, z, t, mu, f):
+            return z * torch.tensor([0.5, -1.0])
+
+    model.module_.drift = Linear()
+    row = drift_stability.model_row(model, tiny, "linear")
+    assert row["rate_mean"] == pytest.approx(0.5, abs=1e-3) == row["rate_max"]
+    dt = float(tiny.t[1] - tiny.t[0])
+    assert row["exponent_mean"] == pytest.approx(math.log1p(0.5 * dt) / dt, rel=1e-3)
+    assert row["penalty"] == pytest.approx(0.25, rel=1e-3)
+    text = drift_stability.markdown({"date": "d", "host": "h", "rows": [row], "truth": None})
+    assert "| linear | 2 |" in text
