@@ -71,6 +71,8 @@ class DriftConfig:
     drift_correction: bool = False
     # weight of the contraction prior on the drift (engine.contraction); 0: none
     contraction_weight: float = 0.0
+    # expansion rate (1 / time unit) the prior allows before it penalises
+    contraction_margin: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -323,6 +325,10 @@ class ModelConfig:
         if not (isinstance(weight, (int, float, np.number)) and not isinstance(weight, bool)
                 and math.isfinite(weight) and 0 <= weight <= 1e6):
             raise ValueError(f"contraction_weight must be a number in [0, 1e6], got {weight!r}")
+        margin = p["contraction_margin"]
+        if not (isinstance(margin, (int, float, np.number)) and not isinstance(margin, bool)
+                and math.isfinite(margin) and -1e6 <= margin <= 1e6):
+            raise ValueError(f"contraction_margin must be a number in [-1e6, 1e6], got {margin!r}")
         scale = p["assimilate_prior_scale"]
         if not (isinstance(scale, (int, float, np.number)) and not isinstance(scale, bool)
                 and math.isfinite(scale) and 1e-6 <= scale <= 1e12):

@@ -10,8 +10,8 @@ largest eigenvalue of the symmetric part of its Jacobian,
     λ(z) = max_{‖u‖=1} uᵀ ∂ψ/∂z u,
 
 (the logarithmic norm: two nearby latent paths part at most at this rate). The penalty is the
-mean of ``relu(λ)²`` over posterior samples along the training windows; with
-``StochasticROM(contraction_weight=w)`` it enters the loss beside the residual's integrand
+mean of ``relu(λ - λ₀)²`` over posterior samples along the training windows (λ₀:
+``contraction_margin``, default 0); with ``StochasticROM(contraction_weight=w)`` it enters the loss beside the residual's integrand
 (``engine.module.SROMModule.loss_terms``), annealed with it.
 
 The Jacobian comes from central differences of the drift (``2d`` extra evaluations at a
@@ -78,11 +78,13 @@ def expansion_rates(drift, z: torch.Tensor, t: torch.Tensor, mu: torch.Tensor,
 
 
 def contraction_penalty(drift, z: torch.Tensor, t: torch.Tensor, mu: torch.Tensor,
-                        f: torch.Tensor) -> torch.Tensor:
-    """``mean(relu(λ)²)`` over (at most ``MAX_POINTS`` of) the points: a 0-d tensor."""
+                        f: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """``mean(relu(λ - margin)²)`` over (at most ``MAX_POINTS`` of) the points: a 0-d
+    tensor. ``margin``: the expansion rate allowed (a system whose truth amplifies errors
+    for a while, as forced Burgers does over its horizon, may need one)."""
     n = z.shape[0]
     if n > MAX_POINTS:
         stride = -(-n // MAX_POINTS)
         z, t, mu, f = z[::stride], t[::stride], mu[::stride], f[::stride]
     rates = expansion_rates(drift, z, t, mu, f)
-    return torch.relu(rates).square().mean()
+    return torch.relu(rates - margin).square().mean()

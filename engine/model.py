@@ -162,6 +162,8 @@ class StochasticROM:
             rate (the largest eigenvalue of its Jacobian's symmetric part) along the
             training windows, beside the residual and annealed with it; 0 (default): none
             (:mod:`engine.contraction`).
+        contraction_margin: the expansion rate (1 / time unit) the prior allows: it
+            penalises ``relu(λ - margin)²`` (0: asks for contraction everywhere).
         dispersion_init: initial Ψ (std per latent dimension).
         dispersion_prior: ``(log_mean, log_std)`` of a log-normal prior on Ψ², or ``None``.
         decoder_log_var_init, decoder_log_var_prior: the decoder noise variance (normalized
@@ -217,7 +219,8 @@ class StochasticROM:
                  library_degree: int = 3, library_include_params: bool = False,
                  library_prior_scale: float = 1.0, physics: str | None = None,
                  physics_params: dict | None = None, drift_correction: bool = False,
-                 contraction_weight: float = 0.0, dispersion_init: float = 0.1,
+                 contraction_weight: float = 0.0, contraction_margin: float = 0.0,
+                 dispersion_init: float = 0.1,
                  dispersion_prior: tuple[float, float] | None = None,
                  decoder_log_var_init: float = -4.0,
                  decoder_log_var_prior: tuple[float, float] = (-4.0, 1.0),
@@ -255,6 +258,7 @@ class StochasticROM:
         self.physics_params = physics_params
         self.drift_correction = drift_correction
         self.contraction_weight = contraction_weight
+        self.contraction_margin = contraction_margin
         self.dispersion_init = dispersion_init
         self.dispersion_prior = dispersion_prior
         self.decoder_log_var_init = decoder_log_var_init
@@ -578,7 +582,8 @@ class StochasticROM:
             cuda_graph=bool(self.cuda_graph),
             max_seconds=None if max_seconds is None else float(max_seconds),
             average_steps=self._resolve_average_steps(steps),
-            contraction_weight=float(self.contraction_weight))
+            contraction_weight=float(self.contraction_weight),
+            contraction_margin=float(self.contraction_margin))
         n_total = dataset.n_trajectories * dataset.n_times
         selector = None
         if validation is not None and select_every is not None:

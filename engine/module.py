@@ -106,13 +106,14 @@ class SROMModule(nn.Module):
     # ------------------------------------------------------------------- loss
     def loss_terms(self, batch: WindowBatch, step: torch.Tensor, *, n_samples: int,
                    n_quad: int, quadrature: str, n_total: int, kl_warmup: int,
-                   kl_transition: int, contraction_weight: float = 0.0
-                   ) -> dict[str, torch.Tensor]:
+                   kl_transition: int, contraction_weight: float = 0.0,
+                   contraction_margin: float = 0.0) -> dict[str, torch.Tensor]:
         """The normalized ELBO terms of one batch (all 0-d tensors; no host sync).
 
         ``contraction_weight > 0`` adds the drift's contraction prior
-        (:func:`engine.contraction.contraction_penalty` at the residual's samples) to the
-        residual's integrand with that weight (in the returned ``residual``).
+        (:func:`engine.contraction.contraction_penalty` at the residual's samples, allowing
+        expansion rates up to ``contraction_margin``) to the residual's integrand with that
+        weight (in the returned ``residual``).
 
         Returns:
             ``loss``, ``ell``, ``residual``, ``kl``, ``beta``.
@@ -161,7 +162,8 @@ class SROMModule(nn.Module):
         if contraction_weight > 0:
             integrand = integrand + contraction_weight * contraction_penalty(
                 self.drift, z_q.reshape(n_points, d).detach(), t_quad.reshape(n_points),
-                mu_q.reshape(n_points, mu_q.shape[-1]), f_q.reshape(n_points, f_q.shape[-1]))
+                mu_q.reshape(n_points, mu_q.shape[-1]), f_q.reshape(n_points, f_q.shape[-1]),
+                margin=contraction_margin)
         residual = (0.5 * (t_last - t_first) * integrand.mean(-1)).mean() / (n_nodes * n_state)
 
         # --- KL of global variables

@@ -79,6 +79,8 @@ class TrainSettings:
     average_steps: int = 0
     #: weight of the drift's contraction prior (engine.contraction); 0: none
     contraction_weight: float = 0.0
+    #: the expansion rate it allows
+    contraction_margin: float = 0.0
 
 
 @dataclass
@@ -215,7 +217,7 @@ class _LossTerms(torch.nn.Module):
         return self.module.loss_terms(
             batch, step, n_samples=s.n_samples, n_quad=s.n_quad, quadrature=s.quadrature,
             n_total=self.n_total, kl_warmup=s.kl_warmup, kl_transition=s.kl_transition,
-            contraction_weight=s.contraction_weight)
+            contraction_weight=s.contraction_weight, contraction_margin=s.contraction_margin)
 
 
 class Trainer:

@@ -47,6 +47,9 @@ def test_the_penalty_counts_expansion_only_and_its_gradient_contracts():
     drift = LinearDrift(torch.diag(torch.tensor([2.0, -1.0, 0.5])))
     penalty = contraction_penalty(drift, *_points(10, 3))
     assert float(penalty) == pytest.approx(4.0, rel=1e-3)
+    margin = contraction_penalty(drift, *_points(10, 3), margin=1.5)
+    assert float(margin) == pytest.approx(0.25, rel=1e-2)  # (2 - 1.5)²
+    assert float(contraction_penalty(drift, *_points(10, 3), margin=3.0)) == 0.0
     penalty.backward()
     # d relu(λ)²/dA = 2 λ v vᵀ with v the top eigenvector e1: only A[0, 0] moves, upwards
     expected = torch.zeros(3, 3)
@@ -100,3 +103,7 @@ def test_training_with_the_prior_learns_a_less_expanding_drift(tmp_path, data):
     del config["config"]["drift"]["contraction_weight"]  # a model saved before it
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     assert load_model(tmp_path / "m").contraction_weight == 0.0
+    config["config"]["drift"]["contraction_margin"] = float("inf")
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="contraction_margin"):
+        load_model(tmp_path / "m")
