@@ -702,8 +702,8 @@ class StochasticROM:
         """Choose ``assimilate_prior_scale`` by forecasts from windows of ``dataset``
         (:func:`engine.assimilation_tuning.choose_prior_scale`: the smallest scale whose
         forecasts over the next ``horizon`` time units are not worse than the best scale's
-        by more than ``standard_errors`` standard errors of the paired difference). Sets the scale and ``assimilation_`` (saved in ``config.json``); returns the
-        record."""
+        by more than ``standard_errors`` standard errors of the paired difference). Sets the
+        scale and ``assimilation_`` (saved in ``config.json``); returns the record."""
         from engine.assimilation_tuning import DEFAULT_SCALES, STANDARD_ERRORS, choose_prior_scale
 
         self._check_fitted()
