@@ -43,34 +43,18 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 
-def _encoded_inputs(model, data):
-    """The encoded paths ``(N·T, d)`` and their time, μ and forcing, normalized."""
-    import torch
-
-    norm, module = model.normalization_, model.module_
-    n_traj, n_t = data.x.shape[:2]
-    x = torch.as_tensor(model._normalize_x(data.x), dtype=torch.float32)
-    with torch.no_grad():
-        z, _ = module.encode(x.reshape(n_traj * n_t, 1, *model.state_shape_))
-    t = torch.as_tensor(np.tile(data.t, n_traj), dtype=torch.float32)
-    mu = torch.as_tensor((np.repeat(data.mu, n_t, 0) - norm.mu_mean) / norm.mu_std, dtype=torch.float32)
-    f = torch.as_tensor((data.f.reshape(n_traj * n_t, -1) - norm.f_mean) / norm.f_std,
-                        dtype=torch.float32)
-    return z, t, mu, f
-
-
 def model_row(model, data, name: str) -> dict:
     """The figures of one fitted model along the encoded paths of ``data``."""
     import torch
 
-    from engine.contraction import _jacobians, expansion_rates
+    from engine.contraction import drift_jacobians, encoded_drift_inputs, expansion_rates
 
     if model.n_win != 1:
         raise SystemExit(f"{name}: an encoder window (n_win > 1) is not supported here")
-    z, t, mu, f = _encoded_inputs(model, data)
+    z, t, mu, f = encoded_drift_inputs(model, data)
     with torch.no_grad():
         rates = expansion_rates(model.module_.drift, z, t, mu, f).numpy()
-        jac = _jacobians(model.module_.drift, z, t, mu, f).double()
+        jac = drift_jacobians(model.module_.drift, z, t, mu, f).double()
     n_traj, n_t = data.x.shape[:2]
     d = z.shape[1]
     jac = jac.view(n_traj, n_t, d, d)

@@ -37,7 +37,7 @@ from engine.data import Dataset
 if TYPE_CHECKING:  # pragma: no cover
     from engine.model import StochasticROM
 
-__all__ = ["choose_prior_scale", "forecast_starts", "DEFAULT_SCALES", "STANDARD_ERRORS"]
+__all__ = ["choose_prior_scale", "forecast_starts", "one_standard_error_choice", "DEFAULT_SCALES", "STANDARD_ERRORS"]
 
 #: the scales tried by default (the encoder's variance × 1 … × 10⁴)
 DEFAULT_SCALES = (1.0, 10.0, 100.0, 1000.0, 10000.0)
@@ -86,6 +86,30 @@ def forecast_starts(n_trajectories: int, n_times: int, window: int, lead: int,
     per = -(-n_forecasts // n_trajectories)
     firsts = np.unique(np.linspace(0, last, per).round().astype(int))
     return [(i, int(s)) for i in range(n_trajectories) for s in firsts]
+
+
+def one_standard_error_choice(errors: np.ndarray, standard_errors: float = STANDARD_ERRORS
+                              ) -> tuple[int, np.ndarray, np.ndarray]:
+    """The first row of ``errors`` ``(K, M)`` (K candidates in order of preference, scored
+    on the same M cases) whose mean exceeds the best row's by at most ``standard_errors``
+    standard errors of their paired difference.
+
+    Returns:
+        ``(index, excess, excess_se)``: the chosen row and, per row, the mean and standard
+        error of its difference from the best row (non-finite scores count as infinite).
+    """
+    errors = np.where(np.isfinite(errors), errors, np.inf)
+    mean = errors.mean(axis=1)
+    if not np.isfinite(mean).any():
+        raise ValueError("every prior scale gave a non-finite forecast")
+    best = int(np.argmin(mean))
+    excess = errors - errors[best]  # paired: the same cases
+    excess_mean = excess.mean(axis=1)
+    n_cases = errors.shape[1]
+    excess_se = (excess.std(axis=1, ddof=1) / math.sqrt(n_cases) if n_cases > 1
+                 else np.zeros(errors.shape[0]))
+    near = np.isfinite(excess_mean) & (excess_mean <= standard_errors * np.nan_to_num(excess_se))
+    return int(np.flatnonzero(near)[0]), excess_mean, excess_se  # the best row is always near
 
 
 def choose_prior_scale(model: StochasticROM, dataset: Dataset,
@@ -146,18 +170,9 @@ def choose_prior_scale(model: StochasticROM, dataset: Dataset,
                 errors[k, j] = math.sqrt(float(np.mean(miss ** 2)))
     finally:
         model.assimilate_prior_scale = kept
-    errors = np.where(np.isfinite(errors), errors, np.inf)
-    mean = errors.mean(axis=1)
-    if not np.isfinite(mean).any():
-        raise ValueError("every prior scale gave a non-finite forecast")
-    best = int(np.argmin(mean))
-    excess = errors - errors[best]  # paired: the same windows and draws
-    excess_mean = excess.mean(axis=1)
-    excess_se = (excess.std(axis=1, ddof=1) / math.sqrt(len(starts)) if len(starts) > 1
-                 else np.zeros(len(values)))
-    near = np.isfinite(excess_mean) & (excess_mean <= standard_errors * np.nan_to_num(excess_se))
-    chosen = values[int(np.flatnonzero(near)[0])]  # the best scale itself is always near
-    return {"scale": chosen, "scales": values, "rmse": [float(m) for m in mean],
+    chosen, excess_mean, excess_se = one_standard_error_choice(errors, standard_errors)
+    mean = np.where(np.isfinite(errors), errors, np.inf).mean(axis=1)
+    return {"scale": values[chosen], "scales": values, "rmse": [float(m) for m in mean],
             "rmse_median": [float(m) for m in np.median(errors, axis=1)],
             "excess": [float(v) for v in excess_mean], "excess_se": [float(v) for v in excess_se],
             "horizon": lead * dt, "lead_steps": lead, "n_forecasts": len(starts),

@@ -398,6 +398,16 @@ def _print_table(values: dict, prefix: str = "") -> None:
         print(f"{key:<{width}}  {value:.6g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
 
 
+def _save_and_report(model, args, result: dict, summary: str) -> int:
+    """The end of a command that tunes a saved model in place: save it, say what was chosen
+    (``srom: <summary>; saved to MODEL``) and, with ``--json``, print the record."""
+    model.save(args.model)
+    print(f"srom: {summary}; saved to {args.model}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
 # -------------------------------------------------------------- tune-step
 def cmd_tune_step(args) -> int:
     from engine import load_dataset, load_model
@@ -405,15 +415,13 @@ def cmd_tune_step(args) -> int:
     model = load_model(args.model, device=args.device)
     result = model.tune_integrator(load_dataset(args.data), integrator=args.integrator,
                                    tolerance=args.tolerance, max_substeps=args.max_substeps)
-    model.save(args.model)
     verdict = "converged" if result["converged"] else "NOT converged (the largest count tried)"
-    print(f"srom: {result['integrator']} with {result['substeps']} substeps per output step, "
-          f"{verdict}: halving the step changes the deterministic rollout by "
-          f"{result['change']:.3g} against its error {result['error']:.3g} on "
-          f"{result['n_trajectories']} trajectories; saved to {args.model}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    return 0
+    return _save_and_report(
+        model, args, result,
+        f"{result['integrator']} with {result['substeps']} substeps per output step, "
+        f"{verdict}: halving the step changes the deterministic rollout by "
+        f"{result['change']:.3g} against its error {result['error']:.3g} on "
+        f"{result['n_trajectories']} trajectories")
 
 
 # ------------------------------------------------------ tune-assimilation
@@ -427,14 +435,12 @@ def cmd_tune_assimilation(args) -> int:
                                      n_samples=args.n_samples,
                                      standard_errors=args.standard_errors,
                                      seed=args.seed)
-    model.save(args.model)
     table = ", ".join(f"{s:g}: {r:.4g}" for s, r in zip(result["scales"], result["rmse"]))
-    print(f"srom: assimilation prior scale {result['scale']:g} (forecast RMSE over the next "
-          f"{result['horizon']:.4g} time units from {result['n_forecasts']} windows, by scale: "
-          f"{table}); saved to {args.model}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    return 0
+    return _save_and_report(
+        model, args, result,
+        f"assimilation prior scale {result['scale']:g} (forecast RMSE over the next "
+        f"{result['horizon']:.4g} time units from {result['n_forecasts']} windows, by scale: "
+        f"{table})")
 
 
 # -------------------------------------------------------------- calibrate
@@ -444,7 +450,6 @@ def cmd_calibrate(args) -> int:
     model = load_model(args.model, device=args.device)
     result = model.calibrate(load_dataset(args.data), level=args.level,
                              n_samples=args.n_samples, seed=args.seed, mode=args.mode)
-    model.save(args.model)
     if args.mode == "lead":
         scales = result["lead_scales"]
         factor = (f"uncertainty scales of the spread about the mean by lead time "
@@ -452,12 +457,10 @@ def cmd_calibrate(args) -> int:
     else:
         what = "" if args.mode == "noise" else " (of the spread about the mean)"
         factor = f"uncertainty scale{what} {result['scale']:.4g}"
-    print(f"srom: {factor}: {args.level:.0%} interval coverage "
-          f"{result['coverage_before']:.3f} -> {result['coverage_after']:.3f} on "
-          f"{result['n_trajectories']} trajectories; saved to {args.model}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    return 0
+    return _save_and_report(
+        model, args, result,
+        f"{factor}: {args.level:.0%} interval coverage {result['coverage_before']:.3f} -> "
+        f"{result['coverage_after']:.3f} on {result['n_trajectories']} trajectories")
 
 
 # --------------------------------------------------------------- generate

@@ -2,7 +2,7 @@
 
 The ELBO scores windows of a few dozen steps; a long rollout also depends on how errors grow
 along the way, which the windows barely see (two Burgers trainings with the same objective
-value differed 2.7x in rollout error, ``docs/attempts/burgers_paper-seed-curves.md``). Many
+value differed severalfold in rollout error, ``docs/attempts/burgers_paper-seed-curves.md``). Many
 systems the product models are dissipative and forced: their solutions forget the initial
 state, and a model of them may as well. The local expansion rate of the drift at ``z`` is the
 largest eigenvalue of the symmetric part of its Jacobian,
@@ -24,9 +24,11 @@ as the Rayleigh quotient of that vector with gradient (the eigenvalue's derivati
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-__all__ = ["expansion_rates", "contraction_penalty", "MAX_POINTS"]
+__all__ = ["drift_jacobians", "encoded_drift_inputs", "expansion_rates", "contraction_penalty",
+           "MAX_POINTS"]
 
 #: the most points a training step evaluates the Jacobian at (a strided subset beyond)
 MAX_POINTS = 256
@@ -36,8 +38,8 @@ STEP = 1e-3
 SQUARINGS = 10
 
 
-def _jacobians(drift, z: torch.Tensor, t: torch.Tensor, mu: torch.Tensor,
-               f: torch.Tensor) -> torch.Tensor:
+def drift_jacobians(drift, z: torch.Tensor, t: torch.Tensor, mu: torch.Tensor,
+                    f: torch.Tensor) -> torch.Tensor:
     """``(N, d, d)`` Jacobians ∂ψ/∂z at the ``N`` points (central differences)."""
     n, d = z.shape
     eye = torch.eye(d, dtype=z.dtype, device=z.device) * STEP
@@ -59,7 +61,7 @@ def expansion_rates(drift, z: torch.Tensor, t: torch.Tensor, mu: torch.Tensor,
     Returns:
         ``(N,)`` rates (1 / time unit), differentiable in the drift's parameters.
     """
-    sym = _jacobians(drift, z, t, mu, f)
+    sym = drift_jacobians(drift, z, t, mu, f)
     sym = 0.5 * (sym + sym.transpose(1, 2))
     with torch.no_grad():
         # S + c·I with c ≥ the spectral radius is positive semi-definite, and its top
@@ -75,6 +77,19 @@ def expansion_rates(drift, z: torch.Tensor, t: torch.Tensor, mu: torch.Tensor,
         v = power @ start[:, None]
         v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-30)
     return (v.transpose(1, 2) @ sym @ v).view(-1)
+
+
+def encoded_drift_inputs(model, dataset) -> tuple[torch.Tensor, ...]:
+    """The drift's inputs along the encoded paths of ``dataset``: ``z`` ``(N·T, d)`` (the
+    encoder's mean of each snapshot, ``StochasticROM.encode``) with its time ``(N·T,)``, μ
+    ``(N·T, P)`` and forcing ``(N·T, F)``, normalized as the drift sees them."""
+    norm, device = model.normalization_, next(model.module_.parameters()).device
+    n_traj, n_t = dataset.x.shape[:2]
+    z, _ = model.encode(dataset.x.reshape(n_traj * n_t, *dataset.x.shape[2:]))
+    as_tensor = lambda a: torch.as_tensor(a, dtype=model.torch_dtype, device=device)  # noqa: E731
+    mu = (np.repeat(dataset.mu, n_t, 0) - norm.mu_mean) / norm.mu_std
+    f = (dataset.f.reshape(n_traj * n_t, -1) - norm.f_mean) / norm.f_std
+    return as_tensor(z), as_tensor(np.tile(dataset.t, n_traj)), as_tensor(mu), as_tensor(f)
 
 
 def contraction_penalty(drift, z: torch.Tensor, t: torch.Tensor, mu: torch.Tensor,

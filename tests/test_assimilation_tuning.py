@@ -9,7 +9,7 @@ import torch
 from problems import duffing_dataset
 
 from engine import Dataset, StochasticROM, load_model
-from engine.assimilation_tuning import forecast_starts
+from engine.assimilation_tuning import forecast_starts, one_standard_error_choice
 from engine.cli import main
 
 
@@ -62,6 +62,26 @@ def test_forecast_windows_are_spread_over_the_trajectories():
     assert len(many) == 5 and all(s == 0 for _, s in many) and many[-1][0] == 49
     with pytest.raises(ValueError, match="too few"):
         forecast_starts(1, 15, 6, 10, 4)
+
+
+def test_the_rule_keeps_the_first_candidate_not_measurably_worse():
+    case = np.random.default_rng(0).uniform(1.0, 3.0, 40)  # the cases' shared difficulty
+    wobble = 0.01 * np.tile([1.0, -1.0], 20)  # paired differences: mean 0, s.e. ~0.0016
+    # the first candidate is worse on average by 0.001, less than one standard error
+    close = np.stack([case + 0.001 + wobble, case, case + 0.002])
+    chosen, excess, se = one_standard_error_choice(close)
+    assert int(np.argmin(close.mean(1))) == 1 and chosen == 0
+    assert excess[0] == pytest.approx(0.001) and excess[0] < se[0]
+    # clearly better by many standard errors: it wins
+    far = np.stack([case + 0.05 + wobble, case, case + 0.002])
+    assert one_standard_error_choice(far)[0] == 1
+    assert one_standard_error_choice(far, standard_errors=1e6)[0] == 0
+    # a candidate whose forecasts fail is never chosen
+    broken = far.copy()
+    broken[1, 3] = np.nan
+    assert one_standard_error_choice(broken)[0] == 2
+    with pytest.raises(ValueError, match="non-finite"):
+        one_standard_error_choice(np.full((2, 3), np.inf))
 
 
 @pytest.mark.filterwarnings("ignore::engine.model.ExtrapolationWarning")

@@ -68,6 +68,10 @@ def test_malformed_configs_are_refused_clearly(data, match):
     ({"dispersion_prior": (0.0, -1.0)}, "dispersion_prior must be a"),
     ({"integrator": "rk4"}, "integrator must be one of"),
     ({"seed": True}, "seed must be an integer"),
+    ({"contraction_weight": -1.0}, "contraction_weight must be a number in"),
+    ({"contraction_weight": True}, "contraction_weight must be a number in"),
+    ({"contraction_weight": 1e9}, "contraction_weight must be a number in"),
+    ({"contraction_margin": float("inf")}, "contraction_margin must be a number in"),
 ])
 def test_validate_names_the_bad_value(change, match):
     with pytest.raises(ValueError, match=match):

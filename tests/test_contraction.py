@@ -7,8 +7,13 @@ import pytest
 import torch
 from problems import duffing_dataset
 
-from engine import ModelFileError, StochasticROM, load_model
-from engine.contraction import MAX_POINTS, contraction_penalty, expansion_rates
+from engine import StochasticROM, load_model
+from engine.contraction import (
+    MAX_POINTS,
+    contraction_penalty,
+    encoded_drift_inputs,
+    expansion_rates,
+)
 
 
 class LinearDrift(torch.nn.Module):
@@ -73,16 +78,9 @@ def data():
 
 def _mean_expansion(model, data) -> float:
     """mean relu(λ)² along the encoded training states."""
-    norm, module = model.normalization_, model.module_
-    n = data.x.shape[0] * data.x.shape[1]
     with torch.no_grad():
-        z, _ = module.encode(torch.as_tensor(model._normalize_x(data.x), dtype=torch.float32)
-                             .reshape(n, 1, -1))
-        t = torch.as_tensor(np.tile(data.t, data.x.shape[0]), dtype=torch.float32)
-        mu = torch.as_tensor((np.repeat(data.mu, data.x.shape[1], 0) - norm.mu_mean) / norm.mu_std,
-                             dtype=torch.float32)
-        f = torch.as_tensor((data.f - norm.f_mean) / norm.f_std, dtype=torch.float32).reshape(n, -1)
-        return float(torch.relu(expansion_rates(module.drift, z, t, mu, f)).square().mean())
+        rates = expansion_rates(model.module_.drift, *encoded_drift_inputs(model, data))
+    return float(torch.relu(rates).square().mean())
 
 
 def test_training_with_the_prior_learns_a_less_expanding_drift(tmp_path, data):
@@ -94,16 +92,9 @@ def test_training_with_the_prior_learns_a_less_expanding_drift(tmp_path, data):
     assert all(np.isfinite(v) for v in held.training_["history"][-1].values())
     held.save(tmp_path / "m")
     assert load_model(tmp_path / "m").contraction_weight == 100.0
+    # bad values are refused by the config's validation (tests/test_config.py); a model
+    # saved before the prior existed loads without it
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    for bad in (-1.0, float("nan"), True, "strong", 1e9):
-        config["config"]["drift"]["contraction_weight"] = bad
-        (tmp_path / "m" / "config.json").write_text(json.dumps(config))
-        with pytest.raises(ModelFileError, match="contraction_weight"):
-            load_model(tmp_path / "m")
-    del config["config"]["drift"]["contraction_weight"]  # a model saved before it
+    del config["config"]["drift"]["contraction_weight"], config["config"]["drift"]["contraction_margin"]
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     assert load_model(tmp_path / "m").contraction_weight == 0.0
-    config["config"]["drift"]["contraction_margin"] = float("inf")
-    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelFileError, match="contraction_margin"):
-        load_model(tmp_path / "m")
