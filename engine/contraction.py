@@ -2,9 +2,10 @@
 
 The ELBO scores windows of a few dozen steps; a long rollout also depends on how errors grow
 along the way, which the windows barely see (two Burgers trainings with the same objective
-value differed severalfold in rollout error, ``docs/attempts/burgers_paper-seed-curves.md``). Many
-systems the product models are dissipative and forced: their solutions forget the initial
-state, and a model of them may as well. The local expansion rate of the drift at ``z`` is the
+value differed severalfold in rollout error, ``docs/attempts/burgers_paper-seed-curves.md``).
+Dissipative, forced systems forget their initial state in the long run, though not always
+within a horizon (the Burgers simulator amplifies some errors for its first time units:
+``benchmarks/drift_stability.py``), hence a margin. The local expansion rate of the drift at ``z`` is the
 largest eigenvalue of the symmetric part of its Jacobian,
 
     λ(z) = max_{‖u‖=1} uᵀ ∂ψ/∂z u,
