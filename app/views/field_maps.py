@@ -256,16 +256,19 @@ class FieldMaps:
         """Sync the marker, the row/column inputs and the coordinates with the probe."""
         c, row, col = self.grid.unflat(self.probe.value or 0)
         x, y = float(self.grid.xs[col]), float(self.grid.ys[row])
-        self.marker.data = {"x": [x], "y": [y]}
-        self._syncing = True
-        try:
-            for widget, value in ((self.row, row), (self.col, col), (self.channel, c)):
-                if widget.value != value:
-                    widget.value = value
-        finally:
-            self._syncing = False
-        self.where.object = (f"probe **{md(self.grid.names[c])}** at (x, y) = "
-                             f"({x:.3g}, {y:.3g}) · (row, col) = ({row}, {col})")
+        # held: the probe slider's callback may run without the document lock, where a
+        # figure's source changed outside a hold fails in the server
+        with pn.io.hold():
+            self.marker.data = {"x": [x], "y": [y]}
+            self._syncing = True
+            try:
+                for widget, value in ((self.row, row), (self.col, col), (self.channel, c)):
+                    if widget.value != value:
+                        widget.value = value
+            finally:
+                self._syncing = False
+            self.where.object = (f"probe **{md(self.grid.names[c])}** at (x, y) = "
+                                 f"({x:.3g}, {y:.3g}) · (row, col) = ({row}, {col})")
 
     def probe_label(self, k: int) -> str:
         """What the probe plot shows for flat index ``k``, e.g. ``v at (x, y) = (1.1, 0.2)``."""

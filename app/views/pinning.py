@@ -308,23 +308,30 @@ class PinControls:
 
     def pin_current(self) -> None:
         """Pin the shown prediction (an error shows in place of the pinned text)."""
+        import panel as pn
+
         from app.state.safe_text import md
 
         r = self._last_full
         if r is None:
             return
         try:
-            self.pin = Pin.of(r, self._probe())
+            pin = Pin.of(r, self._probe())
         except ValueError as exc:
             self.text.object = f"⚠ {md(exc)}"
             return
-        where = ("" if self.pin.probe is None else
-                 " (a large field: this probe only)")
-        self.text.object = f"**Pinned**{where}: {md(self.pin.label)}"
-        self._clear_button.disabled = False
-        self._changed()
+        where = "" if pin.probe is None else " (a large field: this probe only)"
+        with pn.io.hold():  # see _changed
+            self.pin = pin
+            self.text.object = f"**Pinned**{where}: {md(pin.label)}"
+            self._clear_button.disabled = False
+            self._changed()
 
     def _changed(self) -> None:
+        """Redraw the overlays and the difference map. Call it under ``pn.io.hold()``: a
+        button's callback may run without the Bokeh document lock (Panel schedules it so
+        while other changes of the session are queued), and a figure's source changed
+        outside a hold then fails in the server and never reaches the page."""
         self.refresh(self._probe() if self.overlay is not None else 0)
         self.refresh_latent()
         if self.on_change is not None:
@@ -332,7 +339,10 @@ class PinControls:
 
     def clear(self) -> None:
         """Forget the pin."""
-        self.pin = None
-        self.text.object = ""
-        self._clear_button.disabled = True
-        self._changed()
+        import panel as pn
+
+        with pn.io.hold():  # see _changed
+            self.pin = None
+            self.text.object = ""
+            self._clear_button.disabled = True
+            self._changed()
