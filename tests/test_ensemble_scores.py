@@ -228,3 +228,28 @@ def test_the_valid_time_of_a_chaotic_forecast_is_averaged_over_predictions(tmp_p
     assert "over 3 predictions" in describe_scores(scores)
     with pytest.raises(ValueError, match="vpt_seeds"):
         evaluate_against_ensemble(model, ens, n_samples=4, vpt_seeds=0)
+
+
+def test_valid_times_are_counted_in_each_cases_own_lyapunov_times():
+    from dataclasses import replace
+
+    from engine.ensemble_evaluation import valid_lyapunov_times
+
+    cases = generate("lorenz63", n=2, split="test", seed=0, preset="small")
+    clean = np.asarray(cases.x, dtype=np.float64)
+    t = np.asarray(cases.t) - cases.t[0]
+    ens = make_truth_ensemble(cases, 2)
+    ens = replace(ens, clean=clean, lyapunov_exponents=np.array([1.0, 3.0]))
+    # a forecast right until t1 (case 0) and t2 = t1 / 2 (case 1), then far off
+    t1 = t[len(t) // 2]
+    t2 = t[len(t) // 4]
+    forecast = clean.copy()
+    forecast[0, t > t1] += 100.0
+    forecast[1, t > t2] += 100.0
+    valid = valid_lyapunov_times(forecast, ens)
+    first_bad = [t[np.argmax(t > t1)], t[np.argmax(t > t2)]]  # valid until the first bad step
+    np.testing.assert_allclose(valid, [first_bad[0] * 1.0, first_bad[1] * 3.0])
+    # the mean of each case's own count, not the mean time times the mean exponent
+    assert np.mean(valid) != pytest.approx(np.mean(first_bad) * 2.0)
+    with pytest.raises(ValueError, match="not a chaotic"):
+        valid_lyapunov_times(forecast, replace(ens, lyapunov_exponents=None))
