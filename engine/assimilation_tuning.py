@@ -170,8 +170,9 @@ def choose_prior_scale(model: StochasticROM, dataset: Dataset,
                 errors[k, j] = math.sqrt(float(np.mean(miss ** 2)))
     finally:
         model.assimilate_prior_scale = kept
+    errors = np.where(np.isfinite(errors), errors, np.inf)
     chosen, excess_mean, excess_se = one_standard_error_choice(errors, standard_errors)
-    mean = np.where(np.isfinite(errors), errors, np.inf).mean(axis=1)
+    mean = errors.mean(axis=1)
     return {"scale": values[chosen], "scales": values, "rmse": [float(m) for m in mean],
             "rmse_median": [float(m) for m in np.median(errors, axis=1)],
             "excess": [float(v) for v in excess_mean], "excess_se": [float(v) for v in excess_se],

@@ -8,7 +8,7 @@ import numpy as np
 from engine.metrics import ensemble_scores, oracle_ensemble_scores, valid_prediction_time
 from engine.truth_ensembles import TruthEnsemble
 
-__all__ = ["evaluate_against_ensemble", "VPT_THRESHOLD", "describe_scores",
+__all__ = ["evaluate_against_ensemble", "VPT_THRESHOLD", "describe_scores", "valid_times",
            "valid_lyapunov_times"]
 
 #: normalised RMSE at which a chaotic forecast stops being valid (see valid_prediction_time)
@@ -23,25 +23,24 @@ VPT_SEEDS = 8
 _SEED_STRIDE = 7919
 
 
-def valid_lyapunov_times(mean: np.ndarray, ensemble: TruthEnsemble,
+def valid_times(forecast: np.ndarray, ensemble: TruthEnsemble,
+                threshold: float = VPT_THRESHOLD) -> np.ndarray:
+    """``(B,)`` how long ``forecast`` ``(B, T, *S)`` stays within ``threshold`` normalised RMSE
+    of the noise-free truth (the realisations' mean where there is none), in time units
+    (:func:`engine.metrics.valid_prediction_time`)."""
+    truth = ensemble.clean if ensemble.clean is not None else ensemble.realisations.mean(axis=1)
+    return valid_prediction_time(forecast, truth, ensemble.cases.t, threshold)
+
+
+def valid_lyapunov_times(forecast: np.ndarray, ensemble: TruthEnsemble,
                          threshold: float = VPT_THRESHOLD) -> np.ndarray:
-    """Each case's valid prediction time in *its own* Lyapunov times.
-
-    Args:
-        mean: ``(B, T, *S)`` a forecast of the ensemble's cases (e.g. a predictive mean).
-        ensemble: a chaotic truth (``lyapunov_exponents`` set).
-        threshold: the normalised RMSE at which the forecast stops being valid.
-
-    Returns:
-        ``(B,)`` the first time the forecast's normalised RMSE against the noise-free truth
-        (the realisations' mean where there is none) passes ``threshold``, times the case's
-        largest Lyapunov exponent; the cases' mean is the reported figure.
-    """
+    """``(B,)`` each case's :func:`valid_times` in *its own* Lyapunov times (times its largest
+    exponent); the cases' mean is the figure ``evaluate --ensemble`` reports. Raises
+    ``ValueError`` for a truth without exponents (not chaotic)."""
     if ensemble.lyapunov_exponents is None:
         raise ValueError("the truth has no Lyapunov exponents: not a chaotic system")
-    truth = ensemble.clean if ensemble.clean is not None else ensemble.realisations.mean(axis=1)
     lam = np.asarray(ensemble.lyapunov_exponents, dtype=np.float64)
-    return valid_prediction_time(mean, truth, ensemble.cases.t, threshold) * lam
+    return valid_times(forecast, ensemble, threshold) * lam
 
 
 def evaluate_against_ensemble(model, ensemble: TruthEnsemble, n_samples: int = 128,
@@ -77,33 +76,31 @@ def evaluate_against_ensemble(model, ensemble: TruthEnsemble, n_samples: int = 1
     out["persistence_rel_l2"] = ensemble_scores(
         hold, hold[:, None], real, ensemble.exact_mean)["rel_l2_vs_ensemble_mean"]
     if ensemble.lyapunov_exponents is not None:
-        truth = ensemble.clean if ensemble.clean is not None else real.mean(axis=1)
         lam = np.asarray(ensemble.lyapunov_exponents, dtype=np.float64)
         if not 1 <= vpt_seeds <= 64:
             raise ValueError(f"vpt_seeds must be in 1..64, got {vpt_seeds!r}")
-        runs = [valid_lyapunov_times(mean, ensemble, threshold)]  # (cases,) each
+        runs = [valid_times(mean, ensemble, threshold)]  # (cases,) each, in time units
         for k in range(1, int(vpt_seeds)):
             again = np.concatenate([p.mean for _, p in model.predict_dataset(
                 cases, n_samples, seed + k * _SEED_STRIDE, return_samples=False)])
-            runs.append(valid_lyapunov_times(again, ensemble, threshold))
-        valid = np.mean(runs, axis=0)  # per case, over the predictions (Lyapunov times)
-        still = valid_lyapunov_times(hold, ensemble, threshold)
+            runs.append(valid_times(again, ensemble, threshold))
+        valid = np.mean(runs, axis=0)  # per case, over the predictions
+        # each case in its own Lyapunov times (valid_lyapunov_times)
         out.update({
             "vpt_threshold": threshold,
             "lyapunov_exponent": float(lam.mean()),
             "horizon_lyapunov_times": float(np.mean((cases.t[-1] - cases.t[0]) * lam)),
-            # in time units (a case whose exponent is not positive has no Lyapunov time)
-            "valid_time": float(np.nanmean(np.where(lam > 0, valid / np.where(lam > 0, lam, 1),
-                                                    np.nan))),
-            "valid_lyapunov_times": float(np.mean(valid)),
-            "valid_lyapunov_times_per_case": [float(v) for v in valid],
-            "valid_lyapunov_times_over_seeds": [float(np.mean(run)) for run in runs],
+            "valid_time": float(valid.mean()),
+            "valid_lyapunov_times": float(np.mean(valid * lam)),
+            "valid_lyapunov_times_per_case": [float(v) for v in valid * lam],
+            "valid_lyapunov_times_over_seeds": [float(np.mean(run * lam)) for run in runs],
             "vpt_seeds": int(vpt_seeds),
-            "persistence_valid_lyapunov_times": float(np.mean(still)),
+            "persistence_valid_lyapunov_times": float(np.mean(
+                valid_lyapunov_times(hold, ensemble, threshold))),
         })
         if ensemble.observed_start is not None:
-            exact = valid_prediction_time(ensemble.observed_start, truth, cases.t, threshold)
-            out["observed_start_valid_lyapunov_times"] = float(np.mean(exact * lam))
+            out["observed_start_valid_lyapunov_times"] = float(np.mean(
+                valid_lyapunov_times(ensemble.observed_start, ensemble, threshold)))
     return out
 
 

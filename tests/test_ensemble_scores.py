@@ -226,6 +226,10 @@ def test_the_valid_time_of_a_chaotic_forecast_is_averaged_over_predictions(tmp_p
     assert one["valid_lyapunov_times_over_seeds"] == [pytest.approx(runs[0])]
     assert one["rel_l2_vs_ensemble_mean"] == pytest.approx(scores["rel_l2_vs_ensemble_mean"])
     assert "over 3 predictions" in describe_scores(scores)
+    # the figure benchmarks/valid_time_seeds.py computes for the same prediction
+    from engine.ensemble_evaluation import valid_lyapunov_times
+    first = np.concatenate([p.mean for _, p in model.predict_dataset(cases, 4, 3)])
+    assert runs[0] == pytest.approx(float(np.mean(valid_lyapunov_times(first, ens))))
     with pytest.raises(ValueError, match="vpt_seeds"):
         evaluate_against_ensemble(model, ens, n_samples=4, vpt_seeds=0)
 
