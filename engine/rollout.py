@@ -18,7 +18,13 @@ import torch
 from engine.cancellation import CancelCheck, check_cancelled
 from engine.drift import NeuralDrift
 from engine.solvers import DEFAULT_METHOD, METHODS, get_scheme
-from engine.solvers.fused import FusedWeights, fused_integrate, fused_support, pack_weights
+from engine.solvers.fused import (
+    FusedUnsupported,
+    FusedWeights,
+    fused_integrate,
+    fused_support,
+    pack_weights,
+)
 from engine.solvers.grid import stage_grid
 
 __all__ = ["METHODS", "integrate", "RolloutEngine"]
@@ -125,9 +131,14 @@ class RolloutEngine:
         if (self.use_fused and z0.is_cuda and method in METHODS
                 and fused_support(self.drift, method, z0, 1 + (t.shape[0] - 1) * substeps
                                   * len(get_scheme(method).stage_fractions)) is None):
-            self.last_path = "fused"
-            return fused_integrate(cast(NeuralDrift, self.drift), z0, t, mu, f, dispersion_std, noise, method,
-                                   substeps, weights=self._fused_weights())
+            try:
+                out = fused_integrate(cast(NeuralDrift, self.drift), z0, t, mu, f, dispersion_std,
+                                      noise, method, substeps, weights=self._fused_weights())
+            except FusedUnsupported:  # the paths' μ or f(t) differ: the graph takes them
+                pass
+            else:
+                self.last_path = "fused"
+                return out
         if not (self.use_graph and z0.is_cuda):
             self.last_path = "eager"
             return integrate(self.drift, z0, t, mu, f, dispersion_std, noise, method, substeps,

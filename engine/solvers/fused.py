@@ -4,30 +4,33 @@ A rollout through :func:`engine.rollout.integrate` launches about ten small kern
 evaluation (one product per layer, the activations, the updates): on an H100 a step costs
 ~40 µs of launch and scheduling latency even when captured in a CUDA graph, so 300 Heun
 steps took ~23 ms whatever the number of paths (``benchmarks/results/inference_cuda.md``).
-Here one Triton program owns a block of ``BLOCK_PATHS`` paths and runs *every* step of the
-rollout for them: the MLP's products (``tl.dot`` in IEEE fp32, the same arithmetic as
-torch's fp32 matmuls, only summed in another order), the activations and the Euler or Heun
-update, with the latent held in registers between steps. Everything that does not depend
-on ``z`` is computed before the launch with torch: the MLP's other inputs ``[μ, f(t),
-cos, sin]`` at every stage time and the diffusion increments ``Ψ ΔW`` of
-:meth:`engine.solvers.base.Scheme.prepare`.
+Here one Triton program owns a block of ``BLOCK_PATHS`` = 64 paths (one Hopper warp group's
+tensor-core product) and runs *every* step of the rollout for them: the MLP's products, the
+activations and the Euler or Heun update, with the latent in registers between steps.
 
-**Off by default: measured slower than the CUDA graph** on an H100 with the Burgers paper
-model, for 1 to 16384 paths (IEEE fp32, 16 paths per program, 4 warps:
-``benchmarks/results/inference_cuda_fused_trial.md``, columns ``ours_latent_fused`` against
-``ours_latent``). ``benchmarks/fused_rollout.py`` times the settings against the graph
-(``benchmarks/results/fused_rollout_cuda.md``, H100, 2026-12-07): with tensor-core ``tf32``
-and 64 paths per program a rollout takes 11.3 ms for 1 and for 1 024 paths (the graph: 9.6
-and 20.2 ms), so the time is the latency of the chain of dependent products, not their
-work; but ``tf32`` moves the paths by up to 0.8 % of their scale over the 300 steps, more
-than an accurate integrator may; ``tf32x3`` with 64 paths needs 315 KB of shared memory
-(an H100 block may have 227 KB) and 16 or 32 paths per program are 4-10x slower (IEEE
-fp32, 16 paths: 79 ms with 4 warps, 47 ms with 8, for one path).
-:class:`engine.rollout.RolloutEngine` takes this path only when asked (``use_fused=True``
-or ``SROM_FUSED_ROLLOUT=1``) and :func:`fused_support` says the drift, scheme and sizes fit (``None``); every other case (CPU, other drifts, ``sra1``,
-float64, layers wider than :data:`MAX_HIDDEN`) keeps the CUDA-graph path.
-Tested against :func:`engine.rollout.integrate` on the GPU and, on a CPU with Triton
-installed, in Triton's interpreter (``tests/test_fused_rollout.py``).
+- **Weights resident.** Every weight is loaded once, before the steps, and Triton keeps it
+  in shared memory for the whole rollout (an earlier kernel re-read the weights at every
+  step through registers, spilled, and took 11-121 ms whatever the paths: the history is
+  in ``benchmarks/results/fused_rollout_cuda.md`` and ``inference_cuda_fused_trial.md``).
+  128-wide layers with two hidden-to-hidden ones need 220 KB of the 227 KB an H100 block
+  may have (:data:`MAX_HIDDEN`, :data:`MAX_HIDDEN_LAYERS`).
+- **fp32 accuracy on tensor cores** (``precision="split"``, the default): each product is
+  x_hi·W_hi + x_lo·W_hi (tf32) + x_hi·W_lo (bf16), with x_hi and W_hi exact in tf32. Bare
+  tf32 (``precision="tf32"``) errs ~1e-3 relative per product, and the learned drifts are
+  locally expanding: it moved the Burgers paths by ~0.8 % of their scale over 300 steps.
+  The split errs like torch's float32 (tests/test_fused_rollout.py scores both against a
+  float64 rollout).
+- **Work outside the kernel.** Everything that does not depend on ``z`` is computed before
+  the launch with torch: the first layer's product with ``[μ, f(t), cos, sin]`` at every
+  grid point (:func:`first_layer_table`, in float64; the kernel adds one row for all the
+  paths, so paths with their own μ or f(t) are refused and take the CUDA graph) and the
+  diffusion increments ``Ψ ΔW`` of :meth:`engine.solvers.base.Scheme.prepare`.
+
+:class:`engine.rollout.RolloutEngine` takes this path when ``use_fused`` (see there for the
+default) and :func:`fused_support` says the drift, scheme and sizes fit (``None``); every
+other case (CPU, other drifts, ``sra1``, float64, wider or deeper networks) keeps the
+CUDA-graph path. Tested against a float64 :func:`engine.rollout.integrate` on the GPU and,
+on a CPU with Triton installed, in Triton's interpreter (``tests/test_fused_rollout.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ from engine.networks import ACTIVATIONS
 from engine.solvers import get_scheme
 from engine.solvers.grid import stage_grid
 
-__all__ = ["fused_support", "fused_integrate", "FusedWeights", "pack_weights"]
+__all__ = ["fused_support", "fused_integrate", "FusedWeights", "FusedUnsupported", "pack_weights",
+           "first_layer_table"]
 
 try:  # Triton ships with torch's CUDA wheels; the CPU wheels have none
     import triton
@@ -52,45 +56,66 @@ except ImportError:  # pragma: no cover - depends on the install
     triton = None
     tl = None
 
-#: paths per Triton program (``tl.dot`` needs at least 16 rows)
-BLOCK_PATHS = 16
-#: the widest hidden layer the kernel takes (its weights are re-read from L1/L2 every step;
-#: compiled for sm_90, 128 wide needs 74 KB of shared memory, 256 wide 280 KB: more than the
-#: 227 KB an H100 block may have)
+#: paths per Triton program: one Hopper warp group's tensor-core product has 64 rows (with 16
+#: or 32 paths Triton falls back to slower products and spills: 79-121 ms per rollout)
+BLOCK_PATHS = 64
+#: the widest hidden layer the kernel takes: every weight stays in shared memory for the
+#: whole rollout, and 128 wide with two hidden-to-hidden layers needs 220 KB of the 227 KB an
+#: H100 block may have (compiled for sm_90, tests/test_fused_rollout.py)
 MAX_HIDDEN = 128
-#: activations the kernel computes, by :data:`engine.networks.ACTIVATIONS` name
-#: launch settings. One stage: no software pipelining of the loads across steps (with
-#: Triton's default of 3 the 128-wide kernel asks for 326 KB of shared memory and fails to
-#: launch; the steps depend on each other anyway)
+#: the most hidden layers (activations) the kernel takes: the first layer, at most two
+#: hidden-to-hidden ones and the output layer, all resident
+MAX_HIDDEN_LAYERS = 3
+#: launch settings. One stage: no software pipelining (the loads happen once, before the
+#: steps; the steps depend on each other anyway)
 NUM_WARPS, NUM_STAGES = 4, 1
+#: activations the kernel computes, by :data:`engine.networks.ACTIVATIONS` name
 ACTIVATION_CODES = {"silu": 0, "tanh": 1, "relu": 2, "gelu": 3}
 SCHEME_CODES = {"euler": 0, "heun": 1}
+#: ``tl.dot`` arithmetic: ``"split"`` (default) adds the products of the low-order parts
+#: (x_lo·W_hi in tf32, x_hi·W_lo in bf16) to tf32's x_hi·W_hi, ~1e-6 relative like fp32;
+#: ``"tf32"`` is the bare tensor-core product, ~1e-3 relative
+PRECISIONS = ("split", "tf32")
+#: clears the 13 low mantissa bits of a float32: the value tf32 keeps exactly
+_TF32_MASK = -8192
 
 
 def _pow2(n: int, floor: int = 16) -> int:
     return max(floor, 1 << max(0, int(n) - 1).bit_length())
 
 
+def _split(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``w = hi + lo``: ``hi`` exact in tf32, ``lo`` the rest rounded to bfloat16 (both
+    stored as float32: the kernel converts ``lo`` to bfloat16 once, exactly)."""
+    hi = (w.contiguous().view(torch.int32) & _TF32_MASK).view(torch.float32)
+    return hi.contiguous(), (w - hi).to(torch.bfloat16).to(torch.float32).contiguous()
+
+
 @dataclass(frozen=True)
 class FusedWeights:
     """A NeuralDrift's MLP, zero-padded to the kernel's power-of-two sizes (``DP`` latent,
-    ``OP`` other inputs, ``HP`` hidden), transposed to ``(in, out)``, contiguous.
+    ``HP`` hidden), transposed to ``(in, out)`` and split into a tf32-exact high part and a
+    bfloat16-rounded low part (:func:`_split`).
 
     Attributes:
-        w_z: ``(DP, HP)`` first layer, latent part; w_other: ``(OP, HP)`` its other inputs'
-            part; b_first: ``(HP,)``.
-        w_hidden: ``(L − 1, HP, HP)`` the hidden-to-hidden layers; b_hidden: ``(L − 1, HP)``
-            (one dummy row when ``L = 1``).
-        w_out: ``(HP, DP)``; b_out: ``(DP,)``.
+        w_z_hi, w_z_lo: ``(DP, HP)`` the first layer's latent part.
+        w_other: ``(n_other, HP)`` its other inputs' part, float32; b_first: ``(HP,)``:
+            applied with torch before the launch (they do not depend on ``z``).
+        w_hidden_hi, w_hidden_lo: ``(2, HP, HP)`` the hidden-to-hidden layers (unused rows
+            zero); b_hidden: ``(2, HP)``.
+        w_out_hi, w_out_lo: ``(HP, DP)``; b_out: ``(DP,)``.
         n_hidden: L, the hidden layers; activation: its code in :data:`ACTIVATION_CODES`.
     """
 
-    w_z: torch.Tensor
+    w_z_hi: torch.Tensor
+    w_z_lo: torch.Tensor
     w_other: torch.Tensor
     b_first: torch.Tensor
-    w_hidden: torch.Tensor
+    w_hidden_hi: torch.Tensor
+    w_hidden_lo: torch.Tensor
     b_hidden: torch.Tensor
-    w_out: torch.Tensor
+    w_out_hi: torch.Tensor
+    w_out_lo: torch.Tensor
     b_out: torch.Tensor
     latent_dim: int
     n_other: int
@@ -98,9 +123,9 @@ class FusedWeights:
     activation: int
 
     @property
-    def sizes(self) -> tuple[int, int, int]:
-        """``(DP, OP, HP)``."""
-        return self.w_z.shape[0], self.w_other.shape[0], self.w_z.shape[1]
+    def sizes(self) -> tuple[int, int]:
+        """``(DP, HP)``."""
+        return self.w_z_hi.shape[0], self.w_z_hi.shape[1]
 
 
 def _layers(drift: NeuralDrift) -> tuple[list[nn.Linear], str] | None:
@@ -146,10 +171,12 @@ def fused_support(drift: nn.Module, method: str, z0: torch.Tensor, n_grid: int) 
         return f"activation '{act}' has no fused form"
     if _pow2(max(layer.out_features for layer in linears[:-1])) > MAX_HIDDEN:
         return f"hidden layers wider than {MAX_HIDDEN}"
+    if len(linears) - 1 > MAX_HIDDEN_LAYERS:
+        return f"more than {MAX_HIDDEN_LAYERS} hidden layers"
     if any(p.dtype != torch.float32 or p.device != z0.device for p in drift.parameters()):
         return "the drift's weights are not float32 on the paths' device"
-    n_other = linears[0].in_features - drift.latent_dim
-    if n_grid * z0.shape[0] * max(_pow2(n_other), _pow2(drift.latent_dim)) >= 2 ** 31:
+    hp = _pow2(max(layer.out_features for layer in linears[:-1]))
+    if n_grid * z0.shape[0] * max(hp, _pow2(drift.latent_dim)) >= 2 ** 31:
         return "too many paths × steps for 32-bit offsets"
     return None
 
@@ -160,21 +187,22 @@ def pack_weights(drift: NeuralDrift) -> FusedWeights:
     if found is None:
         raise ValueError("the drift's network is not a plain MLP")
     linears, act = found
+    if len(linears) - 1 > MAX_HIDDEN_LAYERS:
+        raise ValueError(f"more than {MAX_HIDDEN_LAYERS} hidden layers")
     d = drift.latent_dim
-    n_other = linears[0].in_features - d
-    dp, op = _pow2(d), _pow2(n_other)
+    dp = _pow2(d)
     hp = _pow2(max(layer.out_features for layer in linears[:-1]))
     first, hidden, last = linears[0], linears[1:-1], linears[-1]
     like = first.weight
     with torch.no_grad():
         w_z = like.new_zeros(dp, hp)
         w_z[:d, :first.out_features] = first.weight[:, :d].T
-        w_other = like.new_zeros(op, hp)
-        w_other[:n_other, :first.out_features] = first.weight[:, d:].T
+        w_other = like.new_zeros(first.in_features - d, hp)
+        w_other[:, :first.out_features] = first.weight[:, d:].T
         b_first = like.new_zeros(hp)
         b_first[:first.out_features] = first.bias
-        w_hidden = like.new_zeros(max(1, len(hidden)), hp, hp)
-        b_hidden = like.new_zeros(max(1, len(hidden)), hp)
+        w_hidden = like.new_zeros(MAX_HIDDEN_LAYERS - 1, hp, hp)
+        b_hidden = like.new_zeros(MAX_HIDDEN_LAYERS - 1, hp)
         for i, layer in enumerate(hidden):
             w_hidden[i, :layer.in_features, :layer.out_features] = layer.weight.T
             b_hidden[i, :layer.out_features] = layer.bias
@@ -182,8 +210,11 @@ def pack_weights(drift: NeuralDrift) -> FusedWeights:
         w_out[:last.in_features, :d] = last.weight.T
         b_out = like.new_zeros(dp)
         b_out[:d] = last.bias
-    return FusedWeights(w_z, w_other, b_first, w_hidden, b_hidden, w_out, b_out,
-                        latent_dim=d, n_other=n_other, n_hidden=len(linears) - 1,
+        (w_z_hi, w_z_lo), (w_hidden_hi, w_hidden_lo), (w_out_hi, w_out_lo) = (
+            _split(w_z), _split(w_hidden), _split(w_out))
+    return FusedWeights(w_z_hi, w_z_lo, w_other.contiguous(), b_first, w_hidden_hi, w_hidden_lo,
+                        b_hidden.contiguous(), w_out_hi, w_out_lo, b_out,
+                        latent_dim=d, n_other=first.in_features - d, n_hidden=len(linears) - 1,
                         activation=ACTIVATION_CODES[act])
 
 
@@ -202,43 +233,73 @@ if triton is not None:
         return y
 
     @triton.jit
-    def _drift(z, g, rows, row_mask, other_ptr, n_paths, n_other,
-               w_z_ptr, w_other_ptr, b_first_ptr, w_hidden_ptr, b_hidden_ptr, w_out_ptr, b_out_ptr,
-               DP: tl.constexpr, OP: tl.constexpr, HP: tl.constexpr,
-               N_HIDDEN: tl.constexpr, ACT: tl.constexpr, PRECISION: tl.constexpr):
-        """ψ at grid point ``g`` for the block's paths: ``z (BLOCK, DP) -> (BLOCK, DP)``."""
-        dcols = tl.arange(0, DP)
-        ocols = tl.arange(0, OP)
-        hcols = tl.arange(0, HP)
-        other = tl.load(other_ptr + (g * n_paths + rows)[:, None] * n_other + ocols[None, :],
-                        mask=row_mask[:, None] & (ocols[None, :] < n_other), other=0.0)
-        w_z = tl.load(w_z_ptr + dcols[:, None] * HP + hcols[None, :])
-        w_other = tl.load(w_other_ptr + ocols[:, None] * HP + hcols[None, :])
-        x = tl.dot(other, w_other, input_precision=PRECISION) + tl.load(b_first_ptr + hcols)[None, :]
-        x = tl.dot(z, w_z, acc=x, input_precision=PRECISION)
-        for layer in tl.static_range(N_HIDDEN - 1):
-            x = _activation(x, ACT)
-            w = tl.load(w_hidden_ptr + layer * HP * HP + hcols[:, None] * HP + hcols[None, :])
-            bias = tl.load(b_hidden_ptr + layer * HP + hcols)
-            x = tl.dot(x, w, input_precision=PRECISION) + bias[None, :]
-        x = _activation(x, ACT)
-        w_out = tl.load(w_out_ptr + hcols[:, None] * DP + dcols[None, :])
-        return tl.dot(x, w_out, input_precision=PRECISION) + tl.load(b_out_ptr + dcols)[None, :]
+    def _low_part(w, LO_BF16: tl.constexpr):
+        if LO_BF16:  # exact: the values were rounded to bfloat16 when packed
+            w = w.to(tl.bfloat16)
+        return w
+
+    @triton.jit
+    def _product(x, w_hi, w_lo, bias, SPLIT: tl.constexpr, LO_BF16: tl.constexpr):
+        """``x @ w + bias`` on tensor cores, ``x (BLOCK, K)``; with SPLIT ``x = x_hi + x_lo``
+        (x_hi exact in tf32) and ``w = w_hi + w_lo``: the small terms first, x_lo·w_lo left
+        out (~2⁻²² of the product). ``w_lo`` is bfloat16 when LO_BF16, else the same values
+        in float32 (Triton's interpreter multiplies bfloat16 wrongly)."""
+        if SPLIT:
+            x_hi = (x.to(tl.int32, bitcast=True) & -8192).to(tl.float32, bitcast=True)
+            acc = tl.dot(x - x_hi, w_hi, input_precision="tf32") + bias
+            if LO_BF16:
+                acc = tl.dot(x_hi.to(tl.bfloat16), w_lo, acc)
+            else:  # the same products in tf32 (bf16 values are exact in tf32): interpreter
+                acc = tl.dot(x_hi.to(tl.bfloat16).to(tl.float32), w_lo, acc,
+                             input_precision="tf32")
+            acc = tl.dot(x_hi, w_hi, acc, input_precision="tf32")
+        else:
+            acc = tl.dot(x, w_hi, input_precision="tf32") + bias
+        return acc
+
+    @triton.jit
+    def _drift(z, first, w_z_hi, w_z_lo, w_1_hi, w_1_lo, b_1, w_2_hi, w_2_lo, b_2, w_out_hi,
+               w_out_lo, b_out, N_HIDDEN: tl.constexpr, ACT: tl.constexpr, SPLIT: tl.constexpr,
+               LO_BF16: tl.constexpr):
+        """ψ for the block's paths: ``z (BLOCK, DP) -> (BLOCK, DP)``; ``first (1, HP)`` is the
+        first layer's bias plus its product with the inputs other than ``z``."""
+        x = _activation(_product(z, w_z_hi, w_z_lo, first, SPLIT, LO_BF16), ACT)
+        if N_HIDDEN >= 2:
+            x = _activation(_product(x, w_1_hi, w_1_lo, b_1, SPLIT, LO_BF16), ACT)
+        if N_HIDDEN >= 3:
+            x = _activation(_product(x, w_2_hi, w_2_lo, b_2, SPLIT, LO_BF16), ACT)
+        return _product(x, w_out_hi, w_out_lo, b_out, SPLIT, LO_BF16)
 
     # the sizes that change from call to call are not specialised on (Triton would compile
     # again for every new divisibility of the number of paths or steps)
     @triton.jit(do_not_specialize=["n_paths", "n_steps", "substeps", "n_out"])
-    def _rollout_kernel(z0_ptr, other_ptr, diffusion_ptr, h_ptr, out_ptr,
-                        w_z_ptr, w_other_ptr, b_first_ptr, w_hidden_ptr, b_hidden_ptr,
-                        w_out_ptr, b_out_ptr,
-                        n_paths, latent_dim, n_other, n_steps, substeps, n_out,
-                        BLOCK: tl.constexpr, DP: tl.constexpr, OP: tl.constexpr,
-                        HP: tl.constexpr, N_HIDDEN: tl.constexpr, ACT: tl.constexpr,
-                        HEUN: tl.constexpr, PRECISION: tl.constexpr):
+    def _rollout_kernel(z0_ptr, first_ptr, diffusion_ptr, h_ptr, out_ptr,
+                        w_z_hi_ptr, w_z_lo_ptr, w_hidden_hi_ptr, w_hidden_lo_ptr, b_hidden_ptr,
+                        w_out_hi_ptr, w_out_lo_ptr, b_out_ptr,
+                        n_paths, latent_dim, n_steps, substeps, n_out,
+                        BLOCK: tl.constexpr, DP: tl.constexpr, HP: tl.constexpr,
+                        N_HIDDEN: tl.constexpr, ACT: tl.constexpr, HEUN: tl.constexpr,
+                        SPLIT: tl.constexpr, LO_BF16: tl.constexpr):
         rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         row_mask = rows < n_paths
         dcols = tl.arange(0, DP)
+        hcols = tl.arange(0, HP)
         mask = row_mask[:, None] & (dcols[None, :] < latent_dim)
+        # every weight is loaded once: Triton keeps them in shared memory for all the steps
+        dh = dcols[:, None] * HP + hcols[None, :]
+        hh = hcols[:, None] * HP + hcols[None, :]
+        hd = hcols[:, None] * DP + dcols[None, :]
+        w_z_hi = tl.load(w_z_hi_ptr + dh)
+        w_z_lo = _low_part(tl.load(w_z_lo_ptr + dh), LO_BF16)
+        w_1_hi = tl.load(w_hidden_hi_ptr + hh)
+        w_1_lo = _low_part(tl.load(w_hidden_lo_ptr + hh), LO_BF16)
+        b_1 = tl.load(b_hidden_ptr + hcols)[None, :]
+        w_2_hi = tl.load(w_hidden_hi_ptr + HP * HP + hh)
+        w_2_lo = _low_part(tl.load(w_hidden_lo_ptr + HP * HP + hh), LO_BF16)
+        b_2 = tl.load(b_hidden_ptr + HP + hcols)[None, :]
+        w_out_hi = tl.load(w_out_hi_ptr + hd)
+        w_out_lo = _low_part(tl.load(w_out_lo_ptr + hd), LO_BF16)
+        b_out = tl.load(b_out_ptr + dcols)[None, :]
         z = tl.load(z0_ptr + rows[:, None] * latent_dim + dcols[None, :], mask=mask, other=0.0)
         out_rows = out_ptr + rows[:, None] * (n_out * latent_dim) + dcols[None, :]
         tl.store(out_rows, z, mask=mask)
@@ -247,14 +308,15 @@ if triton is not None:
             diffusion = tl.load(diffusion_ptr + (k * n_paths + rows)[:, None] * latent_dim
                                 + dcols[None, :], mask=mask, other=0.0)
             base = z + diffusion
-            a = _drift(z, k, rows, row_mask, other_ptr, n_paths, n_other, w_z_ptr, w_other_ptr,
-                       b_first_ptr, w_hidden_ptr, b_hidden_ptr, w_out_ptr, b_out_ptr,
-                       DP, OP, HP, N_HIDDEN, ACT, PRECISION)
+            first = tl.load(first_ptr + k * HP + hcols)[None, :]
+            a = _drift(z, first, w_z_hi, w_z_lo, w_1_hi, w_1_lo, b_1, w_2_hi, w_2_lo, b_2,
+                       w_out_hi, w_out_lo, b_out, N_HIDDEN, ACT, SPLIT, LO_BF16)
             if HEUN:
                 predicted = base + a * h
-                a_end = _drift(predicted, k + 1, rows, row_mask, other_ptr, n_paths, n_other,
-                               w_z_ptr, w_other_ptr, b_first_ptr, w_hidden_ptr, b_hidden_ptr,
-                               w_out_ptr, b_out_ptr, DP, OP, HP, N_HIDDEN, ACT, PRECISION)
+                first_end = tl.load(first_ptr + (k + 1) * HP + hcols)[None, :]
+                a_end = _drift(predicted, first_end, w_z_hi, w_z_lo, w_1_hi, w_1_lo, b_1,
+                               w_2_hi, w_2_lo, b_2, w_out_hi, w_out_lo, b_out, N_HIDDEN, ACT,
+                               SPLIT, LO_BF16)
                 z = base + (a + a_end) * (0.5 * h)
             else:
                 z = base + a * h
@@ -262,57 +324,82 @@ if triton is not None:
                 tl.store(out_rows + ((k + 1) // substeps) * latent_dim, z, mask=mask)
 
 
+class FusedUnsupported(ValueError):
+    """:func:`fused_integrate` cannot run this rollout (the message says why); the caller
+    can take another path."""
+
+
+def first_layer_table(weights: FusedWeights, other: torch.Tensor) -> torch.Tensor:
+    """The first layer's bias plus its product with the inputs other than ``z`` at every
+    grid point, computed in float64 and stored in float32: ``(K, HP)``.
+
+    Args:
+        other: ``(K, M, n_other)`` :meth:`NeuralDrift._other_inputs` at the K grid points.
+
+    Raises:
+        FusedUnsupported: the paths' μ or f(t) differ (the kernel adds one row for all the
+            paths of a grid point: a per-path table costs 32 KB more shared memory than an
+            H100 block has left).
+    """
+    if other.shape[1] > 1 and not torch.equal(other, other[:, :1].expand_as(other)):
+        raise FusedUnsupported("no fused rollout: the paths' μ or f(t) differ")
+    table = other[:, 0].double() @ weights.w_other.double() + weights.b_first.double()
+    return table.to(torch.float32).contiguous()
+
+
 @torch.no_grad()
 def fused_integrate(drift: NeuralDrift, z0: torch.Tensor, t: torch.Tensor, mu: torch.Tensor,
                     f: torch.Tensor, dispersion_std: torch.Tensor, noise: torch.Tensor,
                     method: str = "heun", substeps: int = 1,
                     weights: FusedWeights | None = None, block: int = BLOCK_PATHS,
-                    precision: str = "ieee", num_warps: int = NUM_WARPS) -> torch.Tensor:
+                    precision: str = "split", num_warps: int = NUM_WARPS) -> torch.Tensor:
     """:func:`engine.rollout.integrate` for a NeuralDrift in one kernel (same arguments).
 
     Args:
         weights: :func:`pack_weights` of ``drift``, reusable while its parameters do not
             change (packed here when None).
-        block: paths per program (a power of two ≥ 16); precision: ``tl.dot``'s
-            ``input_precision`` (``"ieee"``: fp32 FMA, torch's arithmetic; ``"tf32x3"``:
-            tensor cores, ~fp32 accuracy; ``"tf32"``: tensor cores, ~1e-3 relative);
-            num_warps: warps per program (``benchmarks/fused_rollout.py`` compares them).
+        block: paths per program (a power of two ≥ 64: a warp group's product has 64 rows);
+            precision: one of :data:`PRECISIONS`; num_warps: warps per program (4 per 64
+            paths; ``benchmarks/fused_rollout.py`` compares settings).
 
     Returns:
         ``(M, T, d)`` paths, ``out[:, 0] == z0``.
 
     Raises:
-        ValueError: :func:`fused_support` refuses this rollout (its reason).
+        FusedUnsupported: :func:`fused_support` refuses this rollout (its reason), or the
+            paths' μ or f(t) differ.
+        ValueError: a bad noise shape, precision or block.
     """
     scheme = get_scheme(method)
     m, d = z0.shape
     expected = scheme.noise_shape(t.shape[0] - 1, substeps, m, d)
     if tuple(noise.shape) != expected:
         raise ValueError(f"noise: expected shape {expected} for '{method}', got {tuple(noise.shape)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if block < 64 or block & (block - 1):
+        raise ValueError(f"block must be a power of two ≥ 64, got {block}")
     grid = stage_grid(scheme, t, f, substeps)
     reason = fused_support(drift, method, z0, grid.times.shape[0])
     if reason is not None:
-        raise ValueError(f"no fused rollout: {reason}")
+        raise FusedUnsupported(f"no fused rollout: {reason}")
     packed = pack_weights(drift) if weights is None else weights
     (diffusion,) = scheme.prepare(noise.reshape(grid.n_steps, m, -1), grid.step_sizes,
                                   dispersion_std)
     t_paths = grid.times[:, None].expand(-1, m)
     other = drift._other_inputs(t_paths, mu, grid.forcing.transpose(0, 1))  # (K, M, n_other)
-    other = other.to(torch.float32).contiguous()
+    first = first_layer_table(packed, other)
     diffusion = diffusion.to(torch.float32).contiguous()
     h = grid.step_sizes.to(torch.float32).contiguous()
     out = z0.new_empty(m, t.shape[0], d)
-    dp, op, hp = packed.sizes
-    if precision not in ("ieee", "tf32x3", "tf32"):
-        raise ValueError(f"precision {precision!r}: use ieee, tf32x3 or tf32")
-    if block < 16 or block & (block - 1):
-        raise ValueError(f"block must be a power of two ≥ 16, got {block}")
+    dp, hp = packed.sizes
     _rollout_kernel[(triton.cdiv(m, block),)](
-        z0.contiguous(), other, diffusion, h, out,
-        packed.w_z, packed.w_other, packed.b_first, packed.w_hidden, packed.b_hidden,
-        packed.w_out, packed.b_out,
-        m, d, packed.n_other, grid.n_steps, substeps, t.shape[0],
-        BLOCK=block, DP=dp, OP=op, HP=hp, N_HIDDEN=packed.n_hidden,
-        ACT=packed.activation, HEUN=method == "heun", PRECISION=precision,
+        z0.contiguous(), first, diffusion, h, out,
+        packed.w_z_hi, packed.w_z_lo, packed.w_hidden_hi, packed.w_hidden_lo, packed.b_hidden,
+        packed.w_out_hi, packed.w_out_lo, packed.b_out,
+        m, d, grid.n_steps, substeps, t.shape[0],
+        BLOCK=block, DP=dp, HP=hp, N_HIDDEN=packed.n_hidden, ACT=packed.activation,
+        HEUN=method == "heun", SPLIT=precision == "split",
+        LO_BF16=os.environ.get("TRITON_INTERPRET") != "1",
         num_warps=num_warps, num_stages=NUM_STAGES)
     return out
