@@ -4,7 +4,8 @@ All paths of all cases move together as one batch ``(M, d)``. The Brownian draws
 up front from a seeded generator, so a rollout is a deterministic function of its inputs;
 on CUDA the whole time loop is captured once per shape as a CUDA graph and replayed for
 later calls (a dashboard slider move). A NeuralDrift's rollout can instead run as one Triton
-kernel (:mod:`engine.solvers.fused`; off by default, slower so far).
+kernel (:mod:`engine.solvers.fused`; off by default: its first form was slower than the graph,
+the current one is not timed on a GPU yet).
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def integrate(drift: DriftFn, z0: torch.Tensor, t: torch.Tensor, mu: torch.Tenso
 class RolloutEngine:
     """Runs :func:`integrate`: eagerly on the CPU; on CUDA through cached CUDA graphs, or as
     one fused Triton kernel when ``use_fused`` (default: ``$SROM_FUSED_ROLLOUT == "1"``) and
-    :func:`~engine.solvers.fused.fused_support` allows it.
+    :func:`~engine.solvers.fused.fused_support` allows it (paths with their own μ or f(t)
+    take the graph: the kernel refuses them with ``FusedUnsupported``).
 
     Attributes:
         last_path: how the latest call ran: ``"fused"``, ``"graph"`` or ``"eager"``.
