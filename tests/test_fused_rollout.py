@@ -213,7 +213,7 @@ def test_the_widest_kernel_fits_an_h100_block_when_compiled_for_sm90():
         from triton.compiler import ASTSource
         from engine.solvers import fused
         from engine.drift import NeuralDrift
-        kernel = fused._rollout_kernel
+        from engine.solvers.fused_kernel import rollout_kernel as kernel
         w = fused.pack_weights(NeuralDrift(8, 2, 2, hidden=[fused.MAX_HIDDEN] * 3, time_period=1.0))
         dp, hp = w.sizes
         consts = {"BLOCK": fused.BLOCK_PATHS, "DP": dp, "HP": hp, "N_HIDDEN": w.n_hidden,
