@@ -23,11 +23,11 @@ from engine.drift import LibraryDrift, NeuralDrift, SumDrift
 from engine.rollout import RolloutEngine
 from engine.solvers import get_scheme
 from engine.solvers.fused import (
-    FusedUnsupported,
     first_layer_table,
     fused_integrate,
     fused_support,
     pack_weights,
+    paths_share_inputs,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,7 +188,7 @@ def test_packed_weights_compute_the_same_network():
     other = drift._other_inputs(t, mu, f)
     zp = torch.zeros(7, dp, dtype=torch.float64)
     zp[:, :3] = z
-    first = first_layer_table(w, other[:, None])  # 7 grid points, one path each
+    first = first_layer_table(w, other)  # 7 grid points
     x = torch.tanh(zp @ (w.w_z_hi.double() + w.w_z_lo.double()) + first.double())
     x = torch.tanh(x @ (w.w_hidden_hi[0].double() + w.w_hidden_lo[0].double())
                    + w.b_hidden[0].double())
@@ -197,8 +197,17 @@ def test_packed_weights_compute_the_same_network():
         expected = drift(z, t, mu, f).double()
     torch.testing.assert_close(y[:, :3], expected, rtol=1e-5, atol=1e-6)
     assert torch.all(y[:, 3:] == 0)
-    with pytest.raises(FusedUnsupported, match="differ"):
-        first_layer_table(w, torch.randn(5, 2, other.shape[1]))
+
+
+
+def test_the_kernel_takes_only_paths_that_share_mu_and_forcing():
+    mu, f = torch.randn(1, 2).expand(5, 2), torch.randn(1, 9, 1).expand(5, 9, 1)
+    assert paths_share_inputs(mu, f) and paths_share_inputs(mu[:1], torch.randn(1, 9, 1))
+    own_mu = mu.clone()
+    own_mu[3, 1] += 1e-6
+    own_f = f.clone()
+    own_f[4, 8, 0] += 1e-6
+    assert not paths_share_inputs(own_mu, f) and not paths_share_inputs(mu, own_f)
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed (torch's CPU wheels have none)")

@@ -11,7 +11,8 @@ activations and the Euler or Heun update, with the latent in registers between s
 - **Weights resident.** Every weight is loaded once, before the steps, and Triton keeps it
   in shared memory for the whole rollout (an earlier kernel re-read the weights at every
   step through registers, spilled, and took 11-121 ms whatever the paths: the history is
-  in ``benchmarks/results/fused_rollout_cuda.md`` and ``inference_cuda_fused_trial.md``).
+  in ``benchmarks/results/fused_rollout_cuda_first_kernel.md`` and
+  ``inference_cuda_fused_trial.md``).
   128-wide layers with two hidden-to-hidden ones need 220 KB of the 227 KB an H100 block
   may have (:data:`MAX_HIDDEN`, :data:`MAX_HIDDEN_LAYERS`).
 - **fp32 accuracy on tensor cores** (``precision="split"``, the default): each product is
@@ -49,7 +50,7 @@ from engine.solvers import get_scheme
 from engine.solvers.grid import stage_grid
 
 __all__ = ["fused_support", "fused_integrate", "FusedWeights", "FusedUnsupported", "pack_weights",
-           "first_layer_table"]
+           "first_layer_table", "paths_share_inputs"]
 
 #: Triton ships with torch's CUDA wheels; the CPU wheels have none. The kernel module
 #: (:mod:`engine.solvers.fused_kernel`) is imported on first use only
@@ -222,21 +223,22 @@ class FusedUnsupported(ValueError):
     can take another path."""
 
 
+def paths_share_inputs(mu: torch.Tensor, f: torch.Tensor) -> bool:
+    """Whether every path has the same μ ``(M, P)`` and f(t) ``(M, T, F)``: the kernel adds
+    one first-layer row for all the paths of a grid point (a per-path table costs 32 KB more
+    shared memory than an H100 block has left)."""
+    return all(torch.equal(v, v[:1].expand_as(v)) for v in (mu, f) if v.shape[0] > 1)
+
+
 def first_layer_table(weights: FusedWeights, other: torch.Tensor) -> torch.Tensor:
-    """The first layer's bias plus its product with the inputs other than ``z`` at every
-    grid point, computed in float64 and stored in float32: ``(K, HP)``.
+    """The first layer's bias plus its product with the inputs other than ``z``, computed in
+    float64 and stored in float32: ``(K, HP)``.
 
     Args:
-        other: ``(K, M, n_other)`` :meth:`NeuralDrift._other_inputs` at the K grid points.
-
-    Raises:
-        FusedUnsupported: the paths' μ or f(t) differ (the kernel adds one row for all the
-            paths of a grid point: a per-path table costs 32 KB more shared memory than an
-            H100 block has left).
+        other: ``(K, n_other)`` :meth:`NeuralDrift._other_inputs` at the K grid points (the
+            same for every path: :func:`paths_share_inputs`).
     """
-    if other.shape[1] > 1 and not torch.equal(other, other[:, :1].expand_as(other)):
-        raise FusedUnsupported("no fused rollout: the paths' μ or f(t) differ")
-    table = other[:, 0].double() @ weights.w_other.double() + weights.b_first.double()
+    table = other.double() @ weights.w_other.double() + weights.b_first.double()
     return table.to(torch.float32).contiguous()
 
 
@@ -272,16 +274,19 @@ def fused_integrate(drift: NeuralDrift, z0: torch.Tensor, t: torch.Tensor, mu: t
         raise ValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     if block < 64 or block & (block - 1):
         raise ValueError(f"block must be a power of two ≥ 64, got {block}")
-    grid = stage_grid(scheme, t, f, substeps)
+    # the paths share f(t) (checked below), so the grid needs the first path's only
+    grid = stage_grid(scheme, t, f[:1], substeps)
     reason = fused_support(drift, method, z0, grid.times.shape[0])
     if reason is not None:
         raise FusedUnsupported(f"no fused rollout: {reason}")
+    if not paths_share_inputs(mu, f):
+        raise FusedUnsupported("no fused rollout: the paths' μ or f(t) differ")
     packed = pack_weights(drift) if weights is None else weights
     (diffusion,) = scheme.prepare(noise.reshape(grid.n_steps, m, -1), grid.step_sizes,
                                   dispersion_std)
-    t_paths = grid.times[:, None].expand(-1, m)
-    other = drift._other_inputs(t_paths, mu, grid.forcing.transpose(0, 1))  # (K, M, n_other)
-    first = first_layer_table(packed, other)
+    # one path's inputs stand for all (paths_share_inputs)
+    other = drift._other_inputs(grid.times[:, None], mu[:1], grid.forcing.transpose(0, 1))
+    first = first_layer_table(packed, other[:, 0])  # (K, n_other) -> (K, HP)
     diffusion = diffusion.to(torch.float32).contiguous()
     h = grid.step_sizes.to(torch.float32).contiguous()
     out = z0.new_empty(m, t.shape[0], d)

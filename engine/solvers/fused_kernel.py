@@ -37,6 +37,7 @@ def _product(x, w_hi, w_lo, bias, SPLIT: tl.constexpr, LO_BF16: tl.constexpr):
     out (~2⁻²² of the product). ``w_lo`` is bfloat16 when LO_BF16, else the same values
     in float32 (Triton's interpreter multiplies bfloat16 wrongly)."""
     if SPLIT:
+        # -8192 clears the 13 low mantissa bits, as fused._TF32_MASK does on the host
         x_hi = (x.to(tl.int32, bitcast=True) & -8192).to(tl.float32, bitcast=True)
         acc = tl.dot(x - x_hi, w_hi, input_precision="tf32") + bias
         if LO_BF16:
